@@ -1,0 +1,99 @@
+# gpup — see README.md. `make demo` and `make check` are all a newcomer needs.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+COMPLDIR   ?= $(PREFIX)/share/bash-completion/completions
+DESTDIR    ?=
+SHARED     ?= $(abspath ../shared)
+BUILD      ?= build
+CC         ?= cc
+# SANITIZE=address,undefined builds everything with those sanitizers.
+SANITIZE   ?=
+
+PKGS       := libvhdi libntfs-3g libarchive uuid json-c libcrypto hivex
+CFLAGS     ?= -O2 -g
+WARN       := -Wall -Wextra -Werror
+MODULES    := imaging drivers hostconf
+
+ifneq ($(SANITIZE),)
+  SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  BUILD    := $(BUILD)-san
+endif
+
+# Lazily expanded: pkg-config runs only after the deps step installed it.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) $(CFLAGS) $(SANFLAGS) \
+             $(addprefix -I,$(MODULES)) $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+
+LIB_SRCS   := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+LIB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIBGPUP    := $(BUILD)/libgpup.a
+TOOL_SRCS  := $(wildcard tools/*.c)
+TOOL_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(TOOL_SRCS))
+GPUP       := $(BUILD)/gpup
+
+# One Criterion binary per tests/<dir>, linked with tests/common/*.c.
+TEST_DIRS  := $(filter-out tests/common tests/fixtures,$(patsubst %/,%,$(sort $(dir $(wildcard tests/*/test_*.c)))))
+TEST_COMMON_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/common/*.c))
+TEST_BINS  := $(patsubst tests/%,$(BUILD)/tests/test-%,$(TEST_DIRS))
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps check demo install clean tests bench fuzz
+all: $(GPUP)
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): tools/install-deps.sh
+	@sh tools/install-deps.sh
+	@mkdir -p $(@D) && touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBGPUP): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(GPUP): $(TOOL_OBJS) $(LIBGPUP)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOL_OBJS) $(LIBGPUP) $(PKG_LIBS) -lm
+
+# Test binaries: test_*.c of one directory + common helpers + the library.
+# Tests also see tests/common for helpers.h.
+define test_rule
+$(BUILD)/tests/test-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/$(1)/test_*.c)) $(TEST_COMMON_OBJS) $(LIBGPUP)
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(shell pkg-config --libs criterion) -lm
+endef
+$(foreach d,$(TEST_DIRS),$(eval $(call test_rule,$(notdir $(d)))))
+
+$(BUILD)/tests/%.o: tests/%.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/common -c -o $@ $<
+
+tests: $(GPUP) $(TEST_BINS)
+
+# The whole suite. Each test binary runs with the paths it needs in its
+# environment; tests/run-tests.sh prints one "N passed, N failed" line.
+check: tests
+	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
+	  GPUP_BUILD=$(abspath $(BUILD)) sh tests/run-tests.sh $(TEST_BINS)
+
+demo: $(GPUP)
+	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
+	  sh tests/fixtures/demo.sh $(BUILD)/demo
+
+install: $(GPUP)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLDIR)
+	install -m 0755 $(GPUP) $(DESTDIR)$(BINDIR)/gpup
+	install -m 0644 tools/gpup.1 $(DESTDIR)$(MANDIR)/man1/gpup.1
+	install -m 0644 tools/gpup.bash-completion $(DESTDIR)$(COMPLDIR)/gpup
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(TEST_COMMON_OBJS:.o=.d)
+-include $(patsubst %.c,$(BUILD)/%.d,$(wildcard tests/*/test_*.c))

@@ -1,0 +1,243 @@
+/* disk.c — format detection, backend dispatch and the checks every backend
+ * relies on (range, read-only, error bookkeeping). See disk.h. */
+#include "disk_priv.h"
+#include "le.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* VHDX file type identifier (MS-VHDX 2.2.1) and VHD footer cookie. */
+#define VHDX_SIGNATURE "vhdxfile"
+#define VHD_COOKIE "conectix"
+#define VHD_FOOTER_SIZE 512
+
+static const struct {
+	const char *name;
+	enum gp_disk_format format;
+} format_names[] = {
+	{ "auto", GP_DISK_FORMAT_AUTO },
+	{ "raw", GP_DISK_FORMAT_RAW },
+	{ "vhdx", GP_DISK_FORMAT_VHDX },
+	{ "vhd", GP_DISK_FORMAT_VHD },
+};
+
+int gp_disk_format_parse(const char *name, enum gp_disk_format *out)
+{
+	for (size_t i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++) {
+		if (strcasecmp(name, format_names[i].name) == 0) {
+			*out = format_names[i].format;
+			return 0;
+		}
+	}
+	return GP_ERR_INVALID;
+}
+
+const char *gp_disk_format_name(enum gp_disk_format f)
+{
+	for (size_t i = 0; i < sizeof(format_names) / sizeof(format_names[0]); i++)
+		if (format_names[i].format == f)
+			return format_names[i].name;
+	return "unknown";
+}
+
+static int read_exact(int fd, void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return done == len ? 0 : 1;
+}
+
+int gp_disk_detect_format(const char *path, enum gp_disk_format *out,
+			  struct gp_error *err)
+{
+	char buf[VHD_FOOTER_SIZE];
+	struct stat st;
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
+					  errno, "%s", path);
+	if (fstat(fd, &st) < 0) {
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+		goto out;
+	}
+	*out = GP_DISK_FORMAT_RAW;
+	if (read_exact(fd, buf, 8, 0) == 0 && memcmp(buf, VHDX_SIGNATURE, 8) == 0) {
+		*out = GP_DISK_FORMAT_VHDX;
+		goto out;
+	}
+	/* A VHD ends with its footer; dynamic VHDs also keep a copy at offset 0. */
+	if (st.st_size >= VHD_FOOTER_SIZE &&
+	    read_exact(fd, buf, VHD_FOOTER_SIZE, st.st_size - VHD_FOOTER_SIZE) == 0 &&
+	    memcmp(buf, VHD_COOKIE, 8) == 0) {
+		*out = GP_DISK_FORMAT_VHD;
+		goto out;
+	}
+	if (read_exact(fd, buf, 8, 0) == 0 && memcmp(buf, VHD_COOKIE, 8) == 0)
+		*out = GP_DISK_FORMAT_VHD;
+out:
+	close(fd);
+	return ret;
+}
+
+int gp_disk_lock_fd(int fd, const char *path, bool exclusive, struct gp_error *err)
+{
+	/* Open-file-description locks: per descriptor, not per process, so two
+	 * handles inside one process (gpup's writer and a libvhdi verifier)
+	 * conflict just like two processes do. */
+	struct flock fl = {
+		.l_type = exclusive ? F_WRLCK : F_RDLCK,
+		.l_whence = SEEK_SET,
+		.l_start = 0,
+		.l_len = 0,
+	};
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return gp_error_set(err, GP_ERR_LOCKED,
+				    "%s: image is in use by another process (another gpup, or a running VM); close it first",
+				    path);
+	return gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot lock", path);
+}
+
+int gp_disk_open(const char *path, const struct gp_disk_open_opts *opts,
+		 struct gp_disk **out, struct gp_error *err)
+{
+	static const struct gp_disk_open_opts defaults;
+	const struct gp_disk_ops *ops;
+	enum gp_disk_format fmt;
+	struct gp_disk *d = NULL;
+	int ret;
+
+	if (!opts)
+		opts = &defaults;
+	*out = NULL;
+	fmt = opts->format;
+	if (fmt == GP_DISK_FORMAT_AUTO) {
+		ret = gp_disk_detect_format(path, &fmt, err);
+		if (ret)
+			return ret;
+	}
+	if (opts->backend == GP_DISK_BACKEND_LIBVHDI) {
+		if (fmt == GP_DISK_FORMAT_RAW)
+			return gp_error_set(err, GP_ERR_UNSUPPORTED,
+					    "%s: libvhdi reads only VHD and VHDX images", path);
+		ops = &gp_disk_libvhdi_ops;
+	} else if (fmt == GP_DISK_FORMAT_VHDX) {
+		ops = &gp_disk_vhdx_ops;
+	} else if (fmt == GP_DISK_FORMAT_VHD) {
+		ops = &gp_disk_libvhdi_ops;
+	} else {
+		ops = &gp_disk_raw_ops;
+	}
+	if (opts->writable && !ops->pwrite)
+		return gp_error_set(err, GP_ERR_READONLY,
+				    "%s: %s images can only be opened read-only (backend %s)",
+				    path, gp_disk_format_name(fmt), ops->name);
+	ret = ops->open(path, opts, &d, err);
+	if (ret)
+		return ret;
+	d->ops = ops;
+	d->format = fmt;
+	d->path = strdup(path);
+	if (!d->path) {
+		ops->close(d, NULL);
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+	}
+	*out = d;
+	return 0;
+}
+
+static int check_range(struct gp_disk *d, uint64_t len, uint64_t off)
+{
+	uint64_t end;
+
+	if (add_u64(off, len, &end) || end > d->size)
+		return gp_error_set(&d->err, GP_ERR_INVALID,
+				    "%s: access at offset %llu length %llu is beyond the disk's %llu bytes",
+				    d->path, (unsigned long long)off, (unsigned long long)len,
+				    (unsigned long long)d->size);
+	return 0;
+}
+
+int gp_disk_pread(struct gp_disk *d, void *buf, uint64_t len, uint64_t off)
+{
+	int ret = check_range(d, len, off);
+
+	if (ret || len == 0)
+		return ret;
+	return d->ops->pread(d, buf, len, off);
+}
+
+int gp_disk_pwrite(struct gp_disk *d, const void *buf, uint64_t len, uint64_t off)
+{
+	int ret;
+
+	if (!d->writable || !d->ops->pwrite)
+		return gp_error_set(&d->err, GP_ERR_READONLY, "%s: disk is open read-only",
+				    d->path);
+	ret = check_range(d, len, off);
+	if (ret || len == 0)
+		return ret;
+	return d->ops->pwrite(d, buf, len, off);
+}
+
+int gp_disk_flush(struct gp_disk *d)
+{
+	if (!d->writable || !d->ops->flush)
+		return 0;
+	return d->ops->flush(d);
+}
+
+int gp_disk_close(struct gp_disk *d, struct gp_error *err)
+{
+	char *path;
+	int ret = 0, ret2;
+
+	if (!d)
+		return 0;
+	path = d->path;
+	if (d->writable && d->ops->flush) {
+		ret = d->ops->flush(d);
+		if (ret)
+			gp_error_copy(err, &d->err);
+	}
+	ret2 = d->ops->close(d, err);
+	if (!ret)
+		ret = ret2;
+	free(path);
+	return ret;
+}
+
+uint64_t gp_disk_size(const struct gp_disk *d) { return d->size; }
+uint32_t gp_disk_logical_sector_size(const struct gp_disk *d) { return d->lss; }
+uint32_t gp_disk_physical_sector_size(const struct gp_disk *d) { return d->pss; }
+bool gp_disk_is_writable(const struct gp_disk *d) { return d->writable; }
+const char *gp_disk_path(const struct gp_disk *d) { return d->path; }
+const char *gp_disk_backend_name(const struct gp_disk *d) { return d->ops->name; }
+enum gp_disk_format gp_disk_format(const struct gp_disk *d) { return d->format; }
+const struct gp_error *gp_disk_error(const struct gp_disk *d) { return &d->err; }
+void gp_disk_clear_error(struct gp_disk *d) { gp_error_clear(&d->err); }
+
+struct vhdx *gp_disk_vhdx(struct gp_disk *d)
+{
+	return d->ops->vhdx ? d->ops->vhdx(d) : NULL;
+}

@@ -1,0 +1,54 @@
+/*
+ * disk_priv.h — what a gp_disk backend implements. Private to imaging/.
+ *
+ * A backend defines a struct whose first member is `struct gp_disk base`,
+ * implements the operations below, and ends its file with one
+ * `const struct gp_disk_ops` table. disk.c does range checks, the
+ * read-only check and error bookkeeping, so backends see only valid,
+ * in-range, non-empty requests.
+ */
+#ifndef GPUP_DISK_PRIV_H
+#define GPUP_DISK_PRIV_H
+
+#include "disk.h"
+
+struct gp_disk_ops {
+	const char *name;
+	/* Open @path per @opts, allocate the backend struct, fill base.size,
+	 * base.lss, base.pss, base.writable. Errors into @err. Required. */
+	int (*open)(const char *path, const struct gp_disk_open_opts *opts,
+		    struct gp_disk **out, struct gp_error *err);
+	/* Required. Errors into d->err. */
+	int (*pread)(struct gp_disk *d, void *buf, uint64_t len, uint64_t off);
+	/* NULL for read-only backends. Errors into d->err. */
+	int (*pwrite)(struct gp_disk *d, const void *buf, uint64_t len, uint64_t off);
+	/* Optional (NULL: nothing to flush). Errors into d->err. */
+	int (*flush)(struct gp_disk *d);
+	/* Required: release everything and free the backend struct. Must not
+	 * flush (disk.c already did). Errors into @err. */
+	int (*close)(struct gp_disk *d, struct gp_error *err);
+	/* Optional: the VHDX engine handle. */
+	struct vhdx *(*vhdx)(struct gp_disk *d);
+};
+
+struct gp_disk {
+	const struct gp_disk_ops *ops;
+	struct gp_error err;
+	char *path;
+	enum gp_disk_format format;
+	uint64_t size;
+	uint32_t lss, pss;  /* logical / physical sector size */
+	bool writable;
+};
+
+extern const struct gp_disk_ops gp_disk_raw_ops;
+extern const struct gp_disk_ops gp_disk_vhdx_ops;
+extern const struct gp_disk_ops gp_disk_libvhdi_ops;
+
+/* Take an advisory lock on @fd for the life of the descriptor: exclusive
+ * when @exclusive, else shared. GP_ERR_LOCKED names @path when another
+ * process holds a conflicting lock. Shared by the raw and vhdx backends. */
+int gp_disk_lock_fd(int fd, const char *path, bool exclusive,
+		    struct gp_error *err);
+
+#endif

@@ -1,0 +1,286 @@
+/* helpers.c — see helpers.h. */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *t_env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		cr_assert_fail("environment variable %s is not set (run the tests through `make check`)",
+			       name);
+	return v;
+}
+
+char *t_strdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	cr_assert_not_null(s);
+	return s;
+}
+
+char *t_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *path = t_strdup_printf("%s/gpup-test-XXXXXX", base && *base ? base : "/tmp");
+
+	cr_assert_not_null(mkdtemp(path), "mkdtemp: %s", strerror(errno));
+	return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void t_rm_rf(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Drain two pipes into growing buffers without deadlocking on either. */
+static void drain(int fds[2], char *bufs[2], size_t lens[2])
+{
+	size_t caps[2] = { 0, 0 };
+	struct pollfd p[2] = { { .fd = fds[0], .events = POLLIN }, { .fd = fds[1], .events = POLLIN } };
+	int open_fds = 2;
+
+	while (open_fds > 0) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (caps[i] - lens[i] < 65536) {
+				caps[i] = caps[i] * 2 + 65536;
+				bufs[i] = realloc(bufs[i], caps[i] + 1);
+				cr_assert_not_null(bufs[i]);
+			}
+			ssize_t n = read(p[i].fd, bufs[i] + lens[i], caps[i] - lens[i]);
+			if (n <= 0) {
+				close(p[i].fd);
+				p[i].fd = -1;
+				open_fds--;
+			} else {
+				lens[i] += (size_t)n;
+			}
+		}
+	}
+}
+
+static int run_v(struct t_run *r, const char *prefix, const char *fmt, va_list ap)
+{
+	char *cmd = NULL, *full;
+	int out[2], err[2], st;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	cr_assert(vasprintf(&cmd, fmt, ap) >= 0);
+	full = t_strdup_printf("%s%s", prefix, cmd);
+	free(cmd);
+	cr_assert(pipe(out) == 0 && pipe(err) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		close(out[0]);
+		close(err[0]);
+		close(out[1]);
+		close(err[1]);
+		execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	{
+		int fds[2] = { out[0], err[0] };
+		char *bufs[2] = { NULL, NULL };
+		size_t lens[2] = { 0, 0 };
+
+		drain(fds, bufs, lens);
+		r->out = bufs[0] ? bufs[0] : calloc(1, 1);
+		r->err = bufs[1] ? bufs[1] : calloc(1, 1);
+		r->out[lens[0]] = '\0';
+		r->err[lens[1]] = '\0';
+		r->out_len = lens[0];
+	}
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	free(full);
+	return r->status;
+}
+
+int t_run(struct t_run *r, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = run_v(r, "", fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int t_gpup(struct t_run *r, const char *fmt, ...)
+{
+	char *prefix = t_strdup_printf("'%s' ", t_env("GPUP_BIN"));
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = run_v(r, prefix, fmt, ap);
+	va_end(ap);
+	free(prefix);
+	return ret;
+}
+
+void t_run_free(struct t_run *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+static void to_hex(const unsigned char *md, unsigned len, char *hex)
+{
+	for (unsigned i = 0; i < len; i++)
+		sprintf(hex + 2 * i, "%02x", md[i]);
+}
+
+int t_sha256_file(const char *path, char hex[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE], buf[1 << 16];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *ctx;
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	ctx = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	close(fd);
+	if (n < 0)
+		return -1;
+	to_hex(md, mdlen, hex);
+	return 0;
+}
+
+void t_sha256_buf(const void *buf, size_t len, char hex[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+
+	EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+	to_hex(md, mdlen, hex);
+}
+
+char *t_hyperv_fixture(const char *name, const char *dir)
+{
+	char *dst = t_strdup_printf("%s/%s", dir, name);
+	struct t_run r;
+
+	t_run(&r, "gzip -dc '%s/fixtures/hyperv/%s.gz' > '%s'", t_env("GPUP_SHARED"), name, dst);
+	cr_assert_eq(r.status, 0, "cannot decompress fixture %s: %s", name, r.err);
+	t_run_free(&r);
+	return dst;
+}
+
+char *t_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, n = 0, got;
+
+	if (!f)
+		return NULL;
+	do {
+		if (cap - n < 65536) {
+			cap = cap * 2 + 65536;
+			buf = realloc(buf, cap + 1);
+			if (!buf) {
+				fclose(f);
+				return NULL;
+			}
+		}
+		got = fread(buf + n, 1, cap - n, f);
+		n += got;
+	} while (got > 0);
+	fclose(f);
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+}
+
+int t_write_file(const char *path, const void *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f)
+		return -1;
+	if (fwrite(buf, 1, len, f) != len) {
+		fclose(f);
+		return -1;
+	}
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+uint64_t t_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ULL;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+void t_fill_random(void *buf, size_t len, uint64_t *state)
+{
+	unsigned char *p = buf;
+
+	while (len >= 8) {
+		uint64_t v = t_rand(state);
+		memcpy(p, &v, 8);
+		p += 8;
+		len -= 8;
+	}
+	if (len) {
+		uint64_t v = t_rand(state);
+		memcpy(p, &v, len);
+	}
+}

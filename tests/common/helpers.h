@@ -1,0 +1,61 @@
+/*
+ * helpers.h — what every Criterion test binary shares: paths handed in by
+ * `make check`, scratch directories, running commands (the gpup CLI and the
+ * independent oracles) with captured output, hashing, fixture copies.
+ *
+ * Environment set by the Makefile: GPUP_BIN (the gpup binary), GPUP_SRC
+ * (source tree), GPUP_SHARED (../shared), GPUP_BUILD (build directory).
+ */
+#ifndef GPUP_TEST_HELPERS_H
+#define GPUP_TEST_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Value of an environment variable the Makefile sets; aborts the test with
+ * a clear message when it is missing. */
+const char *t_env(const char *name);
+
+/* A fresh directory under $TMPDIR (or /tmp); caller frees the string.
+ * t_rm_rf() removes it again. */
+char *t_tmpdir(void);
+void t_rm_rf(const char *path);
+
+/* Captured result of a command. */
+struct t_run {
+	int status;      /* exit status, or 128+signal */
+	char *out;       /* stdout, NUL-terminated (never NULL) */
+	char *err;       /* stderr, NUL-terminated (never NULL) */
+	size_t out_len;
+};
+
+/* Run `sh -c CMD` (printf-style), capture stdout/stderr. Returns the exit
+ * status (also in r->status). Free with t_run_free(). */
+int t_run(struct t_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void t_run_free(struct t_run *r);
+
+/* Run the gpup CLI: t_gpup(&r, "inspect %s --json", img). */
+int t_gpup(struct t_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* SHA-256 of a file / a buffer as 64 hex digits + NUL. Returns 0 or -1. */
+int t_sha256_file(const char *path, char hex[65]);
+void t_sha256_buf(const void *buf, size_t len, char hex[65]);
+
+/* Decompress ../shared/fixtures/hyperv/NAME.gz into DIR/NAME; returns the
+ * malloc'ed path. Tests never touch the shared originals. */
+char *t_hyperv_fixture(const char *name, const char *dir);
+
+/* Read a whole file (malloc'ed, NUL-terminated); NULL on error. */
+char *t_read_file(const char *path, size_t *len);
+/* Write @len bytes to @path (created/truncated). Returns 0 or -1. */
+int t_write_file(const char *path, const void *buf, size_t len);
+
+/* Deterministic pseudo-random bytes (xorshift64*), for patterns. */
+void t_fill_random(void *buf, size_t len, uint64_t *state);
+uint64_t t_rand(uint64_t *state);
+
+/* Format into a malloc'ed string. */
+char *t_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,26 @@
+#!/bin/sh
+# run-tests.sh BIN... — run each Criterion test binary, then print one
+# closing line "check: N passed, N failed" summed over all of them.
+# Exit non-zero when any binary failed or crashed.
+set -u
+passed=0 failed=0 rc=0
+for bin in "$@"; do
+	echo "== $bin"
+	log=$(mktemp)
+	"$bin" --jobs "${GPUP_TEST_JOBS:-2}" 2>&1 | tee "$log"
+	status=$?
+	# Criterion's closing line: "[====] Synthesis: Tested: 12 | Passing: 12 | Failing: 0 | Crashing: 0"
+	line=$(grep 'Synthesis:' "$log" | tail -n 1)
+	rm -f "$log"
+	if [ -z "$line" ]; then
+		echo "$bin: no Criterion summary (the binary died?)"
+		failed=$((failed + 1)); rc=1; continue
+	fi
+	p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
+	f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
+	c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
+	passed=$((passed + p)); failed=$((failed + f + c))
+	[ "$f" -eq 0 ] && [ "$c" -eq 0 ] || rc=1
+done
+echo "check: $passed passed, $failed failed"
+exit $rc

@@ -1,0 +1,158 @@
+/* cli.c — error printing, size parsing and progress rendering shared by the
+ * commands. See cli.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_fail(const struct gp_error *err)
+{
+	fprintf(stderr, "gpup: %s\n", gp_error_message(err));
+	return gp_status_exit_code(err->code ? err->code : GP_ERR_IO);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gpup %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'gpup %s --help'.\n", cmd);
+	return EXIT_USAGE;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gpup: warning: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_parse_size(const char *s, unsigned long long *out)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{ "", 0 }, { "b", 0 }, { "k", 10 }, { "kb", 10 }, { "kib", 10 },
+		{ "m", 20 }, { "mb", 20 }, { "mib", 20 }, { "g", 30 }, { "gb", 30 },
+		{ "gib", 30 }, { "t", 40 }, { "tb", 40 }, { "tib", 40 },
+	};
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(end, units[i].suffix) == 0) {
+			if (units[i].shift && v > (~0ULL >> units[i].shift))
+				return -1;
+			*out = v << units[i].shift;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *kind_name(enum gp_progress_kind k)
+{
+	switch (k) {
+	case GP_PROGRESS_BEGIN: return "begin";
+	case GP_PROGRESS_FILE: return "file";
+	case GP_PROGRESS_BYTES: return "bytes";
+	case GP_PROGRESS_REMOVE: return "remove";
+	case GP_PROGRESS_END: return "end";
+	}
+	return "unknown";
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static int render(enum gp_progress_kind kind, const struct gp_progress_info *info, void *ctx)
+{
+	struct cli_progress *cp = ctx;
+	double t = now(), elapsed = t - cp->start;
+
+	if (cp->mode == CLI_PROGRESS_JSON) {
+		fprintf(stderr, "{\"event\":\"%s\",\"stage\":", kind_name(kind));
+		json_string(stderr, info->stage);
+		fprintf(stderr, ",\"path\":");
+		json_string(stderr, info->path);
+		fprintf(stderr, ",\"done_bytes\":%llu,\"total_bytes\":%llu,\"done_files\":%llu,"
+				"\"total_files\":%llu,\"elapsed\":%.3f}\n",
+			(unsigned long long)info->done_bytes, (unsigned long long)info->total_bytes,
+			(unsigned long long)info->done_files, (unsigned long long)info->total_files,
+			elapsed);
+		return GP_PROGRESS_CONTINUE;
+	}
+	/* TTY: redraw at most 10 times a second, and at the end. */
+	if (kind != GP_PROGRESS_END && t - cp->last_draw < 0.1)
+		return GP_PROGRESS_CONTINUE;
+	cp->last_draw = t;
+	{
+		double rate = elapsed > 0 ? (double)info->done_bytes / elapsed : 0;
+		double eta = rate > 0 && info->total_bytes > info->done_bytes
+				     ? (double)(info->total_bytes - info->done_bytes) / rate : 0;
+		fprintf(stderr, "\r\033[K%s: %llu/%llu files, %.1f/%.1f MiB, %.1f MiB/s, ETA %.0fs",
+			info->stage ? info->stage : "", (unsigned long long)info->done_files,
+			(unsigned long long)info->total_files, (double)info->done_bytes / 1048576.0,
+			(double)info->total_bytes / 1048576.0, rate / 1048576.0, eta);
+		if (kind == GP_PROGRESS_END)
+			fputc('\n', stderr);
+	}
+	return GP_PROGRESS_CONTINUE;
+}
+
+void cli_progress_init(struct cli_progress *cp, enum cli_progress_mode mode)
+{
+	if (mode == CLI_PROGRESS_AUTO)
+		mode = isatty(STDERR_FILENO) ? CLI_PROGRESS_TTY : CLI_PROGRESS_NONE;
+	cp->mode = mode;
+	cp->start = now();
+	cp->last_draw = 0;
+	cp->progress.fn = mode == CLI_PROGRESS_NONE ? NULL : render;
+	cp->progress.ctx = cp;
+}
+
+void cli_progress_done(struct cli_progress *cp)
+{
+	if (cp->mode == CLI_PROGRESS_TTY)
+		fflush(stderr);
+}

@@ -1,0 +1,73 @@
+/*
+ * cli.h — what the gpup command line's files share. Only tools/ prints.
+ *
+ * Every command is `int cmd_NAME(int argc, char **argv)`: argv[0] is the
+ * command name; it parses its own options with getopt_long, checks option
+ * combinations after parsing, and returns the process exit status:
+ *   0 ok, 1 error, 2 usage, 3 refused (unsafe guest state, locked image),
+ *   4 verification failed.
+ */
+#ifndef GPUP_CLI_H
+#define GPUP_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "gp_error.h"
+#include "gp_progress.h"
+
+#define GPUP_VERSION "0.1.0"
+/* Version of the --json output schemas (documented in README). */
+#define GPUP_JSON_SCHEMA 1
+
+enum { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3, EXIT_MISMATCH = 4 };
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;   /* one line for `gpup --help` */
+};
+
+/* Print "gpup: MESSAGE" for @err on stderr; return the exit status for it. */
+int cli_fail(const struct gp_error *err);
+
+/* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; return 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print a warning line "gpup: warning: ..." on stderr (unless quiet). */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a size such as "4096", "10M", "8G", "2TiB", "512MB" (powers of
+ * 1024). Returns 0 or -1. */
+int cli_parse_size(const char *s, unsigned long long *out);
+
+/* Progress rendering shared by long commands: --progress[=json], -q.
+ * cli_progress_init() picks TTY bar (stderr is a terminal), JSON lines, or
+ * nothing; pass &cp->progress to library calls. */
+enum cli_progress_mode { CLI_PROGRESS_AUTO, CLI_PROGRESS_NONE, CLI_PROGRESS_JSON, CLI_PROGRESS_TTY };
+struct cli_progress {
+	enum cli_progress_mode mode;
+	struct gp_progress progress;
+	double start;          /* monotonic seconds */
+	double last_draw;
+};
+void cli_progress_init(struct cli_progress *cp, enum cli_progress_mode mode);
+void cli_progress_done(struct cli_progress *cp);
+
+/* The commands (tools/cmd_*.c). */
+int cmd_inspect(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_disk(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_put(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_drivers(int argc, char **argv);
+int cmd_bundle(int argc, char **argv);
+int cmd_gpus(int argc, char **argv);
+int cmd_hostconf(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+
+#endif

@@ -1,0 +1,54 @@
+/* gpup.c — the command line's entry point: a dispatch table, nothing more. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+	{ "inspect", cmd_inspect, "show an image's format, layout, partitions and guest facts" },
+	{ "create", cmd_create, "create a dynamic VHDX, or a differencing child of one" },
+	{ "disk", cmd_disk, "read or write raw bytes of the virtual disk" },
+	{ "ls", cmd_ls, "list a directory inside the guest's Windows volume" },
+	{ "cat", cmd_cat, "print a file from the guest's Windows volume" },
+	{ "put", cmd_put, "copy host files or trees into the guest's Windows volume" },
+	{ "rm", cmd_rm, "remove a file or tree from the guest's Windows volume" },
+	{ "drivers", cmd_drivers, "list display driver packages and resolve the GPU's injection set" },
+	{ "bundle", cmd_bundle, "create, list or verify a reusable driver bundle" },
+	{ "gpus", cmd_gpus, "list the host's partitionable GPUs" },
+	{ "hostconf", cmd_hostconf, "render or apply the host's Hyper-V GPU-P PowerShell" },
+	{ "prepare", cmd_prepare, "inject the GPU driver into the guest and configure the host" },
+	{ "verify", cmd_verify, "check the injected files through an independent reader" },
+	{ "doctor", cmd_doctor, "diagnose a guest whose GPU shows Code 43/12 or is missing" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: gpup [--version] [--help] COMMAND [ARGS]\n\n"
+		   "Prepare Windows guest disks for Hyper-V GPU partitioning, offline.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'gpup COMMAND --help' describes a command. Exit status: 0 ok, 1 error,\n"
+		   "2 usage, 3 refused (unsafe guest state, locked image), 4 verification failed.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("gpup %s\n", GPUP_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "gpup: '%s' is not a gpup command. See 'gpup --help'.\n", argv[1]);
+	return EXIT_USAGE;
+}
