@@ -237,6 +237,25 @@ enum gp_disk_format gp_disk_format(const struct gp_disk *d) { return d->format; 
 const struct gp_error *gp_disk_error(const struct gp_disk *d) { return &d->err; }
 void gp_disk_clear_error(struct gp_disk *d) { gp_error_clear(&d->err); }
 
+uint64_t gp_disk_allocation_unit(const struct gp_disk *d) { return d->alloc_unit; }
+
+int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
+			 bool *allocated, uint64_t *run)
+{
+	int ret = check_range(d, len, off);
+
+	if (ret)
+		return ret;
+	if (len == 0)
+		return gp_error_set(&d->err, GP_ERR_INVALID, "%s: empty block-status query", d->path);
+	if (!d->ops->block_status) {
+		*allocated = true;
+		*run = len;
+		return 0;
+	}
+	return d->ops->block_status(d, off, len, allocated, run);
+}
+
 struct vhdx *gp_disk_vhdx(struct gp_disk *d)
 {
 	return d->ops->vhdx ? d->ops->vhdx(d) : NULL;

@@ -94,6 +94,23 @@ const struct gp_error *gp_disk_error(const struct gp_disk *d);
 /* Forget the disk's recorded error (after the caller has handled it). */
 void gp_disk_clear_error(struct gp_disk *d);
 
+/*
+ * Allocation map, for placing new data where the container already has
+ * space (a dynamic VHDX grows by whole blocks; writing into blocks already
+ * allocated costs no growth).
+ *
+ * gp_disk_allocation_unit(): the container's allocation granularity in
+ * bytes (VHDX block size; 0 for containers that do not grow, e.g. a fixed
+ * VHDX; raw files report 0 too, their holes being a host matter).
+ * gp_disk_block_status(): is [off, off+len) backed by allocated container
+ * space? Sets *@allocated for the run starting at @off and *@run to the
+ * length of that run (<= len, > 0). A disk whose backend cannot tell
+ * reports everything allocated. Returns 0, or GP_ERR_INVALID (range).
+ */
+uint64_t gp_disk_allocation_unit(const struct gp_disk *d);
+int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
+			 bool *allocated, uint64_t *run);
+
 /* Backend-specific handle for code that needs more than bytes (inspect asks
  * the VHDX engine for its headers). NULL when @d is not that backend. */
 struct vhdx;

@@ -27,6 +27,10 @@ struct gp_disk_ops {
 	/* Required: release everything and free the backend struct. Must not
 	 * flush (disk.c already did). Errors into @err. */
 	int (*close)(struct gp_disk *d, struct gp_error *err);
+	/* Optional: allocation status of the run at @off (see
+	 * gp_disk_block_status); NULL means "all allocated". */
+	int (*block_status)(struct gp_disk *d, uint64_t off, uint64_t len,
+			    bool *allocated, uint64_t *run);
 	/* Optional: the VHDX engine handle. */
 	struct vhdx *(*vhdx)(struct gp_disk *d);
 };
@@ -38,6 +42,7 @@ struct gp_disk {
 	enum gp_disk_format format;
 	uint64_t size;
 	uint32_t lss, pss;  /* logical / physical sector size */
+	uint64_t alloc_unit; /* see gp_disk_allocation_unit(); 0 if not growing */
 	bool writable;
 };
 
