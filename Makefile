@@ -11,7 +11,7 @@ CC         ?= cc
 # SANITIZE=address,undefined builds everything with those sanitizers.
 SANITIZE   ?=
 
-PKGS       := libvhdi libntfs-3g libarchive uuid json-c libcrypto hivex
+PKGS       := libvhdi libntfs-3g libarchive uuid json-c libcrypto hivex zlib
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Werror
 MODULES    := imaging drivers hostconf

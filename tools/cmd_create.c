@@ -1,10 +1,103 @@
-/* cmd_create.c — PLACEHOLDER: `gpup create` is not written yet. */
+/*
+ * cmd_create.c — `gpup create IMAGE --size N [--block-size N]
+ *                 [--sector-size 512|4096] [--physical-sector-size 512|4096]`
+ *              — `gpup create CHILD --parent BASE`
+ *
+ * Creates a new, empty dynamic VHDX, or a differencing child of an existing
+ * VHDX (the parent is only read, so a golden image stays untouched). Never
+ * overwrites an existing file. Exit status: 0 created, 1 error, 2 usage.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+#include "vhdx.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: gpup create IMAGE --size N [--block-size N] [--sector-size 512|4096]\n"
+		   "                        [--physical-sector-size 512|4096]\n"
+		   "       gpup create CHILD --parent BASE\n\n"
+		   "Create a new dynamic VHDX of N bytes (sizes take K, M, G, T suffixes; block\n"
+		   "size default 32M, sector size 512, physical sector size 4096), or a\n"
+		   "differencing child of the VHDX BASE. Existing files are never overwritten.\n");
+}
+
+static int parse_u32_size(const char *opt, const char *s, uint32_t *out)
+{
+	unsigned long long v;
+
+	if (cli_parse_size(s, &v) || v == 0 || v > UINT32_MAX)
+		return cli_usage("create", "invalid %s '%s'", opt, s);
+	*out = (uint32_t)v;
+	return 0;
+}
 
 int cmd_create(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "gpup: 'create' is not implemented yet\n");
-	return EXIT_ERROR;
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "sector-size", required_argument, NULL, 'l' },
+		{ "physical-sector-size", required_argument, NULL, 'p' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vhdx_create_opts co = { 0 };
+	struct gp_error err = { 0 };
+	const char *parent = NULL;
+	bool have_size = false, have_geom = false;
+	unsigned long long size;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:b:P:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (cli_parse_size(optarg, &size) || size == 0)
+				return cli_usage("create", "invalid --size '%s'", optarg);
+			co.size = size;
+			have_size = true;
+			break;
+		case 'b':
+			if ((ret = parse_u32_size("--block-size", optarg, &co.block_size)))
+				return ret;
+			have_geom = true;
+			break;
+		case 'l':
+			if ((ret = parse_u32_size("--sector-size", optarg, &co.logical_sector_size)))
+				return ret;
+			have_geom = true;
+			break;
+		case 'p':
+			if ((ret = parse_u32_size("--physical-sector-size", optarg,
+						  &co.physical_sector_size)))
+				return ret;
+			have_geom = true;
+			break;
+		case 'P':
+			parent = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			return cli_usage("create", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage("create", "expected exactly one IMAGE argument");
+	if (parent && (have_size || have_geom))
+		return cli_usage("create", "--parent takes size and geometry from the parent; drop --size/--block-size/--sector-size");
+	if (!parent && !have_size)
+		return cli_usage("create", "--size is required (or --parent BASE for a differencing child)");
+	if (parent)
+		ret = vhdx_create_child(argv[optind], parent, &err);
+	else
+		ret = vhdx_create(argv[optind], &co, &err);
+	if (ret)
+		return cli_fail(&err);
+	return EXIT_OK;
 }

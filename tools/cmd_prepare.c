@@ -1,10 +1,372 @@
-/* cmd_prepare.c — PLACEHOLDER: `gpup prepare` is not written yet. */
-#include "cli.h"
+/*
+ * cmd_prepare.c — `gpup prepare`: the whole job in one command.
+ *
+ *  1. open the image read-write (or first create a differencing child with
+ *     --into-child and write only into it), find the Windows volume;
+ *  2. check the guest (build, architecture; the volume layer refuses
+ *     hibernated, dirty and BitLocker volumes);
+ *  3. resolve the driver for this guest from --driverstore or --bundle;
+ *  4. inject it (unchanged files are left alone; stale builds removed
+ *     unless --keep-old), close cleanly;
+ *  5. verify through libvhdi, independent of gpup's own VHDX engine
+ *     (unless --no-verify);
+ *  6. write or apply the host PowerShell when --vm is given.
+ *
+ * JSON output (schema 1): { "schema", "command": "prepare", "image",
+ *   "written_image", "dry_run", "changed", "guest": {product, edition,
+ *   installation, build, ubr, arch}, "source": {kind, path},
+ *   "package": {folder, inf, provider, driver_ver_date, driver_ver_version},
+ *   "files": {new, replaced, unchanged, bytes_written, total},
+ *   "removed": [{path, bytes}], "verified": true|false|null,
+ *   "host_script": PATH|"stdout"|"applied"|null }
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "plan_opts.h"
+#include "session.h"
+#include "vhdx.h"
+
+enum {
+	OPT_INTO_CHILD = 1,
+	OPT_KEEP_OLD,
+	OPT_NO_VERIFY,
+	OPT_DRY_RUN,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: gpup prepare IMAGE (--driverstore DIR | --bundle FILE) [--gpu ID|auto]\n"
+		"                    [--into-child CHILD.avhdx] [--keep-old] [--no-verify]\n"
+		"                    [--vm NAME plan-options (-o host.ps1 | --apply)]\n"
+		"                    [-n|--dry-run] [--json] [-p] [-q]\n\n"
+		"Inject the GPU's driver package into the Windows guest on IMAGE so that its\n"
+		"first boot under Hyper-V GPU partitioning works, then verify it through an\n"
+		"independent reader and, with --vm, write or run the host configuration.\n\n"
+		"  --into-child CHILD  create a differencing child of IMAGE and write only\n"
+		"                      into it (IMAGE stays byte-identical); reused if present\n"
+		"  --keep-old          keep other builds of the driver in HostDriverStore\n"
+		"  --no-verify         skip the independent read-back\n"
+		"  -n, --dry-run       show what would be written, removed and configured\n");
+	session_help(f, true);
+	fprintf(f, "Host configuration (with --vm):\n");
+	plan_opts_help(f);
+	fprintf(f, "\nExit status: 0 ok, 1 error, 2 usage, 3 refused (unsafe guest state,\n"
+		   "locked image), 4 verification failed.\n");
+}
+
+struct prepare {
+	struct session s;
+	struct plan_opts po;
+	const char *base_image;   /* IMAGE as given */
+	const char *into_child;
+	bool keep_old, no_verify, dry_run;
+	struct session_guest guest;
+	struct gp_inject_report rep;
+	int verified;             /* -1 not run, 0 failed, 1 ok */
+	const char *host_script;
+};
+
+/* --into-child: create CHILD of IMAGE unless it already is one (a rerun). */
+static int make_child(struct prepare *p, struct gp_error *err)
+{
+	enum gp_disk_format fmt;
+	struct stat st;
+	int ret;
+
+	ret = gp_disk_detect_format(p->base_image, &fmt, err);
+	if (ret)
+		return ret;
+	if (fmt != GP_DISK_FORMAT_VHDX)
+		return gp_error_set(err, GP_ERR_INVALID,
+				    "%s: --into-child needs a VHDX base image, this is %s",
+				    p->base_image, gp_disk_format_name(fmt));
+	if (stat(p->into_child, &st) == 0)
+		return 0;
+	if (p->dry_run)
+		return 0;
+	return vhdx_create_child(p->into_child, p->base_image, err);
+}
+
+static struct json_object *report_json(struct prepare *p)
+{
+	const struct gp_inject_set *set = p->s.src ? gp_source_set(p->s.src) : NULL;
+	struct json_object *o = session_json_new("prepare"), *g, *src, *pkg, *files, *rm;
+
+	json_object_object_add(o, "image", json_object_new_string(p->base_image));
+	json_object_object_add(o, "written_image", json_object_new_string(p->s.image));
+	json_object_object_add(o, "dry_run", json_object_new_boolean(p->dry_run));
+	json_object_object_add(o, "changed", json_object_new_boolean(p->rep.changed));
+	g = json_object_new_object();
+	if (p->guest.known) {
+		json_object_object_add(g, "product", json_object_new_string(p->guest.product));
+		json_object_object_add(g, "edition", json_object_new_string(p->guest.edition));
+		json_object_object_add(g, "installation", json_object_new_string(p->guest.installation));
+		json_object_object_add(g, "build", json_object_new_int64(p->guest.build));
+		json_object_object_add(g, "ubr", json_object_new_int64(p->guest.ubr));
+		json_object_object_add(g, "arch", json_object_new_string(p->guest.arch));
+	}
+	json_object_object_add(o, "guest", g);
+	src = json_object_new_object();
+	json_object_object_add(src, "kind", json_object_new_string(gp_source_kind(p->s.src)));
+	json_object_object_add(src, "path", json_object_new_string(gp_source_path(p->s.src)));
+	json_object_object_add(o, "source", src);
+	pkg = json_object_new_object();
+	json_object_object_add(pkg, "folder", json_object_new_string(set->pkg->folder));
+	json_object_object_add(pkg, "inf", json_object_new_string(set->pkg->inf_name));
+	json_object_object_add(pkg, "provider", json_object_new_string(set->pkg->provider));
+	json_object_object_add(pkg, "driver_ver_date", json_object_new_string(set->pkg->driver_ver_date));
+	json_object_object_add(pkg, "driver_ver_version",
+			       json_object_new_string(set->pkg->driver_ver_version));
+	json_object_object_add(o, "package", pkg);
+	files = json_object_new_object();
+	json_object_object_add(files, "new", json_object_new_int64((int64_t)p->rep.n_new));
+	json_object_object_add(files, "replaced", json_object_new_int64((int64_t)p->rep.n_replaced));
+	json_object_object_add(files, "unchanged", json_object_new_int64((int64_t)p->rep.n_unchanged));
+	json_object_object_add(files, "bytes_written", json_object_new_int64((int64_t)p->rep.bytes_written));
+	json_object_object_add(files, "total", json_object_new_int64((int64_t)set->count));
+	json_object_object_add(o, "files", files);
+	rm = json_object_new_array();
+	for (size_t i = 0; i < p->rep.n_removed; i++) {
+		struct json_object *r = json_object_new_object();
+
+		json_object_object_add(r, "path", json_object_new_string(p->rep.removed[i]));
+		json_object_object_add(r, "bytes", json_object_new_int64((int64_t)p->rep.removed_bytes[i]));
+		json_object_array_add(rm, r);
+	}
+	json_object_object_add(o, "removed", rm);
+	json_object_object_add(o, "verified", p->verified < 0 ? NULL
+							      : json_object_new_boolean(p->verified));
+	json_object_object_add(o, "host_script",
+			       p->host_script ? json_object_new_string(p->host_script) : NULL);
+	return o;
+}
+
+static void report_human(struct prepare *p)
+{
+	const struct gp_inject_set *set = gp_source_set(p->s.src);
+	char a[32], b[32];
+
+	if (p->guest.known)
+		printf("guest:    %s (%s), build %u.%u, %s\n", p->guest.product, p->guest.installation,
+		       p->guest.build, p->guest.ubr, p->guest.arch);
+	printf("package:  %s (%s, %s %s)\n", set->pkg->folder, set->pkg->provider,
+	       set->pkg->driver_ver_date, set->pkg->driver_ver_version);
+	printf("%s %zu new, %zu replaced, %zu unchanged (%s of %s)\n",
+	       p->dry_run ? "would write:" : "files:   ", p->rep.n_new, p->rep.n_replaced,
+	       p->rep.n_unchanged, session_human_size(p->rep.bytes_written, a, sizeof(a)),
+	       session_human_size(set->total_bytes, b, sizeof(b)));
+	for (size_t i = 0; i < p->rep.n_removed; i++)
+		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",
+		       p->rep.removed[i], session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));
+	if (p->verified >= 0)
+		printf("verified: %s (read back through libvhdi)\n", p->verified ? "ok" : "FAILED");
+	printf("%s%s\n", p->dry_run ? "dry run: " : "",
+	       p->rep.changed ? (p->dry_run ? "the image would change" : "image updated")
+			      : "no change: the guest already has this driver");
+}
+
+/* Dry-run listing of every file the run would write. */
+static void list_planned(struct prepare *p)
+{
+	const struct gp_inject_set *set = gp_source_set(p->s.src);
+
+	for (size_t i = 0; i < set->count; i++)
+		if (p->rep.actions[i] != GP_INJECT_UNCHANGED)
+			printf("%s %s (%llu bytes)\n",
+			       p->rep.actions[i] == GP_INJECT_NEW ? "would write:  " : "would replace:",
+			       set->files[i].guest_path, (unsigned long long)set->files[i].size);
+}
+
+static int verify_independently(struct prepare *p, struct gp_error *err)
+{
+	struct gp_inject_stream stream = { 0 };
+	struct gp_verify_report vr;
+	int ret;
+
+	/* A child written next to its parent resolves the parent by name; one
+	 * elsewhere needs it spelled out for libvhdi. */
+	if (p->into_child && !p->s.disk_opts.parent_path)
+		p->s.disk_opts.parent_path = p->base_image;
+	ret = session_open_image(&p->s, false, true, err);
+	if (ret)
+		return ret;
+	ret = gp_source_stream(p->s.src, &stream, err);
+	if (!ret) {
+		ret = gp_inject_verify(p->s.vol, gp_source_set(p->s.src), &stream, NULL, &vr, err);
+		if (ret == 0 || ret == GP_ERR_MISMATCH)
+			gp_verify_report_free(&vr);
+	}
+	if (stream.ops && stream.ops->destroy)
+		stream.ops->destroy(&stream);
+	{
+		int r = session_close_image(&p->s, err);
+		if (!ret)
+			ret = r;
+	}
+	p->verified = ret == 0;
+	return ret;
+}
+
+static int run(struct prepare *p)
+{
+	struct gp_error err = { 0 };
+	struct gp_inject_stream stream = { 0 };
+	struct cli_progress cp;
+	int ret;
+
+	if (p->into_child) {
+		ret = make_child(p, &err);
+		if (ret)
+			return cli_fail(&err);
+		p->s.image = p->into_child;
+		if (p->dry_run) {
+			struct stat st;
+
+			/* Nothing to read yet: the child would equal its parent. */
+			if (stat(p->into_child, &st) != 0)
+				p->s.image = p->base_image;
+		}
+	}
+	ret = session_open_image(&p->s, !p->dry_run, false, &err);
+	if (ret)
+		return cli_fail(&err);
+	ret = session_guest(&p->s, &p->guest, &err);
+	if (!ret)
+		ret = session_check_guest(&p->s, &p->guest, &err);
+	if (!ret && !p->guest.known && !p->s.quiet)
+		cli_warn("%s: cannot read the guest's registry; assuming amd64, newest build",
+			 p->s.image);
+	if (!ret)
+		ret = session_open_source(&p->s, p->guest.known ? p->guest.arch : NULL,
+					  p->guest.known ? p->guest.build : 0, &err);
+	if (!ret && p->guest.known) {
+		const char *pa = gp_source_set(p->s.src)->pkg->arch;
+
+		if (pa && *pa && strcasecmp(pa, p->guest.arch) != 0)
+			ret = gp_error_set(&err, GP_ERR_REFUSED,
+					   "%s: package %s is for %s, but the guest is %s",
+					   p->s.image, gp_source_set(p->s.src)->pkg->folder, pa,
+					   p->guest.arch);
+	}
+	if (!ret)
+		ret = gp_source_stream(p->s.src, &stream, &err);
+	if (!ret) {
+		struct gp_inject_apply_opts io = { .keep_old = p->keep_old, .dry_run = p->dry_run };
+
+		cli_progress_init(&cp, p->s.quiet ? CLI_PROGRESS_NONE : p->s.progress);
+		io.progress = &cp.progress;
+		ret = gp_inject_apply(p->s.vol, gp_source_set(p->s.src), &stream, &io, &p->rep, &err);
+		cli_progress_done(&cp);
+	}
+	if (stream.ops && stream.ops->destroy)
+		stream.ops->destroy(&stream);
+	{
+		int r = session_close_image(&p->s, &err);
+		if (!ret)
+			ret = r;
+	}
+	if (ret)
+		return cli_fail(&err);
+
+	if (p->dry_run) {
+		if (!p->s.json)
+			list_planned(p);
+	} else if (!p->no_verify) {
+		ret = verify_independently(p, &err);
+		if (ret)
+			return cli_fail(&err);
+	}
+	if (plan_opts_given(&p->po) && p->po.plan.vm_name) {
+		if (p->dry_run) {
+			if (!p->s.json)
+				printf("would configure the host for VM '%s'\n", p->po.plan.vm_name);
+		} else {
+			/* The script goes to -o FILE or, with --apply, runs; never
+			 * mixed into --json stdout. */
+			ret = plan_opts_run(&p->po);
+			if (ret)
+				return ret;
+			p->host_script = p->po.apply ? "applied" : p->po.output ? p->po.output : "stdout";
+		}
+	}
+	if (p->s.json)
+		session_print_json(report_json(p));
+	else
+		report_human(p);
+	return EXIT_OK;
+}
 
 int cmd_prepare(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "gpup: 'prepare' is not implemented yet\n");
-	return EXIT_ERROR;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "into-child", required_argument, NULL, OPT_INTO_CHILD },
+		{ "keep-old", no_argument, NULL, OPT_KEEP_OLD },
+		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
+		{ "dry-run", no_argument, NULL, 'n' },
+		SESSION_LONGOPTS,
+		PLAN_OPTS_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct prepare p = { .verified = -1 };
+	int c, ret;
+
+	session_init(&p.s, "prepare");
+	plan_opts_init(&p.po);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hn" SESSION_SHORTOPTS PLAN_OPTS_SHORTOPTS, longopts,
+				NULL)) != -1) {
+		int r = session_handle(&p.s, c, optarg);
+
+		if (r == 0)
+			r = plan_opts_handle(&p.po, c, optarg, "prepare");
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case OPT_INTO_CHILD:
+			p.into_child = optarg;
+			break;
+		case OPT_KEEP_OLD:
+			p.keep_old = true;
+			break;
+		case OPT_NO_VERIFY:
+			p.no_verify = true;
+			break;
+		case 'n':
+			p.dry_run = true;
+			break;
+		default:
+			return cli_usage("prepare", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage("prepare", optind == argc ? "IMAGE is required" : "too many arguments");
+	p.base_image = p.s.image = argv[optind];
+	/* --gpu is both the driver's GPU and the plan's. */
+	p.s.src_opts.gpu = p.po.gpu;
+	session_default_source(&p.s);
+	if (!p.s.src_opts.driverstore && !p.s.src_opts.bundle)
+		return cli_usage("prepare", "a driver source is required: --driverstore DIR or --bundle FILE");
+	if (p.s.src_opts.driverstore && p.s.src_opts.bundle)
+		return cli_usage("prepare", "--driverstore and --bundle exclude each other");
+	if (p.po.plan.vm_name && plan_opts_check(&p.po, "prepare") != 0)
+		return EXIT_USAGE;
+	if (!p.po.plan.vm_name && (p.po.apply || p.po.output))
+		return cli_usage("prepare", "-o and --apply configure the host and need --vm NAME");
+	if (p.s.json && p.po.plan.vm_name && !p.po.output && !p.po.apply)
+		return cli_usage("prepare", "with --json, the host script needs -o FILE or --apply");
+	ret = run(&p);
+	gp_inject_report_free(&p.rep);
+	session_end(&p.s);
+	return ret;
 }

@@ -10,7 +10,8 @@ set -eu
 PKGS="gcc make pkg-config libvhdi-dev ntfs-3g-dev libarchive-dev uuid-dev
 libjson-c-dev libssl-dev libhivex-dev libcriterion-dev
 ntfs-3g libvhdi-utils libfsntfs-utils qemu-utils gdisk libhivex-bin
-libarchive-tools zstd xz-utils unzip pci.ids clang"
+libarchive-tools zstd xz-utils unzip pci.ids clang
+zlib1g-dev fdisk dosfstools"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,561 @@
+/*
+ * inject.c — putting an injection set into a guest volume, and checking it.
+ * See inject.h for the contract.
+ */
+#include "inject.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ntfsvol.h"
+
+/* Guest reads and hashes go through this buffer size (ntfs-3g streams in
+ * cluster multiples; 1 MiB keeps syscall and callback counts low). */
+#define HASH_CHUNK (1u << 20)
+
+static uint64_t round_up(uint64_t v, uint64_t unit)
+{
+	return unit ? (v + unit - 1) / unit * unit : v;
+}
+
+/* ---- guest-side hashing ---- */
+
+struct hash_sink {
+	EVP_MD_CTX *ctx;
+	uint64_t bytes;
+};
+
+static int hash_sink_write(const void *buf, size_t len, void *ctx)
+{
+	struct hash_sink *h = ctx;
+
+	EVP_DigestUpdate(h->ctx, buf, len);
+	h->bytes += len;
+	return 0;
+}
+
+/* SHA-256 of guest file @path. */
+static int guest_sha256(struct gp_ntfs *v, const char *path, uint8_t out[32],
+			struct gp_error *err)
+{
+	struct hash_sink h = { .ctx = EVP_MD_CTX_new() };
+	int ret;
+
+	if (!h.ctx || !EVP_DigestInit_ex(h.ctx, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(h.ctx);
+		return gp_error_set(err, GP_ERR_NOMEM, "cannot start SHA-256");
+	}
+	ret = gp_ntfs_cat(v, path, hash_sink_write, &h);
+	if (ret)
+		gp_error_copy(err, gp_ntfs_error(v));
+	else
+		EVP_DigestFinal_ex(h.ctx, out, NULL);
+	EVP_MD_CTX_free(h.ctx);
+	return ret;
+}
+
+/* ---- stale builds ---- */
+
+/* Length of the INF-name part of a FileRepository folder name
+ * ("nv_dispi.inf_amd64_abc" -> strlen("nv_dispi.inf")), or 0. */
+static size_t inf_prefix_len(const char *folder)
+{
+	const char *p = strcasestr(folder, ".inf_");
+
+	return p ? (size_t)(p - folder) + 4 : 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+struct tree_size_ctx {
+	struct gp_ntfs *v;
+	const char *dir;
+	uint64_t bytes;
+	int ret;
+};
+
+static int tree_size_entry(const char *name, const struct gp_ntfs_stat *st, void *ctx)
+{
+	struct tree_size_ctx *t = ctx;
+
+	if (!st->is_dir) {
+		t->bytes += st->size;
+		return 0;
+	}
+	{
+		size_t n = strlen(t->dir) + strlen(name) + 2;
+		char *sub = malloc(n);
+		struct tree_size_ctx child = { .v = t->v, .dir = sub };
+
+		if (!sub) {
+			t->ret = GP_ERR_NOMEM;
+			return 1;
+		}
+		snprintf(sub, n, "%s/%s", t->dir, name);
+		t->ret = gp_ntfs_list(t->v, sub, tree_size_entry, &child);
+		if (!t->ret)
+			t->ret = child.ret;
+		t->bytes += child.bytes;
+		free(sub);
+		return t->ret != 0;
+	}
+}
+
+int gp_inject_tree_size(struct gp_ntfs *v, const char *path, uint64_t *bytes,
+			struct gp_error *err)
+{
+	struct tree_size_ctx t = { .v = v, .dir = path };
+	int ret = gp_ntfs_list(v, path, tree_size_entry, &t);
+
+	if (ret == GP_ERR_ABORTED && t.ret)
+		ret = t.ret;
+	if (ret) {
+		if (ret == GP_ERR_NOMEM)
+			return gp_error_set(err, ret, "out of memory");
+		gp_error_copy(err, gp_ntfs_error(v));
+		return ret;
+	}
+	*bytes = t.bytes;
+	return 0;
+}
+
+struct stale_ctx {
+	const struct gp_inject_set *set;
+	char **names;
+	size_t n, cap;
+	int ret;
+};
+
+static bool set_has_folder(const struct gp_inject_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->n_folders; i++)
+		if (strcasecmp(base_name(set->folders[i]), name) == 0)
+			return true;
+	return false;
+}
+
+static bool set_has_inf(const struct gp_inject_set *set, const char *name, size_t len)
+{
+	for (size_t i = 0; i < set->n_folders; i++) {
+		const char *f = base_name(set->folders[i]);
+		size_t flen = inf_prefix_len(f);
+
+		if (flen == len && strncasecmp(f, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int stale_entry(const char *name, const struct gp_ntfs_stat *st, void *ctx)
+{
+	struct stale_ctx *s = ctx;
+	size_t len = inf_prefix_len(name);
+
+	if (!st->is_dir || !len || !set_has_inf(s->set, name, len) ||
+	    set_has_folder(s->set, name))
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		char **p = realloc(s->names, cap * sizeof(*p));
+		if (!p) {
+			s->ret = GP_ERR_NOMEM;
+			return 1;
+		}
+		s->names = p;
+		s->cap = cap;
+	}
+	s->names[s->n] = strdup(name);
+	if (!s->names[s->n]) {
+		s->ret = GP_ERR_NOMEM;
+		return 1;
+	}
+	s->n++;
+	return 0;
+}
+
+int gp_inject_find_stale(struct gp_ntfs *v, const struct gp_inject_set *set,
+			 char ***paths, uint64_t **bytes, size_t *n, struct gp_error *err)
+{
+	struct stale_ctx s = { .set = set };
+	struct gp_ntfs_stat st;
+	uint64_t *sizes = NULL;
+	char **out = NULL;
+	int ret;
+
+	*paths = NULL;
+	*bytes = NULL;
+	*n = 0;
+	if (gp_ntfs_stat(v, GP_GUEST_HOSTDRIVERSTORE, &st) == GP_ERR_NOTFOUND)
+		return 0;
+	ret = gp_ntfs_list(v, GP_GUEST_HOSTDRIVERSTORE, stale_entry, &s);
+	if (ret == GP_ERR_ABORTED && s.ret)
+		ret = gp_error_set(err, s.ret, "out of memory");
+	else if (ret)
+		gp_error_copy(err, gp_ntfs_error(v));
+	if (ret)
+		goto out;
+	out = calloc(s.n ? s.n : 1, sizeof(*out));
+	sizes = calloc(s.n ? s.n : 1, sizeof(*sizes));
+	if (!out || !sizes) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < s.n; i++) {
+		size_t len = strlen(GP_GUEST_HOSTDRIVERSTORE) + strlen(s.names[i]) + 2;
+
+		out[i] = malloc(len);
+		if (!out[i]) {
+			ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		snprintf(out[i], len, "%s/%s", GP_GUEST_HOSTDRIVERSTORE, s.names[i]);
+		ret = gp_inject_tree_size(v, out[i], &sizes[i], err);
+		if (ret)
+			goto out;
+		*n = i + 1;
+	}
+	*paths = out;
+	*bytes = sizes;
+	out = NULL;
+	sizes = NULL;
+out:
+	if (out) {
+		for (size_t i = 0; i < s.n; i++)
+			free(out[i]);
+		free(out);
+	}
+	free(sizes);
+	for (size_t i = 0; i < s.n; i++)
+		free(s.names[i]);
+	free(s.names);
+	if (ret)
+		*n = 0;
+	return ret;
+}
+
+/* ---- applying ---- */
+
+/* Feeds gp_ntfs_put_stream() from a gp_inject_stream and reports progress. */
+struct feed {
+	struct gp_inject_stream *src;
+	struct gp_error *err;
+	const struct gp_progress *progress;
+	struct gp_progress_info *info;
+};
+
+static int feed_read(void *buf, size_t len, size_t *got, void *ctx)
+{
+	struct feed *f = ctx;
+	int64_t n = f->src->ops->read(f->src, buf, len, f->err);
+
+	if (n < 0)
+		return (int)n;
+	*got = (size_t)n;
+	f->info->done_bytes += (uint64_t)n;
+	return gp_progress_call(f->progress, GP_PROGRESS_BYTES, f->info, f->err);
+}
+
+/* Decide what to do with file @f: compare with the guest copy. */
+static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
+		    const struct gp_inject_file *f, enum gp_inject_action *act,
+		    uint64_t *old_alloc, struct gp_error *err)
+{
+	uint8_t want[32], have[32];
+	struct gp_ntfs_stat st;
+	int ret;
+
+	*old_alloc = 0;
+	ret = gp_ntfs_stat(v, f->guest_path, &st);
+	if (ret == GP_ERR_NOTFOUND) {
+		*act = GP_INJECT_NEW;
+		return 0;
+	}
+	if (ret)
+		return gp_error_copy(err, gp_ntfs_error(v));
+	if (st.is_dir)
+		return gp_error_set(err, GP_ERR_EXISTS,
+				    "guest path %s is a directory, but the driver needs a file there",
+				    f->guest_path);
+	*old_alloc = st.allocated;
+	if (st.size != f->size) {
+		*act = GP_INJECT_REPLACE;
+		return 0;
+	}
+	ret = src->ops->expected(src, f, want, err);
+	if (ret)
+		return ret;
+	ret = guest_sha256(v, f->guest_path, have, err);
+	if (ret)
+		return ret;
+	*act = memcmp(want, have, 32) ? GP_INJECT_REPLACE : GP_INJECT_UNCHANGED;
+	return 0;
+}
+
+/* Remove the set's folders that did not exist before this run: a package
+ * is either complete or absent. Errors here are secondary (the first error
+ * wins) but still recorded. */
+static void rollback(struct gp_ntfs *v, const struct gp_inject_set *set, const bool *existed,
+		     struct gp_error *err)
+{
+	for (size_t i = 0; i < set->n_folders; i++) {
+		struct gp_ntfs_stat st;
+
+		if (existed[i] || gp_ntfs_stat(v, set->folders[i], &st) != 0)
+			continue;
+		if (gp_ntfs_remove(v, set->folders[i], true))
+			gp_error_copy(err, gp_ntfs_error(v));
+	}
+}
+
+static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
+		       struct gp_inject_stream *src, const struct gp_inject_apply_opts *o,
+		       struct gp_inject_report *rep, struct gp_error *err)
+{
+	struct gp_progress_info info = { .stage = "inject" };
+	int ret;
+
+	for (size_t i = 0; i < set->count; i++) {
+		if (rep->actions[i] != GP_INJECT_UNCHANGED) {
+			info.total_bytes += set->files[i].size;
+			info.total_files++;
+		}
+	}
+	ret = gp_progress_call(o->progress, GP_PROGRESS_BEGIN, &info, err);
+	for (size_t i = 0; !ret && i < set->count; i++) {
+		const struct gp_inject_file *f = &set->files[i];
+		struct feed feed = { .src = src, .err = err, .progress = o->progress, .info = &info };
+		uint8_t sha[32];
+
+		if (rep->actions[i] == GP_INJECT_UNCHANGED)
+			continue;
+		info.path = f->guest_path;
+		ret = gp_progress_call(o->progress, GP_PROGRESS_FILE, &info, err);
+		if (ret)
+			break;
+		ret = src->ops->open(src, f, err);
+		if (ret)
+			break;
+		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed, sha);
+		if (ret) {
+			/* The stream's own error (recorded in @err by feed_read)
+			 * wins over the volume's echo of it. */
+			gp_error_copy(err, gp_ntfs_error(v));
+			src->ops->close(src, sha, NULL);
+			break;
+		}
+		ret = src->ops->close(src, sha, err);
+		if (ret)
+			break;
+		info.done_files++;
+		rep->bytes_written += f->size;
+	}
+	info.path = NULL;
+	if (!ret)
+		ret = gp_progress_call(o->progress, GP_PROGRESS_END, &info, err);
+	return ret;
+}
+
+int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
+		    struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		    struct gp_inject_report *rep, struct gp_error *err)
+{
+	static const struct gp_inject_apply_opts defaults;
+	struct gp_ntfs_volinfo vi;
+	uint64_t need = 0, have;
+	bool *existed = NULL;
+	int ret = 0;
+
+	if (!opts)
+		opts = &defaults;
+	memset(rep, 0, sizeof(*rep));
+	rep->actions = calloc(set->count ? set->count : 1, sizeof(*rep->actions));
+	existed = calloc(set->n_folders ? set->n_folders : 1, sizeof(*existed));
+	if (!rep->actions || !existed) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	gp_ntfs_volinfo(v, &vi);
+
+	/* Plan: what is new, what differs, what is already there. */
+	for (size_t i = 0; i < set->count; i++) {
+		uint64_t old_alloc, want;
+
+		ret = classify(v, src, &set->files[i], &rep->actions[i], &old_alloc, err);
+		if (ret)
+			goto out;
+		switch (rep->actions[i]) {
+		case GP_INJECT_UNCHANGED:
+			rep->n_unchanged++;
+			break;
+		case GP_INJECT_NEW:
+		case GP_INJECT_REPLACE:
+			if (rep->actions[i] == GP_INJECT_NEW)
+				rep->n_new++;
+			else
+				rep->n_replaced++;
+			want = round_up(set->files[i].size, vi.cluster_size);
+			need += want > old_alloc ? want - old_alloc : 0;
+			break;
+		}
+	}
+	for (size_t i = 0; i < set->n_folders; i++) {
+		struct gp_ntfs_stat st;
+
+		existed[i] = gp_ntfs_stat(v, set->folders[i], &st) == 0;
+	}
+	ret = gp_inject_find_stale(v, set, &rep->removed, &rep->removed_bytes, &rep->n_removed, err);
+	if (ret)
+		goto out;
+	for (size_t i = 0; i < rep->n_removed; i++)
+		rep->bytes_removed += rep->removed_bytes[i];
+	if (opts->keep_old) {
+		for (size_t i = 0; i < rep->n_removed; i++)
+			free(rep->removed[i]);
+		rep->n_removed = 0;
+		rep->bytes_removed = 0;
+	}
+	rep->changed = rep->n_new || rep->n_replaced || rep->n_removed;
+
+	/* Refuse up front rather than fail half-way: the new data must fit
+	 * beside what is there (stale builds are removed only after the new
+	 * package is complete, so their space does not count). */
+	have = gp_ntfs_free_bytes(v);
+	if (need > have) {
+		ret = gp_error_set(err, GP_ERR_NOSPACE,
+				   "not enough free space in the guest volume: need %llu bytes, have %llu",
+				   (unsigned long long)need, (unsigned long long)have);
+		goto out;
+	}
+	if (opts->dry_run)
+		goto out;
+
+	ret = write_files(v, set, src, opts, rep, err);
+	if (ret) {
+		rollback(v, set, existed, err);
+		goto out;
+	}
+	for (size_t i = 0; i < rep->n_removed; i++) {
+		struct gp_progress_info info = { .stage = "remove", .path = rep->removed[i],
+						 .done_files = i, .total_files = rep->n_removed };
+
+		ret = gp_progress_call(opts->progress, GP_PROGRESS_REMOVE, &info, err);
+		if (ret)
+			goto out;
+		ret = gp_ntfs_remove(v, rep->removed[i], true);
+		if (ret) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			goto out;
+		}
+	}
+out:
+	free(existed);
+	return ret;
+}
+
+void gp_inject_report_free(struct gp_inject_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->actions);
+	for (size_t i = 0; i < rep->n_removed; i++)
+		free(rep->removed[i]);
+	free(rep->removed);
+	free(rep->removed_bytes);
+	memset(rep, 0, sizeof(*rep));
+}
+
+/* ---- verifying ---- */
+
+const char *gp_verify_state_name(enum gp_verify_state s)
+{
+	switch (s) {
+	case GP_VERIFY_OK: return "ok";
+	case GP_VERIFY_MISSING: return "missing";
+	case GP_VERIFY_SIZE: return "size differs";
+	case GP_VERIFY_HASH: return "content differs (SHA-256)";
+	}
+	return "unknown";
+}
+
+int gp_inject_verify(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     struct gp_inject_stream *src, const struct gp_progress *progress,
+		     struct gp_verify_report *rep, struct gp_error *err)
+{
+	struct gp_progress_info info = { .stage = "verify", .total_bytes = set->total_bytes,
+					 .total_files = set->count };
+	size_t first_bad = set->count;
+	int ret;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->states = calloc(set->count ? set->count : 1, sizeof(*rep->states));
+	rep->guest_sizes = calloc(set->count ? set->count : 1, sizeof(*rep->guest_sizes));
+	if (!rep->states || !rep->guest_sizes)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	ret = gp_progress_call(progress, GP_PROGRESS_BEGIN, &info, err);
+	for (size_t i = 0; !ret && i < set->count; i++) {
+		const struct gp_inject_file *f = &set->files[i];
+		uint8_t want[32], have[32];
+		struct gp_ntfs_stat st;
+
+		info.path = f->guest_path;
+		ret = gp_progress_call(progress, GP_PROGRESS_FILE, &info, err);
+		if (ret)
+			break;
+		ret = gp_ntfs_stat(v, f->guest_path, &st);
+		if (ret == GP_ERR_NOTFOUND) {
+			rep->states[i] = GP_VERIFY_MISSING;
+			ret = 0;
+		} else if (ret) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			break;
+		} else if (st.is_dir || st.size != f->size) {
+			rep->guest_sizes[i] = st.size;
+			rep->states[i] = GP_VERIFY_SIZE;
+		} else {
+			rep->guest_sizes[i] = st.size;
+			ret = src->ops->expected(src, f, want, err);
+			if (!ret)
+				ret = guest_sha256(v, f->guest_path, have, err);
+			if (ret)
+				break;
+			if (memcmp(want, have, 32))
+				rep->states[i] = GP_VERIFY_HASH;
+		}
+		if (rep->states[i] != GP_VERIFY_OK) {
+			rep->n_bad++;
+			if (first_bad == set->count)
+				first_bad = i;
+		}
+		info.done_files++;
+		info.done_bytes += f->size;
+	}
+	if (!ret)
+		ret = gp_inject_find_stale(v, set, &rep->stale, &rep->stale_bytes, &rep->n_stale, err);
+	if (!ret)
+		ret = gp_progress_call(progress, GP_PROGRESS_END, &info, err);
+	if (!ret && rep->n_bad)
+		ret = gp_error_set(err, GP_ERR_MISMATCH, "%s: %s (%zu of %zu files differ)",
+				   set->files[first_bad].guest_path,
+				   gp_verify_state_name(rep->states[first_bad]), rep->n_bad, set->count);
+	return ret;
+}
+
+void gp_verify_report_free(struct gp_verify_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->states);
+	free(rep->guest_sizes);
+	for (size_t i = 0; i < rep->n_stale; i++)
+		free(rep->stale[i]);
+	free(rep->stale);
+	free(rep->stale_bytes);
+	memset(rep, 0, sizeof(*rep));
+}

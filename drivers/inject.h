@@ -1,0 +1,173 @@
+/*
+ * inject.h — putting an injection set (store.h) into a guest volume, and
+ * checking one that is there.
+ *
+ * The *plan* is a struct gp_inject_set: every file with its guest path, size
+ * and mtime, sorted by guest path, known before a byte is written (for the
+ * free-space check, idempotency and --dry-run). The *bytes* come from a
+ * gp_inject_stream, opened once per file in increasing index order, so that
+ * a sequential source (a bundle archive whose entries are in the same
+ * sorted order) streams straight into the image with no temporary copy.
+ * Files the injector finds already identical in the guest are never opened:
+ * a sequential source must skip over them.
+ */
+#ifndef GPUP_INJECT_H
+#define GPUP_INJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gp_error.h"
+#include "gp_progress.h"
+#include "store.h"
+
+struct gp_inject_stream;
+
+struct gp_inject_stream_ops {
+	/* Start reading the bytes of @f (set->files[i], i increasing across
+	 * calls; some indices may be skipped). Returns 0 or a negative code
+	 * with details in @err (GP_ERR_NOTFOUND, GP_ERR_IO, GP_ERR_CORRUPT for
+	 * an archive whose next entry is not @f). */
+	int (*open)(struct gp_inject_stream *s, const struct gp_inject_file *f,
+		    struct gp_error *err);
+	/* Read up to @len bytes of the open file: returns the count (> 0),
+	 * 0 at its end, or a negative code with details in @err. */
+	int64_t (*read)(struct gp_inject_stream *s, void *buf, size_t len,
+			struct gp_error *err);
+	/* Finish the open file. A source that knows the expected SHA-256
+	 * (a bundle manifest) compares it with @sha256 (of the bytes read)
+	 * and returns GP_ERR_MISMATCH naming the file when they differ; it also
+	 * fails when the file ended before or after f->size bytes. */
+	int (*close)(struct gp_inject_stream *s, const uint8_t sha256[32],
+		     struct gp_error *err);
+	/* The SHA-256 the bytes of @f must have, without disturbing the
+	 * open/read sequence: a bundle answers from its manifest, host files
+	 * by reading the file once more. Returns 0 or a negative code. */
+	int (*expected)(struct gp_inject_stream *s, const struct gp_inject_file *f,
+			uint8_t sha256[32], struct gp_error *err);
+	/* Release the stream (optional). */
+	void (*destroy)(struct gp_inject_stream *s);
+};
+
+struct gp_inject_stream {
+	const struct gp_inject_stream_ops *ops;
+	void *ctx;
+};
+
+/* ---- Applying ---------------------------------------------------------- */
+
+struct gp_ntfs;
+
+struct gp_inject_apply_opts {
+	/* Keep other builds of the set's INFs in HostDriverStore (by default
+	 * they are removed: stale builds cause Code 43 and pile up). */
+	bool keep_old;
+	/* Compute the report, write nothing. */
+	bool dry_run;
+	/* Progress (may be NULL). Stages "inject" and "remove". */
+	const struct gp_progress *progress;
+};
+
+enum gp_inject_action {
+	GP_INJECT_UNCHANGED = 0, /* already in the guest, same size and SHA-256 */
+	GP_INJECT_NEW,           /* absent from the guest: written */
+	GP_INJECT_REPLACE,       /* present but different: replaced in place */
+};
+
+struct gp_inject_report {
+	enum gp_inject_action *actions; /* one per set->files[i] */
+	size_t n_new, n_replaced, n_unchanged;
+	uint64_t bytes_written;
+	/* HostDriverStore folders removed as stale builds (guest paths), with
+	 * the bytes they held. */
+	char **removed;
+	uint64_t *removed_bytes;
+	size_t n_removed;
+	uint64_t bytes_removed;
+	bool changed;            /* anything written or removed (or, dry run: would be) */
+};
+
+/*
+ * Put @set into the mounted, writable volume @v, pulling bytes from @src.
+ *
+ * Files already identical in the guest (same size and SHA-256, the expected
+ * hash taken from the stream) are left alone, so a second identical run
+ * changes nothing; a file that differs is replaced in place. Before writing
+ * anything, the space the new data needs is checked against the volume's
+ * free space. When a package folder that did not exist before cannot be
+ * completed (source error, bundle hash mismatch, full volume), the folder is
+ * removed again, so no partial package is left; an interrupted run (killed)
+ * is completed by running it again. After the set is in place, other builds
+ * of the same INF names are removed from HostDriverStore unless keep_old.
+ *
+ * @rep is filled (free with gp_inject_report_free()) on success and on
+ * failure. Returns 0 or: GP_ERR_NOSPACE (message: need X, have Y), the
+ * stream's codes (GP_ERR_NOTFOUND, GP_ERR_IO, GP_ERR_MISMATCH,
+ * GP_ERR_CORRUPT), the volume's codes, GP_ERR_ABORTED, GP_ERR_NOMEM.
+ * Details in @err.
+ */
+int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
+		    struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		    struct gp_inject_report *rep, struct gp_error *err);
+
+void gp_inject_report_free(struct gp_inject_report *rep);
+
+/* ---- Verifying --------------------------------------------------------- */
+
+enum gp_verify_state {
+	GP_VERIFY_OK = 0,
+	GP_VERIFY_MISSING,    /* no such file in the guest */
+	GP_VERIFY_SIZE,       /* sizes differ */
+	GP_VERIFY_HASH,       /* same size, different SHA-256 */
+};
+
+struct gp_verify_report {
+	enum gp_verify_state *states;  /* one per set->files[i] */
+	uint64_t *guest_sizes;         /* size found in the guest (0 if missing) */
+	size_t n_bad;
+	/* Stale builds of the set's INFs present in HostDriverStore. */
+	char **stale;
+	uint64_t *stale_bytes;
+	size_t n_stale;
+};
+
+/*
+ * Compare every file of @set in @v (any mount, read-only is enough) with the
+ * bytes of @src: size, then SHA-256. Also lists stale builds of the set's
+ * INF names. Returns 0 when every file matches (stale builds do not count),
+ * GP_ERR_MISMATCH when at least one differs (the message names the first
+ * and how many), or an error of the stream or the volume. @rep is filled on
+ * 0 and GP_ERR_MISMATCH; free with gp_verify_report_free().
+ */
+int gp_inject_verify(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     struct gp_inject_stream *src, const struct gp_progress *progress,
+		     struct gp_verify_report *rep, struct gp_error *err);
+
+void gp_verify_report_free(struct gp_verify_report *rep);
+
+const char *gp_verify_state_name(enum gp_verify_state s);
+
+/*
+ * HostDriverStore folders in @v whose INF name (the part before ".inf_",
+ * case-insensitively) is one of @set's folders' INF names but which are not
+ * in @set: other builds of the same drivers. Appends guest paths and their
+ * total sizes (recursive) to the arrays (caller frees each path and the
+ * arrays). Returns 0 or the volume's code (a missing HostDriverStore is 0
+ * with nothing found).
+ */
+int gp_inject_find_stale(struct gp_ntfs *v, const struct gp_inject_set *set,
+			 char ***paths, uint64_t **bytes, size_t *n, struct gp_error *err);
+
+/* Total size of the regular files below guest directory @path. */
+int gp_inject_tree_size(struct gp_ntfs *v, const char *path, uint64_t *bytes,
+			struct gp_error *err);
+
+/* SHA-256 of host file @path. Returns 0, GP_ERR_NOTFOUND, GP_ERR_IO. */
+int gp_sha256_file(const char *path, uint8_t out[32], struct gp_error *err);
+
+/* A stream over host files: opens f->source_path. @s->ctx is managed by
+ * the ops; initialise with gp_inject_stream_host(). */
+int gp_inject_stream_host(struct gp_inject_stream *s, struct gp_error *err);
+
+#endif

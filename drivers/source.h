@@ -1,0 +1,56 @@
+/*
+ * source.h — where a driver comes from: a host DriverStore (resolved for a
+ * GPU and a guest) or a bundle. Either way the caller gets the same two
+ * things: the injection set (the plan) and a stream of its bytes, so that
+ * prepare, verify and doctor need not care which it is.
+ */
+#ifndef GPUP_SOURCE_H
+#define GPUP_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gp_error.h"
+#include "inject.h"
+#include "store.h"
+
+struct gp_source_opts {
+	const char *driverstore;  /* host root / Windows / DriverStore / FileRepository, or NULL */
+	const char *bundle;       /* bundle file, or NULL; exactly one of the two */
+	const char *gpu;          /* instance path, hardware ID or "auto"; NULL = "auto" */
+	struct gp_guest_target target; /* guest arch/build for TargetOS ranking */
+	bool allow_missing;       /* see gp_inject_opts */
+};
+
+struct gp_source;
+
+/*
+ * Open the source and compute its injection set. For a DriverStore: scan,
+ * resolve @gpu for @target, build the set. For a bundle: read and validate
+ * its manifest (a bundle was resolved when it was made; @gpu, when given
+ * and not "auto", must match one of its hardware IDs).
+ * Returns 0 or the codes of gp_store_open()/gp_store_resolve()/
+ * gp_store_injection_set()/gp_bundle_open(); GP_ERR_INVALID when both or
+ * neither source is given or the GPU does not fit the bundle. On a failed
+ * resolution *@out is still set when a resolution exists (for --explain);
+ * close it either way.
+ */
+int gp_source_open(const struct gp_source_opts *opts, struct gp_source **out,
+		   struct gp_error *err);
+void gp_source_close(struct gp_source *s);
+
+/* The plan. NULL only after a failed open. Owned by the source. */
+const struct gp_inject_set *gp_source_set(const struct gp_source *s);
+/* The resolution (DriverStore only; NULL for bundles). */
+const struct gp_resolution *gp_source_resolution(const struct gp_source *s);
+/* "driverstore" or "bundle", and the path given. */
+const char *gp_source_kind(const struct gp_source *s);
+const char *gp_source_path(const struct gp_source *s);
+/* Scan warnings (DriverStore only). */
+size_t gp_source_warning_count(const struct gp_source *s);
+const char *gp_source_warning(const struct gp_source *s, size_t i);
+
+/* A fresh stream of the set's bytes (destroy with s->ops->destroy()). */
+int gp_source_stream(struct gp_source *s, struct gp_inject_stream *out, struct gp_error *err);
+
+#endif

@@ -1,0 +1,807 @@
+/* store_inject.c — the injection set of a package: its folder, the System32
+ * / SysWOW64 files its INF copies, and its CopyINF companion packages. See
+ * store.h for the rules; this file says why where they are not obvious. */
+#include "store_priv.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "inf.h"
+#include "le.h"
+
+/* setupapi AddReg flags (FLG_ADDREG_*). */
+#define ADDREG_APPEND 0x00000008u
+#define ADDREG_DELVAL 0x00000004u
+
+/* Recursion bounds: section references (Needs=) and folder depth. Real INFs
+ * nest a few levels; anything deeper is a loop or an attack. */
+#define MAX_NEEDS_DEPTH 16
+#define MAX_DIR_DEPTH 32
+
+#define GUEST_SYSTEM32 "Windows/System32"
+#define GUEST_SYSWOW64 "Windows/SysWOW64"
+
+/* One CopyToVm* registry value being assembled by AddReg lines. */
+struct vmvalue {
+	char *subkey;   /* CopyToVmWhenNewer, ... */
+	char *name;     /* CudaDriverFiles, ... */
+	char **items;   /* REG_MULTI_SZ strings: source, dest, source, dest ... */
+	size_t n;
+};
+
+struct ctx {
+	struct gp_store *s;
+	const struct gp_package *pkg;
+	struct gp_inf *inf;
+	bool allow_missing;
+	struct gp_inject_set *set;
+	size_t cap;
+	char **visited;     /* install/Needs sections already followed */
+	size_t n_visited;
+	struct vmvalue *vm;
+	size_t n_vm;
+	char **copyinf;
+	size_t n_copyinf;
+	int rc;             /* first error */
+};
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static int nomem(struct ctx *c)
+{
+	if (!c->rc)
+		c->rc = gp_error_set(&c->s->err, GP_ERR_NOMEM, "%s: out of memory", c->pkg->folder);
+	return c->rc;
+}
+
+static bool push_str(char ***arr, size_t *n, const char *s)
+{
+	char **a = realloc(*arr, (*n + 1) * sizeof(*a));
+
+	if (!a)
+		return false;
+	*arr = a;
+	a[*n] = strdup(s);
+	if (!a[*n])
+		return false;
+	(*n)++;
+	return true;
+}
+
+static void free_strs(char **a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(a[i]);
+	free(a);
+}
+
+/* A one-line note on the set; false on allocation failure. */
+static bool note(struct ctx *c, char *msg)
+{
+	bool ok = msg && push_str(&c->set->notes, &c->set->n_notes, msg);
+
+	free(msg);
+	return ok;
+}
+
+void gp_inject_set_free(struct gp_inject_set *set)
+{
+	if (!set)
+		return;
+	for (size_t i = 0; i < set->count; i++) {
+		free(set->files[i].guest_path);
+		free(set->files[i].source_path);
+		free(set->files[i].origin);
+	}
+	free(set->files);
+	free(set->copyinf);
+	free_strs(set->folders, set->n_folders);
+	free_strs(set->missing, set->n_missing);
+	free_strs(set->copyinf_missing, set->n_copyinf_missing);
+	free_strs(set->notes, set->n_notes);
+	free(set);
+}
+
+/* ---- adding files -------------------------------------------------------- */
+
+/* NTFS compares names case-insensitively, so two entries whose guest paths
+ * differ only in case are the same file: the first one wins. Returns the
+ * index in files[], count + index in missing[], or SIZE_MAX. */
+static size_t find_guest(const struct ctx *c, const char *guest)
+{
+	for (size_t i = 0; i < c->set->count; i++)
+		if (strcasecmp(c->set->files[i].guest_path, guest) == 0)
+			return i;
+	for (size_t i = 0; i < c->set->n_missing; i++)
+		if (strcasecmp(c->set->missing[i], guest) == 0)
+			return c->set->count + i;
+	return SIZE_MAX;
+}
+
+/* Record a second reason for a file already in the set (nv_dispi.inf names
+ * nvcuda.dll both in CopyFiles and in CopyToVmWhenNewer). */
+static int merge_origin(struct ctx *c, size_t i, const char *origin)
+{
+	struct gp_inject_file *f;
+	char *n;
+
+	if (i >= c->set->count)
+		return 0;
+	f = &c->set->files[i];
+	if (strcmp(f->origin, origin) == 0 || strstr(f->origin, origin))
+		return 0;
+	n = fmt("%s; %s", f->origin, origin);
+	if (!n)
+		return nomem(c);
+	free(f->origin);
+	f->origin = n;
+	return 0;
+}
+
+/* Add @source as @guest (strings are copied). */
+static int add_file(struct ctx *c, const char *guest, const char *source,
+		    const struct stat *st, enum gp_inject_role role, const char *origin)
+{
+	struct gp_inject_file *f;
+
+	if (c->set->count == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		f = realloc(c->set->files, cap * sizeof(*f));
+		if (!f)
+			return nomem(c);
+		c->set->files = f;
+		c->cap = cap;
+	}
+	f = &c->set->files[c->set->count];
+	memset(f, 0, sizeof(*f));
+	f->guest_path = strdup(guest);
+	f->source_path = strdup(source);
+	f->origin = strdup(origin);
+	f->size = (uint64_t)st->st_size;
+	f->mtime = (int64_t)st->st_mtime;
+	f->role = role;
+	c->set->count++;
+	if (!f->guest_path || !f->source_path || !f->origin)
+		return nomem(c);
+	if (add_u64(c->set->total_bytes, f->size, &c->set->total_bytes) < 0)
+		c->set->total_bytes = UINT64_MAX;
+	return 0;
+}
+
+/* Add every regular file below @dir as @guest_dir/<relative path>. */
+static int add_tree(struct ctx *c, const char *dir, const char *guest_dir,
+		    enum gp_inject_role role, const char *origin, unsigned depth)
+{
+	DIR *d;
+	struct dirent *e;
+	int rc = 0;
+
+	if (depth > MAX_DIR_DEPTH) {
+		c->rc = gp_error_set(&c->s->err, GP_ERR_UNSUPPORTED,
+				     "%s: folders nested deeper than %d levels", dir, MAX_DIR_DEPTH);
+		return c->rc;
+	}
+	d = opendir(dir);
+	if (!d) {
+		int en = errno;
+		c->rc = gp_error_set_errno(&c->s->err, GP_ERR_IO, en, "%s", dir);
+		return c->rc;
+	}
+	while (!rc && (e = readdir(d))) {
+		struct stat st;
+		char *src, *guest;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		src = gp_path_join(dir, e->d_name);
+		guest = gp_path_join(guest_dir, e->d_name);
+		if (!src || !guest) {
+			rc = nomem(c);
+		} else if (lstat(src, &st) < 0) {
+			int en = errno;
+			rc = c->rc = gp_error_set_errno(&c->s->err, GP_ERR_IO, en, "%s", src);
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = add_tree(c, src, guest, role, origin, depth + 1);
+		} else if (S_ISREG(st.st_mode) && find_guest(c, guest) == SIZE_MAX) {
+			rc = add_file(c, guest, src, &st, role, origin);
+		}
+		/* Symlinks and special files are not driver files: a copied
+		 * DriverStore holds none, and following them could read
+		 * anything on the host. */
+		free(src);
+		free(guest);
+	}
+	closedir(d);
+	return rc;
+}
+
+/* ---- where a companion's bytes come from -------------------------------- */
+
+/* The package-relative directory of @file per [SourceDisksFiles(.arch)]
+ * and [SourceDisksNames(.arch)] (disk path + subdir), "" when not listed. */
+static char *source_subdir(struct ctx *c, const char *file)
+{
+	char decorated[64];
+	const struct gp_inf_line *l = NULL, *disk = NULL;
+	const char *dpath = "", *sub = "";
+
+	snprintf(decorated, sizeof(decorated), "SourceDisksFiles.%s", c->pkg->arch);
+	l = gp_inf_line(gp_inf_section(c->inf, decorated), file);
+	if (!l)
+		l = gp_inf_line(gp_inf_section(c->inf, "SourceDisksFiles"), file);
+	if (l && l->n_values > 0) {
+		snprintf(decorated, sizeof(decorated), "SourceDisksNames.%s", c->pkg->arch);
+		disk = gp_inf_line(gp_inf_section(c->inf, decorated), l->values[0]);
+		if (!disk)
+			disk = gp_inf_line(gp_inf_section(c->inf, "SourceDisksNames"), l->values[0]);
+		if (disk && disk->n_values > 3)
+			dpath = disk->values[3];
+		if (l->n_values > 1)
+			sub = l->values[1];
+	}
+	return fmt("%s%s%s", dpath, *dpath && *sub ? "/" : "", sub);
+}
+
+static bool regular_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Find the host file for a companion: the package folder (at its
+ * SourceDisksFiles place, else its top), else the host's own copy of the
+ * installed file (@host_dir relative to Windows, @dest its installed name).
+ * Returns a malloc'ed path or NULL (*oom set on allocation failure). */
+static char *find_source(struct ctx *c, const char *src, const char *host_dir,
+			 const char *dest, bool *oom)
+{
+	char *sub = source_subdir(c, src), *rel = NULL, *path = NULL;
+
+	*oom = false;
+	if (!sub) {
+		*oom = true;
+		return NULL;
+	}
+	rel = *sub ? fmt("%s/%s", sub, src) : strdup(src);
+	free(sub);
+	if (!rel) {
+		*oom = true;
+		return NULL;
+	}
+	if (gp_find_path_ci(c->pkg->dir_path, rel, &path) == 0 && regular_file(path)) {
+		free(rel);
+		return path;
+	}
+	free(path);
+	path = NULL;
+	if (strcmp(rel, src) != 0 && gp_find_path_ci(c->pkg->dir_path, src, &path) == 0 &&
+	    regular_file(path)) {
+		free(rel);
+		return path;
+	}
+	free(rel);
+	free(path);
+	path = NULL;
+	if (c->s->windows_dir) {
+		char *hrel = fmt("%s/%s", host_dir, dest);
+		if (!hrel) {
+			*oom = true;
+			return NULL;
+		}
+		if (gp_find_path_ci(c->s->windows_dir, hrel, &path) == 0 && regular_file(path)) {
+			free(hrel);
+			return path;
+		}
+		free(hrel);
+		free(path);
+	}
+	return NULL;
+}
+
+/* Add one System32/SysWOW64 companion. @guest_dir is "Windows/System32[/sub]". */
+static int add_companion(struct ctx *c, const char *guest_dir, const char *dest, const char *src,
+			 const char *origin)
+{
+	const char *host_dir = guest_dir + strlen("Windows/");
+	char *guest, *path;
+	struct stat st;
+	size_t at;
+	bool oom;
+	int rc = 0;
+
+	if (!*dest)
+		return 0;
+	if (strpbrk(dest, "/\\:") || strcmp(dest, "..") == 0 || strcmp(dest, ".") == 0) {
+		/* A file name with a path in it would land outside the
+		 * destination directory. */
+		if (!note(c, fmt("%s: %s: destination name '%s' is not a plain file name; skipped",
+				 c->pkg->inf_name, origin, dest)))
+			return nomem(c);
+		return 0;
+	}
+	if (!*src)
+		src = dest;
+	guest = fmt("%s/%s", guest_dir, dest);
+	if (!guest)
+		return nomem(c);
+	at = find_guest(c, guest);
+	if (at != SIZE_MAX) {
+		rc = merge_origin(c, at, origin);
+		free(guest);
+		return rc;
+	}
+	path = find_source(c, src, host_dir, dest, &oom);
+	if (oom) {
+		free(guest);
+		return nomem(c);
+	}
+	if (!path) {
+		if (c->allow_missing) {
+			if (!push_str(&c->set->missing, &c->set->n_missing, guest))
+				rc = nomem(c);
+		} else {
+			rc = c->rc = gp_error_set(&c->s->err, GP_ERR_NOTFOUND,
+						  "%s: %s (%s -> %s) is neither in %s nor in the host's %s; "
+						  "allow missing files to skip it", c->pkg->inf_name, src,
+						  origin, guest, c->pkg->folder, host_dir);
+		}
+		free(guest);
+		return rc;
+	}
+	if (stat(path, &st) < 0) {
+		int en = errno;
+		rc = c->rc = gp_error_set_errno(&c->s->err, GP_ERR_IO, en, "%s", path);
+	} else {
+		rc = add_file(c, guest, path, &st, GP_INJECT_COMPANION, origin);
+	}
+	free(guest);
+	free(path);
+	return rc;
+}
+
+/* ---- following the INF --------------------------------------------------- */
+
+/* Guest directory for a DestinationDirs entry "dirid[,subdir]", or NULL
+ * when the files do not go to System32 / SysWOW64 (13 = the driver store
+ * itself, 12 = drivers, ...). Subdirectories are kept ("11,lxss\lib");
+ * ones that would climb out (".."), or carry a drive, are refused. */
+static char *guest_dir_for(const char *dirid_text, const char *sub)
+{
+	unsigned long dirid;
+	const char *base = NULL;
+	char *clean, *out = NULL, *save = NULL, *tok, *end;
+
+	dirid = strtoul(dirid_text, &end, 10);
+	if (end == dirid_text || *end)
+		return NULL;
+	clean = strdup(sub ? sub : "");
+	if (!clean)
+		return NULL;
+	for (char *p = clean; *p; p++)
+		if (*p == '\\')
+			*p = '/';
+	if (dirid == 11) {
+		base = GUEST_SYSTEM32;
+	} else if (dirid == 16425) {
+		base = GUEST_SYSWOW64;
+	} else if (dirid == 10) {
+		/* "10,System32[\sub]" or "10,SysWOW64[\sub]" */
+		size_t n = strcspn(clean, "/");
+		if (n == 8 && strncasecmp(clean, "System32", 8) == 0)
+			base = GUEST_SYSTEM32;
+		else if (n == 8 && strncasecmp(clean, "SysWOW64", 8) == 0)
+			base = GUEST_SYSWOW64;
+		if (base)
+			memmove(clean, clean + n, strlen(clean + n) + 1);
+	}
+	if (!base) {
+		free(clean);
+		return NULL;
+	}
+	out = strdup(base);
+	for (tok = strtok_r(clean, "/", &save); out && tok; tok = strtok_r(NULL, "/", &save)) {
+		char *n;
+		if (strcmp(tok, ".") == 0 || strcmp(tok, "..") == 0 || strchr(tok, ':')) {
+			free(out);
+			out = NULL;
+			break;
+		}
+		n = fmt("%s/%s", out, tok);
+		free(out);
+		out = n;
+	}
+	free(clean);
+	return out;
+}
+
+/* The guest directory for files of copy section @section (NULL = the
+ * default): its DestinationDirs entry, else DefaultDestDir, else DIRID 11,
+ * setupapi's default when an INF names none. NULL when not a companion
+ * directory; *oom on allocation failure. */
+static char *dest_dir(struct ctx *c, const char *section, bool *oom)
+{
+	const struct gp_inf_section *dd = gp_inf_section(c->inf, "DestinationDirs");
+	const struct gp_inf_line *l = section ? gp_inf_line(dd, section) : NULL;
+	char *g;
+
+	*oom = false;
+	if (!l)
+		l = gp_inf_line(dd, "DefaultDestDir");
+	if (l && l->n_values == 0)
+		return NULL;
+	g = l ? guest_dir_for(l->values[0], l->n_values > 1 ? l->values[1] : "")
+	      : guest_dir_for("11", "");
+	/* guest_dir_for() returns NULL both for "not a companion" and for
+	 * ENOMEM; the latter is too rare to tell apart precisely, so only
+	 * the plain System32 case is checked. */
+	if (!g && !l)
+		*oom = true;
+	return g;
+}
+
+/* The file-list section @name of a CopyFiles directive. */
+static int copy_files_section(struct ctx *c, const char *name)
+{
+	const struct gp_inf_section *sec = gp_inf_section(c->inf, name);
+	char *gdir, *origin;
+	bool oom;
+	int rc = 0;
+
+	if (!sec)
+		return 0;   /* setupapi ignores a missing section, so do we */
+	gdir = dest_dir(c, name, &oom);
+	if (oom)
+		return nomem(c);
+	if (!gdir)
+		return 0;
+	origin = fmt("CopyFiles %s", name);
+	if (!origin) {
+		free(gdir);
+		return nomem(c);
+	}
+	/* Lines: "dest[,source[,unused[,flags]]]". */
+	for (size_t i = 0; !rc && i < sec->n_lines; i++) {
+		const struct gp_inf_line *l = &sec->lines[i];
+		if (l->key || l->n_values == 0)
+			continue;
+		rc = add_companion(c, gdir, l->values[0], l->n_values > 1 ? l->values[1] : "", origin);
+	}
+	free(origin);
+	free(gdir);
+	return rc;
+}
+
+static struct vmvalue *vm_value(struct ctx *c, const char *subkey, const char *name)
+{
+	struct vmvalue *v;
+
+	for (size_t i = 0; i < c->n_vm; i++)
+		if (gp_str_ieq(c->vm[i].subkey, subkey) && gp_str_ieq(c->vm[i].name, name))
+			return &c->vm[i];
+	v = realloc(c->vm, (c->n_vm + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	c->vm = v;
+	v = &c->vm[c->n_vm];
+	memset(v, 0, sizeof(*v));
+	v->subkey = strdup(subkey);
+	v->name = strdup(name);
+	c->n_vm++;
+	return v->subkey && v->name ? v : NULL;
+}
+
+static bool is_copytovm(const char *subkey)
+{
+	static const char *const keys[] = { "CopyToVmOverwrite", "CopyToVmWhenNewer",
+					    "CopyToVmOverwriteWow64", "CopyToVmWhenNewerWow64" };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (gp_str_ieq(subkey, keys[i]))
+			return true;
+	return false;
+}
+
+/* An AddReg section: only HKR,CopyToVm*,<name>,<flags>,<strings...> lines
+ * matter. REG_MULTI_SZ sets the list, FLG_ADDREG_APPEND adds to it (that
+ * is how nv_dispi.inf builds "source\0dest\0"), FLG_ADDREG_DELVAL drops it. */
+static int add_reg_section(struct ctx *c, const char *name)
+{
+	const struct gp_inf_section *sec = gp_inf_section(c->inf, name);
+
+	for (size_t i = 0; sec && i < sec->n_lines; i++) {
+		const struct gp_inf_line *l = &sec->lines[i];
+		struct vmvalue *v;
+		unsigned long flags = 0;
+
+		if (l->key || l->n_values < 3 || !gp_str_ieq(l->values[0], "HKR") ||
+		    !is_copytovm(l->values[1]))
+			continue;
+		if (l->n_values > 3)
+			flags = strtoul(l->values[3], NULL, 0);
+		v = vm_value(c, l->values[1], l->values[2]);
+		if (!v)
+			return nomem(c);
+		if (!(flags & ADDREG_APPEND) || (flags & ADDREG_DELVAL)) {
+			free_strs(v->items, v->n);
+			v->items = NULL;
+			v->n = 0;
+		}
+		if (flags & ADDREG_DELVAL)
+			continue;
+		for (size_t k = 4; k < l->n_values; k++)
+			if (*l->values[k] && !push_str(&v->items, &v->n, l->values[k]))
+				return nomem(c);
+	}
+	return 0;
+}
+
+static bool visited(struct ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_visited; i++)
+		if (gp_str_ieq(c->visited[i], name))
+			return true;
+	return false;
+}
+
+static int install_section(struct ctx *c, const char *name, unsigned depth);
+
+static int directive(struct ctx *c, const char *key, const char *v, unsigned depth)
+{
+	if (gp_str_ieq(key, "CopyFiles")) {
+		if (v[0] == '@') {
+			/* A single file to DefaultDestDir. */
+			bool oom;
+			char *gdir = dest_dir(c, NULL, &oom), *origin;
+			int rc;
+			if (oom)
+				return nomem(c);
+			if (!gdir)
+				return 0;
+			origin = fmt("CopyFiles %s", v);
+			rc = origin ? add_companion(c, gdir, v + 1, "", origin) : nomem(c);
+			free(origin);
+			free(gdir);
+			return rc;
+		}
+		return copy_files_section(c, v);
+	}
+	if (gp_str_ieq(key, "AddReg"))
+		return add_reg_section(c, v);
+	if (gp_str_ieq(key, "CopyINF")) {
+		for (size_t j = 0; j < c->n_copyinf; j++)
+			if (gp_str_ieq(c->copyinf[j], v))
+				return 0;
+		return push_str(&c->copyinf, &c->n_copyinf, v) ? 0 : nomem(c);
+	}
+	if (gp_str_ieq(key, "Needs"))
+		return install_section(c, v, depth + 1);
+	return 0;
+}
+
+/* An install section (or one it Needs). Directives honoured: CopyFiles
+ * (file-list sections and @file), AddReg (for CopyToVm*), CopyINF, and
+ * Needs within this INF. Include= names other (in-box) INFs: their files
+ * are the guest's own business, so they are not followed, and a Needs of a
+ * section this INF lacks is skipped for the same reason. */
+static int install_section(struct ctx *c, const char *name, unsigned depth)
+{
+	const struct gp_inf_section *sec = gp_inf_section(c->inf, name);
+	int rc = 0;
+
+	if (!sec || visited(c, name))
+		return 0;   /* a section that Needs itself stops here */
+	if (depth > MAX_NEEDS_DEPTH) {
+		c->rc = gp_error_set(&c->s->err, GP_ERR_CORRUPT,
+				     "%s: [%s]: Needs= nested deeper than %d sections",
+				     c->pkg->inf_name, name, MAX_NEEDS_DEPTH);
+		return c->rc;
+	}
+	if (!push_str(&c->visited, &c->n_visited, name))
+		return nomem(c);
+	for (size_t i = 0; !rc && i < sec->n_lines; i++) {
+		const struct gp_inf_line *l = &sec->lines[i];
+		if (!l->key)
+			continue;
+		for (size_t k = 0; !rc && k < l->n_values; k++)
+			if (*l->values[k])
+				rc = directive(c, l->key, l->values[k], depth);
+	}
+	return rc ? rc : c->rc;
+}
+
+/* The install section Windows would run for @base on this package's arch:
+ * base.NT<arch>, else base.NT, else base. */
+static int model_install(struct ctx *c, const char *base)
+{
+	char *cands[3] = { fmt("%s.NT%s", base, c->pkg->arch), fmt("%s.NT", base), strdup(base) };
+	int rc = 0;
+	bool done = false;
+
+	for (int i = 0; i < 3; i++)
+		if (!cands[i])
+			rc = nomem(c);
+	for (int i = 0; !rc && !done && i < 3; i++) {
+		if (gp_inf_section(c->inf, cands[i])) {
+			rc = install_section(c, cands[i], 0);
+			done = true;
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		free(cands[i]);
+	return rc;
+}
+
+/* CopyToVm* lists: pairs of (file in the driver store, name in System32 or,
+ * for the *Wow64 keys, SysWOW64). */
+static int vm_companions(struct ctx *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < c->n_vm; i++) {
+		const struct vmvalue *v = &c->vm[i];
+		size_t sl = strlen(v->subkey);
+		bool wow = sl > 5 && strcasecmp(v->subkey + sl - 5, "Wow64") == 0;
+		char *origin = fmt("%s %s", v->subkey, v->name);
+
+		if (!origin)
+			return nomem(c);
+		if (v->n % 2 && !note(c, fmt("%s: %s: odd number of strings (%zu); the last one, "
+					     "'%s', has no destination and is skipped",
+					     c->pkg->inf_name, origin, v->n, v->items[v->n - 1]))) {
+			free(origin);
+			return nomem(c);
+		}
+		for (size_t k = 0; !rc && k + 1 < v->n; k += 2)
+			rc = add_companion(c, wow ? GUEST_SYSWOW64 : GUEST_SYSTEM32, v->items[k + 1],
+					   v->items[k], origin);
+		free(origin);
+	}
+	return rc;
+}
+
+/* The newest package of INF @name for @arch in the store, or NULL. */
+static const struct gp_package *find_copyinf(const struct gp_store *s, const char *name,
+					     const char *arch)
+{
+	const struct gp_package *best = NULL;
+
+	for (size_t i = 0; i < s->n_pkgs; i++) {
+		const struct gp_package *p = s->pkgs[i];
+		int cmp;
+
+		if (!gp_str_ieq(p->inf_name, name) || !gp_str_ieq(p->arch, arch))
+			continue;
+		cmp = best ? gp_package_cmp_version(p, best) : 1;
+		if (cmp > 0 || (cmp == 0 && strcmp(p->folder, best->folder) > 0))
+			best = p;
+	}
+	return best;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const struct gp_inject_file *)a)->guest_path,
+		      ((const struct gp_inject_file *)b)->guest_path);
+}
+
+static int add_package_folder(struct ctx *c, const struct gp_package *p, enum gp_inject_role role)
+{
+	char *gdir = fmt("%s/%s", GP_GUEST_HOSTDRIVERSTORE, p->folder);
+	char *origin = role == GP_INJECT_PACKAGE ? strdup("package") : fmt("CopyINF %s", p->inf_name);
+	int rc;
+
+	if (!gdir || !origin) {
+		free(gdir);
+		free(origin);
+		return nomem(c);
+	}
+	rc = push_str(&c->set->folders, &c->set->n_folders, gdir) ? 0 : nomem(c);
+	if (!rc)
+		rc = add_tree(c, p->dir_path, gdir, role, origin, 0);
+	free(gdir);
+	free(origin);
+	return rc;
+}
+
+static int add_copyinf_packages(struct ctx *c)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < c->n_copyinf; i++) {
+		const struct gp_package *cp = find_copyinf(c->s, c->copyinf[i], c->pkg->arch);
+		const struct gp_package **a;
+
+		if (cp == c->pkg)
+			continue;
+		if (!cp) {
+			/* Windows skips a CopyINF it cannot find, too. */
+			if (!push_str(&c->set->copyinf_missing, &c->set->n_copyinf_missing,
+				      c->copyinf[i]))
+				rc = nomem(c);
+			continue;
+		}
+		a = realloc(c->set->copyinf, (c->set->n_copyinf + 1) * sizeof(*a));
+		if (!a)
+			return nomem(c);
+		c->set->copyinf = a;
+		a[c->set->n_copyinf++] = cp;
+		rc = add_package_folder(c, cp, GP_INJECT_COPYINF_PACKAGE);
+	}
+	return rc;
+}
+
+int gp_store_injection_set(struct gp_store *s, const struct gp_package *pkg,
+			   const struct gp_model *model, const struct gp_inject_opts *opts,
+			   struct gp_inject_set **out)
+{
+	struct ctx c = { .s = s, .pkg = pkg, .allow_missing = opts && opts->allow_missing };
+	struct gp_error ierr = { 0 };
+	int rc;
+
+	*out = NULL;
+	gp_error_clear(&s->err);
+	c.set = calloc(1, sizeof(*c.set));
+	if (!c.set)
+		return gp_error_set(&s->err, GP_ERR_NOMEM, "out of memory");
+	c.set->pkg = pkg;
+	rc = gp_inf_load(pkg->inf_path, &c.inf, &ierr);
+	if (rc) {
+		gp_error_copy(&s->err, &ierr);
+		gp_error_prefix(&s->err, "%s: ", pkg->folder);
+		goto out;
+	}
+	rc = add_package_folder(&c, pkg, GP_INJECT_PACKAGE);
+	/* Companions: the model's install section, or every model's. */
+	if (!rc && model) {
+		rc = model_install(&c, model->install_section);
+	} else if (!rc) {
+		for (size_t i = 0; !rc && i < pkg->n_models; i++) {
+			bool dup = false;
+			for (size_t j = 0; j < i; j++)
+				dup |= gp_str_ieq(pkg->models[j].install_section,
+						  pkg->models[i].install_section);
+			if (!dup)
+				rc = model_install(&c, pkg->models[i].install_section);
+		}
+	}
+	if (!rc)
+		rc = vm_companions(&c);
+	if (!rc)
+		rc = add_copyinf_packages(&c);
+	if (!rc && c.set->count)
+		qsort(c.set->files, c.set->count, sizeof(*c.set->files), cmp_file);
+out:
+	gp_inf_free(c.inf);
+	free_strs(c.visited, c.n_visited);
+	free_strs(c.copyinf, c.n_copyinf);
+	for (size_t i = 0; i < c.n_vm; i++) {
+		free(c.vm[i].subkey);
+		free(c.vm[i].name);
+		free_strs(c.vm[i].items, c.vm[i].n);
+	}
+	free(c.vm);
+	if (rc) {
+		gp_inject_set_free(c.set);
+		return rc;
+	}
+	*out = c.set;
+	return 0;
+}

@@ -1,0 +1,144 @@
+/*
+ * gpus.h — the host's partitionable GPUs, as Hyper-V reports them.
+ *
+ * Input is what PowerShell prints for `Get-VMHostPartitionableGpu`
+ * (Windows 11, Server 2025) or `Get-VMPartitionableGpu` (Windows 10,
+ * Server 2022), either
+ *   - the console's list format ("Name      : value" lines, records
+ *     separated by blank lines; values longer than the window wrap onto
+ *     continuation lines indented to the value column), or
+ *   - the same objects piped through `ConvertTo-Json` (one object or an
+ *     array of them).
+ * Files saved with Windows PowerShell's `>` are UTF-16LE with a byte-order
+ * mark; both that and UTF-8 (with or without BOM, LF or CRLF) are read.
+ *
+ * Each GPU carries its instance path (the `Name` property, e.g.
+ * `\\?\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&2a7e4f6b&0&0008#{...}`),
+ * the PCI IDs decoded from it, the partition counts and, for each of the four
+ * resources (VRAM, Encode, Decode, Compute), Total/Available/Min/Max/Optimal
+ * on the host's own scale (1e9 on most hosts; Encode is 2^64-1 on some).
+ *
+ * Names for the PCI IDs come from the system's pci.ids database
+ * (Debian package `pci.ids`, GP_PCI_IDS_DEFAULT), read in one streaming pass.
+ */
+#ifndef GPUP_GPUS_H
+#define GPUP_GPUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gp_error.h"
+
+/* Where Debian's `pci.ids` package installs the database. */
+#define GP_PCI_IDS_DEFAULT "/usr/share/misc/pci.ids"
+
+/* The four partitionable resources, in the order Hyper-V lists them. */
+enum gp_gpu_res {
+	GP_RES_VRAM = 0,
+	GP_RES_ENCODE = 1,
+	GP_RES_DECODE = 2,
+	GP_RES_COMPUTE = 3,
+	GP_RES_COUNT = 4,
+};
+
+/* One resource as the host reports it (all on the resource's own scale). */
+struct gp_gpu_resource {
+	uint64_t total;      /* TotalX */
+	uint64_t available;  /* AvailableX */
+	uint64_t min;        /* MinPartitionX */
+	uint64_t max;        /* MaxPartitionX */
+	uint64_t optimal;    /* OptimalPartitionX */
+};
+
+#define GP_GPU_MAX_COUNTS 32
+
+struct gp_gpu {
+	char *instance_path;          /* the Name property, verbatim (never NULL) */
+	bool has_pci_ids;             /* VEN_/DEV_ found in the instance path */
+	uint16_t vendor_id, device_id;
+	uint16_t subsys_vendor_id;    /* SUBSYS_ddddvvvv: low 16 bits are the vendor */
+	uint16_t subsys_device_id;
+	bool has_subsys, has_rev;
+	uint8_t revision;
+	/* Names from pci.ids after gp_gpus_lookup_names(); NULL when unknown. */
+	char *vendor_name;
+	char *device_name;
+	char *subsys_name;            /* subsystem line under the device, or NULL */
+	char *subsys_vendor_name;     /* vendor of the subsystem ID, or NULL */
+	char *computer_name;          /* ComputerName, or NULL when absent */
+	uint32_t partition_count;     /* PartitionCount (0 when absent) */
+	size_t valid_count_n;         /* number of ValidPartitionCounts entries */
+	uint32_t valid_counts[GP_GPU_MAX_COUNTS];
+	bool valid_counts_truncated;  /* the console cut the list ("...") */
+	struct gp_gpu_resource res[GP_RES_COUNT];
+	unsigned line;                /* input line where the record starts (1-based; JSON: of its '{') */
+};
+
+struct gp_gpu_list {
+	size_t count;
+	struct gp_gpu *gpus;          /* array of @count, owned by the list */
+};
+
+/* "VRAM", "Encode", "Decode", "Compute"; NULL for an out-of-range value. */
+const char *gp_gpu_res_name(enum gp_gpu_res r);
+
+/*
+ * Parse a GPU list from memory. @source names the input in messages (a file
+ * name or "powershell"). The format (list or JSON, UTF-8 or UTF-16LE) is
+ * detected. Every record must carry Name and the twenty resource
+ * properties; unknown properties are ignored.
+ *
+ * Returns 0 and fills @out (free with gp_gpus_free(); an empty input gives
+ * GP_ERR_NOTFOUND, "no partitionable GPU"), or
+ *   GP_ERR_CORRUPT  "SOURCE:LINE: ..." naming the line and what was wrong,
+ *   GP_ERR_NOTFOUND the input holds no GPU record,
+ *   GP_ERR_NOMEM.
+ */
+int gp_gpus_parse(const char *text, size_t len, const char *source,
+		  struct gp_gpu_list *out, struct gp_error *err);
+
+/* gp_gpus_parse() on a file's contents. Adds GP_ERR_NOTFOUND/GP_ERR_IO for
+ * a file that cannot be read (message names it), and refuses files over
+ * 16 MiB (GP_ERR_CORRUPT): a GPU list is a few KiB. */
+int gp_gpus_load(const char *path, struct gp_gpu_list *out, struct gp_error *err);
+
+/* Free what a list owns (not @l itself); @l is zeroed. NULL is fine. */
+void gp_gpus_free(struct gp_gpu_list *l);
+
+/*
+ * Fill vendor/device/subsystem names of every GPU from the pci.ids database
+ * at @pci_ids (NULL: GP_PCI_IDS_DEFAULT), one streaming pass over the file.
+ * IDs the database does not know keep NULL names.
+ * Returns 0, GP_ERR_NOTFOUND / GP_ERR_IO when the database cannot be read
+ * (the names stay NULL; callers may treat this as a warning), GP_ERR_NOMEM.
+ */
+int gp_gpus_lookup_names(struct gp_gpu_list *l, const char *pci_ids,
+			 struct gp_error *err);
+
+/*
+ * Look up one ID pair: vendor and device names (and, when @subven/@subdev
+ * are not both 0, the subsystem name and the subsystem vendor's name).
+ * Out pointers receive malloc'ed strings or NULL; any out may be NULL.
+ * Returns as gp_gpus_lookup_names().
+ */
+int gp_pci_ids_lookup(const char *pci_ids, uint16_t ven, uint16_t dev,
+		      uint16_t subven, uint16_t subdev, char **ven_name,
+		      char **dev_name, char **subsys_name, char **subven_name,
+		      struct gp_error *err);
+
+/*
+ * Choose one GPU of @l by @id:
+ *   - "auto": the only GPU (GP_ERR_INVALID naming the candidates when there
+ *     are several),
+ *   - an instance path (compared case-insensitively, as Windows does),
+ *   - a hardware-ID-ish string with VEN_xxxx and optionally DEV_xxxx
+ *     ("VEN_10DE&DEV_2860", "PCI\VEN_10DE&DEV_2860&SUBSYS_...") or
+ *     "10de:2860" / "10de", which must match exactly one GPU.
+ * Returns 0 and the index in @index, GP_ERR_NOTFOUND (no match; the message
+ * lists what exists), GP_ERR_INVALID (ambiguous or unparseable @id).
+ */
+int gp_gpus_select(const struct gp_gpu_list *l, const char *id, size_t *index,
+		   struct gp_error *err);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * plan.h — what the host must set for one VM's GPU partition: the twelve
+ * quota values, MMIO sizes and host policy, computed from the user's
+ * options and the host's reported GPU figures, and validated before any
+ * PowerShell is written.
+ *
+ * Quotas. Each resource (VRAM, Encode, Decode, Compute) gets Min, Optimal
+ * and Max on the resource's own scale — the scale the host reports (1e9 on
+ * most GPUs; Encode is 2^64-1 on some hosts). A share is given as
+ *   "P%"            Min = Optimal = Max = P% of the host's MaxPartitionX,
+ *   "N"             Min = Optimal = Max = N (raw, on the host's scale),
+ *   "MIN:OPT:MAX"   each part "P%" or "N".
+ * Percentages may carry up to six decimals ("12.5%") and are applied in
+ * exact 128-bit integer arithmetic, rounding down: 50% of 2^64-1 is
+ * 9223372036854775807, never a double's 9223372036854775808.
+ * A resource without a share gets the host's own MinPartitionX,
+ * OptimalPartitionX and MaxPartitionX — what Add-VMGpuPartitionAdapter
+ * assigns when given no values ("a full partition").
+ * Validation: host MinPartition ≤ Min ≤ Optimal ≤ Max ≤ host MaxPartition
+ * and Max ≤ Available; the message names the resource, both values and
+ * the rule.
+ *
+ * MMIO. Low 1 GiB and High 32 GiB unless told otherwise. With SurveyDDA
+ * output (see gp_surveydda_parse()), High = the devices' MB summed plus a
+ * buffer (default 512 MiB, Microsoft's own default high MMIO), rounded UP
+ * TO A WHOLE GiB: rounding to a power of two would turn 33 GiB into
+ * 64 GiB and push hosts with 36-bit physical addressing over their limit.
+ * Explicit sizes override both. A High MMIO above 64 GiB adds a warning:
+ * hosts (and guests) with 36-bit physical addressing cannot map it.
+ *
+ * Revert plans set Hyper-V's defaults back: Low 128 MiB, High 512 MiB
+ * (Microsoft, "Plan for Deploying Devices using Discrete Device Assignment",
+ * section "MMIO Space": "By default, each VM starts off with 128MB of low
+ * MMIO space and 512MB of high MMIO space allocated to it").
+ */
+#ifndef GPUP_PLAN_H
+#define GPUP_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gp_error.h"
+#include "gpus.h"
+
+#define GP_MIB (1024ull * 1024ull)
+#define GP_GIB (1024ull * GP_MIB)
+
+#define GP_MMIO_LOW_DEFAULT (1ull * GP_GIB)      /* what GPU-P how-tos set */
+#define GP_MMIO_HIGH_DEFAULT (32ull * GP_GIB)
+#define GP_MMIO_BUFFER_DEFAULT (512ull * GP_MIB)
+#define GP_MMIO_LOW_HYPERV (128ull * GP_MIB)     /* Hyper-V's own defaults */
+#define GP_MMIO_HIGH_HYPERV (512ull * GP_MIB)
+/* 36-bit physical addressing reaches 64 GiB. */
+#define GP_MMIO_36BIT_LIMIT (64ull * GP_GIB)
+
+/* Percentages are kept in millionths of a percent: 50% = 50000000. */
+#define GP_PERCENT_ONE 1000000ull
+
+struct gp_share_part {
+	bool is_percent;
+	uint64_t value;      /* raw value, or millionths of a percent */
+};
+
+struct gp_share_spec {
+	bool set;
+	struct gp_share_part part[3];   /* Min, Optimal, Max */
+};
+
+/*
+ * Parse a share ("50%", "12.5%", "500000000", "10%:50%:100%",
+ * "0:500000000:100%"). Returns 0, or GP_ERR_INVALID with a message that
+ * quotes @s and says what is wrong (over 100%, more than six decimals,
+ * not a number, not one or three parts).
+ */
+int gp_share_parse(const char *s, struct gp_share_spec *out, struct gp_error *err);
+
+enum gp_host_os {
+	GP_HOST_WIN11 = 0,   /* Windows 11 / Server 2025: Add-VMGpuPartitionAdapter -InstancePath */
+	GP_HOST_WIN10 = 1,   /* Windows 10 / Server 2022: no -InstancePath */
+};
+
+/* The user's choices, before the GPU's figures are known. Zero-initialise,
+ * then set what was given. */
+struct gp_plan_opts {
+	const char *vm_name;                    /* required */
+	struct gp_share_spec share[GP_RES_COUNT];
+	uint64_t low_mmio, high_mmio;           /* bytes; 0 = not given */
+	bool have_surveydda;
+	uint64_t surveydda_mb;                  /* from gp_surveydda_parse() */
+	unsigned surveydda_devices;
+	bool have_mmio_buffer;
+	uint64_t mmio_buffer;                   /* bytes */
+	bool server;                            /* set the HyperV device-assignment policies */
+	enum gp_host_os host_os;
+	bool stop_vm;                           /* stop a running VM and start it afterwards */
+	bool revert;                            /* remove the partition, restore defaults */
+};
+
+struct gp_quota {
+	uint64_t min, optimal, max;
+};
+
+#define GP_PLAN_MAX_WARNINGS 4
+
+struct gp_plan {
+	char *vm_name;                  /* owned; valid UTF-8 */
+	char *instance_path;            /* owned; NULL for revert plans */
+	char *gpu_label;                /* owned; "10de:2860 NVIDIA ... AD106M [...]" or NULL */
+	struct gp_quota quota[GP_RES_COUNT];
+	uint64_t low_mmio, high_mmio;   /* bytes */
+	char mmio_reason[160];          /* one line: how high_mmio was chosen */
+	bool server, stop_vm, revert;
+	enum gp_host_os host_os;
+	unsigned n_warnings;
+	char warnings[GP_PLAN_MAX_WARNINGS][256];   /* for the CLI to print */
+};
+
+/*
+ * Compute and validate a plan. @gpu is the chosen GPU (names filled or not);
+ * it may be NULL only for revert plans. On success @out owns copies of all
+ * strings (free with gp_plan_free()).
+ * Returns 0, GP_ERR_INVALID (a value breaks a rule: the message explains
+ * which, with the numbers; the VM name is empty or not UTF-8; no GPU),
+ * GP_ERR_NOMEM.
+ */
+int gp_plan_build(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
+		  struct gp_plan *out, struct gp_error *err);
+
+/* Free the plan's strings and zero it. NULL is fine. */
+void gp_plan_free(struct gp_plan *p);
+
+/*
+ * Read SurveyDDA.ps1 output (Microsoft's DDA machine-profile script; it
+ * prints "    And it requires at least: 176 MB of MMIO gap space" for each
+ * assignable device). Sums the MB of every such line: trim the file to the
+ * devices you assign. @source names the input in messages.
+ * Returns 0 with the sum in @total_mb and the number of lines in @devices,
+ * GP_ERR_CORRUPT ("SOURCE:LINE: ..." for a line whose number cannot be
+ * read; "SOURCE: no ... line" when there is none), GP_ERR_NOMEM.
+ */
+int gp_surveydda_parse(const char *text, size_t len, const char *source,
+		       uint64_t *total_mb, unsigned *devices, struct gp_error *err);
+
+/* gp_surveydda_parse() on a file (UTF-8 or UTF-16LE, at most 16 MiB). Adds
+ * GP_ERR_NOTFOUND / GP_ERR_IO naming the file. */
+int gp_surveydda_load(const char *path, uint64_t *total_mb, unsigned *devices,
+		      struct gp_error *err);
+
+#endif

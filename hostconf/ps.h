@@ -1,0 +1,119 @@
+/*
+ * ps.h — the host-side PowerShell: rendering a plan into a self-checking,
+ * idempotent script (psrender.c), and running scripts and queries through
+ * the PowerShell that is reachable from here (psapply.c).
+ *
+ * The rendered script
+ *   - starts with a UTF-8 byte-order mark: Windows PowerShell 5.1 reads a
+ *     BOM-less script in the ANSI code page and would garble a non-ASCII VM
+ *     name; pwsh accepts the BOM too;
+ *   - declares `#Requires -RunAsAdministrator` and `#Requires -Modules Hyper-V`
+ *     and sets `$ErrorActionPreference = 'Stop'`;
+ *   - carries EVERY value (VM name, instance path, the twelve quotas, MMIO
+ *     sizes, switches) as a default in its `param()` block, written as a
+ *     single-quoted PowerShell literal — PowerShell treats ' and the smart
+ *     quotes U+2018..U+201B alike, so each of them is doubled — and never
+ *     pastes a value into code. A VM named `x'; Remove-Item C:\ -Recurse #`
+ *     stays one string;
+ *   - calls Hyper-V's cmdlets module-qualified (`Hyper-V\Get-VM`, ...), finds
+ *     the VM by exact name (Get-VM -Name would treat [ ] * ? as wildcards)
+ *     and passes the VM object on;
+ *   - compares the VM's current adapter and MMIO settings with the plan and
+ *     says "no change" when they match (so a second run changes nothing);
+ *     otherwise requires the VM to be Off (or, with the StopVM switch, shuts
+ *     it down and starts it again afterwards), removes only this VM's
+ *     partition adapters, adds one (with -InstancePath where the cmdlet has
+ *     it), sets the twelve quotas and `Set-VM -GuestControlledCacheTypes
+ *     $true -LowMemoryMappedIoSpace -HighMemoryMappedIoSpace`;
+ *   - verifies with Get-VMGpuPartitionAdapter / Get-VM, prints a summary,
+ *     and exits 0, or throws (exit status 1) naming what differs.
+ * A revert plan removes the VM's adapters, sets GuestControlledCacheTypes
+ * $false and Hyper-V's default MMIO (128 MiB / 512 MiB); host policy values
+ * written for servers are left alone (they are host-wide).
+ */
+#ifndef GPUP_PS_H
+#define GPUP_PS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "gp_error.h"
+#include "gpus.h"
+#include "plan.h"
+
+/* ---- rendering (psrender.c) ---- */
+
+/*
+ * Write the script for @plan to @out. The output depends only on the plan
+ * (deterministic: golden files compare byte for byte).
+ * Returns 0, GP_ERR_INVALID (a plan string is not valid UTF-8), GP_ERR_IO
+ * (writing @out failed).
+ */
+int gp_ps_render(const struct gp_plan *plan, FILE *out, struct gp_error *err);
+
+/* The same into a malloc'ed, NUL-terminated buffer (*out, length *len; the
+ * caller frees). Returns as gp_ps_render(), plus GP_ERR_NOMEM. */
+int gp_ps_render_string(const struct gp_plan *plan, char **out, size_t *len,
+			struct gp_error *err);
+
+/* Append @s to @out as one single-quoted PowerShell literal ('' for ', and
+ * each of U+2018..U+201B doubled). Returns 0 or GP_ERR_IO. */
+int gp_ps_quote(FILE *out, const char *s, struct gp_error *err);
+
+/* ---- running PowerShell (psapply.c) ---- */
+
+enum gp_ps_kind {
+	GP_PS_WINDOWS = 1,   /* powershell.exe through WSL interop: paths go through `wslpath -w` */
+	GP_PS_PWSH = 2,      /* PowerShell 7 (pwsh), native paths */
+};
+
+struct gp_ps_shell {
+	enum gp_ps_kind kind;
+	char program[64];    /* "powershell.exe" or "pwsh", found on PATH */
+};
+
+/*
+ * Find a PowerShell on PATH: powershell.exe first (WSL on a Windows host:
+ * the Hyper-V module lives there), then pwsh.
+ * Returns 0, or GP_ERR_NOTFOUND ("no PowerShell on PATH ...").
+ */
+int gp_ps_find_shell(struct gp_ps_shell *sh, struct gp_error *err);
+
+/*
+ * Run a script file: `powershell.exe -NoProfile -ExecutionPolicy Bypass
+ * -File WINPATH` (WINPATH from `wslpath -w PATH`) or `pwsh -NoProfile -File
+ * PATH`. The child inherits stdin/stdout/stderr, so its output streams as it
+ * comes. Its exit status goes to *exit_status (128+N for a signal).
+ * Returns 0 when it ran (whatever its status), GP_ERR_EXTERNAL when it or
+ * wslpath could not be started or wslpath failed, GP_ERR_NOMEM.
+ */
+int gp_ps_run_file(const struct gp_ps_shell *sh, const char *path, int *exit_status,
+		   struct gp_error *err);
+
+/*
+ * Render @plan into a fresh file and run it (gp_ps_run_file()); the file is
+ * removed afterwards. Where the file goes: powershell.exe must be able to
+ * read it, so for GP_PS_WINDOWS it is created in the current directory
+ * (wslpath turns a Linux directory into a \\wsl.localhost\... path Windows
+ * reads, and /mnt/c/... into C:\...); for pwsh it goes to $TMPDIR or /tmp.
+ * $GPUP_PS_TMPDIR overrides both. The name is gpup-hostconf-XXXXXX.ps1.
+ * Returns 0 with the script's exit status in *exit_status, or as
+ * gp_ps_render() / gp_ps_run_file(), GP_ERR_IO (cannot create the file).
+ */
+int gp_ps_apply(const struct gp_ps_shell *sh, const struct gp_plan *plan, int *exit_status,
+		struct gp_error *err);
+
+/*
+ * Ask the host for its partitionable GPUs: runs
+ * `Get-VMHostPartitionableGpu | ConvertTo-Json` (falling back to
+ * Get-VMPartitionableGpu where the former does not exist) with -NoProfile
+ * -Command, captures stdout (at most 16 MiB) and parses it as
+ * gp_gpus_parse() with source "powershell".
+ * Returns 0, GP_ERR_EXTERNAL (PowerShell failed: the message carries its
+ * exit status and the first line it printed on stderr), or as
+ * gp_gpus_parse().
+ */
+int gp_ps_query_gpus(const struct gp_ps_shell *sh, struct gp_gpu_list *out,
+		     struct gp_error *err);
+
+#endif

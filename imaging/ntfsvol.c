@@ -1,0 +1,586 @@
+/* ntfsvol.c — finding the guest's NTFS volume, checking that writing is
+ * safe, mounting and unmounting it. File operations are in ntfs_files.c.
+ * See ntfsvol.h. */
+#include "ntfsvol_priv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ntfs-3g/cache.h>
+#include <ntfs-3g/dir.h>
+#include <ntfs-3g/logging.h>
+#include <ntfs-3g/unistr.h>
+
+#include "le.h"
+#include "part.h"
+
+/* $LogFile restart page header (MS-NTFS / ntfs-3g layout.h RESTART_PAGE_HEADER). */
+#define RSTR_MAGIC_OFF 0x00
+#define RSTR_SYSTEM_PAGE_SIZE_OFF 0x10
+#define RSTR_RESTART_AREA_OFF 0x18
+#define RSTR_MINOR_VER_OFF 0x1A
+#define RSTR_MAJOR_VER_OFF 0x1C
+/* Restart area, relative to the restart-area offset. */
+#define RA_CURRENT_LSN_OFF 0x00
+#define RA_CLIENT_IN_USE_OFF 0x0C
+#define RA_FLAGS_OFF 0x0E
+#define RA_MIN_SIZE 0x10
+#define LOGFILE_NO_CLIENT 0xffff
+#define RESTART_VOLUME_IS_CLEAN 0x0002
+/* Hibernation file signatures (first 4 bytes of hiberfil.sys). */
+#define HIBR_SIG_LEN 4
+
+/* Volume flag bit (MS-NTFS $VOLUME_INFORMATION). */
+#define GP_VOLUME_IS_DIRTY 0x0001
+
+static const char *win_path_parts[] = { "Windows", "System32", "ntoskrnl.exe" };
+
+int gp_ntfs_fail(struct gp_ntfs *v, int e, const char *fmt, ...)
+{
+	char head[GP_ERROR_MSG_MAX];
+	int code;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	switch (e) {
+	case ENOSPC: code = GP_ERR_NOSPACE; break;
+	case EROFS: code = GP_ERR_READONLY; break;
+	case ENOMEM: code = GP_ERR_NOMEM; break;
+	case ENOENT: code = GP_ERR_NOTFOUND; break;
+	case EEXIST: code = GP_ERR_EXISTS; break;
+	default: code = GP_ERR_IO; break;
+	}
+	if (v->dev.err.code) {
+		code = v->dev.err.code;
+		gp_error_set(&v->err, code, "%s: %s: %s (disk: %s)", v->where, head,
+			     strerror(e ? e : EIO), gp_error_message(&v->dev.err));
+	} else {
+		gp_error_set(&v->err, code, "%s: %s: %s", v->where, head, strerror(e ? e : EIO));
+	}
+	return code;
+}
+
+/* Mount the volume at @off/@len of @disk through our device. Errors into
+ * @err with the libntfs-3g errno explained. */
+static int mount_dev(struct gp_ntfs *v, uint64_t off, uint64_t len, bool rw,
+		     unsigned long flags, struct gp_error *err)
+{
+	struct ntfs_device *dev;
+	int e;
+
+	memset(&v->dev, 0, sizeof(v->dev));
+	v->dev.disk = v->disk;
+	v->dev.offset = off;
+	v->dev.length = len;
+	v->dev.writable = rw;
+	dev = gp_ntfs_dev_alloc(gp_disk_path(v->disk), &v->dev);
+	if (!dev)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", v->where);
+	/* Never MAY_RDONLY or FORENSIC: both leave a volume that accepts and
+	 * drops writes (see UPSTREAM.md). */
+	v->vol = ntfs_device_mount(dev, (rw ? 0 : NTFS_MNT_RDONLY) | flags);
+	if (!v->vol) {
+		e = errno;
+		ntfs_device_free(dev);
+		if (v->dev.err.code)
+			return gp_error_set(err, v->dev.err.code, "%s: cannot mount NTFS: %s",
+					    v->where, gp_error_message(&v->dev.err));
+		switch (e) {
+		case EPERM:
+			return gp_error_set(err, GP_ERR_REFUSED,
+					    "%s: Windows is hibernated or was shut down with Fast Startup; boot the guest and run `shutdown /s /t 0`, or disable Fast Startup",
+					    v->where);
+		case EOPNOTSUPP:
+			return gp_error_set(err, GP_ERR_REFUSED,
+					    "%s: the NTFS journal ($LogFile) was not closed cleanly; boot the guest and shut it down cleanly, or pass --recover to discard the journal",
+					    v->where);
+		case ENOMEM:
+			return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", v->where);
+		default:
+			return gp_error_set_errno(err, GP_ERR_CORRUPT, e,
+						  "%s: libntfs-3g cannot mount the NTFS volume", v->where);
+		}
+	}
+	/* Defensive: a writable request must give a writable volume. */
+	if (rw && NVolReadOnly(v->vol)) {
+		ntfs_umount(v->vol, FALSE);
+		v->vol = NULL;
+		return gp_error_set(err, GP_ERR_READONLY,
+				    "%s: libntfs-3g mounted the volume read-only", v->where);
+	}
+	ntfs_create_lru_caches(v->vol);
+	return 0;
+}
+
+static void unmount(struct gp_ntfs *v)
+{
+	if (v->secure_open) {
+		ntfs_close_secure(v->vol);
+		v->secure_open = false;
+	}
+	if (v->vol)
+		ntfs_umount(v->vol, FALSE);
+	v->vol = NULL;
+}
+
+/* Look up @name in directory @dir case-insensitively. Returns the mref or 0. */
+static u64 probe_lookup(ntfs_volume *vol, ntfs_inode *dir, const char *name)
+{
+	ntfschar u[64];
+	int len = gp_ntfs_to_utf16(name, u, 64);
+	u64 mref;
+
+	if (len <= 0 || gp_ntfs_lookup_ci(vol, dir, u, len, &mref))
+		return 0;
+	return mref;
+}
+
+static bool probe_has_windows(ntfs_volume *vol)
+{
+	u64 mref = FILE_root;
+	bool ok = true;
+
+	for (size_t i = 0; ok && i < sizeof(win_path_parts) / sizeof(win_path_parts[0]); i++) {
+		ntfs_inode *ni = ntfs_inode_open(vol, mref);
+
+		if (!ni)
+			return false;
+		mref = probe_lookup(vol, ni, win_path_parts[i]);
+		ntfs_inode_close(ni);
+		ok = mref != 0;
+	}
+	return ok;
+}
+
+static void probe_hiberfile(ntfs_volume *vol, struct gp_ntfs_volinfo *info)
+{
+	ntfs_inode *root = ntfs_inode_open(vol, FILE_root), *ni;
+	ntfs_attr *na;
+	char sig[HIBR_SIG_LEN];
+	u64 mref;
+
+	if (!root)
+		return;
+	mref = probe_lookup(vol, root, "hiberfil.sys");
+	ntfs_inode_close(root);
+	if (!mref)
+		return;
+	ni = ntfs_inode_open(vol, mref);
+	if (!ni)
+		return;
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (na) {
+		/* Windows writes "hibr" (or "HIBR" since 8) when it hibernates and
+		 * wipes it on resume; anything else is a stale file. */
+		if (ntfs_attr_pread(na, 0, HIBR_SIG_LEN, sig) == HIBR_SIG_LEN &&
+		    (memcmp(sig, "hibr", HIBR_SIG_LEN) == 0 || memcmp(sig, "HIBR", HIBR_SIG_LEN) == 0))
+			info->hibernated = true;
+		ntfs_attr_close(na);
+	}
+	ntfs_inode_close(ni);
+}
+
+/* Parse the two restart pages of $LogFile ourselves (read-only): version
+ * 2.0 means Windows kept metadata cached (Fast Startup); 1.1 with clients
+ * in use and without the clean flag means unapplied changes. An all-0xFF
+ * journal (emptied by chkdsk or ntfs-3g) is clean. */
+static void probe_logfile(ntfs_volume *vol, struct gp_ntfs_volinfo *info)
+{
+	ntfs_inode *ni = ntfs_inode_open(vol, FILE_LogFile);
+	ntfs_attr *na;
+	uint8_t *buf = NULL;
+	uint64_t best_lsn = 0, page_off[2] = { 0, 0 };
+	bool found = false;
+	uint16_t major = 0, minor = 0, in_use = 0, flags = 0;
+	const uint32_t page = 4096;
+
+	if (!ni)
+		return;
+	na = ntfs_attr_open(ni, AT_DATA, AT_UNNAMED, 0);
+	if (!na)
+		goto out_ni;
+	buf = malloc(page);
+	if (!buf || ntfs_attr_pread(na, 0, page, buf) != page)
+		goto out_na;
+	/* The second restart page sits at the system page size. */
+	page_off[1] = page;
+	if (memcmp(buf + RSTR_MAGIC_OFF, "RSTR", 4) == 0) {
+		uint32_t sps = get_le32(buf + RSTR_SYSTEM_PAGE_SIZE_OFF);
+
+		if (sps >= 512 && sps <= 65536 && (sps & (sps - 1)) == 0)
+			page_off[1] = sps;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint16_t ra;
+		uint64_t lsn;
+
+		if (i == 1 && ntfs_attr_pread(na, (s64)page_off[1], page, buf) != page)
+			break;
+		if (memcmp(buf + RSTR_MAGIC_OFF, "RSTR", 4) != 0)
+			continue;
+		ra = get_le16(buf + RSTR_RESTART_AREA_OFF);
+		if ((uint32_t)ra + RA_MIN_SIZE > page)
+			continue;
+		lsn = get_le64(buf + ra + RA_CURRENT_LSN_OFF);
+		if (!found || lsn > best_lsn) {
+			found = true;
+			best_lsn = lsn;
+			major = get_le16(buf + RSTR_MAJOR_VER_OFF);
+			minor = get_le16(buf + RSTR_MINOR_VER_OFF);
+			in_use = get_le16(buf + ra + RA_CLIENT_IN_USE_OFF);
+			flags = get_le16(buf + ra + RA_FLAGS_OFF);
+		}
+	}
+	if (found) {
+		if (major == 2 && minor == 0)
+			info->fast_startup = true;
+		else if (in_use != LOGFILE_NO_CLIENT && !(flags & RESTART_VOLUME_IS_CLEAN))
+			info->log_unclean = true;
+	}
+out_na:
+	free(buf);
+	ntfs_attr_close(na);
+out_ni:
+	ntfs_inode_close(ni);
+}
+
+/* Read-only mount of one candidate: fill @info with what is needed to
+ * choose it and to decide whether writing is safe. */
+static int probe(struct gp_ntfs *v, uint64_t off, uint64_t len, struct gp_ntfs_volinfo *info,
+		 struct gp_error *err)
+{
+	int ret = mount_dev(v, off, len, false, 0, err);
+
+	if (ret)
+		return ret;
+	info->offset = off;
+	info->length = len;
+	info->dirty = (le16_to_cpu(v->vol->flags) & GP_VOLUME_IS_DIRTY) != 0;
+	info->has_windows = probe_has_windows(v->vol);
+	probe_hiberfile(v->vol, info);
+	probe_logfile(v->vol, info);
+	unmount(v);
+	return 0;
+}
+
+static void set_where(struct gp_ntfs *v, unsigned partition)
+{
+	snprintf(v->where, sizeof(v->where), "%s: volume %u", gp_disk_path(v->disk),
+		 partition ? partition : 1);
+}
+
+static int refuse_bitlocker(struct gp_ntfs *v, unsigned n, struct gp_error *err)
+{
+	return gp_error_set(err, GP_ERR_REFUSED,
+			    "volume %u of %s is BitLocker-encrypted; decrypt or suspend protection in the guest first",
+			    n ? n : 1, gp_disk_path(v->disk));
+}
+
+/* A candidate volume. */
+struct cand {
+	unsigned number;       /* 0: bare volume */
+	uint64_t off, len;
+	enum gp_volsig sig;
+	struct gp_ntfs_volinfo info;
+	bool probed;
+};
+
+static void list_numbers(char *buf, size_t size, const struct cand *c, size_t n, bool windows_only)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].sig != GP_VOLSIG_NTFS || (windows_only && !c[i].info.has_windows))
+			continue;
+		used += (size_t)snprintf(buf + used, used < size ? size - used : 0, "%s%u",
+					 used ? ", " : "", c[i].number ? c[i].number : 1);
+		if (used >= size)
+			break;
+	}
+}
+
+/* Choose the volume per @opts among the disk's partitions; fills @chosen. */
+static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struct cand *chosen,
+		  struct gp_error *err)
+{
+	struct gp_partition_table pt;
+	struct cand *c = NULL;
+	size_t n = 0, ntfs = 0, win = 0, bitlocker = 0;
+	const char *path = gp_disk_path(v->disk);
+	char list[256];
+	int ret;
+
+	ret = gp_part_read(v->disk, &pt, err);
+	/* A raw image does not record its sector size: a 4096-byte-sector
+	 * guest's GPT is found by trying again. */
+	if (!ret && pt.kind == GP_PT_NONE && pt.whole_disk_volsig == GP_VOLSIG_NONE &&
+	    gp_disk_logical_sector_size(v->disk) == 512) {
+		gp_part_table_free(&pt);
+		ret = gp_part_read_sector_size(v->disk, 4096, &pt, err);
+	}
+	if (ret)
+		goto out;
+	c = calloc(pt.count ? pt.count : 1, sizeof(*c));
+	if (!c) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	if (pt.kind == GP_PT_NONE) {
+		c[0].number = 0;
+		c[0].off = 0;
+		c[0].len = gp_disk_size(v->disk);
+		c[0].sig = pt.whole_disk_volsig;
+		n = 1;
+	} else {
+		for (size_t i = 0; i < pt.count; i++) {
+			c[n].number = pt.parts[i].number;
+			c[n].off = pt.parts[i].offset;
+			c[n].len = pt.parts[i].length;
+			c[n].sig = pt.parts[i].volsig;
+			n++;
+		}
+	}
+	if (opts->partition) {
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			if (c[i].number == opts->partition ||
+			    (c[i].number == 0 && opts->partition == 1))
+				break;
+		if (i == n) {
+			ret = gp_error_set(err, GP_ERR_NOTFOUND, "%s has no partition %u", path,
+					   opts->partition);
+			goto out;
+		}
+		if (c[i].sig == GP_VOLSIG_BITLOCKER) {
+			ret = refuse_bitlocker(v, c[i].number, err);
+			goto out;
+		}
+		if (c[i].sig != GP_VOLSIG_NTFS) {
+			ret = gp_error_set(err, GP_ERR_INVALID, "partition %u of %s is not NTFS (%s)",
+					   opts->partition, path, gp_volsig_name(c[i].sig));
+			goto out;
+		}
+		set_where(v, c[i].number);
+		ret = probe(v, c[i].off, c[i].len, &c[i].info, err);
+		if (ret)
+			goto out;
+		if (opts->require_windows && !c[i].info.has_windows) {
+			ret = gp_error_set(err, GP_ERR_NOTFOUND,
+					   "partition %u of %s holds no Windows installation (no \\Windows\\System32\\ntoskrnl.exe)",
+					   opts->partition, path);
+			goto out;
+		}
+		*chosen = c[i];
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].sig == GP_VOLSIG_BITLOCKER)
+			bitlocker++;
+		if (c[i].sig != GP_VOLSIG_NTFS)
+			continue;
+		ntfs++;
+		set_where(v, c[i].number);
+		ret = probe(v, c[i].off, c[i].len, &c[i].info, err);
+		if (ret)
+			goto out;
+		c[i].probed = true;
+		if (c[i].info.has_windows)
+			win++;
+	}
+	if (win == 0 && (opts->require_windows || ntfs == 0) && bitlocker) {
+		for (size_t i = 0; i < n; i++)
+			if (c[i].sig == GP_VOLSIG_BITLOCKER) {
+				ret = refuse_bitlocker(v, c[i].number, err);
+				goto out;
+			}
+	}
+	if (ntfs == 0) {
+		ret = gp_error_set(err, GP_ERR_NOTFOUND, "%s holds no NTFS volume", path);
+		goto out;
+	}
+	if (win == 0 && opts->require_windows) {
+		list_numbers(list, sizeof(list), c, n, false);
+		ret = gp_error_set(err, GP_ERR_NOTFOUND,
+				   "%s: no Windows installation found (NTFS volumes: %s; none holds \\Windows\\System32\\ntoskrnl.exe)",
+				   path, list);
+		goto out;
+	}
+	if (win > 1 || (win == 0 && ntfs > 1)) {
+		list_numbers(list, sizeof(list), c, n, win > 1);
+		ret = gp_error_set(err, GP_ERR_INVALID,
+				   "%s holds several %s (%s); choose one with --partition N",
+				   path, win > 1 ? "Windows installations on volumes" : "NTFS volumes", list);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (c[i].probed && (win == 0 || c[i].info.has_windows)) {
+			*chosen = c[i];
+			break;
+		}
+out:
+	free(c);
+	gp_part_table_free(&pt);
+	return ret;
+}
+
+/* The refusals of a writable open, in order of severity. */
+static int check_safe(struct gp_ntfs *v, const struct gp_ntfs_volinfo *info,
+		      const struct gp_ntfs_open_opts *opts, struct gp_error *err)
+{
+	if (info->hibernated)
+		return gp_error_set(err, GP_ERR_REFUSED,
+				    "%s: Windows is hibernated (hiberfil.sys holds a hibernation image); boot the guest and shut it down with `shutdown /s /t 0`, or disable hibernation (`powercfg /h off`)",
+				    v->where);
+	if (info->fast_startup)
+		return gp_error_set(err, GP_ERR_REFUSED,
+				    "%s: Windows was shut down with Fast Startup ($LogFile restart page version 2.0, metadata cached by Windows); boot the guest and run `shutdown /s /t 0`, or disable Fast Startup",
+				    v->where);
+	if (info->log_unclean && !opts->recover)
+		return gp_error_set(err, GP_ERR_REFUSED,
+				    "%s: the NTFS journal ($LogFile) holds unapplied changes (Windows did not shut down cleanly); boot the guest and shut it down cleanly, or pass --recover to discard the journal",
+				    v->where);
+	if (info->dirty && !opts->force)
+		return gp_error_set(err, GP_ERR_REFUSED,
+				    "%s is marked dirty (VOLUME_IS_DIRTY: Windows wants chkdsk); run `chkdsk /f` in the guest, or pass --force",
+				    v->where);
+	return 0;
+}
+
+int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
+		 struct gp_ntfs **out, struct gp_error *err)
+{
+	static const struct gp_ntfs_open_opts defaults;
+	struct gp_ntfs *v;
+	struct cand chosen;
+	int ret;
+
+	*out = NULL;
+	if (!opts)
+		opts = &defaults;
+	/* libntfs-3g logs to stderr by default; library code never prints. */
+	ntfs_log_set_handler(ntfs_log_handler_null);
+	if (opts->writable && !gp_disk_is_writable(disk))
+		return gp_error_set(err, GP_ERR_READONLY, "%s: disk is open read-only",
+				    gp_disk_path(disk));
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", gp_disk_path(disk));
+	v->disk = disk;
+	memset(&chosen, 0, sizeof(chosen));
+	ret = choose(v, opts, &chosen, err);
+	if (ret)
+		goto fail;
+	set_where(v, chosen.number);
+	v->info = chosen.info;
+	v->info.partition = chosen.number;
+	if (opts->writable) {
+		ret = check_safe(v, &v->info, opts, err);
+		if (ret)
+			goto fail;
+	}
+	ret = mount_dev(v, chosen.off, chosen.len, opts->writable,
+			opts->writable && opts->recover ? NTFS_MNT_RECOVER : 0, err);
+	if (ret)
+		goto fail;
+	v->writable = opts->writable;
+	/* Names are looked up case-insensitively by gp_ntfs_lookup_ci(), not
+	 * by ntfs_set_ignore_case(): that mode skips POSIX names and makes
+	 * ntfs_readdir() report names in lower case. */
+	/* New files are compressed only where Windows would compress them
+	 * (in a compressed directory); ntfs_files.c turns this on per parent. */
+	NVolClearCompression(v->vol);
+	if (ntfs_volume_get_free_space(v->vol) < 0) {
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot read $Bitmap", v->where);
+		goto fail_mounted;
+	}
+	v->scx.vol = v->vol;
+	v->scx.pseccache = &v->seccache;
+	v->scx.uid = 0;
+	v->scx.gid = 0;
+	v->scx.umask = 0;
+	v->secure_open = ntfs_open_secure(v->vol) == 0;
+	v->info.cluster_size = v->vol->cluster_size;
+	v->info.total_bytes = (uint64_t)v->vol->nr_clusters * v->vol->cluster_size;
+	v->info.major_ver = v->vol->major_ver;
+	v->info.minor_ver = v->vol->minor_ver;
+	snprintf(v->info.label, sizeof(v->info.label), "%s", v->vol->vol_name ? v->vol->vol_name : "");
+	if (v->writable)
+		v->placer = gp_ntfs_placer_new(v->vol, disk, chosen.off);
+	*out = v;
+	return 0;
+fail_mounted:
+	unmount(v);
+fail:
+	free(v);
+	return ret;
+}
+
+int gp_ntfs_begin_write(struct gp_ntfs *v)
+{
+	if (!v->writable)
+		return gp_error_set(&v->err, GP_ERR_READONLY, "%s: volume is open read-only", v->where);
+	if (v->marked_dirty || v->info.dirty)
+		return 0;
+	if (ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) | GP_VOLUME_IS_DIRTY)) {
+		v->failed = true;
+		return gp_ntfs_fail(v, errno, "cannot mark the volume dirty in $Volume");
+	}
+	v->marked_dirty = true;
+	return 0;
+}
+
+int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err)
+{
+	int ret = 0;
+
+	if (!v)
+		return 0;
+	gp_ntfs_placer_free(v->placer);
+	if (v->secure_open) {
+		ntfs_close_secure(v->vol);
+		v->secure_open = false;
+	}
+	ntfs_destroy_security_context(&v->scx);
+	if (v->writable && v->marked_dirty && !v->failed && v->vol &&
+	    ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) & ~GP_VOLUME_IS_DIRTY))
+		ret = gp_ntfs_fail(v, errno, "cannot mark the volume clean in $Volume");
+	if (v->vol && ntfs_umount(v->vol, FALSE) && !ret)
+		ret = gp_ntfs_fail(v, errno, "unmount failed");
+	v->vol = NULL;
+	if (!ret && v->dev.err.code)
+		ret = gp_error_set(&v->err, v->dev.err.code, "%s: %s", v->where,
+				   gp_error_message(&v->dev.err));
+	if (!ret && v->writable) {
+		ret = gp_disk_flush(v->disk);
+		if (ret)
+			gp_error_copy(&v->err, gp_disk_error(v->disk));
+	}
+	if (ret)
+		gp_error_copy(err, &v->err);
+	free(v);
+	return ret;
+}
+
+const struct gp_error *gp_ntfs_error(const struct gp_ntfs *v)
+{
+	return &v->err;
+}
+
+void gp_ntfs_volinfo(const struct gp_ntfs *v, struct gp_ntfs_volinfo *out)
+{
+	*out = v->info;
+	out->free_bytes = gp_ntfs_free_bytes(v);
+}
+
+uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v)
+{
+	return v->vol->free_clusters > 0
+		       ? (uint64_t)v->vol->free_clusters * v->vol->cluster_size : 0;
+}

@@ -1,0 +1,226 @@
+/*
+ * ntfsvol.h — the guest's NTFS volume, read and written through libntfs-3g
+ * over gpup's disk stack (no loop device, FUSE or root).
+ *
+ * gp_ntfs_open() finds the volume on a gp_disk (GPT, MBR or a bare NTFS
+ * disk), checks that writing is safe, and mounts it. All path handling lives
+ * here: paths are UTF-8, in any of the forms `C:\Windows\System32`,
+ * `/Windows/System32` or `Windows/System32`, and are looked up
+ * case-insensitively as Windows does (a put never creates a case twin).
+ *
+ * Safety (writable opens). Before anything is written, the volume is probed
+ * through a read-only mount; these states are refused with GP_ERR_REFUSED and
+ * leave the image byte-identical:
+ *   - BitLocker ("-FVE-FS-" boot sector);
+ *   - hibernated Windows (hiberfil.sys starts with "hibr"/"HIBR");
+ *   - Fast Startup / hybrid shutdown ($LogFile restart page version 2.0);
+ *   - unclean $LogFile (version 1.1, clients in use), unless opts.recover
+ *     (the journal is then discarded, as `ntfsfix` would);
+ *   - VOLUME_IS_DIRTY set (Windows wants chkdsk), unless opts.force.
+ * While modifying, the volume carries VOLUME_IS_DIRTY; gp_ntfs_close()
+ * clears it only if it was clear before and every operation succeeded.
+ *
+ * New files and directories get the security descriptor Windows would give
+ * them (inherited from the parent directory), are never compressed unless
+ * the parent directory is, and their data is placed compactly: first in free
+ * clusters of container blocks that are already allocated, then in one
+ * contiguous run (see gp_disk_block_status()), so a dynamic VHDX grows by
+ * about the payload.
+ *
+ * Errors follow gp_error.h: gp_ntfs_open() records into the caller's @err,
+ * every other call into the volume (gp_ntfs_error()). Messages name the
+ * image, the partition and the guest path.
+ */
+#ifndef GPUP_NTFSVOL_H
+#define GPUP_NTFSVOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "disk.h"
+#include "gp_error.h"
+#include "gp_progress.h"
+
+struct gp_ntfs;
+
+struct gp_ntfs_open_opts {
+	/* 1-based partition number (as gpup inspect shows it), or 0: choose.
+	 * Choosing: the only NTFS volume if there is one; otherwise the one
+	 * holding \Windows\System32\ntoskrnl.exe; several candidates are an
+	 * error listing them. */
+	unsigned partition;
+	/* Only accept a volume holding \Windows\System32\ntoskrnl.exe (prepare). */
+	bool require_windows;
+	/* Mount read-write (the disk must be writable). Read-only opens refuse
+	 * nothing and never write. */
+	bool writable;
+	/* Accept VOLUME_IS_DIRTY (writable only). */
+	bool force;
+	/* Accept an unclean $LogFile 1.1, discarding the journal. */
+	bool recover;
+};
+
+/*
+ * Find and mount the volume on @disk (which must outlive the returned
+ * handle and, for opts->writable, be writable).
+ * On success *@out owns the mounted volume; release with gp_ntfs_close().
+ * Returns 0 or:
+ *   GP_ERR_NOTFOUND    no NTFS volume (or none with Windows when required),
+ *                      or partition N does not exist;
+ *   GP_ERR_INVALID     several candidates and no partition given (the
+ *                      message lists them), partition N is not NTFS;
+ *   GP_ERR_REFUSED     BitLocker, hibernated, Fast Startup, unclean journal
+ *                      (without recover), dirty (without force); the message
+ *                      says which and how to fix it;
+ *   GP_ERR_CORRUPT     libntfs-3g cannot mount the volume;
+ *   GP_ERR_READONLY    writable asked of a read-only disk;
+ *   GP_ERR_IO, GP_ERR_NOMEM, and the disk's codes (the disk's message is kept).
+ */
+int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
+		 struct gp_ntfs **out, struct gp_error *err);
+
+/* Unmount and free @v (NULL is a no-op). A writable volume is flushed and,
+ * if every operation succeeded and it was clean at open, marked clean.
+ * Returns 0 or the first error (details into @err, may be NULL). The disk is
+ * not closed. */
+int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err);
+
+const struct gp_error *gp_ntfs_error(const struct gp_ntfs *v);
+
+/* What gp_ntfs_open() found. */
+struct gp_ntfs_volinfo {
+	unsigned partition;      /* 1-based; 0 for a bare (unpartitioned) volume */
+	uint64_t offset, length; /* bytes on the disk */
+	uint32_t cluster_size;
+	uint64_t total_bytes, free_bytes;
+	uint8_t major_ver, minor_ver;
+	char label[128];         /* UTF-8 volume label */
+	bool has_windows;        /* \Windows\System32\ntoskrnl.exe exists */
+	/* State found by the read-only probe (a writable open refused the
+	 * unsafe ones unless forced/recovered). */
+	bool dirty;              /* VOLUME_IS_DIRTY */
+	bool hibernated;         /* hiberfil.sys holds a hibernation image */
+	bool fast_startup;       /* $LogFile restart page 2.0 */
+	bool log_unclean;        /* $LogFile 1.1 with clients in use */
+};
+void gp_ntfs_volinfo(const struct gp_ntfs *v, struct gp_ntfs_volinfo *out);
+
+/* Free space now, in bytes (changes as files are written). */
+uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v);
+
+/* FILE_ATTRIBUTE_* bits as Windows defines them. */
+enum {
+	GP_NTFS_ATTR_READONLY = 0x1,
+	GP_NTFS_ATTR_HIDDEN = 0x2,
+	GP_NTFS_ATTR_SYSTEM = 0x4,
+	GP_NTFS_ATTR_DIRECTORY = 0x10,
+	GP_NTFS_ATTR_ARCHIVE = 0x20,
+	GP_NTFS_ATTR_SPARSE = 0x200,
+	GP_NTFS_ATTR_REPARSE = 0x400,
+	GP_NTFS_ATTR_COMPRESSED = 0x800,
+	GP_NTFS_ATTR_ENCRYPTED = 0x4000,
+};
+
+struct gp_ntfs_stat {
+	uint64_t mref;           /* MFT reference (record number | sequence << 48) */
+	uint64_t size;           /* bytes of the unnamed data stream; 0 for directories */
+	uint64_t allocated;      /* bytes allocated on the volume */
+	int64_t mtime;           /* last data change, Unix seconds */
+	uint32_t mtime_nsec;
+	uint32_t attributes;     /* GP_NTFS_ATTR_* (DIRECTORY set for directories) */
+	bool is_dir;
+};
+
+/* Stat @path. Returns 0, GP_ERR_NOTFOUND (a component is missing or not a
+ * directory), GP_ERR_INVALID (malformed path), GP_ERR_IO. */
+int gp_ntfs_stat(struct gp_ntfs *v, const char *path, struct gp_ntfs_stat *st);
+
+/* Called once per directory entry (not "." and "..", not the 8.3 alias of
+ * a name, not the NTFS metafiles of the root). @name is UTF-8 and valid only
+ * during the call. Return 0 to continue, non-zero to stop (gp_ntfs_list()
+ * then returns GP_ERR_ABORTED). */
+typedef int (*gp_ntfs_list_fn)(const char *name, const struct gp_ntfs_stat *st, void *ctx);
+
+/* List the directory @path in the volume's index order (case-insensitive
+ * collation). Returns 0, GP_ERR_NOTFOUND, GP_ERR_INVALID (@path is a file),
+ * GP_ERR_ABORTED, GP_ERR_IO, GP_ERR_NOMEM. */
+int gp_ntfs_list(struct gp_ntfs *v, const char *path, gp_ntfs_list_fn fn, void *ctx);
+
+/* Sink for file contents: consume @len bytes; return 0 or a negative
+ * GP_ERR_* code (recorded on the volume with the path). */
+typedef int (*gp_ntfs_write_fn)(const void *buf, size_t len, void *ctx);
+
+/* Stream the unnamed data of file @path to @fn in large chunks.
+ * Returns 0, GP_ERR_NOTFOUND, GP_ERR_INVALID (a directory), @fn's code,
+ * GP_ERR_IO, GP_ERR_NOMEM. */
+int gp_ntfs_cat(struct gp_ntfs *v, const char *path, gp_ntfs_write_fn fn, void *ctx);
+
+/* Read a whole file of at most @max bytes into a malloc'ed buffer (*@buf,
+ * caller frees; *@len its size). Returns 0, GP_ERR_NOTFOUND, GP_ERR_INVALID
+ * (directory), GP_ERR_UNSUPPORTED (larger than @max), GP_ERR_IO,
+ * GP_ERR_NOMEM. */
+int gp_ntfs_read_file(struct gp_ntfs *v, const char *path, size_t max,
+		      void **buf, size_t *len);
+
+/* The security descriptor (self-relative, as stored) of @path, into a
+ * malloc'ed buffer the caller frees. Returns 0, GP_ERR_NOTFOUND, GP_ERR_IO,
+ * GP_ERR_NOMEM. */
+int gp_ntfs_get_sd(struct gp_ntfs *v, const char *path, void **sd, size_t *len);
+
+/* Create directory @path and whatever parents are missing (existing
+ * directories, in any letter case, are kept). Returns 0, GP_ERR_EXISTS (a
+ * component is a file), GP_ERR_INVALID (illegal name, see
+ * gp_ntfs_check_name()), GP_ERR_READONLY, GP_ERR_NOSPACE, GP_ERR_IO. */
+int gp_ntfs_mkdir_p(struct gp_ntfs *v, const char *path);
+
+/* Source of file contents: fill up to @len bytes of @buf, set *@got
+ * (0 only at end of data); return 0 or a negative GP_ERR_* code. */
+typedef int (*gp_ntfs_read_fn)(void *buf, size_t len, size_t *got, void *ctx);
+
+/*
+ * Write a file of exactly @size bytes read from @read_cb at @path (parents
+ * created as needed). The clusters are allocated before the first byte is
+ * written, so a full volume fails up front ("not enough free space in the
+ * guest volume: need X, have Y", GP_ERR_NOSPACE). An existing file (any
+ * letter case) is replaced in place: same name, same MFT record, same
+ * security descriptor. New files inherit the parent's security descriptor.
+ * The last-write time is set to @mtime (Unix seconds). When @sha256_out is
+ * not NULL it receives the SHA-256 of the bytes written.
+ * Returns 0, GP_ERR_NOSPACE, GP_ERR_EXISTS (@path is a directory),
+ * GP_ERR_INVALID (illegal name), GP_ERR_CORRUPT (@read_cb delivered fewer or
+ * more than @size bytes), @read_cb's code, GP_ERR_READONLY, GP_ERR_IO,
+ * GP_ERR_NOMEM.
+ */
+int gp_ntfs_put_stream(struct gp_ntfs *v, const char *path, uint64_t size, int64_t mtime,
+		       gp_ntfs_read_fn read_cb, void *ctx, uint8_t sha256_out[32]);
+
+/* Copy the host file @host_path to @guest_path (its size and mtime), as
+ * gp_ntfs_put_stream(). Same returns, plus GP_ERR_NOTFOUND for the host
+ * file. */
+int gp_ntfs_put_file(struct gp_ntfs *v, const char *host_path, const char *guest_path);
+
+/*
+ * Copy @host_path (file or directory tree) to @guest_dir/<its name>, like
+ * `cp -r`. Regular files and directories only (symlinks are followed,
+ * other types refused). The space for all files is checked before anything
+ * is written. @progress may be NULL. Returns as gp_ntfs_put_stream(), and
+ * GP_ERR_ABORTED.
+ */
+int gp_ntfs_put_tree(struct gp_ntfs *v, const char *host_path, const char *guest_dir,
+		     const struct gp_progress *progress);
+
+/* Remove @path; a directory only when @recursive (then with everything
+ * in it). The root cannot be removed. Returns 0, GP_ERR_NOTFOUND,
+ * GP_ERR_INVALID (directory without @recursive, or the root),
+ * GP_ERR_READONLY, GP_ERR_IO. */
+int gp_ntfs_remove(struct gp_ntfs *v, const char *path, bool recursive);
+
+/* Is @name (one UTF-8 path component) a legal Windows file name? Rejects
+ * empty names, "." and "..", <>:"/\|?* and control characters, a trailing
+ * dot or space, reserved device names (CON, PRN, AUX, NUL, COM1-9, LPT1-9,
+ * also with an extension), names over 255 UTF-16 units, invalid UTF-8.
+ * Returns 0 or GP_ERR_INVALID with the reason in @err. */
+int gp_ntfs_check_name(const char *name, struct gp_error *err);
+
+#endif

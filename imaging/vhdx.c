@@ -1,0 +1,1536 @@
+/*
+ * vhdx.c — the VHDX engine: open (validation, log replay, parent chain),
+ * read, write (block allocation, copy-up, BAT updates through the log),
+ * flush, close, create. See vhdx.h for the contract and vhdx_priv.h for
+ * the structure parsers this file drives.
+ */
+#include "disk_priv.h"
+#include "le.h"
+#include "vhdx_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* BAT sectors gathered before a commit is forced; a log entry of this many
+ * data sectors plus its descriptor sectors fits a 1 MiB log. */
+#define VHDX_MAX_DIRTY_SECTORS 128
+/* Metadata regions beyond this are refused rather than read into memory. */
+#define VHDX_MAX_METADATA_LENGTH (64 * VHDX_MiB)
+/* Copy-up granularity. */
+#define VHDX_COPY_CHUNK VHDX_MiB
+
+#define HDR_AREA (VHDX_REGION2_OFFSET + VHDX_REGION_TABLE_SIZE)
+
+static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+/* ---- file I/O ---- */
+
+static int io_code(int e)
+{
+	return e == ENOSPC || e == EFBIG || e == EDQUOT ? GP_ERR_NOSPACE : GP_ERR_IO;
+}
+
+static int raw_read(int fd, void *buf, uint64_t len, uint64_t off, uint64_t *got)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += (uint64_t)n;
+	}
+	*got = done;
+	return 0;
+}
+
+int vhdx_file_read(struct vhdx *v, void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t got;
+
+	if (raw_read(v->fd, buf, len, off, &got) < 0)
+		return gp_error_set_errno(&v->err, GP_ERR_IO, errno, "%s: read at file offset 0x%llx",
+					  v->path, (unsigned long long)off);
+	/* Past the end of the file reads as zeros: a replay may extend the file
+	 * (in memory, for a read-only open) and new blocks start as holes. */
+	if (got < len)
+		memset((char *)buf + got, 0, len - got);
+	for (size_t i = 0; i < v->noverlay; i++) {
+		const struct vhdx_log_update *u = &v->overlay[i];
+		uint64_t s = u->off > off ? u->off : off;
+		uint64_t e = u->off + u->len < off + len ? u->off + u->len : off + len;
+
+		if (s >= e)
+			continue;
+		if (u->data)
+			memcpy((char *)buf + (s - off), u->data + (s - u->off), e - s);
+		else
+			memset((char *)buf + (s - off), 0, e - s);
+	}
+	return 0;
+}
+
+int vhdx_file_write(struct vhdx *v, const void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(v->fd, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return gp_error_set_errno(&v->err, io_code(errno), errno,
+						  "%s: write at file offset 0x%llx", v->path,
+						  (unsigned long long)(off + done));
+		done += (uint64_t)n;
+	}
+	if (off + len > v->file_size)
+		v->file_size = off + len;
+	return 0;
+}
+
+int vhdx_file_sync(struct vhdx *v)
+{
+	if (fdatasync(v->fd) < 0)
+		return gp_error_set_errno(&v->err, GP_ERR_IO, errno, "%s: flush", v->path);
+	v->flushes++;
+	/* Test-only crash hook (vhdx.h): die right after this boundary. */
+	if (v->crash_at > 0 && v->flushes == v->crash_at)
+		_exit(99);
+	return 0;
+}
+
+static int file_extend(struct vhdx *v, uint64_t size)
+{
+	if (size <= v->file_size)
+		return 0;
+	/* ftruncate leaves a hole that reads as zeros: new blocks need no
+	 * zero-filling, and sparse host files stay sparse. */
+	if (ftruncate(v->fd, (off_t)size) < 0)
+		return gp_error_set_errno(&v->err, io_code(errno), errno,
+					  "%s: cannot extend the file to %llu bytes", v->path,
+					  (unsigned long long)size);
+	v->file_size = size;
+	return 0;
+}
+
+/* ---- headers ---- */
+
+/* Write the next header into the non-current slot (2.2.2.1) and flush. */
+static int header_update(struct vhdx *v, bool new_fwg, bool new_dwg,
+			 const struct vhdx_guid *log_guid)
+{
+	uint8_t buf[VHDX_HEADER_SIZE];
+	struct vhdx_header h = v->hdr;
+	int slot = 1 - v->cur_slot, ret;
+
+	h.sequence++;
+	if (new_fwg)
+		vhdx_guid_generate(&h.file_write_guid);
+	if (new_dwg)
+		vhdx_guid_generate(&h.data_write_guid);
+	h.log_guid = *log_guid;
+	vhdx_header_serialize(&h, buf);
+	ret = vhdx_file_write(v, buf, sizeof(buf), slot ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
+	if (!ret)
+		ret = vhdx_file_sync(v);
+	if (ret)
+		return ret;
+	v->hdr = h;
+	v->cur_slot = slot;
+	return 0;
+}
+
+/* Before the first modification: a new FileWriteGuid (and, before the
+ * first user-visible change, a new DataWriteGuid), written twice so both
+ * slots are current (2.2.2.1). */
+static int session_begin(struct vhdx *v, bool user_visible)
+{
+	struct vhdx_guid lg = v->hdr.log_guid;
+	int ret;
+
+	if (v->session_started && (!user_visible || v->data_guid_renewed))
+		return 0;
+	if (!v->writable)
+		return gp_error_set(&v->err, GP_ERR_READONLY, "%s: image is open read-only", v->path);
+	ret = header_update(v, !v->session_started, user_visible, &lg);
+	if (!ret)
+		ret = header_update(v, false, false, &lg);
+	if (ret)
+		return ret;
+	v->session_started = true;
+	if (user_visible)
+		v->data_guid_renewed = true;
+	return 0;
+}
+
+static int read_header_section(const char *path, int fd, uint64_t file_size, uint8_t *buf,
+			       struct vhdx_header *cur, int *slot, char **creator,
+			       struct gp_error *err)
+{
+	struct vhdx_header h[2];
+	const char *why[2] = { NULL, NULL };
+	bool ok[2];
+	uint64_t got;
+	int ret;
+
+	if (file_size < VHDX_HEADER_SECTION_SIZE)
+		return gp_error_set(err, GP_ERR_CORRUPT,
+				    "%s: file is %llu bytes, shorter than the 1 MiB header section (truncated?)",
+				    path, (unsigned long long)file_size);
+	if (raw_read(fd, buf, HDR_AREA, 0, &got) < 0)
+		return gp_error_set_errno(err, GP_ERR_IO, errno, "%s: read header section", path);
+	if (got < HDR_AREA)
+		return gp_error_set(err, GP_ERR_CORRUPT, "%s: header section is truncated", path);
+	ret = vhdx_file_id_parse(path, buf, 0x10000, creator, err);
+	if (ret)
+		return ret;
+	ok[0] = vhdx_header_parse(buf + VHDX_HEADER1_OFFSET, &h[0], &why[0]) == 0;
+	ok[1] = vhdx_header_parse(buf + VHDX_HEADER2_OFFSET, &h[1], &why[1]) == 0;
+	if (!ok[0] && !ok[1]) {
+		free(*creator);
+		*creator = NULL;
+		return gp_error_set(err, GP_ERR_CORRUPT,
+				    "%s: header 1 at 0x10000: %s; header 2 at 0x20000: %s (no valid header)",
+				    path, why[0], why[1]);
+	}
+	if (ok[0] && ok[1]) {
+		if (h[0].sequence > h[1].sequence)
+			*slot = 0;
+		else if (h[1].sequence > h[0].sequence)
+			*slot = 1;
+		else if (memcmp(buf + VHDX_HEADER1_OFFSET, buf + VHDX_HEADER2_OFFSET,
+				VHDX_HEADER_SIZE) == 0)
+			*slot = 0; /* Disk2VHD writes two identical headers */
+		else {
+			free(*creator);
+			*creator = NULL;
+			return gp_error_set(err, GP_ERR_CORRUPT,
+					    "%s: header 1 at 0x10000 and header 2 at 0x20000: same sequence number %llu but different contents",
+					    path, (unsigned long long)h[0].sequence);
+		}
+	} else {
+		*slot = ok[0] ? 0 : 1;
+	}
+	*cur = h[*slot];
+	return 0;
+}
+
+static int check_header(const char *path, const struct vhdx_header *h, int slot,
+			uint64_t file_size, struct gp_error *err)
+{
+	uint64_t at = slot ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET, end;
+
+	if (h->version != 1)
+		return gp_error_set(err, GP_ERR_UNSUPPORTED,
+				    "%s: header %d at 0x%llx: version %u (only 1 is defined)", path,
+				    slot + 1, (unsigned long long)at, h->version);
+	if (h->log_version != 0 && !vhdx_guid_is_zero(&h->log_guid))
+		return gp_error_set(err, GP_ERR_UNSUPPORTED,
+				    "%s: header %d at 0x%llx: log version %u with a non-empty log",
+				    path, slot + 1, (unsigned long long)at, h->log_version);
+	if (h->log_offset % VHDX_MiB || h->log_length % VHDX_MiB || h->log_length == 0 ||
+	    h->log_offset < VHDX_HEADER_SECTION_SIZE)
+		return gp_error_set(err, GP_ERR_CORRUPT,
+				    "%s: header %d at 0x%llx: log at 0x%llx length %u is not a 1 MiB-aligned region past the header section",
+				    path, slot + 1, (unsigned long long)at,
+				    (unsigned long long)h->log_offset, h->log_length);
+	if (add_u64(h->log_offset, h->log_length, &end) || end > file_size)
+		return gp_error_set(err, GP_ERR_CORRUPT,
+				    "%s: header %d at 0x%llx: log at 0x%llx length %u extends beyond the end of the file",
+				    path, slot + 1, (unsigned long long)at,
+				    (unsigned long long)h->log_offset, h->log_length);
+	return 0;
+}
+
+/* ---- log replay ---- */
+
+static int replay_log(struct vhdx *v)
+{
+	struct vhdx_log_replay r;
+	uint8_t *log;
+	uint64_t got;
+	int ret;
+
+	if (v->hdr.log_length > VHDX_LOG_MAX_LENGTH)
+		return gp_error_set(&v->err, GP_ERR_UNSUPPORTED,
+				    "%s: log at 0x%llx: %u bytes is larger than gpup replays",
+				    v->path, (unsigned long long)v->hdr.log_offset, v->hdr.log_length);
+	log = malloc(v->hdr.log_length);
+	if (!log)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	if (raw_read(v->fd, log, v->hdr.log_length, v->hdr.log_offset, &got) < 0 ||
+	    got != v->hdr.log_length) {
+		free(log);
+		return gp_error_set_errno(&v->err, GP_ERR_IO, errno, "%s: read log at 0x%llx",
+					  v->path, (unsigned long long)v->hdr.log_offset);
+	}
+	ret = vhdx_log_find(v->path, v->hdr.log_offset, log, v->hdr.log_length, &v->hdr.log_guid,
+			    &r, &v->err);
+	free(log);
+	if (ret)
+		return ret;
+	if (v->file_size < r.flushed_file_offset) {
+		vhdx_log_replay_free(&r);
+		return gp_error_set(&v->err, GP_ERR_CORRUPT,
+				    "%s: log at 0x%llx: the file is %llu bytes but the log says %llu were flushed (truncated file)",
+				    v->path, (unsigned long long)v->hdr.log_offset,
+				    (unsigned long long)v->file_size,
+				    (unsigned long long)r.flushed_file_offset);
+	}
+	/* Updates must not land on the log itself. */
+	for (size_t i = 0; i < r.count; i++) {
+		const struct vhdx_log_update *u = &r.updates[i];
+		if (u->off < v->hdr.log_offset + v->hdr.log_length && v->hdr.log_offset < u->off + u->len) {
+			vhdx_log_replay_free(&r);
+			return gp_error_set(&v->err, GP_ERR_CORRUPT,
+					    "%s: log at 0x%llx: an entry writes into the log itself",
+					    v->path, (unsigned long long)v->hdr.log_offset);
+		}
+	}
+	if (!v->writable) {
+		/* Read-only: present the replayed view, write nothing (2.3.3 <5>). */
+		v->overlay = r.updates;
+		v->noverlay = r.count;
+		if (r.last_file_offset > v->file_size)
+			v->file_size = r.last_file_offset;
+		return 0;
+	}
+	ret = session_begin(v, false);
+	for (size_t i = 0; !ret && i < r.count; i++) {
+		const struct vhdx_log_update *u = &r.updates[i];
+
+		if (u->data) {
+			ret = vhdx_file_write(v, u->data, u->len, u->off);
+			continue;
+		}
+		/* Zero descriptors: beyond the end a hole is enough; else write. */
+		uint64_t end = u->off + u->len, p = u->off;
+		static const uint8_t zero[64 * 1024];
+		while (!ret && p < end && p < v->file_size) {
+			uint64_t n = end - p < sizeof(zero) ? end - p : sizeof(zero);
+			ret = vhdx_file_write(v, zero, n, p);
+			p += n;
+		}
+		if (!ret && end > v->file_size)
+			ret = file_extend(v, end);
+	}
+	if (!ret)
+		ret = file_extend(v, r.last_file_offset);
+	if (!ret)
+		ret = vhdx_file_sync(v);
+	if (!ret) {
+		static const struct vhdx_guid zero_guid;
+		ret = header_update(v, false, false, &zero_guid);
+	}
+	vhdx_log_replay_free(&r);
+	if (!ret)
+		v->log_replayed = true;
+	return ret;
+}
+
+/* ---- regions, metadata, BAT ---- */
+
+static int load_regions(struct vhdx *v)
+{
+	struct vhdx_region_table rt[2] = { 0 };
+	struct gp_error e2 = { 0 };
+	uint8_t *buf;
+	int ret[2], use, rc = 0;
+	bool have_bat = false, have_meta = false;
+
+	buf = malloc(2 * VHDX_REGION_TABLE_SIZE);
+	if (!buf)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	rc = vhdx_file_read(v, buf, 2 * VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFFSET);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	/* One damaged copy is survivable: use the other (2.2.3). */
+	ret[0] = vhdx_region_table_parse(v->path, 1, VHDX_REGION1_OFFSET, buf, &rt[0], &v->err);
+	ret[1] = vhdx_region_table_parse(v->path, 2, VHDX_REGION2_OFFSET,
+					 buf + VHDX_REGION_TABLE_SIZE, &rt[1], &e2);
+	free(buf);
+	if (ret[0] && ret[1]) {
+		if (v->err.code == GP_ERR_NOMEM || e2.code == GP_ERR_NOMEM)
+			return GP_ERR_NOMEM;
+		/* Both copies damaged: report the first, mention the second. */
+		char first[GP_ERROR_MSG_MAX];
+		snprintf(first, sizeof(first), "%s", v->err.msg);
+		gp_error_clear(&v->err);
+		return gp_error_set(&v->err, GP_ERR_CORRUPT, "%s; region table 2 at 0x40000 is damaged too (%s)",
+				    first, strstr(e2.msg, "0x40000: ") ? strstr(e2.msg, "0x40000: ") + 9 : e2.msg);
+	}
+	if (ret[0] && ret[0] != GP_ERR_CORRUPT) {
+		vhdx_region_table_free(&rt[1]);
+		return ret[0];
+	}
+	gp_error_clear(&v->err);
+	use = ret[0] ? 1 : 0;
+	vhdx_region_table_free(&rt[1 - use]);
+
+	v->fixed = calloc(rt[use].count + 2, sizeof(*v->fixed));
+	if (!v->fixed) {
+		vhdx_region_table_free(&rt[use]);
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	}
+	v->fixed[0] = (struct vhdx_extent){ v->hdr.log_offset, v->hdr.log_offset + v->hdr.log_length,
+					    "the log", 0 };
+	v->nfixed = 1;
+	for (uint32_t i = 0; i < rt[use].count; i++) {
+		const struct vhdx_region *r = &rt[use].entries[i];
+		uint64_t at = use ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET, end;
+		bool is_bat = vhdx_guid_matches(r->guid.b, VHDX_GUID_BAT_REGION);
+		bool is_meta = vhdx_guid_matches(r->guid.b, VHDX_GUID_METADATA_REGION);
+
+		if (!is_bat && !is_meta && r->required) {
+			char s[VHDX_GUID_STR_LEN];
+			vhdx_guid_format(&r->guid, s);
+			rc = gp_error_set(&v->err, GP_ERR_UNSUPPORTED,
+					  "%s: region table %d at 0x%llx: entry %u is an unknown required region {%s}",
+					  v->path, use + 1, (unsigned long long)at, i, s);
+			break;
+		}
+		if (add_u64(r->file_offset, r->length, &end) || end > v->file_size) {
+			rc = gp_error_set(&v->err, GP_ERR_CORRUPT,
+					  "%s: region table %d at 0x%llx: entry %u (0x%llx, %u bytes) extends beyond the end of the file",
+					  v->path, use + 1, (unsigned long long)at, i,
+					  (unsigned long long)r->file_offset, r->length);
+			break;
+		}
+		for (size_t k = 0; k < v->nfixed; k++) {
+			if (r->file_offset < v->fixed[k].end && v->fixed[k].start < end) {
+				rc = gp_error_set(&v->err, GP_ERR_CORRUPT,
+						  "%s: region table %d at 0x%llx: entry %u overlaps %s",
+						  v->path, use + 1, (unsigned long long)at, i,
+						  v->fixed[k].what);
+				break;
+			}
+		}
+		if (rc)
+			break;
+		if (is_bat) {
+			v->bat_offset = r->file_offset;
+			v->bat_length = r->length;
+			have_bat = true;
+			v->fixed[v->nfixed++] = (struct vhdx_extent){ r->file_offset, end, "the BAT region", i };
+		} else if (is_meta) {
+			v->meta_offset = r->file_offset;
+			v->meta_length = r->length;
+			have_meta = true;
+			v->fixed[v->nfixed++] = (struct vhdx_extent){ r->file_offset, end, "the metadata region", i };
+		}
+		/* Unknown optional regions are left alone (and may overlap nothing
+		 * we write: new blocks go past the end of the file). */
+	}
+	if (!rc && (!have_bat || !have_meta))
+		rc = gp_error_set(&v->err, GP_ERR_CORRUPT,
+				  "%s: region table %d at 0x%llx: no %s region", v->path, use + 1,
+				  (unsigned long long)(use ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET),
+				  have_bat ? "metadata" : "BAT");
+	vhdx_region_table_free(&rt[use]);
+	return rc;
+}
+
+static int load_metadata(struct vhdx *v)
+{
+	uint8_t *buf;
+	int ret;
+
+	if (v->meta_length > VHDX_MAX_METADATA_LENGTH)
+		return gp_error_set(&v->err, GP_ERR_UNSUPPORTED,
+				    "%s: metadata region at 0x%llx: %llu bytes is larger than gpup reads",
+				    v->path, (unsigned long long)v->meta_offset,
+				    (unsigned long long)v->meta_length);
+	buf = malloc(v->meta_length);
+	if (!buf)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	ret = vhdx_file_read(v, buf, v->meta_length, v->meta_offset);
+	if (!ret)
+		ret = vhdx_metadata_parse(v->path, v->meta_offset, buf, v->meta_length, &v->md, &v->err);
+	free(buf);
+	if (ret)
+		return ret;
+	if (vhdx_geometry_init(&v->geo, v->md.virtual_size, v->md.block_size,
+			       v->md.logical_sector_size, v->md.has_parent))
+		return gp_error_set(&v->err, GP_ERR_CORRUPT, "%s: metadata at 0x%llx: inconsistent geometry",
+				    v->path, (unsigned long long)v->meta_offset);
+	return 0;
+}
+
+static int load_bat(struct vhdx *v)
+{
+	uint64_t need = v->geo.total_entries * 8, bytes;
+	uint8_t *buf;
+	int ret;
+
+	if (need > v->bat_length)
+		return gp_error_set(&v->err, GP_ERR_CORRUPT,
+				    "%s: BAT region at 0x%llx: %llu bytes cannot hold the %llu entries a %llu-byte disk with %u-byte blocks needs",
+				    v->path, (unsigned long long)v->bat_offset,
+				    (unsigned long long)v->bat_length,
+				    (unsigned long long)v->geo.total_entries,
+				    (unsigned long long)v->geo.virtual_size, v->geo.block_size);
+	/* Keep whole 4 KiB sectors in memory: a logged BAT sector is rebuilt
+	 * whole, including entries past the ones the disk uses. */
+	v->bat_sectors = (need + VHDX_LOG_SECTOR - 1) / VHDX_LOG_SECTOR;
+	bytes = v->bat_sectors * VHDX_LOG_SECTOR;
+	buf = malloc(bytes);
+	v->bat = malloc(bytes);
+	v->bat_dirty = calloc(v->bat_sectors, 1);
+	if (!buf || !v->bat || !v->bat_dirty) {
+		free(buf);
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory for the BAT", v->path);
+	}
+	v->bat_entries_alloc = bytes / 8;
+	ret = vhdx_file_read(v, buf, bytes, v->bat_offset);
+	if (!ret)
+		ret = vhdx_bat_parse(v->path, v->bat_offset, buf, &v->geo, v->file_size, v->fixed,
+				     v->nfixed, v->bat, &v->err);
+	if (!ret)
+		for (uint64_t i = v->geo.total_entries; i < v->bat_entries_alloc; i++)
+			v->bat[i] = get_le64(buf + i * 8);
+	free(buf);
+	return ret;
+}
+
+/* ---- parent chain ---- */
+
+struct chain_ctx {
+	dev_t dev[VHDX_MAX_CHAIN + 1];
+	ino_t ino[VHDX_MAX_CHAIN + 1];
+	int depth;
+};
+
+static int open_internal(const char *path, const struct vhdx_open_opts *opts,
+			 struct chain_ctx *cc, struct vhdx **out, struct gp_error *err);
+
+/* Last component of a Windows path. */
+static const char *win_basename(const char *p)
+{
+	const char *b = strrchr(p, '\\');
+	const char *s = strrchr(b ? b : p, '/');
+
+	if (s)
+		return s + 1;
+	return b ? b + 1 : p;
+}
+
+static char *join_dir(const char *child, const char *rel)
+{
+	char dir[PATH_MAX], *out, *q;
+	const char *d;
+	size_t n;
+
+	snprintf(dir, sizeof(dir), "%s", child);
+	d = dirname(dir); /* may return a static "." */
+	n = strlen(d) + strlen(rel) + 2;
+	out = malloc(n);
+	if (!out)
+		return NULL;
+	snprintf(out, n, "%s/%s", d, rel);
+	for (q = out + strlen(d); *q; q++)
+		if (*q == '\\')
+			*q = '/';
+	return out;
+}
+
+static bool linkage_matches(const char *linkage, const struct vhdx_guid *dwg)
+{
+	struct vhdx_guid g;
+
+	return linkage && vhdx_guid_parse(linkage, &g) == 0 && vhdx_guid_eq(&g, dwg);
+}
+
+static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct chain_ctx *cc)
+{
+	const struct vhdx_parent_locator *l = &v->md.locator;
+	char *cand[3] = { NULL, NULL, NULL }, *tried = NULL;
+	const char *pick = NULL;
+	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL };
+	struct gp_error perr = { 0 };
+	struct stat st;
+	int n = 0, ret;
+
+	if (opts && opts->parent_path) {
+		cand[n++] = strdup(opts->parent_path);
+	} else {
+		if (l->relative_path)
+			cand[n++] = join_dir(v->path, l->relative_path);
+		if (l->absolute_win32_path)
+			cand[n++] = join_dir(v->path, win_basename(l->absolute_win32_path));
+		if (l->volume_path)
+			cand[n++] = join_dir(v->path, win_basename(l->volume_path));
+	}
+	for (int i = 0; i < n; i++) {
+		if (!cand[i]) {
+			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+			goto out;
+		}
+		if (!pick && stat(cand[i], &st) == 0)
+			pick = cand[i];
+	}
+	if (!pick) {
+		size_t len = 1;
+		for (int i = 0; i < n; i++)
+			len += strlen(cand[i]) + 2;
+		tried = calloc(1, len);
+		for (int i = 0; tried && i < n; i++) {
+			if (i)
+				strcat(tried, ", ");
+			strcat(tried, cand[i]);
+		}
+		ret = gp_error_set(&v->err, GP_ERR_NOTFOUND,
+				   "%s: parent locator: parent image not found (tried %s; use --parent PATH)",
+				   v->path, tried ? tried : "?");
+		goto out;
+	}
+	for (int i = 0; i <= cc->depth; i++) {
+		if (cc->dev[i] == st.st_dev && cc->ino[i] == st.st_ino) {
+			ret = gp_error_set(&v->err, GP_ERR_CORRUPT,
+					   "%s: parent locator: parent %s is already in the chain (a cycle)",
+					   v->path, pick);
+			goto out;
+		}
+	}
+	if (cc->depth + 1 >= VHDX_MAX_CHAIN) {
+		ret = gp_error_set(&v->err, GP_ERR_UNSUPPORTED,
+				   "%s: parent chain deeper than %d images", v->path, VHDX_MAX_CHAIN);
+		goto out;
+	}
+	cc->depth++;
+	cc->dev[cc->depth] = st.st_dev;
+	cc->ino[cc->depth] = st.st_ino;
+	ret = open_internal(pick, &po, cc, &v->parent, &perr);
+	cc->depth--;
+	if (ret) {
+		gp_error_copy(&v->err, &perr);
+		gp_error_prefix(&v->err, "%s: parent: ", v->path);
+		goto out;
+	}
+	if (!linkage_matches(l->parent_linkage, &v->parent->hdr.data_write_guid) &&
+	    !linkage_matches(l->parent_linkage2, &v->parent->hdr.data_write_guid)) {
+		char s[VHDX_GUID_STR_LEN];
+		vhdx_guid_format(&v->parent->hdr.data_write_guid, s);
+		ret = gp_error_set(&v->err, GP_ERR_MISMATCH,
+				   "%s: parent locator: parent %s has DataWriteGuid {%s} but parent_linkage is %s (the parent changed since the child was made)",
+				   v->path, pick, s, l->parent_linkage);
+		goto out;
+	}
+	if (v->parent->md.logical_sector_size != v->md.logical_sector_size) {
+		ret = gp_error_set(&v->err, GP_ERR_CORRUPT,
+				   "%s: parent %s has %u-byte sectors, the child %u-byte ones", v->path,
+				   pick, v->parent->md.logical_sector_size, v->md.logical_sector_size);
+		goto out;
+	}
+	/* The chain as paths: the direct parent, then its own chain. */
+	v->chain = calloc(v->parent->chain_len + 1, sizeof(char *));
+	if (!v->chain) {
+		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+		goto out;
+	}
+	v->chain[0] = strdup(pick);
+	v->chain_len = 1;
+	for (size_t i = 0; i < v->parent->chain_len; i++)
+		if ((v->chain[v->chain_len] = strdup(v->parent->chain[i])))
+			v->chain_len++;
+	ret = 0;
+out:
+	free(tried);
+	for (int i = 0; i < n; i++)
+		free(cand[i]);
+	return ret;
+}
+
+/* ---- open / close ---- */
+
+static void vhdx_free(struct vhdx *v)
+{
+	if (!v)
+		return;
+	if (v->parent)
+		vhdx_close(v->parent, NULL);
+	if (v->fd >= 0)
+		close(v->fd);
+	for (size_t i = 0; i < v->noverlay; i++)
+		free(v->overlay[i].data);
+	free(v->overlay);
+	for (size_t i = 0; i < v->chain_len; i++)
+		free(v->chain[i]);
+	free(v->chain);
+	vhdx_locator_free(&v->md.locator);
+	free(v->fixed);
+	free(v->bat);
+	free(v->bat_dirty);
+	free(v->creator);
+	free(v->path);
+	free(v);
+}
+
+static int open_internal(const char *path, const struct vhdx_open_opts *opts,
+			 struct chain_ctx *cc, struct vhdx **out, struct gp_error *err)
+{
+	uint8_t *hbuf = NULL;
+	struct vhdx *v;
+	struct stat st;
+	const char *crash;
+	int ret;
+
+	*out = NULL;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+	v->fd = -1;
+	v->writable = opts && opts->writable;
+	v->path = strdup(path);
+	if (!v->path) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+		goto fail;
+	}
+	v->fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (v->fd < 0) {
+		ret = gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
+					 "%s", path);
+		goto fail;
+	}
+	ret = gp_disk_lock_fd(v->fd, path, v->writable, err);
+	if (ret)
+		goto fail;
+	if (fstat(v->fd, &st) < 0) {
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+		goto fail;
+	}
+	v->file_size = (uint64_t)st.st_size;
+	if (cc->depth == 0) {
+		cc->dev[0] = st.st_dev;
+		cc->ino[0] = st.st_ino;
+	}
+	if (v->writable && (crash = getenv("GPUP_TEST_CRASH_AT")))
+		v->crash_at = strtol(crash, NULL, 10);
+
+	hbuf = malloc(HDR_AREA);
+	if (!hbuf) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+		goto fail;
+	}
+	ret = read_header_section(path, v->fd, v->file_size, hbuf, &v->hdr, &v->cur_slot,
+				  &v->creator, err);
+	free(hbuf);
+	if (ret)
+		goto fail;
+	ret = check_header(path, &v->hdr, v->cur_slot, v->file_size, err);
+	if (ret)
+		goto fail;
+	if (!vhdx_guid_is_zero(&v->hdr.log_guid)) {
+		v->log_was_dirty = true;
+		ret = replay_log(v);
+		if (ret)
+			goto fail_v;
+	}
+	ret = load_regions(v);
+	if (!ret)
+		ret = load_metadata(v);
+	if (!ret)
+		ret = load_bat(v);
+	if (ret)
+		goto fail_v;
+	/* New blocks go past everything: the end of the file, rounded to 1 MiB,
+	 * and past the full extent of a short last block. */
+	v->alloc_end = round_up(v->file_size, VHDX_MiB);
+	for (uint64_t i = 0; i < v->geo.total_entries; i++) {
+		unsigned s = vhdx_bat_state(v->bat[i]);
+		if (s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
+			uint64_t end = vhdx_bat_offset(v->bat[i]) + v->geo.block_size;
+			if (end > v->alloc_end)
+				v->alloc_end = end;
+		}
+	}
+	for (size_t k = 0; k < v->nfixed; k++)
+		if (v->fixed[k].end > v->alloc_end)
+			v->alloc_end = round_up(v->fixed[k].end, VHDX_MiB);
+	if (v->md.has_parent) {
+		ret = open_parent(v, opts, cc);
+		if (ret)
+			goto fail_v;
+	}
+	*out = v;
+	return 0;
+fail_v:
+	gp_error_copy(err, &v->err);
+fail:
+	vhdx_free(v);
+	return ret;
+}
+
+int vhdx_open(const char *path, const struct vhdx_open_opts *opts, struct vhdx **out,
+	      struct gp_error *err)
+{
+	struct chain_ctx cc;
+
+	memset(&cc, 0, sizeof(cc));
+	return open_internal(path, opts, &cc, out, err);
+}
+
+static int commit_bat(struct vhdx *v);
+
+int vhdx_flush(struct vhdx *v)
+{
+	if (!v->writable || !v->session_started)
+		return 0;
+	if (v->ndirty)
+		return commit_bat(v);
+	return vhdx_file_sync(v);
+}
+
+int vhdx_close(struct vhdx *v, struct gp_error *err)
+{
+	int ret = 0;
+
+	if (!v)
+		return 0;
+	if (v->writable) {
+		ret = vhdx_flush(v);
+		if (ret)
+			gp_error_copy(err, &v->err);
+	}
+	if (close(v->fd) < 0 && !ret)
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: close", v->path);
+	v->fd = -1;
+	vhdx_free(v);
+	return ret;
+}
+
+const struct gp_error *vhdx_error(const struct vhdx *v) { return &v->err; }
+uint64_t vhdx_virtual_size(const struct vhdx *v) { return v->md.virtual_size; }
+uint32_t vhdx_logical_sector_size(const struct vhdx *v) { return v->md.logical_sector_size; }
+uint32_t vhdx_physical_sector_size(const struct vhdx *v) { return v->md.physical_sector_size; }
+uint32_t vhdx_block_size(const struct vhdx *v) { return v->md.block_size; }
+
+enum vhdx_disk_type vhdx_disk_type(const struct vhdx *v)
+{
+	if (v->md.has_parent)
+		return VHDX_DISK_DIFFERENCING;
+	return v->md.leave_block_allocated ? VHDX_DISK_FIXED : VHDX_DISK_DYNAMIC;
+}
+
+/* ---- read ---- */
+
+static int check_range(struct vhdx *v, uint64_t len, uint64_t off)
+{
+	uint64_t end;
+
+	if (add_u64(off, len, &end) || end > v->md.virtual_size)
+		return gp_error_set(&v->err, GP_ERR_INVALID,
+				    "%s: access at %llu length %llu is beyond the virtual disk's %llu bytes",
+				    v->path, (unsigned long long)off, (unsigned long long)len,
+				    (unsigned long long)v->md.virtual_size);
+	return 0;
+}
+
+/* Read from the parent chain; beyond a (smaller) parent's end: zeros. */
+static int parent_read(struct vhdx *v, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	uint64_t psize = v->parent->md.virtual_size;
+	int ret;
+
+	if (off >= psize) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (off + len > psize) {
+		memset(buf + (psize - off), 0, off + len - psize);
+		len = psize - off;
+	}
+	ret = vhdx_pread(v->parent, buf, len, off);
+	if (ret)
+		gp_error_copy(&v->err, &v->parent->err);
+	return ret;
+}
+
+/* Read [inoff, inoff+len) of PARTIALLY_PRESENT block @blk sector by
+ * sector run, consulting the chunk's sector bitmap. */
+static int read_partial(struct vhdx *v, uint64_t blk, uint64_t boff, uint8_t *buf,
+			uint64_t len, uint64_t inoff)
+{
+	uint64_t lss = v->md.logical_sector_size;
+	uint64_t sb = v->bat[vhdx_bat_bitmap_index(&v->geo, blk)];
+	uint64_t vstart = blk * v->geo.block_size + inoff;
+	uint64_t chunk_first = (blk / v->geo.chunk_ratio) * VHDX_SECTORS_PER_BITMAP;
+	uint64_t s0 = vstart / lss - chunk_first, s1 = (vstart + len - 1) / lss - chunk_first;
+	uint64_t b0 = s0 / 8, nb = s1 / 8 - b0 + 1;
+	uint8_t *bm = malloc(nb);
+	uint64_t pos = 0;
+	int ret = 0;
+
+	if (!bm)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	ret = vhdx_file_read(v, bm, nb, vhdx_bat_offset(sb) + b0);
+	while (!ret && pos < len) {
+		uint64_t s = (vstart + pos) / lss - chunk_first;
+		bool present = (bm[s / 8 - b0] >> (s % 8)) & 1;
+		uint64_t run = 0;
+
+		/* Extend the run over sectors with the same presence. */
+		while (pos + run < len) {
+			uint64_t t = (vstart + pos + run) / lss - chunk_first;
+			if ((((bm[t / 8 - b0] >> (t % 8)) & 1) != 0) != present)
+				break;
+			run += lss - (vstart + pos + run) % lss;
+		}
+		if (pos + run > len)
+			run = len - pos;
+		if (present)
+			ret = vhdx_file_read(v, buf + pos, run, boff + inoff + pos);
+		else
+			ret = parent_read(v, buf + pos, run, vstart + pos);
+		pos += run;
+	}
+	free(bm);
+	return ret;
+}
+
+int vhdx_pread(struct vhdx *v, void *vbuf, uint64_t len, uint64_t off)
+{
+	uint8_t *buf = vbuf;
+	int ret = check_range(v, len, off);
+
+	while (!ret && len) {
+		uint64_t blk = off / v->geo.block_size, inoff = off % v->geo.block_size;
+		uint64_t n = v->geo.block_size - inoff;
+		uint64_t e = v->bat[vhdx_bat_payload_index(&v->geo, blk)];
+
+		if (n > len)
+			n = len;
+		switch (vhdx_bat_state(e)) {
+		case VHDX_PAYLOAD_FULLY_PRESENT:
+			ret = vhdx_file_read(v, buf, n, vhdx_bat_offset(e) + inoff);
+			break;
+		case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+			ret = read_partial(v, blk, vhdx_bat_offset(e), buf, n, inoff);
+			break;
+		case VHDX_PAYLOAD_NOT_PRESENT:
+		case VHDX_PAYLOAD_UNDEFINED:
+			/* A differencing image defers to its parent; elsewhere the
+			 * spec allows zeros, the only reproducible answer. */
+			if (v->parent) {
+				ret = parent_read(v, buf, n, off);
+				break;
+			}
+			/* fall through */
+		default: /* ZERO, UNMAPPED (3, and 5 of spec 0.95) read as zeros */
+			memset(buf, 0, n);
+			break;
+		}
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return ret;
+}
+
+int vhdx_block_status(struct vhdx *v, uint64_t off, uint64_t len, bool *allocated,
+		      uint64_t *run)
+{
+	int ret = check_range(v, len, off);
+	uint64_t bs = v->geo.block_size, done = 0;
+	bool first = true;
+
+	if (ret)
+		return ret;
+	if (len == 0)
+		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: empty block-status query", v->path);
+	while (done < len) {
+		uint64_t blk = (off + done) / bs, n = bs - (off + done) % bs;
+		unsigned s = vhdx_bat_state(v->bat[vhdx_bat_payload_index(&v->geo, blk)]);
+		bool a = s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+
+		if (first)
+			*allocated = a;
+		else if (a != *allocated)
+			break;
+		first = false;
+		done += n;
+	}
+	*run = done < len ? done : len;
+	return 0;
+}
+
+/* ---- write ---- */
+
+static void mark_dirty(struct vhdx *v, uint64_t idx)
+{
+	uint64_t s = idx * 8 / VHDX_LOG_SECTOR;
+
+	if (!v->bat_dirty[s]) {
+		v->bat_dirty[s] = 1;
+		v->ndirty++;
+	}
+}
+
+/* Copy the parent's data for the virtual range [vstart, vstart+len) of a
+ * block into the file at @foff, skipping all-zero pieces (the new block's
+ * space reads as zeros already). */
+static int copy_from_parent(struct vhdx *v, uint64_t vstart, uint64_t len, uint64_t foff,
+			    uint8_t *tmp)
+{
+	int ret = 0;
+
+	for (uint64_t p = 0; !ret && p < len; p += VHDX_COPY_CHUNK) {
+		uint64_t n = len - p < VHDX_COPY_CHUNK ? len - p : VHDX_COPY_CHUNK;
+		bool zero = true;
+
+		ret = parent_read(v, tmp, n, vstart + p);
+		for (uint64_t i = 0; !ret && i < n; i += 8)
+			if (get_le64(tmp + i)) {
+				zero = false;
+				break;
+			}
+		if (!ret && !zero)
+			ret = vhdx_file_write(v, tmp, n, foff + p);
+	}
+	return ret;
+}
+
+/* Fill the sectors of PARTIALLY_PRESENT block @blk (at @boff) that the
+ * sector bitmap marks absent with the parent's data, outside [skip0, skip1)
+ * of the block, so that the block can become FULLY_PRESENT. */
+static int fill_absent(struct vhdx *v, uint64_t blk, uint64_t boff, uint64_t skip0,
+		       uint64_t skip1, uint64_t blen, uint8_t *tmp)
+{
+	uint64_t lss = v->md.logical_sector_size, nsec = blen / lss;
+	uint64_t sb = v->bat[vhdx_bat_bitmap_index(&v->geo, blk)];
+	uint64_t first = (blk * v->geo.block_size / lss) % VHDX_SECTORS_PER_BITMAP;
+	uint8_t *bm = malloc(nsec / 8 + 1);
+	int ret;
+
+	if (!bm)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	ret = vhdx_file_read(v, bm, nsec / 8 + 1, vhdx_bat_offset(sb) + first / 8);
+	for (uint64_t s = 0; !ret && s < nsec;) {
+		uint64_t t = s;
+
+		if ((bm[s / 8] >> (s % 8)) & 1) {
+			s++;
+			continue;
+		}
+		while (t < nsec && !((bm[t / 8] >> (t % 8)) & 1) && (t - s) * lss < VHDX_COPY_CHUNK)
+			t++;
+		uint64_t a = s * lss, b = t * lss;
+		/* Clip away the part the caller is about to overwrite. */
+		if (a < skip0 || b > skip1) {
+			if (a >= skip0 && a < skip1)
+				a = skip1;
+			if (b > skip0 && b <= skip1)
+				b = skip0;
+			if (a < skip0 && b > skip1) {
+				ret = parent_read(v, tmp, skip0 - a, blk * v->geo.block_size + a);
+				if (!ret)
+					ret = vhdx_file_write(v, tmp, skip0 - a, boff + a);
+				a = skip1;
+			}
+			if (!ret && a < b) {
+				ret = parent_read(v, tmp, b - a, blk * v->geo.block_size + a);
+				if (!ret)
+					ret = vhdx_file_write(v, tmp, b - a, boff + a);
+			}
+		}
+		s = t;
+	}
+	free(bm);
+	return ret;
+}
+
+/* Give block @blk file space (or make a partial block whole) before a write
+ * of [inoff, inoff+n) into it. Returns the block's file offset in *@boff. */
+static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t n,
+			 uint64_t *boff)
+{
+	uint64_t idx = vhdx_bat_payload_index(&v->geo, blk), e = v->bat[idx];
+	uint64_t bs = v->geo.block_size, vstart = blk * bs;
+	uint64_t blen = v->md.virtual_size - vstart < bs ? v->md.virtual_size - vstart : bs;
+	unsigned st = vhdx_bat_state(e);
+	uint8_t *tmp = NULL;
+	int ret = 0;
+
+	if (v->parent && (st == VHDX_PAYLOAD_PARTIALLY_PRESENT || st == VHDX_PAYLOAD_NOT_PRESENT ||
+			  st == VHDX_PAYLOAD_UNDEFINED) &&
+	    !(inoff == 0 && n == blen)) {
+		tmp = malloc(VHDX_COPY_CHUNK);
+		if (!tmp)
+			return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	}
+	if (st == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
+		*boff = vhdx_bat_offset(e);
+		if (tmp)
+			ret = fill_absent(v, blk, *boff, inoff, inoff + n, blen, tmp);
+	} else {
+		*boff = v->alloc_end;
+		ret = file_extend(v, *boff + bs);
+		if (!ret)
+			v->alloc_end = *boff + bs;
+		if (!ret && tmp) {
+			/* Copy-up: the parent's data around the part being written. */
+			ret = copy_from_parent(v, vstart, inoff, *boff, tmp);
+			if (!ret && inoff + n < blen)
+				ret = copy_from_parent(v, vstart + inoff + n, blen - inoff - n,
+						       *boff + inoff + n, tmp);
+		}
+	}
+	free(tmp);
+	if (ret)
+		return ret;
+	v->bat[idx] = vhdx_bat_make(VHDX_PAYLOAD_FULLY_PRESENT, *boff);
+	mark_dirty(v, idx);
+	return 0;
+}
+
+int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
+{
+	const uint8_t *buf = vbuf;
+	int ret;
+
+	if (!v->writable)
+		return gp_error_set(&v->err, GP_ERR_READONLY, "%s: image is open read-only", v->path);
+	ret = check_range(v, len, off);
+	if (!ret && len)
+		ret = session_begin(v, true);
+	while (!ret && len) {
+		uint64_t blk = off / v->geo.block_size, inoff = off % v->geo.block_size;
+		uint64_t n = v->geo.block_size - inoff;
+		uint64_t e = v->bat[vhdx_bat_payload_index(&v->geo, blk)], boff = 0;
+
+		if (n > len)
+			n = len;
+		if (vhdx_bat_state(e) == VHDX_PAYLOAD_FULLY_PRESENT)
+			boff = vhdx_bat_offset(e);
+		else
+			ret = prepare_block(v, blk, inoff, n, &boff);
+		/* Straight to the file: no read-modify-write for small writes. */
+		if (!ret)
+			ret = vhdx_file_write(v, buf, n, boff + inoff);
+		buf += n;
+		off += n;
+		len -= n;
+		if (!ret && v->ndirty >= VHDX_MAX_DIRTY_SECTORS)
+			ret = commit_bat(v);
+	}
+	return ret;
+}
+
+/* Commit the dirty BAT sectors: data flush → header with a new LogGuid →
+ * log entry → flush → BAT in place → flush → header with LogGuid cleared. */
+static int commit_bat(struct vhdx *v)
+{
+	static const struct vhdx_guid zero_guid;
+	uint64_t *offs = NULL;
+	uint8_t **data = NULL, *entry = NULL;
+	size_t n = 0, elen = 0;
+	struct vhdx_guid lg;
+	int ret;
+
+	if (!v->ndirty)
+		return 0;
+	offs = calloc(v->ndirty, sizeof(*offs));
+	data = calloc(v->ndirty, sizeof(*data));
+	if (!offs || !data) {
+		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+		goto out;
+	}
+	for (uint64_t s = 0; s < v->bat_sectors; s++) {
+		if (!v->bat_dirty[s])
+			continue;
+		data[n] = malloc(VHDX_LOG_SECTOR);
+		if (!data[n]) {
+			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+			goto out;
+		}
+		/* Each logged sector is rebuilt whole from the in-memory BAT. */
+		vhdx_bat_serialize(v->bat + s * (VHDX_LOG_SECTOR / 8), VHDX_LOG_SECTOR / 8, data[n]);
+		offs[n] = v->bat_offset + s * VHDX_LOG_SECTOR;
+		n++;
+	}
+	/* 1. The data (and the file's new length) must be stable before any
+	 *    BAT entry points at it. */
+	ret = vhdx_file_sync(v);
+	if (ret)
+		goto out;
+	/* 2. A fresh LogGuid: stale entries of earlier commits no longer match. */
+	vhdx_guid_generate(&lg);
+	ret = header_update(v, false, false, &lg);
+	if (ret)
+		goto out;
+	ret = vhdx_log_build_entry(&lg, ++v->log_seq, v->file_size / VHDX_MiB * VHDX_MiB,
+				   round_up(v->alloc_end > v->file_size ? v->alloc_end : v->file_size,
+					    VHDX_MiB),
+				   offs, data, n, &entry, &elen);
+	if (ret) {
+		ret = gp_error_set(&v->err, ret, "%s: out of memory", v->path);
+		goto out;
+	}
+	if (elen > v->hdr.log_length) {
+		ret = gp_error_set(&v->err, GP_ERR_UNSUPPORTED,
+				   "%s: log at 0x%llx: %u bytes cannot hold a %zu-byte entry", v->path,
+				   (unsigned long long)v->hdr.log_offset, v->hdr.log_length, elen);
+		goto out;
+	}
+	/* 3. The entry, flushed: from here a crash replays it. */
+	ret = vhdx_file_write(v, entry, elen, v->hdr.log_offset);
+	if (!ret)
+		ret = vhdx_file_sync(v);
+	/* 4. Apply in place, flush. */
+	for (size_t i = 0; !ret && i < n; i++)
+		ret = vhdx_file_write(v, data[i], VHDX_LOG_SECTOR, offs[i]);
+	if (!ret)
+		ret = vhdx_file_sync(v);
+	/* 5. Empty the log. */
+	if (!ret)
+		ret = header_update(v, false, false, &zero_guid);
+	if (!ret) {
+		memset(v->bat_dirty, 0, v->bat_sectors);
+		v->ndirty = 0;
+	}
+out:
+	for (size_t i = 0; data && i < n; i++)
+		free(data[i]);
+	free(data);
+	free(offs);
+	free(entry);
+	return ret;
+}
+
+/* ---- info ---- */
+
+const char *vhdx_disk_type_name(enum vhdx_disk_type t)
+{
+	switch (t) {
+	case VHDX_DISK_FIXED: return "fixed";
+	case VHDX_DISK_DYNAMIC: return "dynamic";
+	case VHDX_DISK_DIFFERENCING: return "differencing";
+	}
+	return "unknown";
+}
+
+const char *vhdx_log_state_name(enum vhdx_log_state s)
+{
+	return s == VHDX_LOG_DIRTY ? "dirty" : "empty";
+}
+
+static int dup_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -1;
+}
+
+int vhdx_get_info(struct vhdx *v, struct vhdx_info *out)
+{
+	int bad = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->type = vhdx_disk_type(v);
+	out->virtual_size = v->md.virtual_size;
+	out->block_size = v->md.block_size;
+	out->logical_sector_size = v->md.logical_sector_size;
+	out->physical_sector_size = v->md.physical_sector_size;
+	out->chunk_ratio = (uint32_t)v->geo.chunk_ratio;
+	out->version = v->hdr.version;
+	out->log_version = v->hdr.log_version;
+	out->header_sequence = v->hdr.sequence;
+	out->current_header = v->cur_slot + 1;
+	out->leave_block_allocated = v->md.leave_block_allocated;
+	out->has_parent = v->md.has_parent;
+	out->file_size = v->file_size;
+	out->log_offset = v->hdr.log_offset;
+	out->log_length = v->hdr.log_length;
+	out->bat_entries = v->geo.total_entries;
+	for (uint64_t b = 0; b < v->geo.data_blocks; b++) {
+		unsigned s = vhdx_bat_state(v->bat[vhdx_bat_payload_index(&v->geo, b)]);
+		out->allocated_blocks += s == VHDX_PAYLOAD_FULLY_PRESENT ||
+					 s == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+	}
+	out->log_state = v->log_was_dirty ? VHDX_LOG_DIRTY : VHDX_LOG_EMPTY;
+	out->log_replayed = v->log_replayed;
+	vhdx_guid_format(&v->md.disk_id, out->disk_id);
+	vhdx_guid_format(&v->hdr.data_write_guid, out->data_write_guid);
+	vhdx_guid_format(&v->hdr.file_write_guid, out->file_write_guid);
+	vhdx_guid_format(&v->hdr.log_guid, out->log_guid);
+	bad |= dup_str(&out->creator, v->creator);
+	bad |= dup_str(&out->parent.parent_linkage, v->md.locator.parent_linkage);
+	bad |= dup_str(&out->parent.parent_linkage2, v->md.locator.parent_linkage2);
+	bad |= dup_str(&out->parent.relative_path, v->md.locator.relative_path);
+	bad |= dup_str(&out->parent.volume_path, v->md.locator.volume_path);
+	bad |= dup_str(&out->parent.absolute_win32_path, v->md.locator.absolute_win32_path);
+	if (v->chain_len) {
+		out->parent_chain = calloc(v->chain_len, sizeof(char *));
+		bad |= !out->parent_chain;
+		for (size_t i = 0; out->parent_chain && i < v->chain_len; i++) {
+			bad |= dup_str(&out->parent_chain[i], v->chain[i]);
+			out->parent_chain_len = i + 1;
+		}
+	}
+	if (bad) {
+		vhdx_info_free(out);
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	}
+	return 0;
+}
+
+void vhdx_info_free(struct vhdx_info *info)
+{
+	free(info->creator);
+	vhdx_locator_free(&info->parent);
+	for (size_t i = 0; i < info->parent_chain_len; i++)
+		free(info->parent_chain[i]);
+	free(info->parent_chain);
+	memset(info, 0, sizeof(*info));
+}
+
+/* ---- log state without opening ---- */
+
+int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
+{
+	struct vhdx_header h;
+	struct stat st;
+	char *creator = NULL;
+	uint8_t *buf;
+	int fd, slot, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
+					  "%s", path);
+	buf = malloc(HDR_AREA);
+	if (!buf) {
+		close(fd);
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+	}
+	if (fstat(fd, &st) < 0)
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+	else
+		ret = read_header_section(path, fd, (uint64_t)st.st_size, buf, &h, &slot, &creator,
+					  err);
+	if (!ret)
+		*dirty = !vhdx_guid_is_zero(&h.log_guid);
+	free(creator);
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/* ---- create ---- */
+
+#define CREATE_LOG_OFFSET (1 * VHDX_MiB)
+#define CREATE_LOG_LENGTH (1 * VHDX_MiB)
+#define CREATE_META_OFFSET (2 * VHDX_MiB)
+#define CREATE_META_LENGTH (1 * VHDX_MiB)
+#define CREATE_BAT_OFFSET (3 * VHDX_MiB)
+
+static int write_new(const char *path, const struct vhdx_metadata *md, struct gp_error *err)
+{
+	struct vhdx_geometry g;
+	struct vhdx_header h = { 0 };
+	struct vhdx_region regions[2];
+	struct vhdx_region_table rt = { 2, regions };
+	uint64_t bat_len, file_len;
+	uint8_t *buf;
+	int fd, ret = 0;
+
+	if (vhdx_geometry_init(&g, md->virtual_size, md->block_size, md->logical_sector_size,
+			       md->has_parent))
+		return gp_error_set(err, GP_ERR_INVALID, "%s: invalid geometry", path);
+	bat_len = round_up(g.total_entries * 8, VHDX_MiB);
+	if (bat_len > UINT32_MAX)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: BAT of %llu bytes is too large",
+				    path, (unsigned long long)bat_len);
+	file_len = CREATE_BAT_OFFSET + bat_len;
+	buf = calloc(1, CREATE_META_LENGTH);
+	if (!buf)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		free(buf);
+		return gp_error_set_errno(err, errno == EEXIST ? GP_ERR_EXISTS : io_code(errno), errno,
+					  "%s: cannot create", path);
+	}
+#define W(b, l, o)                                                                    \
+	do {                                                                          \
+		if (!ret && pwrite(fd, (b), (l), (off_t)(o)) != (ssize_t)(l))          \
+			ret = gp_error_set_errno(err, io_code(errno), errno,          \
+						 "%s: write at 0x%llx", path,       \
+						 (unsigned long long)(o));          \
+	} while (0)
+	if (ftruncate(fd, (off_t)file_len) < 0)
+		ret = gp_error_set_errno(err, io_code(errno), errno, "%s: cannot size the file", path);
+	vhdx_file_id_serialize(buf, "gpup");
+	W(buf, 0x10000, VHDX_FILE_ID_OFFSET);
+	h.version = 1;
+	h.log_version = 0;
+	h.log_length = CREATE_LOG_LENGTH;
+	h.log_offset = CREATE_LOG_OFFSET;
+	vhdx_guid_generate(&h.file_write_guid);
+	vhdx_guid_generate(&h.data_write_guid);
+	for (int i = 0; i < 2; i++) {
+		h.sequence = (uint64_t)i + 1;
+		vhdx_header_serialize(&h, buf);
+		W(buf, VHDX_HEADER_SIZE, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
+	}
+	vhdx_guid_parse(VHDX_GUID_BAT_REGION, &regions[0].guid);
+	regions[0].file_offset = CREATE_BAT_OFFSET;
+	regions[0].length = (uint32_t)bat_len;
+	regions[0].required = true;
+	vhdx_guid_parse(VHDX_GUID_METADATA_REGION, &regions[1].guid);
+	regions[1].file_offset = CREATE_META_OFFSET;
+	regions[1].length = CREATE_META_LENGTH;
+	regions[1].required = true;
+	vhdx_region_table_serialize(&rt, buf);
+	W(buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFFSET);
+	W(buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION2_OFFSET);
+	if (!ret && vhdx_metadata_serialize(md, buf, CREATE_META_LENGTH))
+		ret = gp_error_set(err, GP_ERR_INVALID, "%s: metadata (parent paths?) too large", path);
+	W(buf, CREATE_META_LENGTH, CREATE_META_OFFSET);
+#undef W
+	if (!ret && fsync(fd) < 0)
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: flush", path);
+	close(fd);
+	free(buf);
+	if (ret)
+		unlink(path);
+	return ret;
+}
+
+int vhdx_create(const char *path, const struct vhdx_create_opts *opts, struct gp_error *err)
+{
+	struct vhdx_metadata md = { 0 };
+
+	md.block_size = opts->block_size ? opts->block_size : 32 * VHDX_MiB;
+	md.logical_sector_size = opts->logical_sector_size ? opts->logical_sector_size : 512;
+	md.physical_sector_size = opts->physical_sector_size ? opts->physical_sector_size : 4096;
+	md.virtual_size = opts->size;
+	if (md.block_size < VHDX_MIN_BLOCK_SIZE || md.block_size > VHDX_MAX_BLOCK_SIZE ||
+	    (md.block_size & (md.block_size - 1)))
+		return gp_error_set(err, GP_ERR_INVALID,
+				    "%s: block size %u is not a power of 2 between 1 MiB and 256 MiB",
+				    path, md.block_size);
+	if ((md.logical_sector_size != 512 && md.logical_sector_size != 4096) ||
+	    (md.physical_sector_size != 512 && md.physical_sector_size != 4096))
+		return gp_error_set(err, GP_ERR_INVALID, "%s: sector sizes must be 512 or 4096", path);
+	if (!md.virtual_size || md.virtual_size > VHDX_MAX_VIRTUAL_SIZE ||
+	    md.virtual_size % md.logical_sector_size)
+		return gp_error_set(err, GP_ERR_INVALID,
+				    "%s: size %llu is not a non-zero multiple of %u bytes up to 64 TiB",
+				    path, (unsigned long long)md.virtual_size, md.logical_sector_size);
+	vhdx_guid_generate(&md.disk_id);
+	return write_new(path, &md, err);
+}
+
+/* Relative path from directory @from to file @to (both absolute, canonical),
+ * Windows separators. */
+static char *relative_win_path(const char *from, const char *to)
+{
+	size_t common = 0, i, ups = 0, len;
+	char *out, *o;
+
+	for (i = 0; from[i] && from[i] == to[i]; i++)
+		if (from[i] == '/')
+			common = i + 1;
+	if (!from[i] && to[i] == '/')
+		common = i + 1;
+	if (!strcmp(from, "/"))
+		common = 1;
+	/* ups counts the path components of @from below the common prefix. */
+	ups = 0;
+	for (i = common; from[i];) {
+		while (from[i] == '/')
+			i++;
+		if (!from[i])
+			break;
+		ups++;
+		while (from[i] && from[i] != '/')
+			i++;
+	}
+	len = 3 * ups + strlen(to + common) + 3;
+	out = malloc(len);
+	if (!out)
+		return NULL;
+	o = out;
+	if (!ups) {
+		strcpy(o, ".\\");
+		o += 2;
+	}
+	for (i = 0; i < ups; i++) {
+		strcpy(o, "..\\");
+		o += 3;
+	}
+	strcpy(o, to + common);
+	for (; *o; o++)
+		if (*o == '/')
+			*o = '\\';
+	return out;
+}
+
+int vhdx_create_child(const char *path, const char *parent_path, struct gp_error *err)
+{
+	struct vhdx_open_opts po = { .writable = false };
+	struct vhdx_metadata md = { 0 };
+	char pabs[PATH_MAX], cdir[PATH_MAX], tmp[PATH_MAX], dwg[VHDX_GUID_STR_LEN];
+	char linkage[VHDX_GUID_STR_LEN + 2], *abs_win = NULL;
+	struct vhdx *p;
+	struct stat st;
+	int ret;
+
+	if (stat(path, &st) == 0)
+		return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
+	ret = vhdx_open(parent_path, &po, &p, err);
+	if (ret)
+		return ret;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	if (!realpath(parent_path, pabs) || !realpath(dirname(tmp), cdir)) {
+		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot resolve paths", path);
+		goto out;
+	}
+	md.block_size = p->md.block_size;
+	md.logical_sector_size = p->md.logical_sector_size;
+	md.physical_sector_size = p->md.physical_sector_size;
+	md.virtual_size = p->md.virtual_size;
+	md.disk_id = p->md.disk_id; /* IsVirtualDisk items are copied when forking */
+	md.has_parent = true;
+	vhdx_guid_format(&p->hdr.data_write_guid, dwg);
+	snprintf(linkage, sizeof(linkage), "{%s}", dwg);
+	md.locator.parent_linkage = linkage;
+	md.locator.relative_path = relative_win_path(cdir, pabs);
+	/* Extended-length form of the parent's absolute path, "\\?\" + path with
+	 * Windows separators; only its last component means anything off Windows. */
+	abs_win = malloc(strlen(pabs) + 5);
+	if (abs_win) {
+		char *q;
+		sprintf(abs_win, "\\\\?\\%s", pabs + 1);
+		for (q = abs_win + 4; *q; q++)
+			if (*q == '/')
+				*q = '\\';
+	}
+	md.locator.absolute_win32_path = abs_win;
+	if (!md.locator.relative_path || !abs_win)
+		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+	else
+		ret = write_new(path, &md, err);
+	free(md.locator.relative_path);
+	free(abs_win);
+out:
+	vhdx_close(p, NULL);
+	return ret;
+}

@@ -1,0 +1,348 @@
+/* test_cli.c — `gpup gpus` and `gpup hostconf` end to end: human and JSON
+ * listings, -o FILE and stdout, exit statuses, usage errors, and --apply /
+ * the live query through stand-in powershell.exe, wslpath and pwsh
+ * (fake-powershell.sh, fake-wslpath.sh) put first on PATH. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hc_test.h"
+
+static char *dir;
+
+static void setup(void) { dir = t_tmpdir(); }
+static void teardown(void) { t_rm_rf(dir); free(dir); }
+
+TestSuite(hostconf_cli, .init = setup, .fini = teardown);
+
+/* Put a stand-in under @name into DIR/bin. */
+static void install_fake(const char *script, const char *name)
+{
+	char *src = t_strdup_printf("%s/tests/hostconf/%s", t_env("GPUP_SRC"), script);
+	char *bin = t_strdup_printf("%s/bin", dir);
+	char *dst = t_strdup_printf("%s/%s", bin, name);
+	size_t len;
+	char *text = t_read_file(src, &len);
+
+	cr_assert_not_null(text, "%s", src);
+	mkdir(bin, 0755);
+	cr_assert_eq(t_write_file(dst, text, len), 0);
+	cr_assert_eq(chmod(dst, 0755), 0);
+	free(text);
+	free(src);
+	free(bin);
+	free(dst);
+}
+
+/* Run gpup in DIR with DIR/bin first on PATH (and nothing else that could
+ * hold a real PowerShell); @env is extra "VAR=value ..." assignments. */
+static int gpup_in_dir(struct t_run *r, const char *env, const char *args)
+{
+	return t_run(r, "cd '%s' && env PATH='%s/bin:/usr/bin:/bin' GPUP_FAKE_PS_LOG='%s/log' %s '%s' %s",
+		     dir, dir, dir, env, t_env("GPUP_BIN"), args);
+}
+
+Test(hostconf_cli, gpus_human)
+{
+	struct t_run r;
+	char *f = hc_data("howto-two-gpus.txt");
+
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", f), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "GPU 1: NVIDIA Corporation AD106M [GeForce RTX 4070 Max-Q / Mobile]"),
+		  "%s", r.out);
+	cr_assert(strstr(r.out, "GPU 2: Intel Corporation Raptor Lake-P [Iris Xe Graphics]"), "%s",
+		  r.out);
+	cr_assert(strstr(r.out, "\\\\?\\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&2a7e4f6b&0&0008"
+				"#{064092b3-625e-43bf-9eb5-dc845897dd59}\n"));
+	cr_assert(strstr(r.out, "  Encode   18446744073709551615 18446744073709551615"), "%s", r.out);
+	t_run_free(&r);
+	free(f);
+}
+
+Test(hostconf_cli, gpus_json)
+{
+	struct t_run r;
+	char *f = hc_data("win10-get-vmpartitionablegpu.txt");
+	json_object *root, *gpus, *g, *res, *enc, *v;
+
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s' --json", f), 0, "%s", r.err);
+	root = json_tokener_parse(r.out);
+	cr_assert_not_null(root, "not JSON: %s", r.out);
+	cr_assert(json_object_object_get_ex(root, "gpus", &gpus));
+	cr_assert_eq(json_object_array_length(gpus), 1);
+	g = json_object_array_get_idx(gpus, 0);
+	cr_assert(json_object_object_get_ex(g, "device_name", &v));
+	cr_assert_str_eq(json_object_get_string(v), "TU116 [GeForce GTX 1660]");
+	cr_assert(json_object_object_get_ex(g, "vendor_id", &v));
+	cr_assert_str_eq(json_object_get_string(v), "10de");
+	cr_assert(json_object_object_get_ex(g, "valid_partition_counts_truncated", &v));
+	cr_assert(json_object_get_boolean(v));
+	cr_assert(json_object_object_get_ex(g, "resources", &res));
+	cr_assert(json_object_object_get_ex(res, "Encode", &enc));
+	cr_assert(json_object_object_get_ex(enc, "max", &v));
+	cr_assert_eq(json_object_get_uint64(v), UINT64_MAX);
+	json_object_put(root);
+	t_run_free(&r);
+	free(f);
+}
+
+Test(hostconf_cli, gpus_errors)
+{
+	struct t_run r;
+	char *f = hc_data("garbage.txt");
+
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", f), 1);
+	cr_assert(strstr(r.err, "garbage.txt:3:"), "%s", r.err);
+	cr_assert_eq(r.out_len, 0);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --from /nonexistent/gpus.txt"), 1);
+	cr_assert(strstr(r.err, "/nonexistent/gpus.txt"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --bogus"), 2);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus extra"), 2);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --help"), 0);
+	cr_assert(strstr(r.out, "Usage: gpup gpus"));
+	t_run_free(&r);
+	/* No --from and no PowerShell on PATH. */
+	cr_assert_eq(gpup_in_dir(&r, "", "gpus"), 1);
+	cr_assert(strstr(r.err, "no PowerShell on PATH"), "%s", r.err);
+	t_run_free(&r);
+	free(f);
+}
+
+Test(hostconf_cli, gpus_live_through_powershell)
+{
+	struct t_run r;
+	char *f = hc_data("json-array.json");
+	char *argv_log = t_strdup_printf("%s/log.argv", dir);
+	char *args;
+
+	install_fake("fake-powershell.sh", "powershell.exe");
+	cr_assert_eq(gpup_in_dir(&r, t_strdup_printf("GPUP_FAKE_PS_GPUS='%s'", f), "gpus"), 0, "%s",
+		     r.err);
+	cr_assert(strstr(r.out, "GPU 2: Intel Corporation"), "%s", r.out);
+	t_run_free(&r);
+	args = t_read_file(argv_log, NULL);
+	cr_assert(strstr(args, "-NoProfile\n-NonInteractive\n-Command\n"), "%s", args);
+	cr_assert(strstr(args, "Get-VMHostPartitionableGpu | ConvertTo-Json"), "%s", args);
+	cr_assert(strstr(args, "Get-VMPartitionableGpu | ConvertTo-Json"), "fallback: %s", args);
+	free(args);
+	/* PowerShell failing: its status and first stderr line are reported. */
+	cr_assert_eq(gpup_in_dir(&r, "GPUP_FAKE_PS_EXIT=1 GPUP_FAKE_PS_STDERR='Hyper-V module not found'",
+				 "gpus"), 1);
+	cr_assert(strstr(r.err, "exit status 1"), "%s", r.err);
+	cr_assert(strstr(r.err, "Hyper-V module not found"), "%s", r.err);
+	t_run_free(&r);
+	free(argv_log);
+	free(f);
+}
+
+Test(hostconf_cli, hostconf_stdout_and_output_file)
+{
+	struct t_run r, r2;
+	char *f = hc_data("howto-two-gpus.txt");
+	char *out = t_strdup_printf("%s/gpu-p.ps1", dir);
+	char *file;
+	size_t len;
+
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm 'My VM' --gpu VEN_10DE --share 50%%", f), 0,
+		     "%s", r.err);
+	cr_assert(!strncmp(r.out, "\xef\xbb\xbf#", 4));
+	cr_assert(strstr(r.out, "    [string] $VMName = 'My VM',\n"));
+	cr_assert(strstr(r.out, "# GPU: 10de:2860 NVIDIA Corporation AD106M [GeForce RTX 4070"),
+		  "%s", r.out);
+	cr_assert(strstr(r.out, "    [UInt64] $OptimalPartitionEncode = '9223372036854775807',\n"));
+	cr_assert_eq(t_gpup(&r2, "hostconf --from '%s' --vm 'My VM' --gpu VEN_10DE --share 50%% -o '%s'",
+			    f, out), 0, "%s", r2.err);
+	cr_assert_eq(r2.out_len, 0);
+	file = t_read_file(out, &len);
+	cr_assert_not_null(file);
+	cr_assert_eq(len, r.out_len);
+	cr_assert_eq(memcmp(file, r.out, len), 0, "-o writes what stdout shows");
+	free(file);
+	t_run_free(&r);
+	t_run_free(&r2);
+	/* Per-resource shares win over --share. */
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de:2860 --share 50%% "
+				"--vram 10%%:20%%:30%% --low-mmio 2G --high-mmio 33280M --server "
+				"--host-os win10 --stop-vm", f), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "    [UInt64] $MinPartitionVRAM = '100000000',\n"));
+	cr_assert(strstr(r.out, "    [UInt64] $MaxPartitionVRAM = '300000000',\n"));
+	cr_assert(strstr(r.out, "    [UInt64] $MaxPartitionDecode = '500000000',\n"));
+	cr_assert(strstr(r.out, "    [UInt64] $LowMemoryMappedIoSpace = '2147483648',\n"));
+	cr_assert(strstr(r.out, "    [UInt64] $HighMemoryMappedIoSpace = '34896609280',\n"));
+	cr_assert(strstr(r.out, "    [int] $UseInstancePath = '0',\n"));
+	cr_assert(strstr(r.out, "    [int] $ServerPolicy = '1'\n"));
+	t_run_free(&r);
+	/* Above 64 GiB: a warning, still exit 0. */
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --high-mmio 96G", f), 0);
+	cr_assert(strstr(r.err, "warning: High MMIO 96 GiB is above 64 GiB"), "%s", r.err);
+	t_run_free(&r);
+	/* Revert needs no GPU list. */
+	cr_assert_eq(t_gpup(&r, "hostconf --vm v --revert"), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "-GuestControlledCacheTypes $false"));
+	t_run_free(&r);
+	free(out);
+	free(f);
+}
+
+Test(hostconf_cli, hostconf_errors_and_usage)
+{
+	static const char *const usage[] = {
+		"--gpu auto",                                   /* no --vm */
+		"--vm v",                                       /* no --gpu */
+		"--vm v --gpu auto -o x.ps1 --apply",
+		"--vm v --gpu auto --share 50",
+		"--vm v --gpu auto --share 10%%:20%%:30%%",
+		"--vm v --gpu auto --vram 150%%",
+		"--vm v --gpu auto --encode 1:2",
+		"--vm v --gpu auto --host-os mac",
+		"--vm v --revert --share 50%%",
+		"--vm v --gpu auto --mmio-buffer 1G",
+		"--vm v --gpu auto --high-mmio lots",
+		"--vm v --gpu auto --bogus",
+		"--vm v --gpu auto stray",
+	};
+	struct t_run r;
+	char *f = hc_data("howto-two-gpus.txt");
+
+	for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
+		char *args = t_strdup_printf(usage[i]);
+		cr_assert_eq(t_gpup(&r, "hostconf --from '%s' %s", f, args), 2, "'%s': %d %s", args,
+			     r.status, r.err);
+		cr_assert(strstr(r.err, "Try 'gpup hostconf --help'"), "'%s': %s", args, r.err);
+		cr_assert_eq(r.out_len, 0);
+		t_run_free(&r);
+		free(args);
+	}
+	cr_assert_eq(t_gpup(&r, "hostconf --help"), 0);
+	cr_assert(strstr(r.out, "--surveydda FILE"));
+	t_run_free(&r);
+	/* Two GPUs: auto is ambiguous. */
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu auto", f), 2);
+	cr_assert(strstr(r.err, "2 partitionable GPUs"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu VEN_1002", f), 1);
+	cr_assert(strstr(r.err, "no partitionable GPU matches"), "%s", r.err);
+	t_run_free(&r);
+	/* A share breaking a rule is explained. */
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --vram 60%%:50%%:70%%", f), 2);
+	cr_assert(strstr(r.err, "VRAM: Min 600000000 (60%) is greater than Optimal 500000000 (50%)"),
+		  "%s", r.err);
+	t_run_free(&r);
+	/* -o into a missing directory: error, no stray file. */
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de -o /nonexistent/x.ps1", f), 1);
+	cr_assert(strstr(r.err, "/nonexistent/x.ps1"), "%s", r.err);
+	t_run_free(&r);
+	free(f);
+}
+
+/* Names of gpup-hostconf-*.ps1 files left in @d. */
+static int count_scripts(const char *d)
+{
+	DIR *dh = opendir(d);
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(dh);
+	while ((e = readdir(dh)))
+		if (!strncmp(e->d_name, "gpup-hostconf-", 14))
+			n++;
+	closedir(dh);
+	return n;
+}
+
+Test(hostconf_cli, apply_through_wsl_powershell)
+{
+	struct t_run r, want;
+	char *f = hc_data("howto-two-gpus.txt");
+	char *log_argv = t_strdup_printf("%s/log.argv", dir);
+	char *log_script = t_strdup_printf("%s/log.script", dir);
+	char real[PATH_MAX];
+	char *args = t_strdup_printf("hostconf --from '%s' --vm 'x'\\''y' --gpu 10de --share 25%% --apply", f);
+	char *text, *script, *expect_prefix;
+	size_t len;
+
+	install_fake("fake-powershell.sh", "powershell.exe");
+	install_fake("fake-wslpath.sh", "wslpath");
+	cr_assert_not_null(realpath(dir, real));
+	cr_assert_eq(gpup_in_dir(&r, "", args), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "fake powershell.exe ran the script"), "output streams: %s", r.out);
+	t_run_free(&r);
+	/* powershell.exe -NoProfile -ExecutionPolicy Bypass -File <wslpath -w of the script> */
+	text = t_read_file(log_argv, NULL);
+	cr_assert_not_null(text);
+	expect_prefix = t_strdup_printf("-NoProfile\n-ExecutionPolicy\nBypass\n-File\nW:%s\\gpup-hostconf-",
+					real);
+	for (char *p = expect_prefix + strlen("-NoProfile\n-ExecutionPolicy\nBypass\n-File\nW:"); *p; p++)
+		if (*p == '/')
+			*p = '\\';
+	cr_assert(!strncmp(text, expect_prefix, strlen(expect_prefix)), "argv: %s\nwant: %s", text,
+		  expect_prefix);
+	cr_assert(strstr(text, ".ps1\n"), "%s", text);
+	/* The script it ran is the one -o would write, and it is gone now. */
+	cr_assert_eq(t_gpup(&want, "hostconf --from '%s' --vm 'x'\\''y' --gpu 10de --share 25%%", f), 0);
+	script = t_read_file(log_script, &len);
+	cr_assert_not_null(script);
+	cr_assert_eq(len, want.out_len);
+	cr_assert_eq(memcmp(script, want.out, len), 0);
+	cr_assert(strstr(script, "$VMName = 'x''y'"));
+	cr_assert_eq(count_scripts(dir), 0, "the temporary script is removed");
+	t_run_free(&want);
+	free(script);
+	free(text);
+	/* The script's failure becomes gpup's: exit 1 naming the status. */
+	cr_assert_eq(gpup_in_dir(&r, "GPUP_FAKE_PS_EXIT=3", args), 1);
+	cr_assert(strstr(r.err, "the PowerShell script failed with exit status 3"), "%s", r.err);
+	cr_assert_eq(count_scripts(dir), 0);
+	t_run_free(&r);
+	free(expect_prefix);
+	free(args);
+	free(log_argv);
+	free(log_script);
+	free(f);
+}
+
+Test(hostconf_cli, apply_through_pwsh)
+{
+	struct t_run r;
+	char *tmp = t_strdup_printf("%s/tmp", dir);
+	char *log_argv = t_strdup_printf("%s/log.argv", dir);
+	char *env = t_strdup_printf("TMPDIR='%s'", tmp);
+	char *text, *expect;
+
+	mkdir(tmp, 0755);
+	install_fake("fake-powershell.sh", "pwsh");
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --revert --apply"), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "fake pwsh ran the script"), "%s", r.out);
+	t_run_free(&r);
+	text = t_read_file(log_argv, NULL);
+	expect = t_strdup_printf("-NoProfile\n-File\n%s/gpup-hostconf-", tmp);
+	cr_assert(!strncmp(text, expect, strlen(expect)), "argv: %s", text);
+	cr_assert_eq(count_scripts(tmp), 0);
+	free(text);
+	cr_assert_eq(gpup_in_dir(&r, t_strdup_printf("%s GPUP_FAKE_PS_EXIT=42", env),
+				 "hostconf --vm v --revert --apply"), 1);
+	cr_assert(strstr(r.err, "exit status 42"), "%s", r.err);
+	t_run_free(&r);
+	free(expect);
+	free(env);
+	free(log_argv);
+	free(tmp);
+}
+
+Test(hostconf_cli, apply_without_powershell)
+{
+	struct t_run r;
+
+	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --revert --apply"), 1);
+	cr_assert(strstr(r.err, "no PowerShell on PATH"), "%s", r.err);
+	t_run_free(&r);
+}

@@ -1,0 +1,251 @@
+/* test_gpus.c — parsing Get-VMHostPartitionableGpu / Get-VMPartitionableGpu
+ * output (console list, wrapped, CRLF, UTF-16LE, JSON), errors with file and
+ * line, pci.ids names, and choosing a GPU. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gpus.h"
+#include "hc_test.h"
+
+#define NV_PATH "\\\\?\\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&2a7e4f6b&0&0008#{064092b3-625e-43bf-9eb5-dc845897dd59}"
+#define INTEL_PATH "\\\\?\\PCI#VEN_8086&DEV_A7A0&SUBSYS_12A31043&REV_04#3&11583659&0&10#{064092b3-625e-43bf-9eb5-dc845897dd59}"
+
+static void load(const char *name, struct gp_gpu_list *l)
+{
+	struct gp_error err = { 0 };
+	char *path = hc_data(name);
+
+	cr_assert_eq(gp_gpus_load(path, l, &err), 0, "%s: %s", name, err.msg);
+	free(path);
+}
+
+/* The how-to's two GPUs, whatever the input format. */
+static void assert_howto(const struct gp_gpu_list *l)
+{
+	const struct gp_gpu *nv = &l->gpus[0], *in = &l->gpus[1];
+
+	cr_assert_eq(l->count, 2);
+	/* The wrapped instance paths are joined without a gap. */
+	cr_assert_str_eq(nv->instance_path, NV_PATH);
+	cr_assert_str_eq(in->instance_path, INTEL_PATH);
+	cr_assert(nv->has_pci_ids && nv->has_subsys && nv->has_rev);
+	cr_assert_eq(nv->vendor_id, 0x10de);
+	cr_assert_eq(nv->device_id, 0x2860);
+	cr_assert_eq(nv->subsys_vendor_id, 0x1043);
+	cr_assert_eq(nv->subsys_device_id, 0x252d);
+	cr_assert_eq(nv->revision, 0xa1);
+	cr_assert_eq(in->vendor_id, 0x8086);
+	cr_assert_eq(in->device_id, 0xa7a0);
+	cr_assert_eq(in->revision, 0x04);
+	cr_assert_eq(nv->partition_count, 32);
+	cr_assert_eq(nv->valid_count_n, 1);
+	cr_assert_eq(nv->valid_counts[0], 32);
+	cr_assert_eq(nv->res[GP_RES_VRAM].total, 1000000000u);
+	cr_assert_eq(nv->res[GP_RES_VRAM].min, 0);
+	cr_assert_eq(nv->res[GP_RES_ENCODE].max, UINT64_MAX);
+	cr_assert_eq(nv->res[GP_RES_ENCODE].optimal, UINT64_MAX);
+	cr_assert_eq(nv->res[GP_RES_ENCODE].available, UINT64_MAX);
+	cr_assert_eq(nv->res[GP_RES_COMPUTE].max, 1000000000u);
+	cr_assert_eq(in->res[GP_RES_ENCODE].max, 1000000000u);
+	cr_assert_str_eq(nv->computer_name, "MYHOST");
+}
+
+Test(gpus, howto_two_gpu_list)
+{
+	struct gp_gpu_list l;
+
+	load("howto-two-gpus.txt", &l);
+	assert_howto(&l);
+	cr_assert_eq(l.gpus[0].line, 2, "records remember where they start");
+	cr_assert_eq(l.gpus[1].line, 30);
+	gp_gpus_free(&l);
+}
+
+Test(gpus, json_array_and_object)
+{
+	struct gp_gpu_list l;
+
+	load("json-array.json", &l);
+	assert_howto(&l);
+	gp_gpus_free(&l);
+	load("json-object.json", &l);
+	cr_assert_eq(l.count, 1);
+	cr_assert_str_eq(l.gpus[0].instance_path, NV_PATH);
+	cr_assert_eq(l.gpus[0].res[GP_RES_VRAM].available, 400000000u);
+	cr_assert_eq(l.gpus[0].res[GP_RES_ENCODE].available, INT64_MAX);
+	cr_assert_eq(l.gpus[0].res[GP_RES_ENCODE].max, UINT64_MAX);
+	gp_gpus_free(&l);
+}
+
+Test(gpus, windows10_wrapped_crlf)
+{
+	struct gp_gpu_list l;
+	const struct gp_gpu *g;
+
+	load("win10-get-vmpartitionablegpu.txt", &l);
+	cr_assert_eq(l.count, 1);
+	g = &l.gpus[0];
+	cr_assert_str_eq(g->instance_path,
+			 "\\\\?\\PCI#VEN_10DE&DEV_2184&SUBSYS_3FC71458&REV_A1#4&1f3f7a2c&0&0019"
+			 "#{064092b3-625e-43bf-9eb5-dc845897dd59}");
+	cr_assert_eq(g->device_id, 0x2184);
+	cr_assert_eq(g->valid_count_n, 4);
+	cr_assert_eq(g->valid_counts[3], 4);
+	cr_assert(g->valid_counts_truncated);
+	/* A value wrapped across the 80-column console. */
+	cr_assert_eq(g->res[GP_RES_ENCODE].total, UINT64_MAX);
+	cr_assert_str_eq(g->computer_name, "DESKTOP-W10");
+	gp_gpus_free(&l);
+}
+
+/* Windows PowerShell's `>` writes UTF-16LE with a BOM. */
+Test(gpus, utf16le_file)
+{
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	size_t len;
+	char *text = hc_read_data("howto-two-gpus.txt", &len);
+	char *wide = malloc(2 + 2 * len);
+
+	wide[0] = (char)0xff;
+	wide[1] = (char)0xfe;
+	for (size_t i = 0; i < len; i++) {
+		wide[2 + 2 * i] = text[i];
+		wide[3 + 2 * i] = 0;
+	}
+	cr_assert_eq(gp_gpus_parse(wide, 2 + 2 * len, "wide.txt", &l, &err), 0, "%s", err.msg);
+	assert_howto(&l);
+	gp_gpus_free(&l);
+	free(wide);
+	free(text);
+}
+
+Test(gpus, garbage_names_file_and_line)
+{
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	char *path = hc_data("garbage.txt");
+
+	cr_assert_eq(gp_gpus_load(path, &l, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "garbage.txt:3:"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "this is not a property line'"), "%s", err.msg);
+	cr_assert_eq(l.count, 0);
+	free(path);
+	gp_error_clear(&err);
+	path = hc_data("garbage.json");
+	cr_assert_eq(gp_gpus_load(path, &l, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "garbage.json:2:"), "%s", err.msg);
+	free(path);
+}
+
+Test(gpus, record_errors)
+{
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	const char *bad_number = "Name : X\nTotalVRAM : 12a\n";
+	const char *missing = "\n\nName : X\nTotalVRAM : 1\n";
+	const char *indented = "   : x\n";
+
+	cr_assert_eq(gp_gpus_parse(bad_number, strlen(bad_number), "n.txt", &l, &err),
+		     GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "n.txt:2: TotalVRAM: '12a'"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_parse(missing, strlen(missing), "m.txt", &l, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "m.txt:3: GPU record lacks AvailableVRAM"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_parse(indented, strlen(indented), "i.txt", &l, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "i.txt:1:"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_parse("\r\n\n", 3, "e.txt", &l, &err), GP_ERR_NOTFOUND);
+	cr_assert(strstr(err.msg, "e.txt: no partitionable GPU"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_parse("[]", 2, "e.json", &l, &err), GP_ERR_NOTFOUND);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_parse("[1]", 3, "one.json", &l, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "one.json: GPU record 1"), "%s", err.msg);
+	gp_error_clear(&err);
+	/* 2^64 does not fit. */
+	{
+		size_t len;
+		char *text = hc_read_data("howto-two-gpus.txt", &len);
+		char *p = strstr(text, "18446744073709551615");
+		char *big = t_strdup_printf("%.*s18446744073709551616%s", (int)(p - text), text,
+					    p + 20);
+		cr_assert_eq(gp_gpus_parse(big, strlen(big), "big.txt", &l, &err), GP_ERR_CORRUPT);
+		cr_assert(strstr(err.msg, "big.txt:11: TotalEncode"), "%s", err.msg);
+		free(big);
+		free(text);
+	}
+}
+
+Test(gpus, pci_ids_names)
+{
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	char *v = NULL, *d = NULL;
+
+	load("howto-two-gpus.txt", &l);
+	cr_assert_eq(gp_gpus_lookup_names(&l, NULL, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(l.gpus[0].vendor_name, "NVIDIA Corporation");
+	cr_assert(strstr(l.gpus[0].device_name, "RTX 4070"), "%s", l.gpus[0].device_name);
+	cr_assert_str_eq(l.gpus[0].subsys_vendor_name, "ASUSTeK Computer Inc.");
+	cr_assert_str_eq(l.gpus[1].vendor_name, "Intel Corporation");
+	cr_assert(strstr(l.gpus[1].device_name, "Iris Xe"), "%s", l.gpus[1].device_name);
+	gp_gpus_free(&l);
+
+	/* A subsystem the database lists under its device. */
+	cr_assert_eq(gp_pci_ids_lookup(NULL, 0x10df, 0x0720, 0x103c, 0x1934, &v, &d, NULL, NULL,
+				       &err), 0);
+	free(v);
+	free(d);
+	{
+		char *s = NULL;
+		cr_assert_eq(gp_pci_ids_lookup(NULL, 0x10df, 0x0720, 0x103c, 0x1934, NULL, NULL, &s,
+					       NULL, &err), 0);
+		cr_assert_str_eq(s, "FlexFabric 20Gb 2-port 650M Adapter");
+		free(s);
+	}
+	/* Unknown IDs: no names, no error. */
+	cr_assert_eq(gp_pci_ids_lookup(NULL, 0x0002, 0x1234, 0, 0, &v, &d, NULL, NULL, &err), 0);
+	cr_assert_null(v);
+	cr_assert_null(d);
+	cr_assert_eq(gp_pci_ids_lookup("/nonexistent/pci.ids", 0x10de, 0x2860, 0, 0, &v, &d, NULL,
+				       NULL, &err), GP_ERR_NOTFOUND);
+	cr_assert(strstr(err.msg, "/nonexistent/pci.ids"), "%s", err.msg);
+}
+
+Test(gpus, select)
+{
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	size_t i = 99;
+
+	load("howto-two-gpus.txt", &l);
+	cr_assert_eq(gp_gpus_select(&l, "auto", &i, &err), GP_ERR_INVALID);
+	cr_assert(strstr(err.msg, "VEN_10DE&DEV_2860, VEN_8086&DEV_A7A0"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_select(&l, "VEN_10DE&DEV_2860", &i, &err), 0, "%s", err.msg);
+	cr_assert_eq(i, 0);
+	cr_assert_eq(gp_gpus_select(&l, "PCI\\VEN_8086&DEV_A7A0&SUBSYS_12A31043&REV_04", &i, &err), 0);
+	cr_assert_eq(i, 1);
+	cr_assert_eq(gp_gpus_select(&l, "8086:a7a0", &i, &err), 0);
+	cr_assert_eq(i, 1);
+	cr_assert_eq(gp_gpus_select(&l, "10de", &i, &err), 0);
+	cr_assert_eq(i, 0);
+	/* Instance paths compare case-insensitively, as Windows does. */
+	cr_assert_eq(gp_gpus_select(&l, "\\\\?\\pci#ven_8086&dev_a7a0&subsys_12a31043&rev_04#3&11583659&0&10#{064092b3-625e-43bf-9eb5-dc845897dd59}", &i, &err), 0);
+	cr_assert_eq(i, 1);
+	cr_assert_eq(gp_gpus_select(&l, "VEN_1002", &i, &err), GP_ERR_NOTFOUND);
+	cr_assert(strstr(err.msg, "no partitionable GPU matches"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_select(&l, "VEN_10DE&SUBSYS_00000000", &i, &err), GP_ERR_NOTFOUND);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_select(&l, "nvidia", &i, &err), GP_ERR_INVALID);
+	cr_assert(strstr(err.msg, "expected 'auto'"), "%s", err.msg);
+	gp_gpus_free(&l);
+	load("json-object.json", &l);
+	cr_assert_eq(gp_gpus_select(&l, "auto", &i, &err), 0);
+	cr_assert_eq(i, 0);
+	gp_gpus_free(&l);
+}

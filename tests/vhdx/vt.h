@@ -1,0 +1,92 @@
+/*
+ * vt.h — helpers shared by the VHDX engine's tests (tests/vhdx/test_*.c):
+ * reading an image through a chosen backend, writing through the engine,
+ * the qemu-img oracle. Header-only because the Makefile links only test_*.c
+ * of a test directory.
+ */
+#ifndef GPUP_TEST_VT_H
+#define GPUP_TEST_VT_H
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disk.h"
+#include "helpers.h"
+#include "vhdx.h"
+
+/* Read [off, off+len) of @path through @backend (parent override @parent). */
+static inline uint8_t *vt_read(const char *path, enum gp_disk_backend backend,
+			       const char *parent, uint64_t off, uint64_t len)
+{
+	struct gp_disk_open_opts o = { .backend = backend, .parent_path = parent };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	uint8_t *buf = malloc(len ? len : 1);
+
+	cr_assert(buf);
+	cr_assert_eq(gp_disk_open(path, &o, &d, &err), 0, "open %s: %s", path, err.msg);
+	cr_assert_eq(gp_disk_pread(d, buf, len, off), 0, "read %s: %s", path,
+		     gp_disk_error(d)->msg);
+	gp_disk_close(d, NULL);
+	return buf;
+}
+
+/* Write through the engine and close cleanly. */
+static inline void vt_write(const char *path, const void *buf, uint64_t len, uint64_t off)
+{
+	struct gp_disk_open_opts o = { .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+
+	cr_assert_eq(gp_disk_open(path, &o, &d, &err), 0, "open %s: %s", path, err.msg);
+	cr_assert_eq(gp_disk_pwrite(d, buf, len, off), 0, "write %s: %s", path,
+		     gp_disk_error(d)->msg);
+	cr_assert_eq(gp_disk_close(d, &err), 0, "close %s: %s", path, err.msg);
+}
+
+static inline void vt_create(const char *path, uint64_t size, uint32_t bs, uint32_t lss)
+{
+	struct vhdx_create_opts co = { .size = size, .block_size = bs, .logical_sector_size = lss };
+	struct gp_error err = { 0 };
+
+	cr_assert_eq(vhdx_create(path, &co, &err), 0, "create %s: %s", path, err.msg);
+}
+
+/* `qemu-img check` exit status (0: no errors). */
+static inline int vt_qemu_check(const char *img)
+{
+	struct t_run r;
+	int st = t_run(&r, "qemu-img check -f vhdx '%s'", img);
+
+	if (st)
+		fprintf(stderr, "qemu-img check %s: %s%s\n", img, r.out, r.err);
+	t_run_free(&r);
+	return st;
+}
+
+/* The whole disk through `qemu-img convert -O raw`, into @scratch. */
+static inline uint8_t *vt_qemu_raw(const char *img, const char *scratch, size_t *len)
+{
+	struct t_run r;
+	uint8_t *buf;
+
+	cr_assert_eq(t_run(&r, "qemu-img convert -f vhdx -O raw '%s' '%s'", img, scratch), 0,
+		     "qemu-img convert %s: %s", img, r.err);
+	t_run_free(&r);
+	buf = (uint8_t *)t_read_file(scratch, len);
+	cr_assert(buf);
+	return buf;
+}
+
+static inline bool vt_dirty(const char *img)
+{
+	struct gp_error err = { 0 };
+	bool dirty = true;
+
+	cr_assert_eq(vhdx_log_is_dirty(img, &dirty, &err), 0, "%s", err.msg);
+	return dirty;
+}
+
+#endif

@@ -1,0 +1,328 @@
+/* plan_opts.c — the GPU-P plan options shared by `hostconf` and `prepare`.
+ * See plan_opts.h. */
+#include "plan_opts.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gpus.h"
+#include "ps.h"
+
+void plan_opts_init(struct plan_opts *po)
+{
+	memset(po, 0, sizeof(*po));
+}
+
+bool plan_opts_given(const struct plan_opts *po)
+{
+	return po->given;
+}
+
+static int size_opt(const char *cmd, const char *name, const char *arg, uint64_t *out)
+{
+	unsigned long long v;
+
+	if (cli_parse_size(arg, &v) != 0) {
+		cli_usage(cmd, "--%s '%s': expected a size such as 512M, 1G, 33280MiB", name, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int share_opt(const char *cmd, const char *name, const char *arg,
+		     struct gp_share_spec *spec)
+{
+	struct gp_error err = { 0 };
+
+	if (gp_share_parse(arg, spec, &err) != 0) {
+		cli_usage(cmd, "--%s: %s", name, gp_error_message(&err));
+		return -1;
+	}
+	return 0;
+}
+
+int plan_opts_handle(struct plan_opts *po, int c, const char *arg, const char *cmd)
+{
+	struct gp_plan_opts *p = &po->plan;
+	int rc = 0;
+
+	if (c != 'o' && (c < PLAN_OPT_BASE || c >= PLAN_OPT_LAST))
+		return 0;
+	po->given = true;
+	switch (c) {
+	case PLAN_OPT_VM:
+		p->vm_name = arg;
+		break;
+	case PLAN_OPT_GPU:
+		po->gpu = arg;
+		break;
+	case PLAN_OPT_FROM:
+		po->from = arg;
+		break;
+	case PLAN_OPT_SHARE:
+		rc = share_opt(cmd, "share", arg, &po->share_all);
+		if (rc == 0 && (po->share_all.part[0].is_percent != true || strchr(arg, ':'))) {
+			cli_usage(cmd, "--share '%s': expected one percentage such as 50%%; use "
+				       "--vram/--encode/--decode/--compute for raw values or MIN:OPT:MAX",
+				  arg);
+			rc = -1;
+		}
+		po->share_all_set = rc == 0;
+		break;
+	case PLAN_OPT_VRAM:
+		rc = share_opt(cmd, "vram", arg, &p->share[GP_RES_VRAM]);
+		break;
+	case PLAN_OPT_ENCODE:
+		rc = share_opt(cmd, "encode", arg, &p->share[GP_RES_ENCODE]);
+		break;
+	case PLAN_OPT_DECODE:
+		rc = share_opt(cmd, "decode", arg, &p->share[GP_RES_DECODE]);
+		break;
+	case PLAN_OPT_COMPUTE:
+		rc = share_opt(cmd, "compute", arg, &p->share[GP_RES_COMPUTE]);
+		break;
+	case PLAN_OPT_SURVEYDDA:
+		po->surveydda = arg;
+		break;
+	case PLAN_OPT_MMIO_BUFFER:
+		rc = size_opt(cmd, "mmio-buffer", arg, &p->mmio_buffer);
+		p->have_mmio_buffer = rc == 0;
+		break;
+	case PLAN_OPT_HIGH_MMIO:
+		rc = size_opt(cmd, "high-mmio", arg, &p->high_mmio);
+		if (rc == 0 && p->high_mmio == 0) {
+			cli_usage(cmd, "--high-mmio must be more than 0");
+			rc = -1;
+		}
+		break;
+	case PLAN_OPT_LOW_MMIO:
+		rc = size_opt(cmd, "low-mmio", arg, &p->low_mmio);
+		if (rc == 0 && p->low_mmio == 0) {
+			cli_usage(cmd, "--low-mmio must be more than 0");
+			rc = -1;
+		}
+		break;
+	case PLAN_OPT_SERVER:
+		p->server = true;
+		break;
+	case PLAN_OPT_HOST_OS:
+		if (!strcasecmp(arg, "win11") || !strcasecmp(arg, "server2025"))
+			p->host_os = GP_HOST_WIN11;
+		else if (!strcasecmp(arg, "win10") || !strcasecmp(arg, "server2022"))
+			p->host_os = GP_HOST_WIN10;
+		else {
+			cli_usage(cmd, "--host-os '%s': expected win11 or win10", arg);
+			rc = -1;
+		}
+		break;
+	case PLAN_OPT_STOP_VM:
+		p->stop_vm = true;
+		break;
+	case PLAN_OPT_REVERT:
+		p->revert = true;
+		break;
+	case PLAN_OPT_APPLY:
+		po->apply = true;
+		break;
+	case 'o':
+		po->output = arg;
+		break;
+	}
+	return rc < 0 ? -1 : 1;
+}
+
+int plan_opts_check(struct plan_opts *po, const char *cmd)
+{
+	struct gp_plan_opts *p = &po->plan;
+	bool any_share = po->share_all_set;
+
+	for (int r = 0; r < GP_RES_COUNT; r++)
+		any_share |= p->share[r].set;
+	if (!p->vm_name || !*p->vm_name) {
+		cli_usage(cmd, "--vm NAME is required");
+		return -1;
+	}
+	if (po->output && po->apply) {
+		cli_usage(cmd, "-o and --apply exclude each other");
+		return -1;
+	}
+	if (p->revert) {
+		if (any_share || po->surveydda || p->high_mmio || p->low_mmio || p->server) {
+			cli_usage(cmd, "--revert takes no shares, MMIO sizes or --server: it restores "
+				       "Hyper-V's defaults");
+			return -1;
+		}
+	} else if (!po->gpu) {
+		cli_usage(cmd, "--gpu ID is required (an instance path, VEN_xxxx&DEV_xxxx, or auto)");
+		return -1;
+	}
+	if (p->have_mmio_buffer && !po->surveydda) {
+		cli_usage(cmd, "--mmio-buffer only applies with --surveydda");
+		return -1;
+	}
+	/* --share fills the resources not given one by one. */
+	if (po->share_all_set)
+		for (int r = 0; r < GP_RES_COUNT; r++)
+			if (!p->share[r].set)
+				p->share[r] = po->share_all;
+	return 0;
+}
+
+/* The GPU list from --from, or live. */
+static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, struct gp_error *err)
+{
+	struct gp_ps_shell sh;
+	int rc;
+
+	if (po->from)
+		return gp_gpus_load(po->from, l, err);
+	rc = gp_ps_find_shell(&sh, err);
+	if (rc) {
+		gp_error_clear(err);
+		return gp_error_set(err, GP_ERR_NOTFOUND,
+				    "no --from FILE given and no PowerShell on PATH to ask the host; "
+				    "save `Get-VMHostPartitionableGpu | ConvertTo-Json` on the host "
+				    "and pass it with --from");
+	}
+	return gp_ps_query_gpus(&sh, l, err);
+}
+
+int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error *err)
+{
+	struct gp_gpu_list l = { 0 };
+	const struct gp_gpu *gpu = NULL;
+	int rc = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	if (po->surveydda) {
+		rc = gp_surveydda_load(po->surveydda, &po->plan.surveydda_mb,
+				       &po->plan.surveydda_devices, err);
+		if (rc)
+			return rc;
+		po->plan.have_surveydda = true;
+	}
+	if (!po->plan.revert) {
+		size_t idx;
+		struct gp_error names_err = { 0 };
+
+		rc = load_gpus(po, &l, err);
+		if (rc)
+			return rc;
+		rc = gp_gpus_select(&l, po->gpu, &idx, err);
+		if (rc)
+			goto out;
+		gpu = &l.gpus[idx];
+		/* Names only decorate the script's comment: a missing pci.ids is
+		 * worth a warning, not a failure. */
+		if (gp_gpus_lookup_names(&l, NULL, &names_err) != 0)
+			cli_warn("%s", gp_error_message(&names_err));
+	}
+	rc = gp_plan_build(&po->plan, gpu, plan, err);
+	if (rc == 0)
+		for (unsigned i = 0; i < plan->n_warnings; i++)
+			cli_warn("%s", plan->warnings[i]);
+out:
+	gp_gpus_free(&l);
+	return rc;
+}
+
+/* Write the script to @path through a temporary file and rename(), so a
+ * failed run never leaves half a script behind. */
+static int write_script(const struct gp_plan *plan, const char *path, struct gp_error *err)
+{
+	char *tmp = NULL;
+	FILE *f;
+	int fd, rc;
+
+	if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+		free(tmp);
+		return rc;
+	}
+	fchmod(fd, 0644);
+	f = fdopen(fd, "w");
+	if (!f) {
+		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return rc;
+	}
+	rc = gp_ps_render(plan, f, err);
+	if (fclose(f) != 0 && rc == 0)
+		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: write", path);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int plan_opts_run(struct plan_opts *po)
+{
+	struct gp_error err = { 0 };
+	struct gp_plan plan;
+	int rc, status = 0;
+
+	rc = plan_opts_build(po, &plan, &err);
+	if (rc)
+		return cli_fail(&err);
+	if (po->apply) {
+		struct gp_ps_shell sh;
+
+		rc = gp_ps_find_shell(&sh, &err);
+		if (rc == 0)
+			rc = gp_ps_apply(&sh, &plan, &status, &err);
+		if (rc == 0 && status != 0) {
+			fprintf(stderr, "gpup: the PowerShell script failed with exit status %d\n",
+				status);
+			gp_plan_free(&plan);
+			return EXIT_ERROR;
+		}
+	} else if (po->output) {
+		rc = write_script(&plan, po->output, &err);
+	} else {
+		rc = gp_ps_render(&plan, stdout, &err);
+		if (rc == 0 && fflush(stdout) != 0)
+			rc = gp_error_set_errno(&err, GP_ERR_IO, errno, "stdout");
+	}
+	gp_plan_free(&plan);
+	if (rc)
+		return cli_fail(&err);
+	return EXIT_OK;
+}
+
+void plan_opts_help(FILE *f)
+{
+	fputs("Host configuration (GPU partitioning) options:\n"
+	      "  --vm NAME             the Hyper-V VM\n"
+	      "  --gpu ID              GPU: instance path, VEN_xxxx[&DEV_xxxx], vvvv:dddd, or auto\n"
+	      "  --from FILE           GPU list saved from Get-VMHostPartitionableGpu (list or\n"
+	      "                        JSON); without it powershell.exe/pwsh is asked live\n"
+	      "  --share P%            Min = Optimal = Max = P% of each resource's maximum\n"
+	      "  --vram SPEC, --encode SPEC, --decode SPEC, --compute SPEC\n"
+	      "                        one resource: P%, N (raw, host scale) or MIN:OPT:MAX\n"
+	      "                        (default: the host's own Min/Optimal/Max)\n"
+	      "  --surveydda FILE      SurveyDDA.ps1 output: High MMIO = devices' MB + buffer,\n"
+	      "                        rounded up to whole GiB\n"
+	      "  --mmio-buffer SIZE    buffer added to the SurveyDDA sum (default 512M)\n"
+	      "  --low-mmio SIZE       Low MMIO (default 1G)\n"
+	      "  --high-mmio SIZE      High MMIO (default 32G; above 64G fails on 36-bit hosts)\n"
+	      "  --server              Windows Server host: set RequireSecureDeviceAssignment and\n"
+	      "                        RequireSupportedDeviceAssignment to 0\n"
+	      "  --host-os win11|win10 win10 (and Server 2022): no -InstancePath (default win11)\n"
+	      "  --stop-vm             shut a running VM down and start it again afterwards\n"
+	      "  --revert              remove the VM's GPU partition, restore default MMIO\n"
+	      "  -o, --output FILE     write the script to FILE (default: standard output)\n"
+	      "  --apply               run it now with powershell.exe (WSL) or pwsh\n", f);
+}

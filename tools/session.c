@@ -1,0 +1,228 @@
+/* session.c — see session.h. */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void session_init(struct session *s, const char *cmd)
+{
+	memset(s, 0, sizeof(*s));
+	s->cmd = cmd;
+	s->progress = CLI_PROGRESS_AUTO;
+}
+
+int session_handle(struct session *s, int c, const char *arg)
+{
+	unsigned long long v;
+
+	switch (c) {
+	case SESS_OPT_DRIVERSTORE:
+		s->src_opts.driverstore = arg;
+		return 1;
+	case SESS_OPT_BUNDLE:
+		s->src_opts.bundle = arg;
+		return 1;
+	case SESS_OPT_PARTITION:
+		if (cli_parse_size(arg, &v) || v == 0 || v > 128) {
+			cli_usage(s->cmd, "--partition takes a partition number (1-128), not '%s'", arg);
+			return -1;
+		}
+		s->ntfs_opts.partition = (unsigned)v;
+		return 1;
+	case SESS_OPT_FORCE:
+		s->ntfs_opts.force = true;
+		return 1;
+	case SESS_OPT_RECOVER:
+		s->ntfs_opts.recover = true;
+		return 1;
+	case SESS_OPT_FORMAT:
+		if (gp_disk_format_parse(arg, &s->disk_opts.format)) {
+			cli_usage(s->cmd, "--format takes auto, raw, vhdx or vhd, not '%s'", arg);
+			return -1;
+		}
+		return 1;
+	case SESS_OPT_PARENT:
+		s->disk_opts.parent_path = arg;
+		return 1;
+	case SESS_OPT_ALLOW_MISSING:
+		s->src_opts.allow_missing = true;
+		return 1;
+	case SESS_OPT_JSON:
+		s->json = true;
+		return 1;
+	case SESS_OPT_PROGRESS:
+	case 'p':
+		if (!arg || !strcmp(arg, "tty"))
+			s->progress = CLI_PROGRESS_TTY;
+		else if (!strcmp(arg, "json"))
+			s->progress = CLI_PROGRESS_JSON;
+		else if (!strcmp(arg, "none"))
+			s->progress = CLI_PROGRESS_NONE;
+		else {
+			cli_usage(s->cmd, "--progress takes json, tty or none, not '%s'", arg);
+			return -1;
+		}
+		return 1;
+	case 'q':
+		s->quiet = true;
+		return 1;
+	case 'v':
+		s->verbose = true;
+		return 1;
+	}
+	return 0;
+}
+
+void session_help(FILE *f, bool with_source)
+{
+	if (with_source)
+		fprintf(f,
+			"Driver source (one of; on a WSL Hyper-V host the host's own DriverStore\n"
+			"under /mnt/c is used when neither is given):\n"
+			"  --driverstore DIR   host root, Windows, DriverStore or FileRepository dir\n"
+			"  --bundle FILE       a bundle made by 'gpup bundle create'\n"
+			"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n"
+			"  --allow-missing     skip INF-listed companions found nowhere\n");
+	fprintf(f,
+		"Image:\n"
+		"  --partition N       the Windows volume's partition number\n"
+		"  --force             accept a volume marked dirty (VOLUME_IS_DIRTY)\n"
+		"  --recover           accept an unclean NTFS journal (it is discarded)\n"
+		"  --format F          auto, raw, vhdx or vhd (default: detect)\n"
+		"  --parent PATH       parent image of a differencing VHDX\n"
+		"Output:\n"
+		"  --json              machine-readable output (schema 1)\n"
+		"  -p, --progress[=json|tty|none]  progress on stderr (default: tty only)\n"
+		"  -q, --quiet         no progress, no warnings\n"
+		"  -v, --verbose       more detail\n");
+}
+
+void session_default_source(struct session *s)
+{
+	struct stat st;
+
+	if (!s->src_opts.driverstore && !s->src_opts.bundle &&
+	    stat("/mnt/c/Windows/System32/DriverStore", &st) == 0 && S_ISDIR(st.st_mode))
+		s->src_opts.driverstore = "/mnt/c";
+}
+
+int session_open_image(struct session *s, bool writable, bool independent,
+		       struct gp_error *err)
+{
+	struct gp_disk_open_opts dopts = s->disk_opts;
+	struct gp_ntfs_open_opts nopts = s->ntfs_opts;
+	enum gp_disk_format fmt = dopts.format;
+	int ret;
+
+	if (fmt == GP_DISK_FORMAT_AUTO) {
+		ret = gp_disk_detect_format(s->image, &fmt, err);
+		if (ret)
+			return ret;
+	}
+	dopts.writable = writable;
+	dopts.backend = independent && fmt != GP_DISK_FORMAT_RAW ? GP_DISK_BACKEND_LIBVHDI
+								 : GP_DISK_BACKEND_DEFAULT;
+	ret = gp_disk_open(s->image, &dopts, &s->disk, err);
+	if (ret)
+		return ret;
+	nopts.writable = writable;
+	ret = gp_ntfs_open(s->disk, &nopts, &s->vol, err);
+	if (ret) {
+		gp_disk_close(s->disk, NULL);
+		s->disk = NULL;
+	}
+	return ret;
+}
+
+int session_close_image(struct session *s, struct gp_error *err)
+{
+	int ret = 0, r;
+
+	if (s->vol) {
+		ret = gp_ntfs_close(s->vol, err);
+		s->vol = NULL;
+	}
+	if (s->disk) {
+		r = gp_disk_close(s->disk, err);
+		if (!ret)
+			ret = r;
+		s->disk = NULL;
+	}
+	return ret;
+}
+
+int session_open_source(struct session *s, const char *guest_arch, uint32_t guest_build,
+			struct gp_error *err)
+{
+	int ret;
+
+	s->src_opts.target.arch = guest_arch;
+	s->src_opts.target.build = guest_build;
+	ret = gp_source_open(&s->src_opts, &s->src, err);
+	if (s->src && !s->quiet)
+		for (size_t i = 0; i < gp_source_warning_count(s->src); i++)
+			cli_warn("%s", gp_source_warning(s->src, i));
+	return ret;
+}
+
+void session_end(struct session *s)
+{
+	session_close_image(s, NULL);
+	gp_source_close(s->src);
+	s->src = NULL;
+}
+
+void session_print_json(struct json_object *obj)
+{
+	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+						 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+}
+
+struct json_object *session_json_new(const char *cmd)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(o, "command", json_object_new_string(cmd));
+	return o;
+}
+
+const char *session_human_size(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, size, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, size, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+int session_check_guest(const struct session *s, const struct session_guest *g,
+			struct gp_error *err)
+{
+	if (!g->known)
+		return 0;
+	if (g->server ? g->build < 20348 : g->build < 19041)
+		return gp_error_set(err, GP_ERR_REFUSED,
+				    "%s: guest runs %s build %u; GPU partitioning needs Windows 10 20H1 "
+				    "(build 19041) or later, or Windows Server 2022 (build 20348) or later",
+				    s->image, g->product[0] ? g->product : "Windows", g->build);
+	return 0;
+}
+
+int session_guest(struct session *s, struct session_guest *g, struct gp_error *err)
+{
+	(void)s;
+	(void)err;
+	memset(g, 0, sizeof(*g));
+	return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * session.h — the CLI plumbing that prepare, verify and doctor share:
+ * options naming an image and a driver source, opening the image's
+ * Windows volume (through gpup's engine, or libvhdi for an independent
+ * read), and printing JSON.
+ */
+#ifndef GPUP_SESSION_H
+#define GPUP_SESSION_H
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "cli.h"
+#include "disk.h"
+#include "ntfsvol.h"
+#include "source.h"
+
+/* Option codes shared by the commands (below PLAN_OPT_BASE). */
+enum {
+	SESS_OPT_BASE = 0x800,
+	SESS_OPT_DRIVERSTORE = SESS_OPT_BASE,
+	SESS_OPT_BUNDLE,
+	SESS_OPT_PARTITION,
+	SESS_OPT_FORCE,
+	SESS_OPT_RECOVER,
+	SESS_OPT_FORMAT,
+	SESS_OPT_PARENT,
+	SESS_OPT_ALLOW_MISSING,
+	SESS_OPT_JSON,
+	SESS_OPT_PROGRESS,
+	SESS_OPT_ARCH,
+	SESS_OPT_BUILD,
+};
+
+#define SESSION_LONGOPTS \
+	{ "driverstore", required_argument, NULL, SESS_OPT_DRIVERSTORE }, \
+	{ "bundle", required_argument, NULL, SESS_OPT_BUNDLE }, \
+	{ "partition", required_argument, NULL, SESS_OPT_PARTITION }, \
+	{ "force", no_argument, NULL, SESS_OPT_FORCE }, \
+	{ "recover", no_argument, NULL, SESS_OPT_RECOVER }, \
+	{ "format", required_argument, NULL, SESS_OPT_FORMAT }, \
+	{ "parent", required_argument, NULL, SESS_OPT_PARENT }, \
+	{ "allow-missing", no_argument, NULL, SESS_OPT_ALLOW_MISSING }, \
+	{ "json", no_argument, NULL, SESS_OPT_JSON }, \
+	{ "progress", optional_argument, NULL, SESS_OPT_PROGRESS }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "verbose", no_argument, NULL, 'v' }
+
+#define SESSION_SHORTOPTS "qvp"
+
+struct session {
+	const char *cmd;
+	/* image */
+	const char *image;
+	struct gp_disk_open_opts disk_opts;
+	struct gp_ntfs_open_opts ntfs_opts;
+	/* driver source */
+	struct gp_source_opts src_opts;
+	/* output */
+	bool json, quiet, verbose;
+	enum cli_progress_mode progress;
+	/* state */
+	struct gp_disk *disk;
+	struct gp_ntfs *vol;
+	struct gp_source *src;
+};
+
+void session_init(struct session *s, const char *cmd);
+
+/* Offer one getopt_long result. Returns 1 (consumed), 0 (not ours), -1
+ * (bad value; usage message printed). */
+int session_handle(struct session *s, int c, const char *arg);
+
+/* The help lines for the shared options. */
+void session_help(FILE *f, bool with_source);
+
+/* When no source is given and this runs on the Hyper-V host under WSL
+ * (/mnt/c/Windows exists), use the host's own DriverStore. */
+void session_default_source(struct session *s);
+
+/*
+ * Open s->image and its Windows volume. @writable: read-write through
+ * gpup's engine. @independent: read through libvhdi (VHD/VHDX) instead of
+ * gpup's VHDX engine — the verifier's path. Returns 0 or a GP_ERR_* code
+ * with @err set.
+ */
+int session_open_image(struct session *s, bool writable, bool independent,
+		       struct gp_error *err);
+
+/* Unmount and close (flushing). Returns 0 or the first error. */
+int session_close_image(struct session *s, struct gp_error *err);
+
+/* Open the driver source for the guest on the open volume (its arch and
+ * build pick the TargetOS section). Warnings are printed unless quiet. */
+int session_open_source(struct session *s, const char *guest_arch, uint32_t guest_build,
+			struct gp_error *err);
+
+void session_end(struct session *s);
+
+/* Print @obj to stdout, pretty, with a trailing newline; frees it. */
+void session_print_json(struct json_object *obj);
+
+/* New JSON object with "schema" and "command" set. */
+struct json_object *session_json_new(const char *cmd);
+
+/* Format @bytes as "1.2 GiB". Returns @buf. */
+const char *session_human_size(uint64_t bytes, char *buf, size_t size);
+
+#endif
+
+#ifndef GPUP_SESSION_GUEST
+#define GPUP_SESSION_GUEST
+/* What prepare/verify/doctor need to know of the guest. */
+struct session_guest {
+	bool known;              /* the hives could be read */
+	char product[128];       /* "Windows 11 Pro" */
+	char edition[64];        /* "Professional" */
+	char installation[32];   /* "Client" / "Server" */
+	bool server;
+	uint32_t build, ubr;
+	char arch[16];           /* "amd64", "arm64", "x86" */
+};
+
+/* Read the guest facts from the open volume. Returns 0 (g->known false
+ * when the registry hives are missing or unreadable: a warning, not an
+ * error) or a GP_ERR_* code. */
+int session_guest(struct session *s, struct session_guest *g, struct gp_error *err);
+
+/* The GPU-P guest requirements: Windows client build >= 19041 (20H1) or
+ * Server 2022 (20348) and later. Returns 0 or GP_ERR_REFUSED with the
+ * reason in @err. */
+int session_check_guest(const struct session *s, const struct session_guest *g,
+			struct gp_error *err);
+#endif
