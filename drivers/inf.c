@@ -405,8 +405,30 @@ static int decode(struct gp_inf *inf, const uint8_t *p, size_t n, struct buf *ou
 					    "%s: binary data (NUL byte at offset %zu), not an INF file",
 					    inf->name, (size_t)(z - p) + (inf->enc == GP_INF_ENC_UTF8_BOM ? 3 : 0));
 	}
-	if (inf->enc == GP_INF_ENC_UTF8_BOM || valid_utf8(p, n)) {
+	if (valid_utf8(p, n)) {
 		buf_put(out, (const char *)p, n);
+	} else if (inf->enc == GP_INF_ENC_UTF8_BOM) {
+		/* The BOM says UTF-8: keep that, and replace each byte that
+		 * starts no valid sequence by U+FFFD (as Windows does), so that
+		 * every string handed out is valid UTF-8. */
+		size_t i = 0, bad = SIZE_MAX;
+		while (i < n) {
+			size_t k = 1;
+			if (p[i] >= 0x80) {
+				k = (p[i] & 0xE0) == 0xC0 ? 2 : (p[i] & 0xF0) == 0xE0 ? 3
+				    : (p[i] & 0xF8) == 0xF0 ? 4 : 0;
+				if (!k || n - i < k || !valid_utf8(p + i, k)) {
+					if (bad == SIZE_MAX)
+						bad = i + 3;
+					buf_put_cp(out, 0xFFFD);
+					i++;
+					continue;
+				}
+			}
+			buf_put(out, (const char *)p + i, k);
+			i += k;
+		}
+		warn(inf, "invalid UTF-8 at byte offset %zu (and maybe later) replaced by U+FFFD", bad);
 	} else {
 		inf->enc = GP_INF_ENC_ANSI;
 		if (!buf_reserve(out, n + n / 2))

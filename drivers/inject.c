@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "le.h"
 #include "ntfsvol.h"
 
 /* Guest reads and hashes go through this buffer size (ntfs-3g streams in
@@ -469,6 +470,87 @@ void gp_inject_report_free(struct gp_inject_report *rep)
 	free(rep->removed);
 	free(rep->removed_bytes);
 	memset(rep, 0, sizeof(*rep));
+}
+
+/* ---- ACLs ---- */
+
+/* SECURITY_DESCRIPTOR_RELATIVE (MS-DTYP 2.4.6), ACL (2.4.5), ACE header
+ * (2.4.4.1) and ACCESS_ALLOWED_ACE (2.4.4.2). */
+#define SD_CONTROL 2
+#define SD_OFFSET_DACL 16
+#define SD_HEADER_SIZE 20
+#define SE_DACL_PRESENT 0x0004
+#define ACL_ACE_COUNT 4
+#define ACL_HEADER_SIZE 8
+#define ACE_TYPE 0
+#define ACE_SIZE 2
+#define ACE_MASK 4
+#define ACE_SID 8
+#define ACE_HEADER_SIZE 4
+#define ACCESS_ALLOWED_ACE_TYPE 0
+#define FILE_ALL_ACCESS 0x001f01ffu
+#define GENERIC_ALL 0x10000000u
+
+/* S-1-1-0: revision 1, one sub-authority, authority 1, sub-authority 0. */
+static const uint8_t sid_everyone[12] = { 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0 };
+
+int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_acl,
+				struct gp_error *err)
+{
+	const uint8_t *p;
+	void *sd = NULL;
+	size_t len = 0, off;
+	uint32_t dacl;
+	int ret;
+
+	*open_acl = false;
+	ret = gp_ntfs_get_sd(v, path, &sd, &len);
+	if (ret) {
+		gp_error_copy(err, gp_ntfs_error(v));
+		return ret;
+	}
+	p = sd;
+	ret = 0;
+	if (len < SD_HEADER_SIZE) {
+		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: security descriptor of %zu bytes", path, len);
+		goto out;
+	}
+	dacl = get_le32(p + SD_OFFSET_DACL);
+	if (!(get_le16(p + SD_CONTROL) & SE_DACL_PRESENT) || dacl == 0) {
+		*open_acl = true;  /* a NULL DACL grants everyone everything */
+		goto out;
+	}
+	if (dacl > len || len - dacl < ACL_HEADER_SIZE) {
+		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: DACL offset %u outside the %zu-byte descriptor",
+				   path, dacl, len);
+		goto out;
+	}
+	off = dacl + ACL_HEADER_SIZE;
+	for (unsigned i = 0, n = get_le16(p + dacl + ACL_ACE_COUNT); i < n; i++) {
+		uint16_t size;
+
+		if (len - off < ACE_HEADER_SIZE) {
+			ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: ACE %u runs past the descriptor", path, i);
+			goto out;
+		}
+		size = get_le16(p + off + ACE_SIZE);
+		if (size < ACE_HEADER_SIZE || size > len - off) {
+			ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: ACE %u has size %u", path, i, size);
+			goto out;
+		}
+		if (p[off + ACE_TYPE] == ACCESS_ALLOWED_ACE_TYPE &&
+		    size >= ACE_SID + sizeof(sid_everyone) &&
+		    memcmp(p + off + ACE_SID, sid_everyone, sizeof(sid_everyone)) == 0 &&
+		    ((get_le32(p + off + ACE_MASK) & FILE_ALL_ACCESS) == FILE_ALL_ACCESS ||
+		     (get_le32(p + off + ACE_MASK) & GENERIC_ALL))) {
+			*open_acl = true;
+			break;
+		}
+		off += size;
+	}
+out:
+	free(sd);
+	return ret;
 }
 
 /* ---- verifying ---- */

@@ -163,6 +163,17 @@ int gp_inject_find_stale(struct gp_ntfs *v, const struct gp_inject_set *set,
 int gp_inject_tree_size(struct gp_ntfs *v, const char *path, uint64_t *bytes,
 			struct gp_error *err);
 
+/*
+ * Does guest @path carry the kind of ACL a tool that ignores Windows
+ * inheritance leaves behind: no DACL (everyone may do anything) or an ACE
+ * granting Everyone (S-1-1-0) full control, as ntfs-3g's default
+ * descriptor and files copied through the ntfs-3g FUSE driver have?
+ * Files gpup writes inherit System32's ACEs and pass. Sets *@open_acl.
+ * Returns 0, GP_ERR_CORRUPT (malformed descriptor), or the volume's codes.
+ */
+int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_acl,
+				struct gp_error *err);
+
 /* SHA-256 of host file @path. Returns 0, GP_ERR_NOTFOUND, GP_ERR_IO. */
 int gp_sha256_file(const char *path, uint8_t out[32], struct gp_error *err);
 

@@ -98,9 +98,10 @@ const char *gp_gpu_res_name(enum gp_gpu_res r);
 int gp_gpus_parse(const char *text, size_t len, const char *source,
 		  struct gp_gpu_list *out, struct gp_error *err);
 
-/* gp_gpus_parse() on a file's contents. Adds GP_ERR_NOTFOUND/GP_ERR_IO for
- * a file that cannot be read (message names it), and refuses files over
- * 16 MiB (GP_ERR_CORRUPT): a GPU list is a few KiB. */
+/* gp_gpus_parse() on a file's contents. Adds GP_ERR_NOTFOUND / GP_ERR_IO
+ * for a file that cannot be read and GP_ERR_INVALID for a directory (the
+ * message names the file), and refuses files over 16 MiB (GP_ERR_CORRUPT):
+ * a GPU list is a few KiB. */
 int gp_gpus_load(const char *path, struct gp_gpu_list *out, struct gp_error *err);
 
 /* Free what a list owns (not @l itself); @l is zeroed. NULL is fine. */

@@ -85,7 +85,8 @@ int gp_ps_find_shell(struct gp_ps_shell *sh, struct gp_error *err);
  * PATH`. The child inherits stdin/stdout/stderr, so its output streams as it
  * comes. Its exit status goes to *exit_status (128+N for a signal).
  * Returns 0 when it ran (whatever its status), GP_ERR_EXTERNAL when it or
- * wslpath could not be started or wslpath failed, GP_ERR_NOMEM.
+ * wslpath could not be started ("cannot run wslpath: ...") or wslpath
+ * failed, GP_ERR_IO when @path cannot be resolved (WSL), GP_ERR_NOMEM.
  */
 int gp_ps_run_file(const struct gp_ps_shell *sh, const char *path, int *exit_status,
 		   struct gp_error *err);

@@ -77,6 +77,56 @@ static int wait_child(pid_t pid, int *status_out)
 	return 0;
 }
 
+/*
+ * fork + execvp(argv[0]) with stdin/stdout/stderr replaced by @in/@out/@errfd
+ * where those are >= 0 (others inherited). A close-on-exec pipe tells an
+ * exec failure (the errno comes back through it) from a program that ran
+ * and exited 127. Returns 0 with the child in *pid, or GP_ERR_EXTERNAL.
+ */
+static int spawn(char *const argv[], int in, int out, int errfd, pid_t *pid,
+		 struct gp_error *err)
+{
+	int report[2], child_errno = 0;
+	ssize_t n;
+
+	if (pipe2(report, O_CLOEXEC) != 0)
+		return gp_error_set_errno(err, GP_ERR_EXTERNAL, errno, "pipe");
+	fflush(stdout);
+	fflush(stderr);
+	*pid = fork();
+	if (*pid < 0) {
+		int e = errno;
+		close(report[0]);
+		close(report[1]);
+		return gp_error_set_errno(err, GP_ERR_EXTERNAL, e, "fork");
+	}
+	if (*pid == 0) {
+		close(report[0]);
+		if ((in >= 0 && dup2(in, 0) < 0) || (out >= 0 && dup2(out, 1) < 0) ||
+		    (errfd >= 0 && dup2(errfd, 2) < 0))
+			child_errno = errno;
+		else {
+			execvp(argv[0], argv);
+			child_errno = errno;
+		}
+		n = write(report[1], &child_errno, sizeof(child_errno));
+		(void)n;
+		_exit(127);
+	}
+	close(report[1]);
+	do
+		n = read(report[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(report[0]);
+	if (n == (ssize_t)sizeof(child_errno)) {
+		int status;
+		wait_child(*pid, &status);
+		return gp_error_set_errno(err, GP_ERR_EXTERNAL, child_errno, "cannot run %s",
+					  argv[0]);
+	}
+	return 0;
+}
+
 /* A growable byte buffer for captured output. */
 struct capbuf {
 	char *data;
@@ -119,35 +169,28 @@ static int run_capture(char *const argv[], size_t max, struct capbuf *out, struc
 	pid_t pid;
 	int rc = 0;
 
-	if (pipe(po) != 0)
+	/* Close-on-exec everywhere: dup2() clears it on the child's 1 and 2,
+	 * and no other copy of a write end may keep the pipes open. */
+	if (pipe2(po, O_CLOEXEC) != 0)
 		return gp_error_set_errno(err, GP_ERR_EXTERNAL, errno, "pipe");
-	if (pipe(pe) != 0) {
+	if (pipe2(pe, O_CLOEXEC) != 0) {
 		close(po[0]);
 		close(po[1]);
 		return gp_error_set_errno(err, GP_ERR_EXTERNAL, errno, "pipe");
 	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		rc = gp_error_set_errno(err, GP_ERR_EXTERNAL, errno, "fork");
+	{
+		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		rc = spawn(argv, devnull, po[1], pe[1], &pid, err);
+		if (devnull >= 0)
+			close(devnull);
+	}
+	if (rc) {
 		close(po[0]);
 		close(po[1]);
 		close(pe[0]);
 		close(pe[1]);
 		return rc;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		close(po[0]);
-		close(pe[0]);
-		execvp(argv[0], argv);
-		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
 	}
 	close(po[1]);
 	close(pe[1]);
@@ -265,24 +308,10 @@ int gp_ps_run_file(const struct gp_ps_shell *sh, const char *path, int *exit_sta
 		argv[n++] = (char *)path;
 	}
 	argv[n] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		rc = gp_error_set_errno(err, GP_ERR_EXTERNAL, errno, "fork");
-		goto out;
-	}
-	if (pid == 0) {
-		/* Inherit stdout/stderr: the script's progress shows as it runs. */
-		execvp(argv[0], argv);
-		dprintf(2, "gpup: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	if (wait_child(pid, exit_status) != 0)
+	/* Inherit stdout/stderr: the script's progress shows as it runs. */
+	rc = spawn(argv, -1, -1, -1, &pid, err);
+	if (rc == 0 && wait_child(pid, exit_status) != 0)
 		rc = gp_error_set_errno(err, GP_ERR_EXTERNAL, errno, "waitpid %s", sh->program);
-	else if (*exit_status == 127)
-		rc = gp_error_set(err, GP_ERR_EXTERNAL, "%s could not be started", sh->program);
-out:
 	free(winpath);
 	return rc;
 }

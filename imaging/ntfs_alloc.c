@@ -30,6 +30,8 @@ struct gp_ntfs_placer {
 	LCN region_end;   /* end of the chosen region (exclusive) */
 };
 
+static void steer(struct gp_ntfs_placer *p);
+
 static bool bit_set(const uint8_t *bm, int64_t lcn)
 {
 	return (bm[lcn >> 3] >> (lcn & 7)) & 1;
@@ -101,12 +103,29 @@ struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk
 		if ((int64_t)aligned < p->region_end)
 			p->cursor = (LCN)aligned;
 	}
+	steer(p);
 	return p;
 }
 
 void gp_ntfs_placer_free(struct gp_ntfs_placer *p)
 {
 	free(p);
+}
+
+/* Point the library's allocator at the cursor. Also done between files:
+ * directory index blocks and other metadata are allocated from the same
+ * zone position, and the allocator moves it 4096 clusters past each
+ * allocation; left there, the next file would start beyond a 16 MiB hole
+ * (it takes the largest free run of its bitmap window). */
+static void steer(struct gp_ntfs_placer *p)
+{
+	if (p->cursor >= p->region_end)
+		return;
+	/* The allocator chooses the zone by the position's value: data1
+	 * starts at the end of the MFT zone, data2 is below it. */
+	p->vol->data1_zone_pos = p->cursor;
+	if (p->cursor < p->vol->mft_zone_start)
+		p->vol->data2_zone_pos = p->cursor;
 }
 
 int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t size)
@@ -116,14 +135,7 @@ int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t si
 
 	if (!p)
 		return ntfs_attr_truncate_solid(na, (s64)size);
-	if (p->cursor < p->region_end) {
-		/* The allocator takes the zone by the position's value. */
-		if (p->cursor >= p->vol->mft_zone_end)
-			p->vol->data1_zone_pos = p->cursor;
-		else
-			p->vol->data2_zone_pos = p->cursor;
-		p->vol->data1_zone_pos = p->cursor;
-	}
+	steer(p);
 	ret = ntfs_attr_truncate_solid(na, (s64)size);
 	if (ret || !NAttrNonResident(na) || !na->rl)
 		return ret;
@@ -131,5 +143,6 @@ int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t si
 		if (rl->lcn >= 0 && rl->lcn + rl->length > p->cursor &&
 		    rl->lcn + rl->length <= p->region_end)
 			p->cursor = rl->lcn + rl->length;
+	steer(p);
 	return 0;
 }

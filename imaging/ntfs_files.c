@@ -387,7 +387,10 @@ static int stat_mref(struct gp_ntfs *v, const char *path, u64 mref, struct gp_nt
 int gp_ntfs_stat(struct gp_ntfs *v, const char *path, struct gp_ntfs_stat *st)
 {
 	u64 mref;
-	int ret = resolve_path(v, path, &mref);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = resolve_path(v, path, &mref);
 
 	return ret ? ret : stat_mref(v, path, mref, st);
 }
@@ -479,7 +482,10 @@ int gp_ntfs_list(struct gp_ntfs *v, const char *path, gp_ntfs_list_fn fn, void *
 {
 	struct list_ctx c = { 0 };
 	u64 mref;
-	int ret = resolve_path(v, path, &mref);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = resolve_path(v, path, &mref);
 
 	if (ret)
 		return ret;
@@ -526,7 +532,10 @@ int gp_ntfs_cat(struct gp_ntfs *v, const char *path, gp_ntfs_write_fn fn, void *
 	ntfs_attr *na;
 	uint8_t *buf;
 	s64 pos = 0;
-	int ret = open_data(v, path, &ni, &na);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = open_data(v, path, &ni, &na);
 
 	if (ret)
 		return ret;
@@ -564,7 +573,10 @@ int gp_ntfs_read_file(struct gp_ntfs *v, const char *path, size_t max, void **ou
 	ntfs_attr *na;
 	uint8_t *buf;
 	s64 got;
-	int ret = open_data(v, path, &ni, &na);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = open_data(v, path, &ni, &na);
 
 	*out = NULL;
 	*len = 0;
@@ -598,8 +610,11 @@ int gp_ntfs_get_sd(struct gp_ntfs *v, const char *path, void **sd, size_t *len)
 {
 	ntfs_inode *ni;
 	u64 mref;
-	int need, ret = resolve_path(v, path, &mref);
+	int need, ret;
 	char *buf;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = resolve_path(v, path, &mref);
 
 	*sd = NULL;
 	*len = 0;
@@ -755,7 +770,10 @@ int gp_ntfs_mkdir_p(struct gp_ntfs *v, const char *path)
 {
 	struct gpath p;
 	u64 mref;
-	int ret = gpath_parse(v, path, &p);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = gpath_parse(v, path, &p);
 
 	if (ret)
 		return ret;
@@ -932,7 +950,10 @@ int gp_ntfs_put_stream(struct gp_ntfs *v, const char *path, uint64_t size, int64
 {
 	struct gpath p;
 	u64 dir;
-	int ret = gpath_parse(v, path, &p);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = gpath_parse(v, path, &p);
 
 	if (ret)
 		return ret;
@@ -1000,7 +1021,10 @@ int gp_ntfs_put_file(struct gp_ntfs *v, const char *host_path, const char *guest
 {
 	struct gpath p;
 	u64 dir;
-	int ret = gpath_parse(v, guest_path, &p);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = gpath_parse(v, guest_path, &p);
 
 	if (ret)
 		return ret;
@@ -1186,6 +1210,8 @@ int gp_ntfs_put_tree(struct gp_ntfs *v, const char *host_path, const char *guest
 	u64 dir;
 	int ret;
 
+	gp_error_clear(&v->err); /* each call reports its own failure */
+
 	hcopy = strdup(host_path);
 	if (!hcopy)
 		return gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
@@ -1307,7 +1333,10 @@ int gp_ntfs_remove(struct gp_ntfs *v, const char *path, bool recursive)
 	struct list_ctx c = { 0 };
 	u64 dir, mref;
 	char *stored = NULL;
-	int ret = gpath_parse(v, path, &p);
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = gpath_parse(v, path, &p);
 
 	if (ret)
 		return ret;

@@ -573,6 +573,11 @@ const struct gp_error *gp_ntfs_error(const struct gp_ntfs *v)
 	return &v->err;
 }
 
+void gp_ntfs_clear_error(struct gp_ntfs *v)
+{
+	gp_error_clear(&v->err);
+}
+
 void gp_ntfs_volinfo(const struct gp_ntfs *v, struct gp_ntfs_volinfo *out)
 {
 	*out = v->info;

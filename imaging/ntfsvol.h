@@ -28,8 +28,11 @@
  * about the payload.
  *
  * Errors follow gp_error.h: gp_ntfs_open() records into the caller's @err,
- * every other call into the volume (gp_ntfs_error()). Messages name the
- * image, the partition and the guest path.
+ * every other call into the volume (gp_ntfs_error()). Each file operation
+ * starts with a clear record, so gp_ntfs_error() describes the failure of
+ * the last call (an expected GP_ERR_NOTFOUND from gp_ntfs_stat() does not
+ * hide a later failure); copy it before the next call if you need it.
+ * Messages name the image, the partition and the guest path.
  */
 #ifndef GPUP_NTFSVOL_H
 #define GPUP_NTFSVOL_H
@@ -87,6 +90,10 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
 int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err);
 
 const struct gp_error *gp_ntfs_error(const struct gp_ntfs *v);
+/* Forget the recorded error (after the caller handled it, e.g. an expected
+ * GP_ERR_NOTFOUND from a probe). Does not undo a failed write: a volume
+ * whose modification failed stays marked dirty at close. */
+void gp_ntfs_clear_error(struct gp_ntfs *v);
 
 /* What gp_ntfs_open() found. */
 struct gp_ntfs_volinfo {

@@ -307,7 +307,8 @@ int gp_part_read_sector_size(struct gp_disk *d, uint32_t sector_size,
 	}
 	if (rc)
 		goto out;
-	qsort(out->parts, out->count, sizeof(*out->parts), cmp_number);
+	if (out->count > 1) /* parts is NULL when empty: qsort's arguments must not be */
+		qsort(out->parts, out->count, sizeof(*out->parts), cmp_number);
 	rc = detect_volsigs(&r);
 out:
 	free(sec0);

@@ -1130,36 +1130,37 @@ int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 	return ret;
 }
 
-/* Commit the dirty BAT sectors: data flush → header with a new LogGuid →
- * log entry → flush → BAT in place → flush → header with LogGuid cleared. */
+/* Commit the dirty BAT sectors: data flush → log entry (new LogGuid) →
+ * flush → header naming the LogGuid → flush → BAT in place → flush →
+ * header with LogGuid cleared → flush. */
 static int commit_bat(struct vhdx *v)
 {
 	static const struct vhdx_guid zero_guid;
-	uint64_t *offs = NULL;
-	uint8_t **data = NULL, *entry = NULL;
+	struct vhdx_log_update *u = NULL;
+	uint8_t *entry = NULL;
 	size_t n = 0, elen = 0;
 	struct vhdx_guid lg;
 	int ret;
 
 	if (!v->ndirty)
 		return 0;
-	offs = calloc(v->ndirty, sizeof(*offs));
-	data = calloc(v->ndirty, sizeof(*data));
-	if (!offs || !data) {
+	u = calloc(v->ndirty, sizeof(*u));
+	if (!u) {
 		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
 		goto out;
 	}
 	for (uint64_t s = 0; s < v->bat_sectors; s++) {
 		if (!v->bat_dirty[s])
 			continue;
-		data[n] = malloc(VHDX_LOG_SECTOR);
-		if (!data[n]) {
+		u[n].data = malloc(VHDX_LOG_SECTOR);
+		if (!u[n].data) {
 			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
 			goto out;
 		}
 		/* Each logged sector is rebuilt whole from the in-memory BAT. */
-		vhdx_bat_serialize(v->bat + s * (VHDX_LOG_SECTOR / 8), VHDX_LOG_SECTOR / 8, data[n]);
-		offs[n] = v->bat_offset + s * VHDX_LOG_SECTOR;
+		vhdx_bat_serialize(v->bat + s * (VHDX_LOG_SECTOR / 8), VHDX_LOG_SECTOR / 8, u[n].data);
+		u[n].off = v->bat_offset + s * VHDX_LOG_SECTOR;
+		u[n].len = VHDX_LOG_SECTOR;
 		n++;
 	}
 	/* 1. The data (and the file's new length) must be stable before any
@@ -1167,15 +1168,17 @@ static int commit_bat(struct vhdx *v)
 	ret = vhdx_file_sync(v);
 	if (ret)
 		goto out;
-	/* 2. A fresh LogGuid: stale entries of earlier commits no longer match. */
+	/* 2. The entry, under a fresh LogGuid, flushed. The header still says
+	 *    "log empty", so a crash here leaves the previous, consistent state;
+	 *    and a fresh GUID per commit means stale entries of earlier commits
+	 *    never match. (Setting the header's LogGuid first would open a window
+	 *    in which the header names a log with no valid entry: a corrupt file,
+	 *    2.3.3.) */
 	vhdx_guid_generate(&lg);
-	ret = header_update(v, false, false, &lg);
-	if (ret)
-		goto out;
-	ret = vhdx_log_build_entry(&lg, ++v->log_seq, v->file_size / VHDX_MiB * VHDX_MiB,
+	ret = vhdx_log_build_entry(&lg, ++v->log_seq, 0, v->file_size / VHDX_MiB * VHDX_MiB,
 				   round_up(v->alloc_end > v->file_size ? v->alloc_end : v->file_size,
 					    VHDX_MiB),
-				   offs, data, n, &entry, &elen);
+				   u, n, &entry, &elen);
 	if (ret) {
 		ret = gp_error_set(&v->err, ret, "%s: out of memory", v->path);
 		goto out;
@@ -1186,13 +1189,15 @@ static int commit_bat(struct vhdx *v)
 				   (unsigned long long)v->hdr.log_offset, v->hdr.log_length, elen);
 		goto out;
 	}
-	/* 3. The entry, flushed: from here a crash replays it. */
 	ret = vhdx_file_write(v, entry, elen, v->hdr.log_offset);
 	if (!ret)
 		ret = vhdx_file_sync(v);
+	/* 3. Activate the log: from here a crash replays the entry. */
+	if (!ret)
+		ret = header_update(v, false, false, &lg);
 	/* 4. Apply in place, flush. */
 	for (size_t i = 0; !ret && i < n; i++)
-		ret = vhdx_file_write(v, data[i], VHDX_LOG_SECTOR, offs[i]);
+		ret = vhdx_file_write(v, u[i].data, VHDX_LOG_SECTOR, u[i].off);
 	if (!ret)
 		ret = vhdx_file_sync(v);
 	/* 5. Empty the log. */
@@ -1203,10 +1208,9 @@ static int commit_bat(struct vhdx *v)
 		v->ndirty = 0;
 	}
 out:
-	for (size_t i = 0; data && i < n; i++)
-		free(data[i]);
-	free(data);
-	free(offs);
+	for (size_t i = 0; u && i < n; i++)
+		free(u[i].data);
+	free(u);
 	free(entry);
 	return ret;
 }

@@ -19,13 +19,20 @@
  * a non-empty log behind.
  *
  * Test-only hook (never set it in production):
- *   GPUP_TEST_CRASH_AT=N   a read-write image calls _exit(99) at its N-th
- *                          flush boundary (N >= 1), counted over the life of
- *                          the handle. Boundaries are, in order, the
- *                          fdatasync()s of: header updates, data before a log
- *                          entry, the log entry (crashing here leaves a log
- *                          with unapplied updates), the applied BAT, the
- *                          LogGuid-clearing header update.
+ *   GPUP_TEST_CRASH_AT=N   a read-write image calls _exit(99) right after its
+ *                          N-th flush boundary (N >= 1), counted over the
+ *                          life of the handle. The boundaries are the
+ *                          fdatasync()s of, in order: the two header updates
+ *                          of the first write (new File/DataWriteGuid); then
+ *                          per BAT commit: the data, the log entry (log not
+ *                          yet active: a crash leaves the previous state), the
+ *                          header naming the LogGuid (a crash leaves a log
+ *                          with unapplied BAT updates), the BAT applied in
+ *                          place (a crash leaves a dirty but applied log), the
+ *                          header clearing the LogGuid. So `gpup disk write`
+ *                          into an unallocated block of a clean image crashes
+ *                          with a dirty, unapplied log at N=5 and a dirty,
+ *                          applied one at N=6.
  */
 #ifndef GPUP_VHDX_H
 #define GPUP_VHDX_H

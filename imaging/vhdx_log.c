@@ -262,37 +262,49 @@ int vhdx_log_find(const char *path, uint64_t log_offset, const uint8_t *log, uin
 	return 0;
 }
 
-int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq,
+int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq, uint32_t tail,
 			 uint64_t flushed_file_offset, uint64_t last_file_offset,
-			 const uint64_t *offs, uint8_t *const *data, size_t n, uint8_t **out,
+			 const struct vhdx_log_update *u, size_t n, uint8_t **out,
 			 size_t *out_len)
 {
-	uint64_t dsec = desc_sectors((uint32_t)n);
-	size_t len = (size_t)(dsec + n) * VHDX_LOG_SECTOR;
-	uint8_t *e = calloc(1, len);
+	uint64_t dsec = desc_sectors((uint32_t)n), ndata = 0;
+	size_t len;
+	uint8_t *e;
 
+	for (size_t i = 0; i < n; i++)
+		ndata += u[i].data != NULL;
+	len = (size_t)(dsec + ndata) * VHDX_LOG_SECTOR;
+	e = calloc(1, len);
 	if (!e)
 		return GP_ERR_NOMEM;
 	memcpy(e + VHDX_LOGE_SIGNATURE_OFF, SIG_ENTRY, 4);
 	put_le32(e + VHDX_LOGE_ENTRY_LENGTH_OFF, (uint32_t)len);
-	put_le32(e + VHDX_LOGE_TAIL_OFF, 0); /* gpup writes one-entry sequences at offset 0 */
+	put_le32(e + VHDX_LOGE_TAIL_OFF, tail);
 	put_le64(e + VHDX_LOGE_SEQUENCE_OFF, seq);
 	put_le32(e + VHDX_LOGE_DESCRIPTOR_COUNT_OFF, (uint32_t)n);
 	memcpy(e + VHDX_LOGE_LOG_GUID_OFF, log_guid->b, 16);
 	put_le64(e + VHDX_LOGE_FLUSHED_FILE_OFFSET_OFF, flushed_file_offset);
 	put_le64(e + VHDX_LOGE_LAST_FILE_OFFSET_OFF, last_file_offset);
+	ndata = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *d = e + VHDX_LOG_HDR_SIZE + i * VHDX_LOG_DESC_SIZE;
-		uint8_t *s = e + (dsec + i) * VHDX_LOG_SECTOR;
 
-		memcpy(d + VHDX_LOGD_SIGNATURE_OFF, SIG_DESC, 4);
-		memcpy(d + VHDX_LOGD_TRAILING_BYTES_OFF, data[i] + 4092, 4);
-		memcpy(d + VHDX_LOGD_LEADING_BYTES_OFF, data[i], 8);
-		put_le64(d + VHDX_LOGD_FILE_OFFSET_OFF, offs[i]);
+		put_le64(d + VHDX_LOGD_FILE_OFFSET_OFF, u[i].off);
 		put_le64(d + VHDX_LOGD_SEQUENCE_OFF, seq);
+		if (!u[i].data) {
+			memcpy(d + VHDX_LOGD_SIGNATURE_OFF, SIG_ZERO, 4);
+			put_le64(d + VHDX_LOGD_ZERO_LENGTH_OFF, u[i].len);
+			continue;
+		}
+		uint8_t *s = e + (dsec + ndata++) * VHDX_LOG_SECTOR;
+		/* The sector's first 8 and last 4 bytes travel in the descriptor;
+		 * the data sector carries signature and sequence there instead. */
+		memcpy(d + VHDX_LOGD_SIGNATURE_OFF, SIG_DESC, 4);
+		memcpy(d + VHDX_LOGD_TRAILING_BYTES_OFF, u[i].data + 4092, 4);
+		memcpy(d + VHDX_LOGD_LEADING_BYTES_OFF, u[i].data, 8);
 		memcpy(s + VHDX_LOGS_SIGNATURE_OFF, SIG_DATA, 4);
 		put_le32(s + VHDX_LOGS_SEQUENCE_HIGH_OFF, (uint32_t)(seq >> 32));
-		memcpy(s + VHDX_LOGS_DATA_OFF, data[i] + 8, 4084);
+		memcpy(s + VHDX_LOGS_DATA_OFF, u[i].data + 8, 4084);
 		put_le32(s + VHDX_LOGS_SEQUENCE_LOW_OFF, (uint32_t)seq);
 	}
 	put_le32(e + VHDX_LOGE_CHECKSUM_OFF, crc32c(e, len));

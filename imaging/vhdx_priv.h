@@ -325,14 +325,16 @@ int vhdx_log_find(const char *path, uint64_t log_offset, const uint8_t *log, uin
 		  struct gp_error *err);
 void vhdx_log_replay_free(struct vhdx_log_replay *r);
 
-/* Build one log entry holding data descriptors for the 4 KiB sectors
- * @offs[i] with contents @data[i] (i < @n), with sequence @seq, tail 0.
- * *@out is malloc'ed, *@out_len bytes (a multiple of 4 KiB). Returns 0 or
- * GP_ERR_NOMEM. */
-int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq,
+/* Build one log entry (sequence @seq, @tail = log offset of the sequence's
+ * first entry) from @n updates: data descriptors for those with @data (each
+ * exactly one 4 KiB sector), zero descriptors for the others. *@out is
+ * malloc'ed, *@out_len bytes (a multiple of 4 KiB). Returns 0 or
+ * GP_ERR_NOMEM. Used by the engine for BAT commits, and by tests to build
+ * logs the engine itself never writes (payload data, zeroing, sequences). */
+int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq, uint32_t tail,
 			 uint64_t flushed_file_offset, uint64_t last_file_offset,
-			 const uint64_t *offs, uint8_t *const *data, size_t n,
-			 uint8_t **out, size_t *out_len);
+			 const struct vhdx_log_update *u, size_t n, uint8_t **out,
+			 size_t *out_len);
 
 /* ---- vhdx.c ----------------------------------------------------------- */
 

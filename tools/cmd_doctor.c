@@ -1,10 +1,393 @@
-/* cmd_doctor.c — PLACEHOLDER: `gpup doctor` is not written yet. */
-#include "cli.h"
+/*
+ * cmd_doctor.c — `gpup doctor`: why does this guest's GPU show Code 43 or
+ * Code 12, or not show at all? Reads the image (read-only, through gpup's
+ * engine so that even an image with an unreplayed VHDX log can be looked
+ * at) and reports every finding with the command that fixes it.
+ *
+ * JSON (schema 1): { "schema", "command": "doctor", "image", "healthy",
+ *   "findings": [ { "id", "message", "fix" } ] }
+ * Finding ids: vhdx-log, hibernated, fast-startup, ntfs-journal,
+ * volume-dirty, guest-build, guest-arch, no-windows-facts,
+ * hostdriverstore-missing, hostdriverstore-empty, package-missing,
+ * package-build, file-missing, file-differs, companion-missing,
+ * companion-differs, stale-duplicate, acl-everyone-full.
+ * Exit status: 0 healthy, 4 findings, 1 error, 2 usage.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "session.h"
+#include "vhdx.h"
+
+struct finding {
+	const char *id;
+	char message[GP_ERROR_MSG_MAX];
+	char fix[512];
+};
+
+struct doctor {
+	struct session s;
+	struct finding *f;
+	size_t n, cap;
+	char prepare_cmd[768];  /* "gpup prepare IMAGE --driverstore DIR ..." */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: gpup doctor IMAGE [--driverstore DIR | --bundle FILE] [--gpu ID|auto]\n"
+		"                   [--json]\n\n"
+		"Diagnose a guest whose GPU shows Code 43 or 12, or is missing: the VHDX log,\n"
+		"hibernation and dirty states, the guest build and architecture, the\n"
+		"HostDriverStore (missing, empty, other build than the host's, stale\n"
+		"duplicates), System32 companions, and file ACLs. Each finding names the\n"
+		"command that fixes it. Exit status 0 only when healthy (4 with findings).\n\n"
+		"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n");
+	session_help(f, true);
+}
+
+/* @s as one POSIX shell word ('...' with ' as '\''), so a fix can be
+ * pasted as it is even when paths hold spaces or a GPU ID holds '&'. */
+static const char *shell_word(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (size < 3)
+		return "";
+	buf[o++] = '\'';
+	for (; *s && o + 6 < size; s++) {
+		if (*s == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = *s;
+		}
+	}
+	buf[o++] = '\'';
+	buf[o] = '\0';
+	return buf;
+}
+
+static void add(struct doctor *d, const char *id, const char *fix, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void add(struct doctor *d, const char *id, const char *fix, const char *fmt, ...)
+{
+	struct finding *f;
+	va_list ap;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct finding *p = realloc(d->f, cap * sizeof(*p));
+
+		if (!p)
+			return; /* a finding fewer beats a crash; the rest still print */
+		d->f = p;
+		d->cap = cap;
+	}
+	f = &d->f[d->n++];
+	f->id = id;
+	va_start(ap, fmt);
+	vsnprintf(f->message, sizeof(f->message), fmt, ap);
+	va_end(ap);
+	snprintf(f->fix, sizeof(f->fix), "%s", fix);
+}
+
+static void check_vhdx_log(struct doctor *d)
+{
+	struct vhdx *v = gp_disk_vhdx(d->s.disk);
+	struct vhdx_info info;
+
+	if (!v || vhdx_get_info(v, &info) != 0)
+		return;
+	if (info.log_state != VHDX_LOG_EMPTY)
+		add(d, "vhdx-log", d->prepare_cmd,
+		    "the VHDX log holds updates that were never applied (a crash or a killed writer); "
+		    "Hyper-V replays it, but libvhdi-based tools read stale data; a read-write open by "
+		    "gpup replays it");
+	vhdx_info_free(&info);
+}
+
+static void check_volume(struct doctor *d, const struct session_guest *g)
+{
+	if (g->f.hibernated)
+		add(d, "hibernated", "boot the guest and run: shutdown /s /t 0",
+		    "Windows on the guest is hibernated; changes made offline would be lost or "
+		    "corrupt the volume on resume");
+	if (g->f.fast_startup)
+		add(d, "fast-startup",
+		    "boot the guest, run 'powercfg /h off' (disables Fast Startup), then: shutdown /s /t 0",
+		    "the guest was shut down with Fast Startup (hybrid shutdown): its volume is still "
+		    "in use by the hibernated kernel");
+	if (g->f.log_unclean)
+		add(d, "ntfs-journal", "boot the guest and shut it down cleanly (or pass --recover)",
+		    "the NTFS journal ($LogFile) is unclean: Windows did not shut down cleanly");
+	if (g->f.dirty)
+		add(d, "volume-dirty", "run 'chkdsk C: /f' in the guest (or pass --force)",
+		    "the NTFS volume is marked dirty: Windows will check it at the next boot");
+	if (!g->known) {
+		add(d, "no-windows-facts", "check that the image holds a Windows installation",
+		    "cannot read the guest's registry (Windows\\System32\\config\\SOFTWARE)");
+		return;
+	}
+	if (g->f.is_server ? g->build_num < 20348 : g->build_num < 19041)
+		add(d, "guest-build", "update the guest to Windows 10 20H1 / 11 or Windows Server 2022 or later",
+		    "guest runs %s build %u; GPU partitioning needs client build 19041 or later, or "
+		    "Windows Server 2022 (20348) or later",
+		    g->f.product_name, g->build_num);
+}
+
+static const struct gp_guest_pkg *guest_pkg(const struct session_guest *g, const char *folder)
+{
+	for (size_t i = 0; i < g->f.pkg_count; i++)
+		if (strcasecmp(g->f.pkgs[i].folder, folder) == 0)
+			return &g->f.pkgs[i];
+	return NULL;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+/* Stale duplicates without a source: several folders of one INF. */
+static void check_duplicates(struct doctor *d, const struct session_guest *g)
+{
+	for (size_t i = 0; i < g->f.pkg_count; i++) {
+		const char *a = g->f.pkgs[i].folder, *ea = strcasestr(a, ".inf_");
+
+		if (!ea)
+			continue;
+		for (size_t j = i + 1; j < g->f.pkg_count; j++) {
+			const char *b = g->f.pkgs[j].folder, *eb = strcasestr(b, ".inf_");
+
+			if (eb && eb - b == ea - a && strncasecmp(a, b, (size_t)(ea - a)) == 0) {
+				add(d, "stale-duplicate", d->prepare_cmd,
+				    "HostDriverStore holds several builds of %.*s: %s (%s) and %s (%s); "
+				    "the guest may load the wrong one (Code 43)",
+				    (int)(ea - a + 4), a, a, g->f.pkgs[i].driver_ver, b,
+				    g->f.pkgs[j].driver_ver);
+				break;
+			}
+		}
+	}
+}
+
+static void check_against_source(struct doctor *d, const struct session_guest *g)
+{
+	const struct gp_inject_set *set = gp_source_set(d->s.src);
+	struct gp_inject_stream stream = { 0 };
+	struct gp_verify_report vr = { 0 };
+	struct gp_error err = { 0 };
+	int ret;
+
+	if (g->f.arch[0] && set->pkg->arch && *set->pkg->arch &&
+	    strcasecmp(set->pkg->arch, g->f.arch) != 0)
+		add(d, "guest-arch", "use the host driver package built for the guest's architecture",
+		    "the host's package %s is for %s, but the guest is %s", set->pkg->folder,
+		    set->pkg->arch, g->f.arch);
+	for (size_t i = 0; i < set->n_folders; i++) {
+		const char *folder = base_name(set->folders[i]);
+		const char *dot = strcasestr(folder, ".inf_");
+		bool other = false;
+
+		if (guest_pkg(g, folder))
+			continue;
+		for (size_t j = 0; dot && j < g->f.pkg_count; j++) {
+			if (strncasecmp(g->f.pkgs[j].folder, folder, (size_t)(dot - folder) + 5) == 0) {
+				add(d, "package-build", d->prepare_cmd,
+				    "the guest has %s (DriverVer %s) but the host's driver is %s; a guest "
+				    "driver that differs from the host's gives Code 43",
+				    g->f.pkgs[j].folder, g->f.pkgs[j].driver_ver, folder);
+				other = true;
+			}
+		}
+		if (!other)
+			add(d, "package-missing", d->prepare_cmd,
+			    "HostDriverStore has no %s: the guest has no driver for the GPU", folder);
+	}
+
+	ret = gp_source_stream(d->s.src, &stream, &err);
+	if (!ret)
+		ret = gp_inject_verify(d->s.vol, set, &stream, NULL, &vr, &err);
+	if (stream.ops && stream.ops->destroy)
+		stream.ops->destroy(&stream);
+	if (ret && ret != GP_ERR_MISMATCH) {
+		add(d, "verify-error", "see the message", "could not compare the files: %s",
+		    gp_error_message(&err));
+		return;
+	}
+	for (size_t i = 0; i < set->count; i++) {
+		const struct gp_inject_file *f = &set->files[i];
+		bool companion = f->role == GP_INJECT_COMPANION;
+
+		/* A missing package folder was reported as a whole above. */
+		if (vr.states[i] == GP_VERIFY_OK)
+			continue;
+		if (!companion && vr.states[i] == GP_VERIFY_MISSING) {
+			bool folder_there = false;
+
+			for (size_t k = 0; k < set->n_folders; k++)
+				if (!strncmp(f->guest_path, set->folders[k], strlen(set->folders[k])) &&
+				    guest_pkg(g, base_name(set->folders[k])))
+					folder_there = true;
+			if (!folder_there)
+				continue;
+		}
+		if (vr.states[i] == GP_VERIFY_MISSING)
+			add(d, companion ? "companion-missing" : "file-missing", d->prepare_cmd,
+			    "%s is missing%s", f->guest_path,
+			    companion ? " (a System32/SysWOW64 file the driver's INF copies)" : "");
+		else
+			add(d, companion ? "companion-differs" : "file-differs", d->prepare_cmd,
+			    "%s differs from the host's copy (%s)", f->guest_path,
+			    gp_verify_state_name(vr.states[i]));
+	}
+	for (size_t i = 0; i < vr.n_stale; i++)
+		add(d, "stale-duplicate", d->prepare_cmd,
+		    "%s is another build of the driver (%llu bytes); stale builds cause Code 43 "
+		    "and pile up", vr.stale[i], (unsigned long long)vr.stale_bytes[i]);
+	gp_verify_report_free(&vr);
+}
+
+static void check_acls(struct doctor *d, const struct session_guest *g)
+{
+	for (size_t i = 0; i < g->f.pkg_count; i++) {
+		char path[320];
+		bool open_acl = false;
+		struct gp_error err = { 0 };
+
+		snprintf(path, sizeof(path), "%s/%s", GP_GUEST_HOSTDRIVERSTORE, g->f.pkgs[i].folder);
+		if (gp_inject_acl_everyone_full(d->s.vol, path, &open_acl, &err) == 0 && open_acl) {
+			char fix[512], img[160];
+
+			/* Long image paths make the hint long; a cut hint still
+			 * names the command. */
+			if (snprintf(fix, sizeof(fix), "gpup rm %s '/%s' && %.200s",
+				     shell_word(d->s.image, img, sizeof(img)), path, d->prepare_cmd) < 0)
+				fix[0] = '\0';
+			add(d, "acl-everyone-full", fix,
+			    "%s grants Everyone full control instead of System32's inherited ACL "
+			    "(copied by a tool that ignores Windows inheritance, e.g. the ntfs-3g FUSE driver)",
+			    path);
+		}
+	}
+}
+
+static void build_prepare_cmd(struct doctor *d)
+{
+	const struct gp_source_opts *o = &d->s.src_opts;
+	char img[256], src[256], gpu[160];
+
+	snprintf(d->prepare_cmd, sizeof(d->prepare_cmd), "gpup prepare %s %s %s%s%s",
+		 shell_word(d->s.image, img, sizeof(img)),
+		 o->bundle ? "--bundle" : "--driverstore",
+		 o->bundle || o->driverstore
+			 ? shell_word(o->bundle ? o->bundle : o->driverstore, src, sizeof(src))
+			 : "DIR",
+		 o->gpu ? " --gpu " : "", o->gpu ? shell_word(o->gpu, gpu, sizeof(gpu)) : "");
+}
+
+static int run(struct doctor *d)
+{
+	struct session_guest g = { 0 };
+	struct gp_error err = { 0 };
+	int ret;
+
+	build_prepare_cmd(d);
+	ret = session_open_image(&d->s, false, false, &err);
+	if (ret)
+		return cli_fail(&err);
+	check_vhdx_log(d);
+	ret = session_guest(&d->s, &g, &err);
+	if (ret)
+		goto out;
+	check_volume(d, &g);
+	if (g.f.pkg_count == 0)
+		add(d, "hostdriverstore-empty", d->prepare_cmd,
+		    "Windows\\System32\\HostDriverStore\\FileRepository is missing or empty: "
+		    "the guest has no GPU-P driver (the GPU shows Code 43 or not at all)");
+	if (d->s.src_opts.driverstore || d->s.src_opts.bundle) {
+		ret = session_open_source(&d->s, g.f.arch[0] ? g.f.arch : NULL, g.build_num, &err);
+		if (ret)
+			goto out;
+		check_against_source(d, &g);
+	} else {
+		check_duplicates(d, &g);
+	}
+	check_acls(d, &g);
+out:
+	gp_guest_facts_free(&g.f);
+	if (ret)
+		return cli_fail(&err);
+	if (d->s.json) {
+		struct json_object *o = session_json_new("doctor"), *arr = json_object_new_array();
+
+		json_object_object_add(o, "image", json_object_new_string(d->s.image));
+		json_object_object_add(o, "healthy", json_object_new_boolean(d->n == 0));
+		for (size_t i = 0; i < d->n; i++) {
+			struct json_object *f = json_object_new_object();
+
+			json_object_object_add(f, "id", json_object_new_string(d->f[i].id));
+			json_object_object_add(f, "message", json_object_new_string(d->f[i].message));
+			json_object_object_add(f, "fix", json_object_new_string(d->f[i].fix));
+			json_object_array_add(arr, f);
+		}
+		json_object_object_add(o, "findings", arr);
+		session_print_json(o);
+	} else {
+		for (size_t i = 0; i < d->n; i++)
+			printf("[%s] %s\n    fix: %s\n", d->f[i].id, d->f[i].message, d->f[i].fix);
+		printf("%s: %s\n", d->s.image,
+		       d->n ? "problems found" : "healthy: nothing stands in the way of GPU-P");
+	}
+	return d->n ? EXIT_MISMATCH : EXIT_OK;
+}
 
 int cmd_doctor(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "gpup: 'doctor' is not implemented yet\n");
-	return EXIT_ERROR;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "gpu", required_argument, NULL, 'g' },
+		SESSION_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct doctor d = { 0 };
+	int c, ret;
+
+	session_init(&d.s, "doctor");
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
+		int r = session_handle(&d.s, c, optarg);
+
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'g':
+			d.s.src_opts.gpu = optarg;
+			break;
+		default:
+			return cli_usage("doctor", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage("doctor", optind == argc ? "IMAGE is required" : "too many arguments");
+	d.s.image = argv[optind];
+	if (d.s.src_opts.driverstore && d.s.src_opts.bundle)
+		return cli_usage("doctor", "--driverstore and --bundle exclude each other");
+	session_default_source(&d.s);
+	ret = run(&d);
+	free(d.f);
+	session_end(&d.s);
+	return ret;
 }

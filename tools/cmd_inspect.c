@@ -71,6 +71,7 @@
 
 #include "cli.h"
 #include "disk.h"
+#include "guest_json.h"
 #include "part.h"
 #include "vhdx.h"
 
@@ -179,11 +180,10 @@ static json_object *inspect_vhdx(struct gp_disk *d, int *rc, struct gp_error *er
 static int inspect_guest(struct gp_disk *d, const struct gp_partition_table *pt,
 			 json_object **guest, struct gp_error *err)
 {
-	(void)d;
 	(void)pt;
-	(void)err;
-	*guest = NULL;
-	return 0;
+	/* --- guest facts: tools/guest_json.c (NTFS module owner) --- */
+	return guest_facts_json(d, guest, err);
+	/* --- end guest facts --- */
 }
 
 static json_object *partition_json(const struct gp_partition_table *pt)
@@ -267,8 +267,7 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 		if (json_object_object_get_ex(vhdx, "parent_chain", &chain) &&
 		    json_object_array_length(chain) > 0) {
 			for (size_t i = 0; i < json_object_array_length(chain); i++)
-				printf("%s  %zu. %s\n", i ? "                " : "Parent chain:    ",
-				       i + 1,
+				printf("%-18s%zu. %s\n", i ? "" : "Parent chain:", i + 1,
 				       json_object_get_string(json_object_array_get_idx(chain, i)));
 		}
 	}
@@ -297,8 +296,22 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 	}
 	if (guest) {
 		printf("Guest:\n");
-		json_object_object_foreach(guest, key, val)
-			printf("  %-16s %s\n", key, val ? json_object_get_string(val) : "-");
+		json_object_object_foreach(guest, key, val) {
+			/* Lists (driver packages) get one line per element. */
+			if (val && json_object_is_type(val, json_type_array)) {
+				size_t n = json_object_array_length(val);
+				if (n == 0)
+					printf("  %-18s (none)\n", key);
+				for (size_t i = 0; i < n; i++)
+					printf("  %-18s %s\n", i ? "" : key,
+					       json_object_to_json_string_ext(
+						       json_object_array_get_idx(val, i),
+						       JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+				continue;
+			}
+			printf("  %-18s %s\n", key, val ? json_object_get_string(val) : "-");
+		}
 	}
 }
 

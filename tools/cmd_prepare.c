@@ -24,6 +24,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "plan_opts.h"
@@ -69,6 +70,7 @@ struct prepare {
 	struct gp_inject_report rep;
 	int verified;             /* -1 not run, 0 failed, 1 ok */
 	const char *host_script;
+	const char *verify_backend; /* "libvhdi" or "raw": who read it back */
 };
 
 /* --into-child: create CHILD of IMAGE unless it already is one (a rerun). */
@@ -103,12 +105,13 @@ static struct json_object *report_json(struct prepare *p)
 	json_object_object_add(o, "changed", json_object_new_boolean(p->rep.changed));
 	g = json_object_new_object();
 	if (p->guest.known) {
-		json_object_object_add(g, "product", json_object_new_string(p->guest.product));
-		json_object_object_add(g, "edition", json_object_new_string(p->guest.edition));
-		json_object_object_add(g, "installation", json_object_new_string(p->guest.installation));
-		json_object_object_add(g, "build", json_object_new_int64(p->guest.build));
-		json_object_object_add(g, "ubr", json_object_new_int64(p->guest.ubr));
-		json_object_object_add(g, "arch", json_object_new_string(p->guest.arch));
+		json_object_object_add(g, "product", json_object_new_string(p->guest.f.product_name));
+		json_object_object_add(g, "edition", json_object_new_string(p->guest.f.edition));
+		json_object_object_add(g, "installation",
+				       json_object_new_string(p->guest.f.installation_type));
+		json_object_object_add(g, "build", json_object_new_int64(p->guest.build_num));
+		json_object_object_add(g, "ubr", json_object_new_int64(p->guest.f.ubr));
+		json_object_object_add(g, "arch", json_object_new_string(p->guest.f.arch));
 	}
 	json_object_object_add(o, "guest", g);
 	src = json_object_new_object();
@@ -152,8 +155,9 @@ static void report_human(struct prepare *p)
 	char a[32], b[32];
 
 	if (p->guest.known)
-		printf("guest:    %s (%s), build %u.%u, %s\n", p->guest.product, p->guest.installation,
-		       p->guest.build, p->guest.ubr, p->guest.arch);
+		printf("guest:    %s (%s), build %u.%u, %s\n", p->guest.f.product_name,
+		       p->guest.f.installation_type, p->guest.build_num, p->guest.f.ubr,
+		       p->guest.f.arch);
 	printf("package:  %s (%s, %s %s)\n", set->pkg->folder, set->pkg->provider,
 	       set->pkg->driver_ver_date, set->pkg->driver_ver_version);
 	printf("%s %zu new, %zu replaced, %zu unchanged (%s of %s)\n",
@@ -164,7 +168,8 @@ static void report_human(struct prepare *p)
 		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",
 		       p->rep.removed[i], session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));
 	if (p->verified >= 0)
-		printf("verified: %s (read back through libvhdi)\n", p->verified ? "ok" : "FAILED");
+		printf("verified: %s (read back through %s)\n", p->verified ? "ok" : "FAILED",
+		       p->verify_backend);
 	printf("%s%s\n", p->dry_run ? "dry run: " : "",
 	       p->rep.changed ? (p->dry_run ? "the image would change" : "image updated")
 			      : "no change: the guest already has this driver");
@@ -195,6 +200,7 @@ static int verify_independently(struct prepare *p, struct gp_error *err)
 	ret = session_open_image(&p->s, false, true, err);
 	if (ret)
 		return ret;
+	p->verify_backend = gp_disk_backend_name(p->s.disk);
 	ret = gp_source_stream(p->s.src, &stream, err);
 	if (!ret) {
 		ret = gp_inject_verify(p->s.vol, gp_source_set(p->s.src), &stream, NULL, &vr, err);
@@ -242,16 +248,16 @@ static int run(struct prepare *p)
 		cli_warn("%s: cannot read the guest's registry; assuming amd64, newest build",
 			 p->s.image);
 	if (!ret)
-		ret = session_open_source(&p->s, p->guest.known ? p->guest.arch : NULL,
-					  p->guest.known ? p->guest.build : 0, &err);
-	if (!ret && p->guest.known) {
+		ret = session_open_source(&p->s, p->guest.f.arch[0] ? p->guest.f.arch : NULL,
+					  p->guest.build_num, &err);
+	if (!ret && p->guest.f.arch[0]) {
 		const char *pa = gp_source_set(p->s.src)->pkg->arch;
 
-		if (pa && *pa && strcasecmp(pa, p->guest.arch) != 0)
+		if (pa && *pa && strcasecmp(pa, p->guest.f.arch) != 0)
 			ret = gp_error_set(&err, GP_ERR_REFUSED,
 					   "%s: package %s is for %s, but the guest is %s",
 					   p->s.image, gp_source_set(p->s.src)->pkg->folder, pa,
-					   p->guest.arch);
+					   p->guest.f.arch);
 	}
 	if (!ret)
 		ret = gp_source_stream(p->s.src, &stream, &err);
@@ -367,6 +373,7 @@ int cmd_prepare(int argc, char **argv)
 		return cli_usage("prepare", "with --json, the host script needs -o FILE or --apply");
 	ret = run(&p);
 	gp_inject_report_free(&p.rep);
+	gp_guest_facts_free(&p.guest.f);
 	session_end(&p.s);
 	return ret;
 }

@@ -211,18 +211,31 @@ int session_check_guest(const struct session *s, const struct session_guest *g,
 {
 	if (!g->known)
 		return 0;
-	if (g->server ? g->build < 20348 : g->build < 19041)
+	if (g->f.is_server ? g->build_num < 20348 : g->build_num < 19041)
 		return gp_error_set(err, GP_ERR_REFUSED,
 				    "%s: guest runs %s build %u; GPU partitioning needs Windows 10 20H1 "
 				    "(build 19041) or later, or Windows Server 2022 (build 20348) or later",
-				    s->image, g->product[0] ? g->product : "Windows", g->build);
+				    s->image, g->f.product_name[0] ? g->f.product_name : "Windows",
+				    g->build_num);
 	return 0;
 }
 
 int session_guest(struct session *s, struct session_guest *g, struct gp_error *err)
 {
-	(void)s;
-	(void)err;
+	int ret;
+
 	memset(g, 0, sizeof(*g));
+	ret = gp_guest_read(s->vol, &g->f, err);
+	if (ret)
+		return ret;
+	if (g->f.build[0]) {
+		char *end;
+		unsigned long b = strtoul(g->f.build, &end, 10);
+
+		if (*end == '\0' && b > 0 && b < 1000000) {
+			g->known = true;
+			g->build_num = (uint32_t)b;
+		}
+	}
 	return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "disk.h"
+#include "guest.h"
 #include "ntfsvol.h"
 #include "source.h"
 
@@ -109,22 +110,14 @@ const char *session_human_size(uint64_t bytes, char *buf, size_t size);
 
 #endif
 
-#ifndef GPUP_SESSION_GUEST
-#define GPUP_SESSION_GUEST
-/* What prepare/verify/doctor need to know of the guest. */
+/* The guest facts of the open volume (gp_guest_read()). A guest whose
+ * registry cannot be read is not an error: build_num stays 0 and the
+ * caller warns. Free with gp_guest_facts_free(). */
 struct session_guest {
-	bool known;              /* the hives could be read */
-	char product[128];       /* "Windows 11 Pro" */
-	char edition[64];        /* "Professional" */
-	char installation[32];   /* "Client" / "Server" */
-	bool server;
-	uint32_t build, ubr;
-	char arch[16];           /* "amd64", "arm64", "x86" */
+	struct gp_guest_facts f;
+	bool known;          /* the build number was read */
+	uint32_t build_num;  /* CurrentBuildNumber as a number */
 };
-
-/* Read the guest facts from the open volume. Returns 0 (g->known false
- * when the registry hives are missing or unreadable: a warning, not an
- * error) or a GP_ERR_* code. */
 int session_guest(struct session *s, struct session_guest *g, struct gp_error *err);
 
 /* The GPU-P guest requirements: Windows client build >= 19041 (20H1) or
@@ -132,4 +125,3 @@ int session_guest(struct session *s, struct session_guest *g, struct gp_error *e
  * reason in @err. */
 int session_check_guest(const struct session *s, const struct session_guest *g,
 			struct gp_error *err);
-#endif

@@ -4,6 +4,7 @@
  * output, and the CLI (usage errors, list --json, verify). */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

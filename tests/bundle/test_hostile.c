@@ -108,7 +108,12 @@ Test(hostile, manifest_not_first)
 	all[c.n] = (struct t_entry){ .name = (char *)GP_BUNDLE_MANIFEST_NAME, .data = (char *)text,
 				     .len = strlen(text), .type = AE_IFREG };
 	t_write_archive(p, "tar", all, c.n + 1);
-	t_expect_open_fails(p, GP_ERR_CORRUPT, "first entry '" PKG "/gpu.inf' is not gpup-bundle.json");
+	{
+		char *want = t_strdup_printf("first entry '%s' is not gpup-bundle.json", c.e[0].name);
+
+		t_expect_open_fails(p, GP_ERR_CORRUPT, want);
+		free(want);
+	}
 	free(p);
 }
 
@@ -140,7 +145,8 @@ Test(hostile, manifest_bad_json)
 	char *deep = malloc(20001);
 
 	t_expect_open_fails(p, GP_ERR_CORRUPT, "not valid JSON");
-	t_expect_open_fails(q, GP_ERR_CORRUPT, "data after the JSON object");
+	/* json-c's strict mode already refuses a second value. */
+	t_expect_open_fails(q, GP_ERR_CORRUPT, "not valid JSON");
 	free(p);
 	/* Nesting bombs stop at the tokenizer's depth limit. */
 	memset(deep, '[', 20000);
@@ -210,7 +216,6 @@ Test(hostile, absurd_sizes)
 
 	/* 2 TiB for one file. */
 	json_object_object_add(f, "size", json_object_new_int64(INT64_C(2) << 40));
-	json_object_object_add(c.m, "total_bytes", json_object_new_int64((INT64_C(2) << 40) + 401));
 	p = t_case_write(&c, dir, "huge.tar", "tar", NULL);
 	t_expect_open_fails(p, GP_ERR_CORRUPT, "size: out of range");
 	free(p);
@@ -295,8 +300,7 @@ Test(hostile, manifest_duplicates_and_order)
 	t_expect_open_fails(p, GP_ERR_CORRUPT, "duplicate path");
 	free(p);
 	/* Not sorted. */
-	set_str(json_object_array_get_idx(json_object_object_get(c.m, "files"), 0), "path",
-		PKG "/zzz.inf");
+	set_str(t_case_mfile(&c, "gpu.inf"), "path", PKG "/zzz.inf");
 	p = t_case_write(&c, dir, "order.tar", "tar", NULL);
 	t_expect_open_fails(p, GP_ERR_CORRUPT, "not sorted");
 	free(p);

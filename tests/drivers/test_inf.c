@@ -430,3 +430,14 @@ Test(inf, mutations_never_crash)
 		}
 	}
 }
+
+Test(inf, invalid_utf8_after_bom)
+{
+	static const char t[] = "\xef\xbb\xbf[S]\nk = a\xff" "b\xc3\xa9\n";
+	struct gp_inf *inf = parse_ok(t, sizeof(t) - 1);
+
+	cr_assert_eq(gp_inf_encoding(inf), GP_INF_ENC_UTF8_BOM);
+	cr_assert_str_eq(gp_inf_get(inf, "S", "k"), "a\xef\xbf\xbd" "b\xc3\xa9");
+	cr_assert(has_warning(inf, "invalid UTF-8 at byte offset 12"));
+	gp_inf_free(inf);
+}

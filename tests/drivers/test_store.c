@@ -557,3 +557,74 @@ Test(store, real_nvidia_inf_without_files)
 	gp_store_close(s);
 	free(root);
 }
+
+/* A hand-made one-package store: @inf_text as deep.inf. */
+static char *one_package_store(const char *inf_text)
+{
+	char *root = t_strdup_printf("%s/one", dir);
+	char *pd = t_strdup_printf("%s/" REPO_REL "/deep.inf_amd64_0123456789abcdef", root);
+	char *inf = t_strdup_printf("%s/deep.inf", pd);
+	struct t_run t;
+
+	t_run(&t, "mkdir -p '%s'", pd);
+	cr_assert_eq(t.status, 0);
+	t_run_free(&t);
+	cr_assert_eq(t_write_file(inf, inf_text, strlen(inf_text)), 0);
+	free(pd);
+	free(inf);
+	return root;
+}
+
+Test(store, needs_chains_are_bounded)
+{
+	char text[8192];
+	size_t n = (size_t)sprintf(text,
+		"[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+		"DriverVer=01/01/2024,1.0.0.0\n[Manufacturer]\nM=Dev,NTamd64\n"
+		"[Dev.NTamd64]\nGPU=S0,PCI\\VEN_1234&DEV_5678\n");
+	struct gp_store *s;
+	struct gp_resolution *r;
+	struct gp_inject_set *set = NULL;
+	char *root;
+
+	for (int i = 0; i < 40; i++)
+		n += (size_t)sprintf(text + n, "[S%d]\nNeeds=S%d, S0\n", i, i + 1);
+	root = one_package_store(text);
+	s = dt_open(root);
+	r = resolve_ok(s, "PCI\\VEN_1234&DEV_5678", NULL);
+	cr_assert_eq(gp_store_injection_set(s, r->pkg, r->model, NULL, &set), GP_ERR_CORRUPT);
+	cr_assert(strstr(gp_store_error(s)->msg, "deep.inf") &&
+		  strstr(gp_store_error(s)->msg, "nested deeper"), "%s", gp_store_error(s)->msg);
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(root);
+}
+
+Test(store, hostile_destination_names_are_refused)
+{
+	static const char text[] =
+		"[Version]\nClass=Display\nClassGuid={4D36E968-E325-11CE-BFC1-08002BE10318}\n"
+		"DriverVer=01/01/2024,1.0.0.0\n[Manufacturer]\nM=Dev\n"
+		"[Dev]\nGPU=S,PCI\\VEN_1234&DEV_5678&REV_01\n"
+		"[S]\nCopyFiles=up,escape,ok\n"
+		"[DestinationDirs]\nup=11\nescape=10,System32\\..\\..\\etc\nok=10,system32\\sub\n"
+		"[up]\n..\\evil.dll,deep.inf\n[escape]\npasswd,deep.inf\n[ok]\nfine.dll,deep.inf\n";
+	char *root = one_package_store(text);
+	struct gp_store *s = dt_open(root);
+	struct gp_resolution *r = resolve_ok(s, "PCI\\VEN_1234&DEV_5678&REV_01", NULL);
+	struct gp_inject_set *set = inject_ok(s, r, false);
+	long i;
+
+	cr_assert_eq(r->cands[0].rank, GP_MATCH_VEN_DEV_REV);
+	cr_assert_eq(set->n_notes, 1);
+	cr_assert(strstr(set->notes[0], "..\\evil.dll"), "%s", set->notes[0]);
+	cr_assert_geq(i = dt_find(set, "Windows/System32/sub/fine.dll"), 0);
+	cr_assert_str_eq(basename_of(set->files[i].source_path), "deep.inf");
+	for (size_t k = 0; k < set->count; k++)
+		cr_assert_null(strstr(set->files[k].guest_path, ".."), "%s", set->files[k].guest_path);
+	cr_assert_eq(set->count, 2);
+	gp_inject_set_free(set);
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(root);
+}

@@ -1,5 +1,6 @@
 /* test_util.c — helpers for the drivers tests (no tests of its own). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -124,9 +124,11 @@ Test(hostconf_cli, gpus_live_through_powershell)
 	char *argv_log = t_strdup_printf("%s/log.argv", dir);
 	char *args;
 
+	char *env = t_strdup_printf("GPUP_FAKE_PS_GPUS='%s'", f);
+
 	install_fake("fake-powershell.sh", "powershell.exe");
-	cr_assert_eq(gpup_in_dir(&r, t_strdup_printf("GPUP_FAKE_PS_GPUS='%s'", f), "gpus"), 0, "%s",
-		     r.err);
+	cr_assert_eq(gpup_in_dir(&r, env, "gpus"), 0, "%s", r.err);
+	free(env);
 	cr_assert(strstr(r.out, "GPU 2: Intel Corporation"), "%s", r.out);
 	t_run_free(&r);
 	args = t_read_file(argv_log, NULL);
@@ -134,6 +136,12 @@ Test(hostconf_cli, gpus_live_through_powershell)
 	cr_assert(strstr(args, "Get-VMHostPartitionableGpu | ConvertTo-Json"), "%s", args);
 	cr_assert(strstr(args, "Get-VMPartitionableGpu | ConvertTo-Json"), "fallback: %s", args);
 	free(args);
+	/* hostconf asks the same way when given no --from. */
+	env = t_strdup_printf("GPUP_FAKE_PS_GPUS='%s'", f);
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --gpu 8086:a7a0"), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "$InstancePath = '\\\\?\\PCI#VEN_8086&DEV_A7A0"), "%s", r.out);
+	t_run_free(&r);
+	free(env);
 	/* PowerShell failing: its status and first stderr line are reported. */
 	cr_assert_eq(gpup_in_dir(&r, "GPUP_FAKE_PS_EXIT=1 GPUP_FAKE_PS_STDERR='Hyper-V module not found'",
 				 "gpus"), 1);
@@ -328,8 +336,9 @@ Test(hostconf_cli, apply_through_pwsh)
 	cr_assert(!strncmp(text, expect, strlen(expect)), "argv: %s", text);
 	cr_assert_eq(count_scripts(tmp), 0);
 	free(text);
-	cr_assert_eq(gpup_in_dir(&r, t_strdup_printf("%s GPUP_FAKE_PS_EXIT=42", env),
-				 "hostconf --vm v --revert --apply"), 1);
+	free(env);
+	env = t_strdup_printf("TMPDIR='%s' GPUP_FAKE_PS_EXIT=42", tmp);
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --revert --apply"), 1);
 	cr_assert(strstr(r.err, "exit status 42"), "%s", r.err);
 	t_run_free(&r);
 	free(expect);
@@ -344,5 +353,17 @@ Test(hostconf_cli, apply_without_powershell)
 
 	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --revert --apply"), 1);
 	cr_assert(strstr(r.err, "no PowerShell on PATH"), "%s", r.err);
+	t_run_free(&r);
+}
+
+/* powershell.exe without wslpath (not WSL): an error naming wslpath. */
+Test(hostconf_cli, apply_without_wslpath)
+{
+	struct t_run r;
+
+	install_fake("fake-powershell.sh", "powershell.exe");
+	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --revert --apply"), 1);
+	cr_assert(strstr(r.err, "cannot run wslpath: No such file or directory"), "%s", r.err);
+	cr_assert_eq(count_scripts(dir), 0);
 	t_run_free(&r);
 }

@@ -249,3 +249,47 @@ Test(gpus, select)
 	cr_assert_eq(i, 0);
 	gp_gpus_free(&l);
 }
+
+/* Fuzz-style: thousands of deterministic mutations of the samples (byte
+ * flips, truncations, inserted separators) must parse or fail with a
+ * message; never crash or read out of bounds (run under ASan in
+ * `make check SANITIZE=address,undefined`). */
+Test(gpus, survives_mutations)
+{
+	static const char *const samples[] = { "howto-two-gpus.txt", "json-array.json",
+					       "win10-get-vmpartitionablegpu.txt" };
+	static const char noise[] = { ':', ' ', '\n', '{', '}', '[', ']', '"', '\\', '\0',
+				      '\xff', '\xfe', '9', ',', '\r' };
+	uint64_t state = 0x9e3779b97f4a7c15ull;
+
+	for (size_t s = 0; s < sizeof(samples) / sizeof(samples[0]); s++) {
+		size_t len;
+		char *orig = hc_read_data(samples[s], &len);
+		char *buf = malloc(len + 1);
+
+		for (int iter = 0; iter < 700; iter++) {
+			struct gp_error err = { 0 };
+			struct gp_gpu_list l;
+			size_t n = len;
+			int rc;
+
+			memcpy(buf, orig, len);
+			for (int k = 0; k < 1 + (int)(t_rand(&state) % 4); k++)
+				buf[t_rand(&state) % len] = noise[t_rand(&state) % sizeof(noise)];
+			if (iter % 5 == 0)
+				n = t_rand(&state) % len;
+			rc = gp_gpus_parse(buf, n, "fuzz", &l, &err);
+			if (rc == 0) {
+				cr_assert_gt(l.count, 0);
+				for (size_t i = 0; i < l.count; i++)
+					cr_assert_not_null(l.gpus[i].instance_path);
+				gp_gpus_free(&l);
+			} else {
+				cr_assert(err.msg[0], "failure %d without a message", rc);
+				cr_assert(strstr(err.msg, "fuzz"), "%s", err.msg);
+			}
+		}
+		free(buf);
+		free(orig);
+	}
+}

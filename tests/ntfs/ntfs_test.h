@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Build (once, under a lock) the guest for mkguest.sh @args; returns the
+ * malloc'ed cache directory holding guest.img, guest.part, guest.vhdx. */
+char *nt_guest_cache(const char *args);
+
 /* Copy a guest built with mkguest.sh @args (e.g. "--size 1G") into
  * @dir/@name (sparse). Returns the malloc'ed image path; *@part_off and
  * *@part_len (optional) receive the Windows volume's byte range. */

@@ -554,3 +554,24 @@ Test(ntfs_cli, usage_errors)
 	cr_assert(strstr(r.out, "Usage: gpup ls"));
 	t_run_free(&r);
 }
+
+Test(ntfs_cli, raw_4096_byte_sector_guest)
+{
+	uint64_t off, len;
+	char *img = nt_guest(dir, "g.img", "--size 512M --sector 4096", &off, &len), *part;
+	char *f = t_strdup_printf("%s/s.txt", dir);
+	struct t_run r;
+
+	cr_assert_eq(t_write_file(f, "4k sectors\n", 11), 0);
+	t_gpup(&r, "put %s %s 'C:\\Windows\\System32'", img, f);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	part = nt_extract(dir, img, off, len);
+	t_run(&r, "ntfscat %s /Windows/System32/s.txt", part);
+	cr_assert_str_eq(r.out, "4k sectors\n", "%s", r.err);
+	t_run_free(&r);
+	assert_clean(part);
+	free(part);
+	free(f);
+	free(img);
+}

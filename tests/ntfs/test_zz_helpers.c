@@ -11,13 +11,10 @@
 
 #include "helpers.h"
 
-char *nt_guest(const char *dir, const char *name, const char *args, uint64_t *part_off,
-	       uint64_t *part_len)
+char *nt_guest_cache(const char *args)
 {
 	struct t_run r;
-	char *key = t_strdup_printf("%s", args), *cache, *img, *part;
-	unsigned long long off = 0, len = 0;
-	FILE *f;
+	char *key = t_strdup_printf("%s", args), *cache;
 
 	/* One cache directory per argument set. */
 	for (char *p = key; *p; p++)
@@ -28,6 +25,18 @@ char *nt_guest(const char *dir, const char *name, const char *args, uint64_t *pa
 	      t_env("GPUP_BUILD"), cache, t_env("GPUP_SHARED"), t_env("GPUP_SRC"), cache, args);
 	cr_assert_eq(r.status, 0, "mkguest.sh %s failed: %s", args, r.err);
 	t_run_free(&r);
+	free(key);
+	return cache;
+}
+
+char *nt_guest(const char *dir, const char *name, const char *args, uint64_t *part_off,
+	       uint64_t *part_len)
+{
+	struct t_run r;
+	char *cache = nt_guest_cache(args), *img, *part;
+	unsigned long long off = 0, len = 0;
+	FILE *f;
+
 	img = t_strdup_printf("%s/%s", dir, name);
 	t_run(&r, "cp --sparse=always %s/guest.img %s", cache, img);
 	cr_assert_eq(r.status, 0, "copy failed: %s", r.err);
@@ -43,7 +52,6 @@ char *nt_guest(const char *dir, const char *name, const char *args, uint64_t *pa
 		*part_len = len;
 	free(part);
 	free(cache);
-	free(key);
 	return img;
 }
 

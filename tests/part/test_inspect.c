@@ -3,6 +3,7 @@
  * that inspecting never changes the image. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -427,4 +428,58 @@ Test(inspect, dirty_log_vhdx_inspects_read_only)
 	cr_assert(dirty, "no crash point left a dirty log that inspect can read");
 	free(data);
 	free(vhdx);
+}
+
+/* A differencing child whose parent moved: the locator fails with a
+ * one-line error, --parent finds it, and the table comes through the
+ * parent (the child has no blocks of its own). */
+Test(inspect, differencing_child_with_parent_override)
+{
+	char *raw = pt_mkgpt(dir, "w.img", "256M", 512, "windows");
+	char *a = t_strdup_printf("%s/a", dir), *b = t_strdup_printf("%s/b", dir);
+	char *base = t_strdup_printf("%s/base.vhdx", a);
+	char *moved = t_strdup_printf("%s/base.vhdx", b);
+	char *child = t_strdup_printf("%s/child.vhdx", a);
+	struct t_run r;
+
+	t_run(&r, "mkdir '%s' '%s' && qemu-img convert -f raw -O vhdx -o subformat=dynamic '%s' '%s'",
+	      a, b, raw, base);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "create '%s' --parent '%s'", child, base);
+	cr_assert_eq(r.status, 0, "create child: %s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(rename(base, moved), 0);
+
+	t_gpup(&r, "inspect '%s'", child);
+	cr_assert_eq(r.status, 1, "%s", r.out);
+	cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+	cr_assert(strstr(r.err, child) && strstr(r.err, "--parent"), "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	t_run_free(&r);
+
+	t_gpup(&r, "inspect --json '%s' --parent '%s'", child, moved);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	json_object *j = json_tokener_parse(r.out);
+	cr_assert(j, "not JSON: %s", r.out);
+	json_object *v = jget(j, "vhdx");
+	cr_assert_str_eq(json_object_get_string(jget(v, "type")), "differencing");
+	json_object *chain = jget(v, "parent_chain");
+	cr_assert_eq(json_object_array_length(chain), 1);
+	cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(chain, 0)), moved);
+	cr_assert(json_object_is_type(jget(v, "parent_locator"), json_type_object));
+	json_object *t = jget(j, "partition_table");
+	cr_assert_str_eq(json_object_get_string(jget(t, "kind")), "GPT");
+	cr_assert_eq(json_object_array_length(jget(t, "partitions")), 3);
+	json_object_put(j);
+	t_run_free(&r);
+
+	t_gpup(&r, "inspect '%s' --parent '%s'", child, moved);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	char *line = t_strdup_printf("Parent chain:     1. %s\n", moved);
+	cr_assert(strstr(r.out, line), "%s", r.out);
+	cr_assert(strstr(r.out, "VHDX type:        differencing"), "%s", r.out);
+	free(line);
+	t_run_free(&r);
+	free(raw); free(a); free(b); free(base); free(moved); free(child);
 }

@@ -2,7 +2,8 @@
  * random unaligned writes on disks > 4 GiB, across block and chunk
  * boundaries, mirrored into a sparse raw shadow; then the written regions
  * and samples of the rest are compared through gpup's engine and libvhdi,
- * and (512-byte sectors) the whole disk through `qemu-img compare`. */
+ * and (512-byte sectors) samples of the written ranges through qemu's VHDX
+ * driver plus `qemu-img check`. */
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -116,11 +117,20 @@ static void run(uint64_t size, uint32_t bs, uint32_t lss, uint64_t seed)
 	}
 	gp_disk_close(e, NULL);
 	gp_disk_close(d, NULL);
-	if (lss == 512) {
-		struct t_run r;
-		cr_assert_eq(t_run(&r, "qemu-img compare -f vhdx -F raw '%s' '%s'", img, shadow_path),
-			     0, "qemu-img compare: %s%s", r.out, r.err);
-		t_run_free(&r);
+	if (lss == 512) { /* qemu refuses 4096-byte sectors */
+		char *scratch = t_strdup_printf("%s/q.raw", dir);
+		for (int i = 0; i < NWRITES; i += NWRITES / 25) {
+			uint64_t a = w[i].off / 512 * 512;
+			uint64_t b = (w[i].off + w[i].len + 511) / 512 * 512;
+			uint8_t *q = vt_qemu_range(img, a, b - a, scratch);
+
+			memset(buf, 0, b - a);
+			cr_assert(pread(shadow, buf, b - a, (off_t)a) >= 0);
+			cr_assert(memcmp(q, buf, b - a) == 0, "qemu differs from the shadow at %llu",
+				  (unsigned long long)a);
+			free(q);
+		}
+		free(scratch);
 		cr_assert_eq(vt_qemu_check(img), 0);
 	}
 	close(shadow);

@@ -1,0 +1,286 @@
+/* test_vhdx_log.c — images with a dirty log (acceptance test 3): built by
+ * killing a writer at a flush boundary (GPUP_TEST_CRASH_AT) or by writing
+ * log entries the engine itself never writes (payload data, zeroing,
+ * multi-entry sequences, file extension). A read-only open presents the
+ * replayed view without changing the file; a read-write open replays it on
+ * disk and leaves an empty log that libvhdi and qemu-img then read right. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "le.h"
+#include "vhdx_priv.h"
+#include "vt.h"
+
+#define MiB (1024ull * 1024ull)
+#define SIZE (64 * MiB)
+
+static char *dir;
+static void setup(void) { dir = t_tmpdir(); }
+static void teardown(void) { t_rm_rf(dir); free(dir); }
+TestSuite(vhdx_log, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Run `gpup disk write IMG --offset OFF -i FILE` with GPUP_TEST_CRASH_AT=N. */
+static int crash_write(const char *img, uint64_t off, const void *buf, size_t len, int n)
+{
+	char *in = t_strdup_printf("%s/in.bin", dir);
+	struct t_run r;
+	int st;
+
+	cr_assert_eq(t_write_file(in, buf, len), 0);
+	st = t_run(&r, "GPUP_TEST_CRASH_AT=%d '%s' disk write '%s' --offset %llu -i '%s'", n,
+		   t_env("GPUP_BIN"), img, (unsigned long long)off, in);
+	t_run_free(&r);
+	free(in);
+	return st;
+}
+
+/* The expected whole-disk image after base + pattern. */
+struct scene {
+	char *img;
+	uint8_t *expect;   /* with the crashed write applied */
+	uint8_t *before;   /* without it */
+};
+
+static void scene_init(struct scene *s, uint64_t off, size_t len, int crash_at)
+{
+	uint64_t seed = 99;
+	uint8_t *p0 = malloc(3 * MiB), *p1 = malloc(len);
+
+	s->img = t_strdup_printf("%s/d.vhdx", dir);
+	vt_create(s->img, SIZE, 1 * MiB, 512);
+	t_fill_random(p0, 3 * MiB, &seed);
+	vt_write(s->img, p0, 3 * MiB, 100);
+	s->before = calloc(1, SIZE);
+	memcpy(s->before + 100, p0, 3 * MiB);
+	s->expect = malloc(SIZE);
+	memcpy(s->expect, s->before, SIZE);
+	t_fill_random(p1, len, &seed);
+	memcpy(s->expect + off, p1, len);
+	cr_assert_eq(crash_write(s->img, off, p1, len, crash_at), 99,
+		     "the writer dies at flush boundary %d", crash_at);
+	free(p0);
+	free(p1);
+}
+
+static void scene_free(struct scene *s)
+{
+	free(s->img);
+	free(s->expect);
+	free(s->before);
+}
+
+/* Read-only through the engine: the replayed view, the file untouched. */
+static void check_readonly_view(const char *img, const uint8_t *expect)
+{
+	char h1[65], h2[65];
+	struct gp_disk_open_opts ro = { 0 }, lv = { .backend = GP_DISK_BACKEND_LIBVHDI };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	struct vhdx_info info;
+	struct stat st1, st2;
+	uint8_t *got;
+
+	cr_assert(vt_dirty(img), "the log must hold updates");
+	cr_assert_eq(t_sha256_file(img, h1), 0);
+	cr_assert_eq(stat(img, &st1), 0);
+	cr_assert_eq(gp_disk_open(img, &ro, &d, &err), 0, "%s", err.msg);
+	cr_assert_eq(vhdx_get_info(gp_disk_vhdx(d), &info), 0);
+	cr_assert_eq(info.log_state, VHDX_LOG_DIRTY);
+	cr_assert(!info.log_replayed);
+	vhdx_info_free(&info);
+	got = malloc(SIZE);
+	cr_assert_eq(gp_disk_pread(d, got, SIZE, 0), 0, "%s", gp_disk_error(d)->msg);
+	cr_assert(memcmp(got, expect, SIZE) == 0, "read-only view of the replayed log");
+	gp_disk_close(d, NULL);
+	free(got);
+	cr_assert_eq(t_sha256_file(img, h2), 0);
+	cr_assert_eq(stat(img, &st2), 0);
+	cr_assert_str_eq(h1, h2, "a read-only open must not write");
+	cr_assert_eq(st1.st_size, st2.st_size);
+	cr_assert(vt_dirty(img));
+	/* libvhdi would read the stale BAT: the backend refuses. */
+	cr_assert_eq(gp_disk_open(img, &lv, &d, &err), GP_ERR_UNSUPPORTED);
+	cr_assert(strstr(err.msg, "log"), "%s", err.msg);
+}
+
+/* Read-write open replays; afterwards every reader agrees. */
+static void check_replay(const char *img, const uint8_t *expect)
+{
+	struct gp_disk_open_opts rw = { .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	struct vhdx_info info;
+	char *q = t_strdup_printf("%s/q.raw", dir);
+	size_t qlen;
+	uint8_t *got;
+
+	cr_assert_eq(gp_disk_open(img, &rw, &d, &err), 0, "%s", err.msg);
+	cr_assert_eq(vhdx_get_info(gp_disk_vhdx(d), &info), 0);
+	cr_assert(info.log_replayed);
+	vhdx_info_free(&info);
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	cr_assert(!vt_dirty(img), "the log is empty after a read-write open");
+	got = vt_read(img, GP_DISK_BACKEND_DEFAULT, NULL, 0, SIZE);
+	cr_assert(memcmp(got, expect, SIZE) == 0, "engine after replay");
+	free(got);
+	got = vt_read(img, GP_DISK_BACKEND_LIBVHDI, NULL, 0, SIZE);
+	cr_assert(memcmp(got, expect, SIZE) == 0, "libvhdi after replay");
+	free(got);
+	got = vt_qemu_raw(img, q, &qlen);
+	cr_assert_eq(qlen, SIZE);
+	cr_assert(memcmp(got, expect, SIZE) == 0, "qemu-img after replay");
+	free(got);
+	cr_assert_eq(vt_qemu_check(img), 0);
+	free(q);
+}
+
+Test(vhdx_log, crash_after_log_activation_replays_unapplied_bat)
+{
+	struct scene s;
+
+	/* A new block (8 MiB is unallocated) plus an allocated one: the BAT
+	 * update exists only in the log. */
+	scene_init(&s, 8 * MiB - 1000, 5000, 5);
+	check_readonly_view(s.img, s.expect);
+	check_replay(s.img, s.expect);
+	scene_free(&s);
+}
+
+Test(vhdx_log, crash_after_bat_applied_replays_idempotently)
+{
+	struct scene s;
+
+	scene_init(&s, 20 * MiB + 3, 2 * MiB, 6);
+	check_readonly_view(s.img, s.expect);
+	check_replay(s.img, s.expect);
+	scene_free(&s);
+}
+
+Test(vhdx_log, crash_before_log_activation_keeps_previous_state)
+{
+	struct scene s;
+	uint8_t *got;
+
+	scene_init(&s, 30 * MiB, 4096, 4);
+	cr_assert(!vt_dirty(s.img), "the log entry is written but not yet active");
+	got = vt_read(s.img, GP_DISK_BACKEND_LIBVHDI, NULL, 0, SIZE);
+	cr_assert(memcmp(got, s.before, SIZE) == 0, "unflushed write not visible, old data intact");
+	free(got);
+	cr_assert_eq(vt_qemu_check(s.img), 0);
+	scene_free(&s);
+}
+
+/* Write @entries into the log and point the header at @guid, as a writer
+ * that died after activating its log would leave them. */
+static void plant_log(const char *img, const struct vhdx_guid *guid, const uint8_t *log,
+		      size_t loglen)
+{
+	struct vhdx_open_opts o = { 0 };
+	struct gp_error err = { 0 };
+	struct vhdx *v;
+	struct vhdx_header h;
+	uint8_t hb[VHDX_HEADER_SIZE];
+	int fd, slot;
+
+	cr_assert_eq(vhdx_open(img, &o, &v, &err), 0, "%s", err.msg);
+	h = v->hdr;
+	slot = 1 - v->cur_slot;
+	vhdx_close(v, NULL);
+	h.sequence++;
+	h.log_guid = *guid;
+	vhdx_header_serialize(&h, hb);
+	fd = open(img, O_RDWR);
+	cr_assert(fd >= 0);
+	cr_assert_eq(pwrite(fd, log, loglen, (off_t)h.log_offset), (ssize_t)loglen);
+	cr_assert_eq(pwrite(fd, hb, sizeof(hb), slot ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET),
+		     (ssize_t)sizeof(hb));
+	close(fd);
+}
+
+Test(vhdx_log, replays_data_zero_descriptors_sequences_and_extension)
+{
+	char *img = t_strdup_printf("%s/c.vhdx", dir);
+	struct vhdx_open_opts o = { 0 };
+	struct gp_error err = { 0 };
+	struct vhdx *v;
+	uint64_t seed = 5, b0, b1, bat_off, bat5, newoff, last;
+	uint8_t *expect = malloc(SIZE), sec_a[4096], sec_b[4096], batsec[4096];
+	uint8_t *e1, *e2, *log;
+	size_t l1, l2;
+	struct vhdx_guid g;
+	struct stat st;
+
+	vt_create(img, SIZE, 1 * MiB, 512);
+	t_fill_random(expect, SIZE, &seed);
+	memset(expect + 2 * MiB, 0, SIZE - 2 * MiB);
+	vt_write(img, expect, 2 * MiB, 0); /* blocks 0 and 1 */
+
+	cr_assert_eq(vhdx_open(img, &o, &v, &err), 0, "%s", err.msg);
+	b0 = vhdx_bat_offset(v->bat[vhdx_bat_payload_index(&v->geo, 0)]);
+	b1 = vhdx_bat_offset(v->bat[vhdx_bat_payload_index(&v->geo, 1)]);
+	bat_off = v->bat_offset;
+	bat5 = vhdx_bat_payload_index(&v->geo, 5);
+	vhdx_bat_serialize(v->bat, 512, batsec);
+	newoff = (v->file_size + MiB - 1) / MiB * MiB + 4 * MiB; /* past the end */
+	last = newoff + MiB;
+	vhdx_close(v, NULL);
+
+	/* Entry 1 (seq 7, tail 0): payload sector of block 0 := A; zero the
+	 * first 8 KiB of block 1; block 5 := FULLY_PRESENT at newoff. */
+	t_fill_random(sec_a, sizeof(sec_a), &seed);
+	t_fill_random(sec_b, sizeof(sec_b), &seed);
+	put_le64(batsec + bat5 * 8, vhdx_bat_make(VHDX_PAYLOAD_FULLY_PRESENT, newoff));
+	struct vhdx_log_update u1[] = {
+		{ b0 + 4096, 4096, sec_a }, { b1, 8192, NULL }, { bat_off, 4096, batsec },
+	};
+	vhdx_guid_generate(&g);
+	cr_assert_eq(vhdx_log_build_entry(&g, 7, 0, 0, last, u1, 3, &e1, &l1), 0);
+	/* Entry 2 (seq 8, tail 0): the same payload sector := B (later wins). */
+	struct vhdx_log_update u2[] = { { b0 + 4096, 4096, sec_b } };
+	cr_assert_eq(vhdx_log_build_entry(&g, 8, 0, 0, last, u2, 1, &e2, &l2), 0);
+	log = calloc(1, l1 + l2);
+	memcpy(log, e1, l1);
+	memcpy(log + l1, e2, l2);
+	plant_log(img, &g, log, l1 + l2);
+	memcpy(expect + 4096, sec_b, 4096);
+	memset(expect + MiB, 0, 8192);
+	/* block 5 now maps past the old end of the file: zeros after extension */
+
+	check_readonly_view(img, expect);
+	check_replay(img, expect);
+	cr_assert_eq(stat(img, &st), 0);
+	cr_assert_geq((uint64_t)st.st_size, last, "file extended to LastFileOffset");
+	free(e1); free(e2); free(log); free(expect); free(img);
+}
+
+Test(vhdx_log, a_log_guid_without_valid_entries_is_corrupt)
+{
+	char *img = t_strdup_printf("%s/e.vhdx", dir);
+	struct gp_disk_open_opts ro = { 0 };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	struct vhdx_guid g;
+	uint8_t junk[4096] = { 0 };
+	char h1[65], h2[65];
+
+	vt_create(img, SIZE, 1 * MiB, 512);
+	vhdx_guid_generate(&g);
+	plant_log(img, &g, junk, sizeof(junk));
+	cr_assert_eq(t_sha256_file(img, h1), 0);
+	cr_assert_eq(gp_disk_open(img, &ro, &d, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "e.vhdx: log at 0x100000"), "%s", err.msg);
+	ro.writable = true;
+	gp_error_clear(&err);
+	cr_assert_eq(gp_disk_open(img, &ro, &d, &err), GP_ERR_CORRUPT);
+	cr_assert_eq(t_sha256_file(img, h2), 0);
+	cr_assert_str_eq(h1, h2);
+	free(img);
+}
+
+Test(vhdx_log, crc32c_known_answer)
+{
+	cr_assert_eq(crc32c("123456789", 9), 0xE3069283u);
+	cr_assert_eq(crc32c_update(crc32c("1234", 4), "56789", 5), 0xE3069283u);
+}
