@@ -973,6 +973,20 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 	return 0;
 }
 
+/* The manifest knows every file's hash: no archive reading needed. */
+static int stream_expected(struct gp_inject_stream *s, const struct gp_inject_file *f,
+			   uint8_t sha256[32], struct gp_error *err)
+{
+	struct bundle_stream *bs = s->ctx;
+	ssize_t idx = find_file(bs->b, f->guest_path);
+
+	if (idx < 0)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: '%s' is not in the bundle", bs->b->path,
+				    f->guest_path);
+	memcpy(sha256, bs->b->m->set.files[idx].sha256, 32);
+	return 0;
+}
+
 static void stream_destroy(struct gp_inject_stream *s)
 {
 	struct bundle_stream *bs = s->ctx;
@@ -989,6 +1003,7 @@ static const struct gp_inject_stream_ops bundle_stream_ops = {
 	.open = stream_open,
 	.read = stream_read,
 	.close = stream_close,
+	.expected = stream_expected,
 	.destroy = stream_destroy,
 };
 

@@ -207,6 +207,8 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
  *  - close(sha256) fails with GP_ERR_MISMATCH, naming the file, when the
  *    entry's length, the SHA-256 of its bytes, or the @sha256 passed in
  *    (what the caller hashed) differ from the manifest; @sha256 may be NULL.
+ *  - expected(f) gives f's SHA-256 from the manifest (GP_ERR_INVALID when
+ *    f is not in it), without touching the archive.
  *  - destroy() releases the archive reader.
  * The stream keeps a pointer to @b: destroy it before gp_bundle_close().
  * Returns 0, GP_ERR_IO, GP_ERR_CORRUPT, GP_ERR_MISMATCH (the archive's

@@ -203,6 +203,10 @@ static int cmp_cand(const struct gp_candidate *a, const struct gp_candidate *b)
 {
 	int c;
 
+	if ((a->rank == GP_MATCH_NONE) != (b->rank == GP_MATCH_NONE))
+		return a->rank != GP_MATCH_NONE ? -1 : 1;
+	if (a->compatible != b->compatible)
+		return a->compatible ? 1 : -1;
 	if (a->rank != b->rank)
 		return a->rank > b->rank ? -1 : 1;
 	if (a->rank == GP_MATCH_NONE) {
@@ -240,12 +244,17 @@ static const char *ver_text(const struct gp_package *p, char *buf, size_t size)
 }
 
 /* Verdict and explanation of every candidate after sorting (cands[0] is
- * the best). @chosen: whether cands[0] won. */
+ * the best, and the chosen one when r->pkg is set). */
 static bool explain(struct gp_resolution *r, const struct score *sc, const char *arch,
 		    uint32_t build, const char *gpu_text)
 {
 	const struct gp_candidate *best = r->pkg ? &r->cands[0] : NULL;
-	char v1[64], v2[64];
+	char v1[64], v2[64], guest[48];
+
+	if (build)
+		snprintf(guest, sizeof(guest), "%s, build %u", arch, (unsigned)build);
+	else
+		snprintf(guest, sizeof(guest), "%s, newest build", arch);
 
 	for (size_t i = 0; i < r->n_cands; i++) {
 		struct gp_candidate *c = &r->cands[i];
@@ -255,12 +264,13 @@ static bool explain(struct gp_resolution *r, const struct score *sc, const char 
 		if (best && c == best) {
 			c->verdict = GP_CAND_CHOSEN;
 			if (c->model)
-				c->why = fmt("chosen: %s (%s) in [%s], DriverVer %s", c->matched_id,
-					     rank_name(c->rank), p->targets[c->model->target].models_section,
+				c->why = fmt("chosen: %s (%s%s) in [%s], DriverVer %s", c->matched_id,
+					     rank_name(c->rank), c->compatible ? ", compatible ID" : "",
+					     p->targets[c->model->target].models_section,
 					     ver_text(p, v1, sizeof(v1)));
 			else
-				c->why = fmt("chosen: the only display driver in the store, newest "
-					     "DriverVer %s", ver_text(p, v1, sizeof(v1)));
+				c->why = fmt("chosen: the newest display driver of the only GPU vendor "
+					     "in the store, DriverVer %s", ver_text(p, v1, sizeof(v1)));
 		} else if (!s->display) {
 			c->verdict = GP_CAND_NOT_DISPLAY;
 			c->why = fmt("lost: not a display driver (Class %s, ClassGuid %s)",
@@ -268,19 +278,29 @@ static bool explain(struct gp_resolution *r, const struct score *sc, const char 
 				     *p->class_guid ? p->class_guid : "(none)");
 		} else if (c->rank == GP_MATCH_NONE && !s->fits_some) {
 			c->verdict = GP_CAND_TARGET_OS;
-			c->why = fmt("lost: no TargetOS fits the guest (%s, build %s%u); package arch %s",
-				     arch, build ? "" : "newest ", build, p->arch);
+			c->why = fmt("lost: no TargetOS fits the guest (%s); package arch %s",
+				     guest, p->arch);
+		} else if (r->automatic && c->rank == GP_MATCH_NONE && !s->matched_any) {
+			c->verdict = GP_CAND_NO_MATCH;
+			c->why = fmt("lost: drives no PCI GPU (no PCI\\VEN_xxxx&DEV_xxxx hardware ID)");
+		} else if (r->automatic && c->rank == GP_MATCH_NONE) {
+			c->verdict = GP_CAND_NO_MATCH;
+			c->why = fmt("lost: --gpu auto found display drivers for several GPU vendors; "
+				     "name the GPU");
 		} else if (c->rank == GP_MATCH_NONE && s->matched_any) {
 			c->verdict = GP_CAND_TARGET_OS;
 			c->why = fmt("lost: %s matches only under TargetOS %s, which does not fit the "
-				     "guest (%s, build %s%u)", gpu_text, s->unfit_deco ? s->unfit_deco : "?",
-				     arch, build ? "" : "newest ", build);
+				     "guest (%s)", gpu_text, s->unfit_deco ? s->unfit_deco : "?", guest);
 		} else if (c->rank == GP_MATCH_NONE && gpu_text) {
 			c->verdict = GP_CAND_NO_MATCH;
 			c->why = fmt("lost: no model matches %s", gpu_text);
 		} else if (c->rank == GP_MATCH_NONE) {
 			c->verdict = GP_CAND_NO_MATCH;
-			c->why = fmt("lost: --gpu auto found several display drivers; name the GPU");
+			c->why = fmt("lost: not chosen");
+		} else if (best && c->compatible && !best->compatible) {
+			c->verdict = GP_CAND_LESS_SPECIFIC;
+			c->why = fmt("lost: %s matches only the compatible ID %s; the chosen package "
+				     "matches a hardware ID", p->folder, c->matched_id);
 		} else if (best && c->rank < best->rank) {
 			c->verdict = GP_CAND_LESS_SPECIFIC;
 			c->why = fmt("lost: %s matches %s (%s), less specific than the chosen %s",
@@ -296,7 +316,7 @@ static bool explain(struct gp_resolution *r, const struct score *sc, const char 
 				     "greater folder name wins", ver_text(p, v1, sizeof(v1)));
 		} else {
 			c->verdict = GP_CAND_NO_MATCH;
-			c->why = fmt("lost: --gpu auto found several display drivers; name the GPU");
+			c->why = fmt("lost: not chosen");
 		}
 		if (!c->why)
 			return false;
@@ -334,10 +354,15 @@ static void score_for_gpu(struct gp_store *s, const struct gp_gpu_id *gpu, const
 					sc[i].unfit_deco = t->decoration;
 					continue;
 				}
-				/* Best rank; on a tie the decoration for the
+				/* Best: a hardware-ID (first ID) match, then
+				 * the rank; on a tie the decoration for the
 				 * newer build (the more specific one) wins. */
-				if (r > c->rank || (r == c->rank && t->build > best_build)) {
+				bool compat = k > 0;
+				if (c->rank == GP_MATCH_NONE || (c->compatible && !compat) ||
+				    (c->compatible == compat &&
+				     (r > c->rank || (r == c->rank && t->build > best_build)))) {
 					c->rank = r;
+					c->compatible = compat;
 					c->model = mo;
 					c->matched_id = mo->ids[k];
 					best_build = t->build;
@@ -347,91 +372,100 @@ static void score_for_gpu(struct gp_store *s, const struct gp_gpu_id *gpu, const
 	}
 }
 
-/* "auto": group display packages that fit the guest by INF name. */
+/* The PCI vendor of a display package: that of its first model ID of the
+ * form PCI\VEN_xxxx&DEV_xxxx[...], or -1 when it has none. Display-class
+ * packages without one (Microsoft Basic Display's PCI\CC_0300, Hyper-V
+ * video's VMBUS\..., indirect displays' SWD\...) drive no partitionable
+ * GPU, so "auto" ignores them. */
+static int package_vendor(const struct gp_package *p)
+{
+	for (size_t m = 0; m < p->n_models; m++) {
+		for (size_t k = 0; k < p->models[m].n_ids; k++) {
+			const char *id = p->models[m].ids[k];
+			struct gp_gpu_id g;
+			bool other;
+
+			if (strncasecmp(id, "PCI\\", 4) == 0 &&
+			    parse_pci_tokens(id + 4, strlen(id + 4), &g, &other) && !other)
+				return g.ven;
+		}
+	}
+	return -1;
+}
+
+/* Newer DriverVer wins; on a tie, the greater folder name. */
+static bool newer(const struct gp_package *p, const struct gp_package *than)
+{
+	int c;
+
+	if (!than)
+		return true;
+	c = gp_package_cmp_version(p, than);
+	return c > 0 || (c == 0 && strcmp(p->folder, than->folder) > 0);
+}
+
+/* "auto": the display packages that fit the guest, grouped by GPU vendor.
+ * One vendor: its newest package. Several: the caller must name the GPU. */
 static int resolve_auto(struct gp_store *s, const char *arch, uint32_t build,
 			struct gp_candidate *cands, struct score *sc, struct gp_resolution *r)
 {
-	const struct gp_package *newest = NULL;
-	const char *first_inf = NULL;
-	char *list = NULL;
+	const struct gp_package *best[8] = { NULL };   /* newest per vendor */
+	int vens[8];
 	size_t groups = 0;
+	char *list = NULL;
 
 	for (size_t i = 0; i < s->n_pkgs; i++) {
 		const struct gp_package *p = s->pkgs[i];
+		int ven;
+		size_t g;
+
 		cands[i].pkg = p;
 		sc[i].display = p->is_display;
 		for (size_t t = 0; t < p->n_targets; t++)
 			if (gp_target_fits(&p->targets[t], p, arch, build))
 				sc[i].fits_some = true;
-	}
-	for (size_t i = 0; i < s->n_pkgs; i++) {
-		const struct gp_package *p = s->pkgs[i];
-		bool seen = false;
-
-		if (!p->is_display || !sc[i].fits_some)
+		if (!p->is_display || !sc[i].fits_some || (ven = package_vendor(p)) < 0)
 			continue;
-		for (size_t j = 0; j < i; j++)
-			if (s->pkgs[j]->is_display && sc[j].fits_some &&
-			    gp_str_ieq(s->pkgs[j]->inf_name, p->inf_name))
-				seen = true;
-		if (seen)
-			continue;
-		groups++;
-		if (!first_inf)
-			first_inf = p->inf_name;
-		{
-			/* Name the GPU vendor(s) the driver is for. */
-			char vens[64] = "";
-			for (size_t m = 0; m < p->n_models && strlen(vens) < 40; m++) {
-				struct gp_gpu_id id;
-				bool other;
-				if (p->models[m].n_ids == 0 ||
-				    strncasecmp(p->models[m].ids[0], "PCI\\", 4) != 0 ||
-				    !parse_pci_tokens(p->models[m].ids[0] + 4, strlen(p->models[m].ids[0] + 4),
-						      &id, &other))
-					continue;
-				char v[16];
-				snprintf(v, sizeof(v), "VEN_%04X", id.ven);
-				if (!strstr(vens, v)) {
-					if (*vens)
-						strcat(vens, ",");
-					strcat(vens, v);
-				}
-			}
-			char *n = fmt("%s%s%s (%s%s%s)", list ? list : "", list ? ", " : "", p->inf_name,
-				      *p->provider ? p->provider : "unknown provider", *vens ? ", " : "", vens);
-			free(list);
-			list = n;
-			if (!list)
-				return gp_error_set(&s->err, GP_ERR_NOMEM, "out of memory");
+		sc[i].matched_any = true;   /* a GPU driver: ranked below */
+		for (g = 0; g < groups && vens[g] != ven; g++)
+			;
+		if (g == groups) {
+			if (groups == sizeof(vens) / sizeof(vens[0]))
+				continue;   /* more vendors than anyone has: listed as 8 */
+			vens[groups++] = ven;
 		}
+		if (newer(p, best[g]))
+			best[g] = p;
+	}
+	for (size_t g = 0; g < groups; g++) {
+		char *n = fmt("%s%s%s (%s, VEN_%04X)", list ? list : "", list ? ", " : "",
+			      best[g]->inf_name, *best[g]->provider ? best[g]->provider : "unknown provider",
+			      (unsigned)vens[g]);
+		free(list);
+		list = n;
+		if (!list)
+			return gp_error_set(&s->err, GP_ERR_NOMEM, "out of memory");
 	}
 	if (groups == 0) {
 		free(list);
 		return gp_error_set(&s->err, GP_ERR_NOTFOUND,
-				    "%s: no display driver package for a %s guest in the DriverStore",
-				    s->repo_dir, arch);
+				    "%s: no display driver package for a PCI GPU on a %s guest in the "
+				    "DriverStore", s->repo_dir, arch);
 	}
 	if (groups > 1) {
 		int rc = gp_error_set(&s->err, GP_ERR_INVALID,
-				      "--gpu auto: the DriverStore holds %zu display drivers: %s; "
-				      "name the GPU with --gpu", groups, list);
+				      "--gpu auto: the DriverStore holds display drivers for %zu GPU "
+				      "vendors: %s; name the GPU with --gpu", groups, list);
 		free(list);
 		return rc;
 	}
 	free(list);
-	for (size_t i = 0; i < s->n_pkgs; i++) {
-		const struct gp_package *p = s->pkgs[i];
-		if (!p->is_display || !sc[i].fits_some || !gp_str_ieq(p->inf_name, first_inf))
-			continue;
-		/* Rank all of the group as equal matches so the sort orders
-		 * them by DriverVer. */
-		cands[i].rank = GP_MATCH_VEN_DEV;
-		if (!newest || gp_package_cmp_version(p, newest) > 0 ||
-		    (gp_package_cmp_version(p, newest) == 0 && strcmp(p->folder, newest->folder) > 0))
-			newest = p;
-	}
-	r->pkg = newest;
+	/* Rank the vendor's packages as equal matches, so that the sort
+	 * orders them by DriverVer and the verdicts say "older". */
+	for (size_t i = 0; i < s->n_pkgs; i++)
+		if (sc[i].matched_any && package_vendor(s->pkgs[i]) == vens[0])
+			cands[i].rank = GP_MATCH_VEN_DEV;
+	r->pkg = best[0];
 	return 0;
 }
 

@@ -273,12 +273,8 @@ out:
  * may itself contain '_' and '.', so search for ".inf_" from the left. */
 static bool parse_folder_name(const char *name, char **inf, char **arch)
 {
-	const char *p = NULL, *a, *u;
+	const char *p = strcasestr(name, ".inf_"), *a, *u;
 
-	for (const char *q = name; (q = strcasestr(q, ".inf_")); q++) {
-		p = q;
-		break;
-	}
 	if (!p || p == name)
 		return false;
 	a = p + 5;

@@ -162,6 +162,9 @@ struct gp_candidate {
 	const struct gp_model *model;   /* best matching model, NULL if none */
 	const char *matched_id;         /* the model's ID that matched, NULL if none */
 	enum gp_match_rank rank;
+	bool compatible;                /* matched_id is a compatible ID of its model
+					 * line (not the first, hardware ID): ranks
+					 * below every hardware-ID match, as in Windows */
 	enum gp_candidate_verdict verdict;
 	char *why;                      /* one line for --explain */
 };
@@ -180,14 +183,17 @@ struct gp_resolution {
  * gp_gpu_id_parse()), or "auto". @target may be NULL (amd64, newest build).
  *
  * Ranking (like Windows): Display class only; a models section whose TargetOS
- * fits the guest (arch equal or any; build <= guest build); the most specific
- * hardware-ID match (VEN&DEV&SUBSYS&REV > VEN&DEV&SUBSYS > VEN&DEV&REV >
+ * fits the guest (arch equal or any; build <= guest build); a match on a
+ * model's hardware ID (its first ID) before one on a compatible ID; the most
+ * specific match (VEN&DEV&SUBSYS&REV > VEN&DEV&SUBSYS > VEN&DEV&REV >
  * VEN&DEV, case-insensitive); then newest DriverVer date, then version
  * a.b.c.d numerically; a final tie goes to the greater folder name.
  *
- * "auto" picks the only display driver (display packages grouped by INF
- * name) that has a package fitting the guest, and its newest package; with
- * several, it fails listing them.
+ * "auto" groups the display packages that fit the guest by GPU vendor (the
+ * PCI VEN of their hardware IDs; packages with no PCI\VEN_&DEV_ ID, such as
+ * Microsoft Basic Display, drive no partitionable GPU and are ignored). One
+ * vendor: its newest package, with every model's install section counting
+ * for the injection set (model NULL). Several: an error listing them.
  *
  * Returns 0 with *out set, GP_ERR_INVALID (@gpu unparsable),
  * GP_ERR_NOTFOUND (no package fits; the message names the GPU),
@@ -256,19 +262,33 @@ struct gp_inject_set {
 
 /* Compute the injection set of @pkg for @model (the resolution's model;
  * NULL = follow every model's install section, used for "auto"):
- *  - the whole package folder, recursively, under GP_GUEST_HOSTDRIVERSTORE;
- *  - System32 / SysWOW64 companions: CopyFiles of the install section
- *    (and its decorated variant .NT<arch> / .NT) whose DestinationDirs is
- *    11, 10,System32 (System32) or 16425, 10,SysWOW64 (SysWOW64), with
- *    renames honoured; plus CopyToVm* AddReg entries of those sections.
- *    Sources come from the package folder, else the host's System32 /
- *    SysWOW64 (when the store knows the Windows directory);
+ *  - the whole package folder, recursively (regular files only), under
+ *    GP_GUEST_HOSTDRIVERSTORE/<folder>, whether the INF lists a file or not;
+ *  - System32 / SysWOW64 companions. The install section run is the first
+ *    of <section>.NT<arch>, <section>.NT, <section> that exists; its
+ *    CopyFiles (file-list sections and @file), AddReg, CopyINF and Needs
+ *    (sections of the same INF, each once, at most 16 deep) are followed;
+ *    Include'd in-box INFs are not. A file-list section is a companion when
+ *    its DestinationDirs entry (else DefaultDestDir, else 11) is 11 or
+ *    10,System32 (-> Windows/System32) or 16425 or 10,SysWOW64
+ *    (-> Windows/SysWOW64), subdirectories kept ("11,lxss\lib"); renames
+ *    ("dest,source") honoured. AddReg lines HKR,CopyToVm{Overwrite,WhenNewer}
+ *    [Wow64],<name>,<flags>,... build REG_MULTI_SZ lists of source,dest
+ *    pairs (REG_MULTI_SZ sets, FLG_ADDREG_APPEND adds), each pair one
+ *    companion in System32 (SysWOW64 for the *Wow64 keys). A companion's
+ *    bytes come from the package folder (at its [SourceDisksFiles] place),
+ *    else from the host's System32 / SysWOW64 under the installed name
+ *    (when the store knows the Windows directory). Destination names with a
+ *    path in them are skipped with a note. The same guest path twice (any
+ *    case) is one file whose origin lists both reasons;
  *  - CopyINF= packages found in the store (the newest folder of that INF
- *    name, matching arch), each as its own HostDriverStore folder.
+ *    name and the package's arch), each as its own HostDriverStore folder.
  * @opts may be NULL. Returns 0 with *out set (free with
  * gp_inject_set_free()), GP_ERR_NOTFOUND (a listed companion exists nowhere
- * and !allow_missing: the message names it), GP_ERR_CORRUPT (the INF no
- * longer parses), GP_ERR_IO, GP_ERR_NOMEM. Errors go to gp_store_error(s). */
+ * and !allow_missing: the message names it and its guest path),
+ * GP_ERR_CORRUPT (the INF no longer parses, Needs nested too deep),
+ * GP_ERR_UNSUPPORTED (package folders nested deeper than 32 levels),
+ * GP_ERR_IO, GP_ERR_NOMEM. Errors go to gp_store_error(s). */
 int gp_store_injection_set(struct gp_store *s, const struct gp_package *pkg,
 			   const struct gp_model *model, const struct gp_inject_opts *opts,
 			   struct gp_inject_set **out);

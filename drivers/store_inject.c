@@ -379,22 +379,24 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 
 /* ---- following the INF --------------------------------------------------- */
 
-/* Guest directory for a DestinationDirs entry "dirid[,subdir]", or NULL
- * when the files do not go to System32 / SysWOW64 (13 = the driver store
- * itself, 12 = drivers, ...). Subdirectories are kept ("11,lxss\lib");
- * ones that would climb out (".."), or carry a drive, are refused. */
-static char *guest_dir_for(const char *dirid_text, const char *sub)
+/* Guest directory for a DestinationDirs entry "dirid[,subdir]": *out is
+ * NULL when the files do not go to System32 / SysWOW64 (13 = the driver
+ * store itself, 12 = drivers, ...). Subdirectories are kept
+ * ("11,lxss\\lib"); ones that would climb out (".."), or carry a drive,
+ * make the entry no companion directory. Returns 0 or GP_ERR_NOMEM. */
+static int guest_dir_for(const char *dirid_text, const char *sub, char **out)
 {
 	unsigned long dirid;
 	const char *base = NULL;
-	char *clean, *out = NULL, *save = NULL, *tok, *end;
+	char *clean, *dir, *save = NULL, *tok, *end;
 
+	*out = NULL;
 	dirid = strtoul(dirid_text, &end, 10);
 	if (end == dirid_text || *end)
-		return NULL;
+		return 0;
 	clean = strdup(sub ? sub : "");
 	if (!clean)
-		return NULL;
+		return GP_ERR_NOMEM;
 	for (char *p = clean; *p; p++)
 		if (*p == '\\')
 			*p = '/';
@@ -414,47 +416,44 @@ static char *guest_dir_for(const char *dirid_text, const char *sub)
 	}
 	if (!base) {
 		free(clean);
-		return NULL;
+		return 0;
 	}
-	out = strdup(base);
-	for (tok = strtok_r(clean, "/", &save); out && tok; tok = strtok_r(NULL, "/", &save)) {
+	dir = strdup(base);
+	for (tok = strtok_r(clean, "/", &save); dir && tok; tok = strtok_r(NULL, "/", &save)) {
 		char *n;
 		if (strcmp(tok, ".") == 0 || strcmp(tok, "..") == 0 || strchr(tok, ':')) {
-			free(out);
-			out = NULL;
-			break;
+			free(dir);
+			free(clean);
+			return 0;
 		}
-		n = fmt("%s/%s", out, tok);
-		free(out);
-		out = n;
+		n = fmt("%s/%s", dir, tok);
+		free(dir);
+		dir = n;
 	}
 	free(clean);
-	return out;
+	if (!dir)
+		return GP_ERR_NOMEM;
+	*out = dir;
+	return 0;
 }
 
 /* The guest directory for files of copy section @section (NULL = the
  * default): its DestinationDirs entry, else DefaultDestDir, else DIRID 11,
- * setupapi's default when an INF names none. NULL when not a companion
- * directory; *oom on allocation failure. */
-static char *dest_dir(struct ctx *c, const char *section, bool *oom)
+ * setupapi's default when an INF names none. *out NULL when that is no
+ * companion directory. Returns 0 or GP_ERR_NOMEM. */
+static int dest_dir(struct ctx *c, const char *section, char **out)
 {
 	const struct gp_inf_section *dd = gp_inf_section(c->inf, "DestinationDirs");
 	const struct gp_inf_line *l = section ? gp_inf_line(dd, section) : NULL;
-	char *g;
 
-	*oom = false;
+	*out = NULL;
 	if (!l)
 		l = gp_inf_line(dd, "DefaultDestDir");
-	if (l && l->n_values == 0)
-		return NULL;
-	g = l ? guest_dir_for(l->values[0], l->n_values > 1 ? l->values[1] : "")
-	      : guest_dir_for("11", "");
-	/* guest_dir_for() returns NULL both for "not a companion" and for
-	 * ENOMEM; the latter is too rare to tell apart precisely, so only
-	 * the plain System32 case is checked. */
-	if (!g && !l)
-		*oom = true;
-	return g;
+	if (!l)
+		return guest_dir_for("11", "", out);
+	if (l->n_values == 0)
+		return 0;
+	return guest_dir_for(l->values[0], l->n_values > 1 ? l->values[1] : "", out);
 }
 
 /* The file-list section @name of a CopyFiles directive. */
@@ -462,13 +461,11 @@ static int copy_files_section(struct ctx *c, const char *name)
 {
 	const struct gp_inf_section *sec = gp_inf_section(c->inf, name);
 	char *gdir, *origin;
-	bool oom;
 	int rc = 0;
 
 	if (!sec)
 		return 0;   /* setupapi ignores a missing section, so do we */
-	gdir = dest_dir(c, name, &oom);
-	if (oom)
+	if (dest_dir(c, name, &gdir))
 		return nomem(c);
 	if (!gdir)
 		return 0;
@@ -568,10 +565,9 @@ static int directive(struct ctx *c, const char *key, const char *v, unsigned dep
 	if (gp_str_ieq(key, "CopyFiles")) {
 		if (v[0] == '@') {
 			/* A single file to DefaultDestDir. */
-			bool oom;
-			char *gdir = dest_dir(c, NULL, &oom), *origin;
+			char *gdir, *origin;
 			int rc;
-			if (oom)
+			if (dest_dir(c, NULL, &gdir))
 				return nomem(c);
 			if (!gdir)
 				return 0;
@@ -682,7 +678,13 @@ static const struct gp_package *find_copyinf(const struct gp_store *s, const cha
 					     const char *arch)
 {
 	const struct gp_package *best = NULL;
+	const char *base = name + strlen(name);
 
+	/* "CopyINF = .\sub\x.inf" names a file of the package's media;
+	 * in the DriverStore that INF is its own package, found by name. */
+	while (base > name && base[-1] != '\\' && base[-1] != '/')
+		base--;
+	name = base;
 	for (size_t i = 0; i < s->n_pkgs; i++) {
 		const struct gp_package *p = s->pkgs[i];
 		int cmp;

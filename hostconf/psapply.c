@@ -363,9 +363,11 @@ out_unlink:
 }
 
 /* Prefer the Windows 11 / Server 2025 cmdlet; Windows 10 / Server 2022 have
- * only Get-VMPartitionableGpu. */
+ * only Get-VMPartitionableGpu. UTF-8 output where the console allows it:
+ * otherwise a non-ASCII host name arrives in the OEM code page. */
 static const char query_cmd[] =
 	"$ErrorActionPreference = 'Stop'; "
+	"try { [Console]::OutputEncoding = [System.Text.Encoding]::UTF8 } catch { } "
 	"if (Get-Command -Name 'Hyper-V\\Get-VMHostPartitionableGpu' -ErrorAction SilentlyContinue) "
 	"{ Hyper-V\\Get-VMHostPartitionableGpu | ConvertTo-Json } "
 	"else { Hyper-V\\Get-VMPartitionableGpu | ConvertTo-Json }";

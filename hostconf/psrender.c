@@ -32,6 +32,10 @@ static const char ps_prologue[] =
 	"    if ($vm.State -eq 'Off') {\n"
 	"        return $false\n"
 	"    }\n"
+	"    # A Saved or Paused VM would lose its state: that is the user's call.\n"
+	"    if ($vm.State -ne 'Running') {\n"
+	"        throw \"VM '$VMName' is $($vm.State); start it and shut it down (or discard its saved state) first.\"\n"
+	"    }\n"
 	"    if ($StopVM -eq 0) {\n"
 	"        throw \"VM '$VMName' is $($vm.State); shut it down first (or render the script with --stop-vm).\"\n"
 	"    }\n"
@@ -179,7 +183,7 @@ static const char ps_apply[] =
 	"foreach ($r in 'VRAM', 'Encode', 'Decode', 'Compute') {\n"
 	"    Write-Host ('  {0,-8} Min {1}  Optimal {2}  Max {3}' -f $r, $a.\"MinPartition$r\", $a.\"OptimalPartition$r\", $a.\"MaxPartition$r\")\n"
 	"}\n"
-	"Write-Host ('  MMIO     Low {0} MiB  High {1} MiB  GuestControlledCacheTypes {2}' -f ($vm.LowMemoryMappedIoSpace / 1MB), ($vm.HighMemoryMappedIoSpace / 1MB), $vm.GuestControlledCacheTypes)\n"
+	"Write-Host ('  MMIO     Low {0} MiB  High {1} MiB  GuestControlledCacheTypes {2}' -f ($vm.LowMemoryMappedIoSpace / 1048576), ($vm.HighMemoryMappedIoSpace / 1048576), $vm.GuestControlledCacheTypes)\n"
 	"exit 0\n";
 
 static const char ps_revert[] =
@@ -232,7 +236,7 @@ static const char ps_revert[] =
 	"if ($after.Count -ne 0) {\n"
 	"    throw (\"Verification failed for VM '$VMName': \" + ($after -join '; '))\n"
 	"}\n"
-	"Write-Host \"VM '$VMName' has no GPU partition; MMIO Low $($vm.LowMemoryMappedIoSpace / 1MB) MiB, High $($vm.HighMemoryMappedIoSpace / 1MB) MiB.\"\n"
+	"Write-Host \"VM '$VMName' has no GPU partition; MMIO Low $($vm.LowMemoryMappedIoSpace / 1048576) MiB, High $($vm.HighMemoryMappedIoSpace / 1048576) MiB.\"\n"
 	"exit 0\n";
 
 int gp_ps_quote(FILE *out, const char *s, struct gp_error *err)

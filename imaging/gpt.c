@@ -430,13 +430,6 @@ bad:
 	return 1;
 }
 
-static int cmp_first_lba(const void *a, const void *b)
-{
-	const struct gp_partition *x = *(const struct gp_partition *const *)a;
-	const struct gp_partition *y = *(const struct gp_partition *const *)b;
-	return (x->first_lba > y->first_lba) - (x->first_lba < y->first_lba);
-}
-
 /* Turn the checked array of @c into partitions; a used entry outside the
  * usable LBAs, reversed, or overlapping another is corruption. */
 static int gpt_collect(struct part_reader *r, const struct gpt_copy *c)
@@ -479,29 +472,7 @@ static int gpt_collect(struct part_reader *r, const struct gpt_copy *c)
 		if (rc)
 			return rc;
 	}
-
-	/* Overlap check on a sorted view. */
-	if (r->pt->count > 1) {
-		const struct gp_partition **v = malloc(r->pt->count * sizeof(*v));
-		if (!v)
-			return gp_error_set(r->err, GP_ERR_NOMEM, "%s: out of memory", r->path);
-		for (size_t i = 0; i < r->pt->count; i++)
-			v[i] = &r->pt->parts[i];
-		qsort(v, r->pt->count, sizeof(*v), cmp_first_lba);
-		for (size_t i = 1; i < r->pt->count; i++)
-			if (v[i]->first_lba <= v[i - 1]->last_lba) {
-				rc = gp_error_set(r->err, GP_ERR_CORRUPT,
-						  "%s: GPT entries %u and %u overlap (LBAs %llu..%llu and %llu..%llu)",
-						  r->path, v[i - 1]->number, v[i]->number,
-						  (unsigned long long)v[i - 1]->first_lba,
-						  (unsigned long long)v[i - 1]->last_lba,
-						  (unsigned long long)v[i]->first_lba,
-						  (unsigned long long)v[i]->last_lba);
-				break;
-			}
-		free(v);
-	}
-	return rc;
+	return part_check_overlaps(r, "GPT entries");
 }
 
 int gpt_read(struct part_reader *r)

@@ -252,5 +252,7 @@ int mbr_read(struct part_reader *r, const uint8_t *sector0)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	/* Primaries were checked against each other above; logical
+	 * partitions can still overlap one another. */
+	return part_check_overlaps(r, "MBR partitions");
 }

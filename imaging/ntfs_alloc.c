@@ -1,21 +1,29 @@
 /* ntfs_alloc.c — compact placement of new file data.
  *
- * Why: libntfs-3g's allocator starts every new file at a moving "zone
- * position" that it advances by the file's end plus 4096 clusters, and
- * inside a 32768-cluster bitmap window it takes the largest free run first.
- * Copying a package of many files therefore scatters them over the whole
- * volume (1.3 GB touched 223 of 256 32-MiB blocks of an 8 GiB volume), and a
- * dynamic VHDX allocates every block that receives a byte.
+ * Why: libntfs-3g's allocator (lcnalloc.c) starts every new file at a
+ * moving "zone position", which it advances to the end of each allocation
+ * plus 4096 clusters, and inside the 32768-cluster window of bitmap it reads
+ * at that position it takes the largest free run first. Copying a package
+ * of many files therefore scatters them over the whole volume (1.3 GB
+ * touched 223 of 256 32-MiB blocks of an 8 GiB volume), and a dynamic VHDX
+ * allocates every block that receives a byte.
  *
- * What: before each file's clusters are allocated, the zone position is set
- * to a cursor that walks one region chosen up front, so consecutive files
- * land back to back:
- *   - the region is the longest free run outside the MFT zone, preferring a
- *     run that starts inside container blocks already allocated (free space
- *     there costs nothing) and otherwise starting it on a block boundary;
- *   - the cursor moves to the end of each file's last run.
- * The allocator still guarantees correctness (it only allocates free
- * clusters); the cursor only steers where it looks first. */
+ * What: before each file's clusters are allocated (and again after, for
+ * the directory-index and MFT clusters that follow), the zone position is
+ * set where the data should go. Only the position is steered; the
+ * allocator itself still decides which free clusters it takes, so
+ * correctness never depends on this file.
+ *   1. Windows whose container blocks are all allocated already and which
+ *      hold enough free clusters for the whole file: the allocator stays
+ *      inside the window it starts in while the window has free clusters,
+ *      so the file fills holes that cost the container nothing.
+ *   2. Otherwise one region: the longest free run outside the MFT zone,
+ *      started on a container-block boundary when it begins in an
+ *      unallocated block, walked by a cursor so consecutive files land back
+ *      to back.
+ * Windows are 32768 clusters (the allocator's 4096-byte bitmap buffer),
+ * aligned, and never overlap the MFT zone (positions there would make the
+ * allocator search the MFT zone first). */
 #include "ntfsvol_priv.h"
 
 #include <errno.h>
@@ -24,30 +32,92 @@
 #include <ntfs-3g/bitmap.h>
 #include <ntfs-3g/runlist.h>
 
-struct gp_ntfs_placer {
-	ntfs_volume *vol;
-	LCN cursor;       /* where the next file should start */
-	LCN region_end;   /* end of the chosen region (exclusive) */
+/* Clusters covered by one read of the allocator's bitmap buffer. */
+#define WINDOW_CLUSTERS 32768
+/* Clusters kept free in a window for the index/MFT growth a file causes. */
+#define WINDOW_SLACK 8
+
+struct window {
+	LCN start;
+	int64_t len;       /* clusters (the last window may be short) */
+	int64_t nfree;     /* free clusters when last counted; only our own
+	                    * allocations shrink it during a session */
 };
 
-static void steer(struct gp_ntfs_placer *p);
+struct gp_ntfs_placer {
+	ntfs_volume *vol;
+	LCN cursor;        /* phase 2: where the next file should start */
+	LCN region_end;    /* end of the phase-2 region (exclusive) */
+	struct window *w;  /* phase 1 candidates, by LCN */
+	size_t nw;
+	size_t wi;         /* first window that may still have room */
+	uint8_t buf[WINDOW_CLUSTERS / 8];
+};
 
 static bool bit_set(const uint8_t *bm, int64_t lcn)
 {
 	return (bm[lcn >> 3] >> (lcn & 7)) & 1;
 }
 
-/* Is the container block holding volume cluster @lcn allocated? */
-static bool lcn_allocated(struct gp_disk *disk, uint64_t vol_offset, uint32_t csize, int64_t lcn)
+/* Are all container blocks backing volume clusters [lcn, lcn+n) allocated? */
+static bool range_allocated(struct gp_disk *disk, uint64_t vol_offset, uint32_t csize, LCN lcn,
+			    int64_t n)
 {
-	bool alloc = true;
-	uint64_t run;
+	uint64_t off = vol_offset + (uint64_t)lcn * csize, end = off + (uint64_t)n * csize;
 
-	if (gp_disk_block_status(disk, vol_offset + (uint64_t)lcn * csize, csize, &alloc, &run)) {
-		gp_disk_clear_error(disk);
-		return true;
+	while (off < end) {
+		bool alloc = true;
+		uint64_t run = 0;
+
+		if (gp_disk_block_status(disk, off, end - off, &alloc, &run) || run == 0) {
+			gp_disk_clear_error(disk);
+			return false;
+		}
+		if (!alloc)
+			return false;
+		off += run;
 	}
-	return alloc;
+	return true;
+}
+
+static bool in_mft_zone(const ntfs_volume *vol, LCN start, int64_t len)
+{
+	return start < vol->mft_zone_end && start + len > vol->mft_zone_start;
+}
+
+/* Free clusters now in window @w (read from the volume's $Bitmap: the
+ * plan's snapshot is stale once metadata has been allocated). */
+static int64_t window_free(struct gp_ntfs_placer *p, const struct window *w)
+{
+	s64 bytes = (w->len + 7) / 8, got;
+	int64_t n = 0;
+
+	got = ntfs_attr_pread(p->vol->lcnbmp_na, w->start / 8, bytes, p->buf);
+	if (got != bytes)
+		return 0;
+	for (int64_t i = 0; i < w->len / 8; i++)
+		n += 8 - __builtin_popcount(p->buf[i]);
+	for (int64_t i = w->len / 8 * 8; i < w->len; i++)
+		n += !bit_set(p->buf, i);
+	return n;
+}
+
+/* Point the library's allocator at @lcn. The allocator chooses the zone by
+ * the position's value: data1 lies above the MFT zone, data2 below it. */
+static void steer_to(struct gp_ntfs_placer *p, LCN lcn)
+{
+	p->vol->data1_zone_pos = lcn;
+	if (lcn < p->vol->mft_zone_start)
+		p->vol->data2_zone_pos = lcn;
+}
+
+/* Between files: metadata goes where the next data will go. */
+static void steer_idle(struct gp_ntfs_placer *p)
+{
+	if (p->wi < p->nw)
+		steer_to(p, p->w[p->wi].start);
+	else if (p->cursor < p->region_end)
+		steer_to(p, p->cursor);
 }
 
 struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk,
@@ -58,21 +128,19 @@ struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk
 	int64_t nr = vol->nr_clusters, bytes = (nr + 7) / 8;
 	int64_t best_start = -1, best_len = 0, run_start = -1;
 	uint32_t csize = vol->cluster_size;
+	size_t cap = 0;
 	uint8_t *bm;
 
-	if (unit == 0 || nr <= 0)
+	if (unit == 0 || nr <= 0 || csize == 0)
 		return NULL;
 	bm = malloc((size_t)bytes);
-	if (!bm)
-		return NULL;
-	if (ntfs_attr_pread(vol->lcnbmp_na, 0, bytes, bm) != bytes) {
-		free(bm);
-		return NULL;
-	}
-	/* Longest free run outside the MFT zone, scanning once. */
+	p = calloc(1, sizeof(*p));
+	if (!bm || !p || ntfs_attr_pread(vol->lcnbmp_na, 0, bytes, bm) != bytes)
+		goto fail;
+	p->vol = vol;
+	/* Phase 2 region: the longest free run outside the MFT zone. */
 	for (int64_t lcn = 0; lcn <= nr; lcn++) {
-		bool free_here = lcn < nr && !bit_set(bm, lcn) &&
-				 (lcn < vol->mft_zone_start || lcn >= vol->mft_zone_end);
+		bool free_here = lcn < nr && !bit_set(bm, lcn) && !in_mft_zone(vol, lcn, 1);
 
 		if (free_here && run_start < 0)
 			run_start = lcn;
@@ -84,65 +152,106 @@ struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk
 			run_start = -1;
 		}
 	}
-	free(bm);
-	if (best_start < 0)
-		return NULL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	p->vol = vol;
-	p->cursor = best_start;
-	p->region_end = best_start + best_len;
-	/* A run starting in an unallocated block: start on the block boundary
-	 * so no block is shared with the space before it needlessly. */
-	if (!lcn_allocated(disk, vol_offset, csize, best_start) && csize && unit >= csize) {
-		uint64_t per = unit / csize;
-		uint64_t abs_c = (vol_offset / csize) + (uint64_t)best_start;
-		uint64_t aligned = (abs_c + per - 1) / per * per - vol_offset / csize;
+	if (best_start >= 0) {
+		p->cursor = best_start;
+		p->region_end = best_start + best_len;
+		/* Starting in an unallocated block: start on its boundary, so
+		 * the block is not shared with whatever precedes the run. */
+		if (!range_allocated(disk, vol_offset, csize, best_start, 1) && unit >= csize) {
+			uint64_t per = unit / csize, base = vol_offset / csize;
+			uint64_t aligned = ((base + (uint64_t)best_start + per - 1) / per) * per - base;
 
-		if ((int64_t)aligned < p->region_end)
-			p->cursor = (LCN)aligned;
+			if ((int64_t)aligned < p->region_end)
+				p->cursor = (LCN)aligned;
+		}
 	}
-	steer(p);
+	/* Phase 1: windows fully backed by allocated container blocks that
+	 * have free clusters. */
+	for (LCN w = 0; w < nr; w += WINDOW_CLUSTERS) {
+		int64_t len = nr - w < WINDOW_CLUSTERS ? nr - w : WINDOW_CLUSTERS, nfree = 0;
+
+		if (in_mft_zone(vol, w, len))
+			continue;
+		for (int64_t i = 0; i < len; i++)
+			nfree += !bit_set(bm, w + i);
+		if (nfree <= WINDOW_SLACK || !range_allocated(disk, vol_offset, csize, w, len))
+			continue;
+		if (p->nw == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct window *nw = realloc(p->w, ncap * sizeof(*nw));
+
+			if (!nw)
+				goto fail;
+			p->w = nw;
+			cap = ncap;
+		}
+		p->w[p->nw].start = w;
+		p->w[p->nw].len = len;
+		p->w[p->nw].nfree = nfree;
+		p->nw++;
+	}
+	free(bm);
+	if (best_start < 0 && p->nw == 0) {
+		gp_ntfs_placer_free(p);
+		return NULL;
+	}
+	steer_idle(p);
 	return p;
+fail:
+	free(bm);
+	gp_ntfs_placer_free(p);
+	return NULL;
 }
 
 void gp_ntfs_placer_free(struct gp_ntfs_placer *p)
 {
-	free(p);
-}
-
-/* Point the library's allocator at the cursor. Also done between files:
- * directory index blocks and other metadata are allocated from the same
- * zone position, and the allocator moves it 4096 clusters past each
- * allocation; left there, the next file would start beyond a 16 MiB hole
- * (it takes the largest free run of its bitmap window). */
-static void steer(struct gp_ntfs_placer *p)
-{
-	if (p->cursor >= p->region_end)
+	if (!p)
 		return;
-	/* The allocator chooses the zone by the position's value: data1
-	 * starts at the end of the MFT zone, data2 is below it. */
-	p->vol->data1_zone_pos = p->cursor;
-	if (p->cursor < p->vol->mft_zone_start)
-		p->vol->data2_zone_pos = p->cursor;
+	free(p->w);
+	free(p);
 }
 
 int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t size)
 {
+	struct window *chosen = NULL;
+	int64_t need;
+	bool phase1 = false;
 	runlist_element *rl;
 	int ret;
 
 	if (!p)
 		return ntfs_attr_truncate_solid(na, (s64)size);
-	steer(p);
+	need = (int64_t)((size + p->vol->cluster_size - 1) / p->vol->cluster_size);
+	/* Phase 1: the first window (by LCN) with room for the whole file.
+	 * Windows that cannot even take a small file are retired. */
+	for (size_t i = p->wi; i < p->nw; i++) {
+		struct window *w = &p->w[i];
+
+		if (w->nfree >= need + WINDOW_SLACK)
+			w->nfree = window_free(p, w); /* confirm with the real bitmap */
+		if (w->nfree <= WINDOW_SLACK && i == p->wi) {
+			p->wi++;
+			continue;
+		}
+		if (w->nfree >= need + WINDOW_SLACK) {
+			steer_to(p, w->start);
+			phase1 = true;
+			chosen = w;
+			break;
+		}
+	}
+	if (!phase1 && p->cursor < p->region_end)
+		steer_to(p, p->cursor);
 	ret = ntfs_attr_truncate_solid(na, (s64)size);
-	if (ret || !NAttrNonResident(na) || !na->rl)
-		return ret;
-	for (rl = na->rl; rl->length; rl++)
-		if (rl->lcn >= 0 && rl->lcn + rl->length > p->cursor &&
-		    rl->lcn + rl->length <= p->region_end)
-			p->cursor = rl->lcn + rl->length;
-	steer(p);
-	return 0;
+	if (!ret && !phase1 && NAttrNonResident(na) && na->rl) {
+		for (rl = na->rl; rl->length; rl++)
+			if (rl->lcn >= 0 && rl->lcn + rl->length > p->cursor &&
+			    rl->lcn + rl->length <= p->region_end)
+				p->cursor = rl->lcn + rl->length;
+	}
+	if (chosen)
+		chosen->nfree = window_free(p, chosen);
+	/* Also after a failure: the allocator moved the position. */
+	steer_idle(p);
+	return ret;
 }

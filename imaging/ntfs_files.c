@@ -796,6 +796,9 @@ static int nospace(struct gp_ntfs *v, uint64_t need, uint64_t have)
 			    v->where, (unsigned long long)need, (unsigned long long)have);
 }
 
+static int unlink_one(struct gp_ntfs *v, const char *path, u64 dir_mref, u64 mref,
+		      const char *name);
+
 /* Write @size bytes from @read_cb into the file named @name in directory
  * @dir_mref (created, or replaced in place). */
 static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char *name,
@@ -807,7 +810,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 	ntfs_attr *na = NULL;
 	uint8_t *buf = NULL;
 	uint64_t done = 0, have, need, old_clusters = 0;
-	bool created;
+	bool created, fresh = false;
 	u64 mref;
 	int ret;
 
@@ -842,6 +845,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 		ret = child(v, path, dir_mref, name, false, true, &mref, &created);
 		if (ret)
 			return ret;
+		fresh = true;
 		ni = ntfs_inode_open(v->vol, mref);
 		if (!ni) {
 			v->failed = true;
@@ -940,8 +944,13 @@ out:
 		ntfs_attr_close(na);
 	if (ni && ntfs_inode_close(ni) && !ret)
 		ret = gp_ntfs_fail(v, errno, "%s: cannot write the MFT record", path);
-	if (ret)
+	if (ret) {
 		v->failed = true;
+		/* No half-written new file is left behind (the first error
+		 * stays the one reported). */
+		if (fresh)
+			unlink_one(v, path, dir_mref, mref, name);
+	}
 	return ret;
 }
 
@@ -1268,7 +1277,8 @@ out_h:
 
 /* Remove every link @name (exact on-disk name) of @mref from directory
  * @dir_mref; directories must already be empty. */
-static int unlink_one(struct gp_ntfs *v, const char *path, u64 dir_mref, u64 mref, const char *name)
+static int unlink_one(struct gp_ntfs *v, const char *path, u64 dir_mref, u64 mref,
+		      const char *name)
 {
 	ntfschar u[NAME_MAX_UNITS];
 	ntfs_inode *dir, *ni;

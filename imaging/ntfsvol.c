@@ -310,6 +310,7 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 		  struct gp_error *err)
 {
 	struct gp_partition_table pt;
+	struct gp_error perr = { 0 };
 	struct cand *c = NULL;
 	size_t n = 0, ntfs = 0, win = 0, bitlocker = 0;
 	const char *path = gp_disk_path(v->disk);
@@ -385,11 +386,17 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 			bitlocker++;
 		if (c[i].sig != GP_VOLSIG_NTFS)
 			continue;
-		ntfs++;
 		set_where(v, c[i].number);
-		ret = probe(v, c[i].off, c[i].len, &c[i].info, err);
-		if (ret)
+		/* One unreadable volume (a damaged recovery partition) must not
+		 * hide the good ones: remember the first failure, go on. */
+		ret = probe(v, c[i].off, c[i].len, &c[i].info, &perr);
+		if (ret == GP_ERR_NOMEM) {
+			gp_error_copy(err, &perr);
 			goto out;
+		}
+		if (ret)
+			continue;
+		ntfs++;
 		c[i].probed = true;
 		if (c[i].info.has_windows)
 			win++;
@@ -400,6 +407,11 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 				ret = refuse_bitlocker(v, c[i].number, err);
 				goto out;
 			}
+	}
+	ret = 0;
+	if (ntfs == 0 && perr.code) {
+		ret = gp_error_copy(err, &perr);
+		goto out;
 	}
 	if (ntfs == 0) {
 		ret = gp_error_set(err, GP_ERR_NOTFOUND, "%s holds no NTFS volume", path);
@@ -436,7 +448,7 @@ static int check_safe(struct gp_ntfs *v, const struct gp_ntfs_volinfo *info,
 {
 	if (info->hibernated)
 		return gp_error_set(err, GP_ERR_REFUSED,
-				    "%s: Windows is hibernated (hiberfil.sys holds a hibernation image); boot the guest and shut it down with `shutdown /s /t 0`, or disable hibernation (`powercfg /h off`)",
+				    "%s: Windows is hibernated, or was shut down with Fast Startup (hiberfil.sys holds a hibernation image); boot the guest and run `shutdown /s /t 0` for a full shutdown, or disable Fast Startup and hibernation (`powercfg /h off`)",
 				    v->where);
 	if (info->fast_startup)
 		return gp_error_set(err, GP_ERR_REFUSED,
@@ -490,6 +502,16 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
 	if (ret)
 		goto fail;
 	v->writable = opts->writable;
+	/* A discarded journal may have held metadata updates: leave the
+	 * volume marked dirty so Windows runs chkdsk at the next boot. */
+	if (v->writable && opts->recover && v->info.log_unclean) {
+		ret = gp_ntfs_begin_write(v);
+		if (ret) {
+			gp_error_copy(err, &v->err);
+			goto fail_mounted;
+		}
+		v->info.dirty = true;
+	}
 	/* Names are looked up case-insensitively by gp_ntfs_lookup_ci(), not
 	 * by ntfs_set_ignore_case(): that mode skips POSIX names and makes
 	 * ntfs_readdir() report names in lower case. */

@@ -15,7 +15,8 @@
  *   - hibernated Windows (hiberfil.sys starts with "hibr"/"HIBR");
  *   - Fast Startup / hybrid shutdown ($LogFile restart page version 2.0);
  *   - unclean $LogFile (version 1.1, clients in use), unless opts.recover
- *     (the journal is then discarded, as `ntfsfix` would);
+ *     (the journal is then discarded, as `ntfsfix` would, and the volume
+ *     is left marked dirty so Windows runs chkdsk at the next boot);
  *   - VOLUME_IS_DIRTY set (Windows wants chkdsk), unless opts.force.
  * While modifying, the volume carries VOLUME_IS_DIRTY; gp_ntfs_close()
  * clears it only if it was clear before and every operation succeeded.

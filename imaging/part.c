@@ -182,6 +182,42 @@ void part_warn(struct part_reader *r, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int cmp_first_lba(const void *a, const void *b)
+{
+	const struct gp_partition *x = *(const struct gp_partition *const *)a;
+	const struct gp_partition *y = *(const struct gp_partition *const *)b;
+	return (x->first_lba > y->first_lba) - (x->first_lba < y->first_lba);
+}
+
+int part_check_overlaps(struct part_reader *r, const char *what)
+{
+	const struct gp_partition **v;
+	int rc = 0;
+
+	if (r->pt->count < 2)
+		return 0;
+	v = malloc(r->pt->count * sizeof(*v));
+	if (!v)
+		return gp_error_set(r->err, GP_ERR_NOMEM, "%s: out of memory", r->path);
+	for (size_t i = 0; i < r->pt->count; i++)
+		v[i] = &r->pt->parts[i];
+	/* Sorted by start, any overlap shows up between neighbours. */
+	qsort(v, r->pt->count, sizeof(*v), cmp_first_lba);
+	for (size_t i = 1; i < r->pt->count; i++)
+		if (v[i]->first_lba <= v[i - 1]->last_lba) {
+			rc = gp_error_set(r->err, GP_ERR_CORRUPT,
+					  "%s: %s %u and %u overlap (LBAs %llu..%llu and %llu..%llu)",
+					  r->path, what, v[i - 1]->number, v[i]->number,
+					  (unsigned long long)v[i - 1]->first_lba,
+					  (unsigned long long)v[i - 1]->last_lba,
+					  (unsigned long long)v[i]->first_lba,
+					  (unsigned long long)v[i]->last_lba);
+			break;
+		}
+	free(v);
+	return rc;
+}
+
 /* Read the first sector of every partition and classify it. A sector that
  * cannot be read is reported ("unreadable" + warning), not fatal: the table
  * itself is fine and inspect should still show it. */

@@ -10,18 +10,29 @@
  * Rules enforced (UEFI 2.10 §5.2-5.3, and the MBR/EBR conventions):
  *  - GPT: sector size = the disk's logical sector size (512 or 4096). The
  *    primary header at LBA 1 must have the "EFI PART" signature, revision
- *    1.0, 92 <= HeaderSize <= sector size, a matching CRC32 (computed with the
- *    CRC field zeroed), MyLBA = 1, sane usable-LBA bounds within the disk,
- *    SizeOfPartitionEntry a multiple of 8 and >= 128, an entry array that fits
- *    the disk and a matching entry-array CRC32. When the primary fails, the
- *    backup header (at the disk's last LBA, else the primary's AlternateLBA)
- *    is used and the table says so (used_backup_gpt, warning). Entries with a
- *    zero type GUID are unused; a used entry outside the usable LBAs, or with
- *    StartingLBA > EndingLBA, is corruption.
- *  - MBR: 0x55AA signature, four primary entries; an extended entry (0x05,
+ *    1.x, 92 <= HeaderSize <= sector size, a matching CRC32 (computed with the
+ *    CRC field zeroed), MyLBA = 1, 2 <= FirstUsableLBA <= LastUsableLBA < the
+ *    disk's sector count, the header outside the usable LBAs,
+ *    SizeOfPartitionEntry a multiple of 8 and >= 128, an entry array of at
+ *    most 16 MiB that fits the disk without overlapping the usable LBAs or
+ *    the header, and a matching entry-array CRC32. When the primary fails,
+ *    the backup header (at the disk's last LBA, else the AlternateLBA of a
+ *    primary header whose own CRC is good) is used and the table says so
+ *    (used_backup_gpt, warning). Entries with a zero type GUID are unused; a
+ *    used entry outside the usable LBAs, with StartingLBA > EndingLBA, or
+ *    overlapping another, is corruption. A damaged or misplaced backup next
+ *    to a good primary is a warning.
+ *  - MBR: 0x55AA signature and boot indicators 0x00/0x80 (else the sector is
+ *    not a partition table: kind GP_PT_NONE plus a warning); four primary
+ *    entries inside the disk and not overlapping; an extended entry (0x05,
  *    0x0F, 0x85) is followed through its chain of EBRs (logical partitions
- *    5, 6, ...), with the chain length bounded and loops detected; a 0xEE
- *    entry means the disk is GPT (protective MBR).
+ *    5, 6, ... inside the extended one), the chain bounded to 128 EBRs and
+ *    loops detected; any 0xEE entry means the disk is GPT (protective or
+ *    hybrid MBR: the GPT wins). A missing protective MBR in front of a GPT
+ *    is a warning.
+ *  - A sector 0 that is a volume boot record (NTFS, exFAT, BitLocker, ReFS;
+ *    FAT unless its partition records describe partitions) is a bare
+ *    volume: kind GP_PT_NONE, whole_disk_volsig says which.
  *  - Every size, count and loop driven by on-disk data is checked against the
  *    disk's real size with overflow-checked arithmetic.
  *

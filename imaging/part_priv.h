@@ -188,6 +188,10 @@ int part_append(struct part_reader *r, const struct gp_partition *p);
 void part_warn(struct part_reader *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* GP_ERR_CORRUPT "<path>: <what> N and M overlap (...)" when two of the
+ * table's partitions share a sector, else 0. */
+int part_check_overlaps(struct part_reader *r, const char *what);
+
 /* gpt.c: read the GPT (protective MBR already seen). */
 int gpt_read(struct part_reader *r);
 /* mbr.c: read an MBR table whose sector 0 is @sector0 (has 0x55AA). */

@@ -27,7 +27,12 @@
 /* Copy-up granularity. */
 #define VHDX_COPY_CHUNK VHDX_MiB
 
-#define HDR_AREA (VHDX_REGION2_OFFSET + VHDX_REGION_TABLE_SIZE)
+/* What open reads of the header section: the file identifier's first 4 KiB
+ * and the two 4 KiB headers, side by side (the region tables are read by
+ * load_regions()). Reading only these keeps opening cheap. */
+#define HDR_BUF (3 * VHDX_HEADER_SIZE)
+#define HDR_BUF_H1 VHDX_HEADER_SIZE
+#define HDR_BUF_H2 (2 * VHDX_HEADER_SIZE)
 
 static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
@@ -98,6 +103,7 @@ int vhdx_file_write(struct vhdx *v, const void *buf, uint64_t len, uint64_t off)
 	}
 	if (off + len > v->file_size)
 		v->file_size = off + len;
+	v->unsynced = true;
 	return 0;
 }
 
@@ -105,6 +111,7 @@ int vhdx_file_sync(struct vhdx *v)
 {
 	if (fdatasync(v->fd) < 0)
 		return gp_error_set_errno(&v->err, GP_ERR_IO, errno, "%s: flush", v->path);
+	v->unsynced = false;
 	v->flushes++;
 	/* Test-only crash hook (vhdx.h): die right after this boundary. */
 	if (v->crash_at > 0 && v->flushes == v->crash_at)
@@ -123,6 +130,7 @@ static int file_extend(struct vhdx *v, uint64_t size)
 					  "%s: cannot extend the file to %llu bytes", v->path,
 					  (unsigned long long)size);
 	v->file_size = size;
+	v->unsynced = true;
 	return 0;
 }
 
@@ -190,15 +198,15 @@ static int read_header_section(const char *path, int fd, uint64_t file_size, uin
 		return gp_error_set(err, GP_ERR_CORRUPT,
 				    "%s: file is %llu bytes, shorter than the 1 MiB header section (truncated?)",
 				    path, (unsigned long long)file_size);
-	if (raw_read(fd, buf, HDR_AREA, 0, &got) < 0)
+	if (raw_read(fd, buf, VHDX_HEADER_SIZE, VHDX_FILE_ID_OFFSET, &got) < 0 ||
+	    raw_read(fd, buf + HDR_BUF_H1, VHDX_HEADER_SIZE, VHDX_HEADER1_OFFSET, &got) < 0 ||
+	    raw_read(fd, buf + HDR_BUF_H2, VHDX_HEADER_SIZE, VHDX_HEADER2_OFFSET, &got) < 0)
 		return gp_error_set_errno(err, GP_ERR_IO, errno, "%s: read header section", path);
-	if (got < HDR_AREA)
-		return gp_error_set(err, GP_ERR_CORRUPT, "%s: header section is truncated", path);
-	ret = vhdx_file_id_parse(path, buf, 0x10000, creator, err);
+	ret = vhdx_file_id_parse(path, buf, VHDX_HEADER_SIZE, creator, err);
 	if (ret)
 		return ret;
-	ok[0] = vhdx_header_parse(buf + VHDX_HEADER1_OFFSET, &h[0], &why[0]) == 0;
-	ok[1] = vhdx_header_parse(buf + VHDX_HEADER2_OFFSET, &h[1], &why[1]) == 0;
+	ok[0] = vhdx_header_parse(buf + HDR_BUF_H1, &h[0], &why[0]) == 0;
+	ok[1] = vhdx_header_parse(buf + HDR_BUF_H2, &h[1], &why[1]) == 0;
 	if (!ok[0] && !ok[1]) {
 		free(*creator);
 		*creator = NULL;
@@ -211,7 +219,7 @@ static int read_header_section(const char *path, int fd, uint64_t file_size, uin
 			*slot = 0;
 		else if (h[1].sequence > h[0].sequence)
 			*slot = 1;
-		else if (memcmp(buf + VHDX_HEADER1_OFFSET, buf + VHDX_HEADER2_OFFSET,
+		else if (memcmp(buf + HDR_BUF_H1, buf + HDR_BUF_H2,
 				VHDX_HEADER_SIZE) == 0)
 			*slot = 0; /* Disk2VHD writes two identical headers */
 		else {
@@ -447,7 +455,8 @@ static int load_regions(struct vhdx *v)
 
 static int load_metadata(struct vhdx *v)
 {
-	uint8_t *buf;
+	uint64_t want = VHDX_METADATA_TABLE_SIZE;
+	uint8_t *buf, *nb;
 	int ret;
 
 	if (v->meta_length > VHDX_MAX_METADATA_LENGTH)
@@ -455,12 +464,35 @@ static int load_metadata(struct vhdx *v)
 				    "%s: metadata region at 0x%llx: %llu bytes is larger than gpup reads",
 				    v->path, (unsigned long long)v->meta_offset,
 				    (unsigned long long)v->meta_length);
-	buf = malloc(v->meta_length);
+	/* Read the table, then only as far as its items reach (typically a
+	 * few hundred bytes past the table, not the whole 1 MiB region). */
+	buf = malloc(VHDX_METADATA_TABLE_SIZE);
 	if (!buf)
 		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
-	ret = vhdx_file_read(v, buf, v->meta_length, v->meta_offset);
+	ret = vhdx_file_read(v, buf, VHDX_METADATA_TABLE_SIZE, v->meta_offset);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	for (uint32_t i = 0; i < get_le16(buf + VHDX_MDT_ENTRY_COUNT_OFF) && i < VHDX_MDT_MAX_ENTRIES; i++) {
+		const uint8_t *e = buf + VHDX_MDT_ENTRIES_OFF + (size_t)i * VHDX_MDT_ENTRY_SIZE;
+		uint64_t end = (uint64_t)get_le32(e + VHDX_MDE_OFFSET_OFF) + get_le32(e + VHDX_MDE_LENGTH_OFF);
+
+		if (end > want && end <= v->meta_length)
+			want = end;
+	}
+	nb = realloc(buf, want);
+	if (!nb) {
+		free(buf);
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	}
+	buf = nb;
+	if (want > VHDX_METADATA_TABLE_SIZE)
+		ret = vhdx_file_read(v, buf + VHDX_METADATA_TABLE_SIZE, want - VHDX_METADATA_TABLE_SIZE,
+				     v->meta_offset + VHDX_METADATA_TABLE_SIZE);
 	if (!ret)
-		ret = vhdx_metadata_parse(v->path, v->meta_offset, buf, v->meta_length, &v->md, &v->err);
+		ret = vhdx_metadata_parse(v->path, v->meta_offset, buf, want, v->meta_length, &v->md,
+					  &v->err);
 	free(buf);
 	if (ret)
 		return ret;
@@ -473,8 +505,7 @@ static int load_metadata(struct vhdx *v)
 
 static int load_bat(struct vhdx *v)
 {
-	uint64_t need = v->geo.total_entries * 8, bytes;
-	uint8_t *buf;
+	uint64_t need = v->geo.total_entries * 8, bytes, end;
 	int ret;
 
 	if (need > v->bat_length)
@@ -484,27 +515,35 @@ static int load_bat(struct vhdx *v)
 				    (unsigned long long)v->bat_length,
 				    (unsigned long long)v->geo.total_entries,
 				    (unsigned long long)v->geo.virtual_size, v->geo.block_size);
-	/* Keep whole 4 KiB sectors in memory: a logged BAT sector is rebuilt
-	 * whole, including entries past the ones the disk uses. */
+	/* Whole 4 KiB sectors: a logged BAT sector is written whole, including
+	 * entries past the ones the disk uses. The bytes stay in on-disk form,
+	 * so nothing is decoded or copied at open beyond one read. */
 	v->bat_sectors = (need + VHDX_LOG_SECTOR - 1) / VHDX_LOG_SECTOR;
 	bytes = v->bat_sectors * VHDX_LOG_SECTOR;
-	buf = malloc(bytes);
 	v->bat = malloc(bytes);
 	v->bat_dirty = calloc(v->bat_sectors, 1);
-	if (!buf || !v->bat || !v->bat_dirty) {
-		free(buf);
+	if (!v->bat || !v->bat_dirty)
 		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory for the BAT", v->path);
-	}
-	v->bat_entries_alloc = bytes / 8;
-	ret = vhdx_file_read(v, buf, bytes, v->bat_offset);
+	ret = vhdx_file_read(v, v->bat, bytes, v->bat_offset);
 	if (!ret)
-		ret = vhdx_bat_parse(v->path, v->bat_offset, buf, &v->geo, v->file_size, v->fixed,
-				     v->nfixed, v->bat, &v->err);
-	if (!ret)
-		for (uint64_t i = v->geo.total_entries; i < v->bat_entries_alloc; i++)
-			v->bat[i] = get_le64(buf + i * 8);
-	free(buf);
+		ret = vhdx_bat_parse(v->path, v->bat_offset, v->bat, &v->geo, v->file_size, v->fixed,
+				     v->nfixed, &end, &v->err);
+	/* New blocks go past everything: the end of the file (rounded to
+	 * 1 MiB), every allocated block, the log and the regions. */
+	if (!ret && end > v->alloc_end)
+		v->alloc_end = end;
 	return ret;
+}
+
+static void bat_put(struct vhdx *v, uint64_t i, uint64_t e)
+{
+	uint64_t s = i * 8 / VHDX_LOG_SECTOR;
+
+	put_le64(v->bat + i * 8, e);
+	if (!v->bat_dirty[s]) {
+		v->bat_dirty[s] = 1;
+		v->ndirty++;
+	}
 }
 
 /* ---- parent chain ---- */
@@ -589,7 +628,12 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 			len += strlen(cand[i]) + 2;
 		tried = calloc(1, len);
 		for (int i = 0; tried && i < n; i++) {
-			if (i)
+			bool dup = false;
+			for (int j = 0; j < i; j++)
+				dup |= !strcmp(cand[i], cand[j]);
+			if (dup)
+				continue;
+			if (*tried)
 				strcat(tried, ", ");
 			strcat(tried, cand[i]);
 		}
@@ -721,7 +765,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 	if (v->writable && (crash = getenv("GPUP_TEST_CRASH_AT")))
 		v->crash_at = strtol(crash, NULL, 10);
 
-	hbuf = malloc(HDR_AREA);
+	hbuf = malloc(HDR_BUF);
 	if (!hbuf) {
 		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
 		goto fail;
@@ -740,6 +784,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		if (ret)
 			goto fail_v;
 	}
+	v->alloc_end = round_up(v->file_size, VHDX_MiB);
 	ret = load_regions(v);
 	if (!ret)
 		ret = load_metadata(v);
@@ -747,17 +792,6 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		ret = load_bat(v);
 	if (ret)
 		goto fail_v;
-	/* New blocks go past everything: the end of the file, rounded to 1 MiB,
-	 * and past the full extent of a short last block. */
-	v->alloc_end = round_up(v->file_size, VHDX_MiB);
-	for (uint64_t i = 0; i < v->geo.total_entries; i++) {
-		unsigned s = vhdx_bat_state(v->bat[i]);
-		if (s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
-			uint64_t end = vhdx_bat_offset(v->bat[i]) + v->geo.block_size;
-			if (end > v->alloc_end)
-				v->alloc_end = end;
-		}
-	}
 	for (size_t k = 0; k < v->nfixed; k++)
 		if (v->fixed[k].end > v->alloc_end)
 			v->alloc_end = round_up(v->fixed[k].end, VHDX_MiB);
@@ -792,7 +826,7 @@ int vhdx_flush(struct vhdx *v)
 		return 0;
 	if (v->ndirty)
 		return commit_bat(v);
-	return vhdx_file_sync(v);
+	return v->unsynced ? vhdx_file_sync(v) : 0;
 }
 
 int vhdx_close(struct vhdx *v, struct gp_error *err)
@@ -866,7 +900,7 @@ static int read_partial(struct vhdx *v, uint64_t blk, uint64_t boff, uint8_t *bu
 			uint64_t len, uint64_t inoff)
 {
 	uint64_t lss = v->md.logical_sector_size;
-	uint64_t sb = v->bat[vhdx_bat_bitmap_index(&v->geo, blk)];
+	uint64_t sb = vhdx_bat_get(v, vhdx_bat_bitmap_index(&v->geo, blk));
 	uint64_t vstart = blk * v->geo.block_size + inoff;
 	uint64_t chunk_first = (blk / v->geo.chunk_ratio) * VHDX_SECTORS_PER_BITMAP;
 	uint64_t s0 = vstart / lss - chunk_first, s1 = (vstart + len - 1) / lss - chunk_first;
@@ -910,7 +944,7 @@ int vhdx_pread(struct vhdx *v, void *vbuf, uint64_t len, uint64_t off)
 	while (!ret && len) {
 		uint64_t blk = off / v->geo.block_size, inoff = off % v->geo.block_size;
 		uint64_t n = v->geo.block_size - inoff;
-		uint64_t e = v->bat[vhdx_bat_payload_index(&v->geo, blk)];
+		uint64_t e = vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, blk));
 
 		if (n > len)
 			n = len;
@@ -954,7 +988,7 @@ int vhdx_block_status(struct vhdx *v, uint64_t off, uint64_t len, bool *allocate
 		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: empty block-status query", v->path);
 	while (done < len) {
 		uint64_t blk = (off + done) / bs, n = bs - (off + done) % bs;
-		unsigned s = vhdx_bat_state(v->bat[vhdx_bat_payload_index(&v->geo, blk)]);
+		unsigned s = vhdx_bat_state(vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, blk)));
 		bool a = s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT;
 
 		if (first)
@@ -969,16 +1003,6 @@ int vhdx_block_status(struct vhdx *v, uint64_t off, uint64_t len, bool *allocate
 }
 
 /* ---- write ---- */
-
-static void mark_dirty(struct vhdx *v, uint64_t idx)
-{
-	uint64_t s = idx * 8 / VHDX_LOG_SECTOR;
-
-	if (!v->bat_dirty[s]) {
-		v->bat_dirty[s] = 1;
-		v->ndirty++;
-	}
-}
 
 /* Copy the parent's data for the virtual range [vstart, vstart+len) of a
  * block into the file at @foff, skipping all-zero pieces (the new block's
@@ -1011,7 +1035,7 @@ static int fill_absent(struct vhdx *v, uint64_t blk, uint64_t boff, uint64_t ski
 		       uint64_t skip1, uint64_t blen, uint8_t *tmp)
 {
 	uint64_t lss = v->md.logical_sector_size, nsec = blen / lss;
-	uint64_t sb = v->bat[vhdx_bat_bitmap_index(&v->geo, blk)];
+	uint64_t sb = vhdx_bat_get(v, vhdx_bat_bitmap_index(&v->geo, blk));
 	uint64_t first = (blk * v->geo.block_size / lss) % VHDX_SECTORS_PER_BITMAP;
 	uint8_t *bm = malloc(nsec / 8 + 1);
 	int ret;
@@ -1058,7 +1082,7 @@ static int fill_absent(struct vhdx *v, uint64_t blk, uint64_t boff, uint64_t ski
 static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t n,
 			 uint64_t *boff)
 {
-	uint64_t idx = vhdx_bat_payload_index(&v->geo, blk), e = v->bat[idx];
+	uint64_t idx = vhdx_bat_payload_index(&v->geo, blk), e = vhdx_bat_get(v, idx);
 	uint64_t bs = v->geo.block_size, vstart = blk * bs;
 	uint64_t blen = v->md.virtual_size - vstart < bs ? v->md.virtual_size - vstart : bs;
 	unsigned st = vhdx_bat_state(e);
@@ -1092,8 +1116,7 @@ static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t 
 	free(tmp);
 	if (ret)
 		return ret;
-	v->bat[idx] = vhdx_bat_make(VHDX_PAYLOAD_FULLY_PRESENT, *boff);
-	mark_dirty(v, idx);
+	bat_put(v, idx, vhdx_bat_make(VHDX_PAYLOAD_FULLY_PRESENT, *boff));
 	return 0;
 }
 
@@ -1110,7 +1133,7 @@ int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 	while (!ret && len) {
 		uint64_t blk = off / v->geo.block_size, inoff = off % v->geo.block_size;
 		uint64_t n = v->geo.block_size - inoff;
-		uint64_t e = v->bat[vhdx_bat_payload_index(&v->geo, blk)], boff = 0;
+		uint64_t e = vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, blk)), boff = 0;
 
 		if (n > len)
 			n = len;
@@ -1157,8 +1180,8 @@ static int commit_bat(struct vhdx *v)
 			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
 			goto out;
 		}
-		/* Each logged sector is rebuilt whole from the in-memory BAT. */
-		vhdx_bat_serialize(v->bat + s * (VHDX_LOG_SECTOR / 8), VHDX_LOG_SECTOR / 8, u[n].data);
+		/* Each logged sector is the whole in-memory BAT sector. */
+		memcpy(u[n].data, v->bat + s * VHDX_LOG_SECTOR, VHDX_LOG_SECTOR);
 		u[n].off = v->bat_offset + s * VHDX_LOG_SECTOR;
 		u[n].len = VHDX_LOG_SECTOR;
 		n++;
@@ -1263,7 +1286,7 @@ int vhdx_get_info(struct vhdx *v, struct vhdx_info *out)
 	out->log_length = v->hdr.log_length;
 	out->bat_entries = v->geo.total_entries;
 	for (uint64_t b = 0; b < v->geo.data_blocks; b++) {
-		unsigned s = vhdx_bat_state(v->bat[vhdx_bat_payload_index(&v->geo, b)]);
+		unsigned s = vhdx_bat_state(vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, b)));
 		out->allocated_blocks += s == VHDX_PAYLOAD_FULLY_PRESENT ||
 					 s == VHDX_PAYLOAD_PARTIALLY_PRESENT;
 	}
@@ -1318,7 +1341,7 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 	if (fd < 0)
 		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
 					  "%s", path);
-	buf = malloc(HDR_AREA);
+	buf = malloc(HDR_BUF);
 	if (!buf) {
 		close(fd);
 		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);

@@ -29,10 +29,12 @@
  *                          header naming the LogGuid (a crash leaves a log
  *                          with unapplied BAT updates), the BAT applied in
  *                          place (a crash leaves a dirty but applied log), the
- *                          header clearing the LogGuid. So `gpup disk write`
+ *                          header clearing the LogGuid; and a data flush at
+ *                          flush/close when data was written since the last
+ *                          boundary. So `gpup disk write`
  *                          into an unallocated block of a clean image crashes
  *                          with a dirty, unapplied log at N=5 and a dirty,
- *                          applied one at N=6.
+ *                          applied one at N=6, and has 7 boundaries in all.
  */
 #ifndef GPUP_VHDX_H
 #define GPUP_VHDX_H

@@ -57,104 +57,108 @@ static const char *ext_name(const struct ext *e, const struct vhdx_extent *fixed
 
 int vhdx_bat_parse(const char *path, uint64_t bat_offset, const uint8_t *buf,
 		   const struct vhdx_geometry *g, uint64_t file_size,
-		   const struct vhdx_extent *fixed, size_t nfixed, uint64_t *bat,
+		   const struct vhdx_extent *fixed, size_t nfixed, uint64_t *alloc_end,
 		   struct gp_error *err)
 {
-	uint64_t n = g->total_entries, nalloc = 0, stride = g->chunk_ratio + 1;
-	struct ext *ex;
+	uint64_t n = g->total_entries, nalloc = 0, blk = 0, cap = 64;
+	struct ext *ex = malloc(cap * sizeof(*ex));
 	int ret = 0;
 
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t e = get_le64(buf + i * 8);
-		bool is_bitmap = (i % stride) == g->chunk_ratio;
-		unsigned st = vhdx_bat_state(e);
-		uint64_t off = vhdx_bat_offset(e), need;
-
-		bat[i] = e;
-		if (is_bitmap) {
-			if (st != VHDX_SB_NOT_PRESENT && !(st == VHDX_SB_PRESENT && g->has_parent))
-				return gp_error_set(err, GP_ERR_CORRUPT,
-						    "%s: BAT at 0x%llx: entry %llu: sector bitmap state %u is not valid for this disk type",
-						    path, (unsigned long long)bat_offset,
-						    (unsigned long long)i, st);
-			if (st != VHDX_SB_PRESENT)
-				continue;
-			need = VHDX_SECTOR_BITMAP_BLOCK_SIZE;
-		} else {
-			uint64_t blk = i - i / stride, left;
-
-			if (st == 4 || (st == VHDX_PAYLOAD_PARTIALLY_PRESENT && !g->has_parent))
-				return gp_error_set(err, GP_ERR_CORRUPT,
-						    "%s: BAT at 0x%llx: entry %llu: payload state %u is not valid for this disk type",
-						    path, (unsigned long long)bat_offset,
-						    (unsigned long long)i, st);
-			if (blk >= g->data_blocks) {
-				/* Entries past the last block (a differencing BAT's tail)
-				 * must stay unallocated. */
-				if (st == VHDX_PAYLOAD_FULLY_PRESENT ||
-				    st == VHDX_PAYLOAD_PARTIALLY_PRESENT)
-					return gp_error_set(err, GP_ERR_CORRUPT,
-							    "%s: BAT at 0x%llx: entry %llu: allocated block past the virtual disk's end",
-							    path, (unsigned long long)bat_offset,
-							    (unsigned long long)i);
-				continue;
-			}
-			if (st != VHDX_PAYLOAD_FULLY_PRESENT && st != VHDX_PAYLOAD_PARTIALLY_PRESENT)
-				continue;
-			if (st == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
-				uint64_t sb = vhdx_bat_bitmap_index(g, blk);
-				uint64_t sbe = sb < n ? get_le64(buf + sb * 8) : 0;
-
-				if (vhdx_bat_state(sbe) != VHDX_SB_PRESENT)
-					return gp_error_set(err, GP_ERR_CORRUPT,
-							    "%s: BAT at 0x%llx: entry %llu is partially present but its chunk has no sector bitmap",
-							    path, (unsigned long long)bat_offset,
-							    (unsigned long long)i);
-			}
-			left = g->virtual_size - blk * g->block_size;
-			need = left < g->block_size ? left : g->block_size;
-		}
-		if (off < VHDX_HEADER_SECTION_SIZE || off > file_size || need > file_size - off)
-			return gp_error_set(err, GP_ERR_CORRUPT,
-					    "%s: BAT at 0x%llx: entry %llu: block at file offset 0x%llx lies %s",
-					    path, (unsigned long long)bat_offset, (unsigned long long)i,
-					    (unsigned long long)off,
-					    off < VHDX_HEADER_SECTION_SIZE ? "in the header section"
-									   : "beyond the end of the file");
-		nalloc++;
-	}
-
-	/* Overlaps: sort every occupied range and compare neighbours. */
-	ex = malloc((nalloc + nfixed) * sizeof(*ex) + sizeof(*ex));
+	*alloc_end = 0;
 	if (!ex)
 		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	nalloc = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		unsigned st = vhdx_bat_state(bat[i]);
-		bool is_bitmap = (i % stride) == g->chunk_ratio;
-		uint64_t off = vhdx_bat_offset(bat[i]);
+	/* k counts position within a chunk's group of chunk_ratio payload
+	 * entries followed by one sector-bitmap entry (no division per entry). */
+	for (uint64_t i = 0, k = 0; i < n; i++, k = k == g->chunk_ratio ? 0 : k + 1) {
+		uint64_t e = get_le64(buf + i * 8);
+		unsigned st = vhdx_bat_state(e);
+		uint64_t off = vhdx_bat_offset(e), need, span;
 
-		if (is_bitmap ? st != VHDX_SB_PRESENT
-			      : (st != VHDX_PAYLOAD_FULLY_PRESENT &&
-				 st != VHDX_PAYLOAD_PARTIALLY_PRESENT))
-			continue;
-		if (!is_bitmap && i - i / stride >= g->data_blocks)
-			continue;
-		ex[nalloc].start = off;
-		ex[nalloc].end = off + (is_bitmap ? VHDX_SECTOR_BITMAP_BLOCK_SIZE : g->block_size);
-		ex[nalloc].idx = i;
-		nalloc++;
+		if (k == g->chunk_ratio) { /* sector bitmap entry */
+			if (st != VHDX_SB_NOT_PRESENT && !(st == VHDX_SB_PRESENT && g->has_parent)) {
+				ret = gp_error_set(err, GP_ERR_CORRUPT,
+						   "%s: BAT at 0x%llx: entry %llu: sector bitmap state %u is not valid for this disk type",
+						   path, (unsigned long long)bat_offset,
+						   (unsigned long long)i, st);
+				goto out;
+			}
+			if (st != VHDX_SB_PRESENT)
+				continue;
+			need = span = VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		} else {
+			uint64_t b = blk++, left;
+
+			if (st == 0 || st == VHDX_PAYLOAD_ZERO || st == VHDX_PAYLOAD_UNDEFINED ||
+			    st == VHDX_PAYLOAD_UNMAPPED || st == VHDX_PAYLOAD_UNMAPPED_V095)
+				continue;
+			if (st == 4 || (st == VHDX_PAYLOAD_PARTIALLY_PRESENT && !g->has_parent)) {
+				ret = gp_error_set(err, GP_ERR_CORRUPT,
+						   "%s: BAT at 0x%llx: entry %llu: payload state %u is not valid for this disk type",
+						   path, (unsigned long long)bat_offset,
+						   (unsigned long long)i, st);
+				goto out;
+			}
+			if (b >= g->data_blocks) {
+				/* Entries past the last block (a differencing BAT's
+				 * tail) must stay unallocated. */
+				ret = gp_error_set(err, GP_ERR_CORRUPT,
+						   "%s: BAT at 0x%llx: entry %llu: allocated block past the virtual disk's end",
+						   path, (unsigned long long)bat_offset,
+						   (unsigned long long)i);
+				goto out;
+			}
+			if (st == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
+				uint64_t sb = vhdx_bat_bitmap_index(g, b);
+				uint64_t sbe = sb < n ? get_le64(buf + sb * 8) : 0;
+
+				if (vhdx_bat_state(sbe) != VHDX_SB_PRESENT) {
+					ret = gp_error_set(err, GP_ERR_CORRUPT,
+							   "%s: BAT at 0x%llx: entry %llu is partially present but its chunk has no sector bitmap",
+							   path, (unsigned long long)bat_offset,
+							   (unsigned long long)i);
+					goto out;
+				}
+			}
+			/* The last block may be short in the file. */
+			left = g->virtual_size - b * g->block_size;
+			need = left < g->block_size ? left : g->block_size;
+			span = g->block_size;
+		}
+		if (off < VHDX_HEADER_SECTION_SIZE || off > file_size || need > file_size - off) {
+			ret = gp_error_set(err, GP_ERR_CORRUPT,
+					   "%s: BAT at 0x%llx: entry %llu: block at file offset 0x%llx lies %s",
+					   path, (unsigned long long)bat_offset, (unsigned long long)i,
+					   (unsigned long long)off,
+					   off < VHDX_HEADER_SECTION_SIZE ? "in the header section"
+									  : "beyond the end of the file");
+			goto out;
+		}
+		if (nalloc == cap) {
+			struct ext *nx = realloc(ex, 2 * cap * sizeof(*ex));
+			if (!nx) {
+				ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+				goto out;
+			}
+			ex = nx;
+			cap *= 2;
+		}
+		ex[nalloc++] = (struct ext){ off, off + span, i };
+		if (off + span > *alloc_end)
+			*alloc_end = off + span;
 	}
-	for (size_t k = 0; k < nfixed; k++) {
-		ex[nalloc].start = fixed[k].start;
-		ex[nalloc].end = fixed[k].end;
-		ex[nalloc].idx = UINT64_MAX - k;
-		nalloc++;
+	/* Overlaps: sort every occupied range and compare neighbours. */
+	{
+		struct ext *nx = realloc(ex, (nalloc + nfixed + 1) * sizeof(*ex));
+		if (!nx) {
+			ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
+			goto out;
+		}
+		ex = nx;
 	}
+	for (size_t k = 0; k < nfixed; k++)
+		ex[nalloc++] = (struct ext){ fixed[k].start, fixed[k].end, UINT64_MAX - k };
 	qsort(ex, nalloc, sizeof(*ex), ext_cmp);
 	for (uint64_t k = 1; k < nalloc; k++) {
-		/* The last block may be shorter than a block in the file; only a
-		 * real intersection counts. */
 		if (ex[k].start < ex[k - 1].end) {
 			char a[40], b[40];
 			const struct ext *x = &ex[k], *y = &ex[k - 1];
@@ -172,12 +176,7 @@ int vhdx_bat_parse(const char *path, uint64_t bat_offset, const uint8_t *buf,
 			break;
 		}
 	}
+out:
 	free(ex);
 	return ret;
-}
-
-void vhdx_bat_serialize(const uint64_t *bat, uint64_t n, uint8_t *buf)
-{
-	for (uint64_t i = 0; i < n; i++)
-		put_le64(buf + i * 8, bat[i]);
 }

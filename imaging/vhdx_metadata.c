@@ -239,7 +239,7 @@ static int locator_parse(const char *path, uint64_t at, const uint8_t *p, uint32
 static bool is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 
 int vhdx_metadata_parse(const char *path, uint64_t at, const uint8_t *buf, size_t len,
-			struct vhdx_metadata *md, struct gp_error *err)
+			uint64_t region_len, struct vhdx_metadata *md, struct gp_error *err)
 {
 	unsigned found = 0, user = 0;
 	uint16_t count;
@@ -267,7 +267,7 @@ int vhdx_metadata_parse(const char *path, uint64_t at, const uint8_t *buf, size_
 
 		if (ilen == 0 ? off != 0
 			      : (off < VHDX_METADATA_TABLE_SIZE || ilen > VHDX_MD_ITEM_MAX_LENGTH ||
-				 (uint64_t)off + ilen > len))
+				 (uint64_t)off + ilen > region_len || (uint64_t)off + ilen > len))
 			return gp_error_set(err, GP_ERR_CORRUPT,
 					    "%s: metadata table at 0x%llx: entry %u (offset 0x%x, length %u) lies outside the metadata region",
 					    path, (unsigned long long)at, i, off, ilen);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "gp_error.h"
+#include "le.h"
 #include "vhdx.h"
 
 #define VHDX_KiB 1024ULL
@@ -231,12 +232,14 @@ struct vhdx_metadata {
 	struct vhdx_parent_locator locator; /* strings malloc'ed; NULL if absent */
 };
 
-/* Parse the metadata region (@buf, @len bytes, at file offset @at): table,
- * known items, the required-item bitmask, value ranges, the parent locator.
- * Returns 0 or GP_ERR_CORRUPT / GP_ERR_UNSUPPORTED / GP_ERR_NOMEM into @err
- * ("PATH: metadata at 0x...: ..."). */
+/* Parse the metadata region at file offset @at, @region_len bytes long, of
+ * which @buf holds the first @len (the table and every item that lies
+ * within the region): table, known items, the required-item bitmask, value
+ * ranges, the parent locator. Returns 0 or GP_ERR_CORRUPT /
+ * GP_ERR_UNSUPPORTED / GP_ERR_NOMEM into @err ("PATH: metadata ... at
+ * 0x...: ..."). */
 int vhdx_metadata_parse(const char *path, uint64_t at, const uint8_t *buf, size_t len,
-			struct vhdx_metadata *md, struct gp_error *err);
+			uint64_t region_len, struct vhdx_metadata *md, struct gp_error *err);
 /* Serialize @md into a metadata region of @len (>= 128 KiB) bytes. Writes
  * a parent locator when md->has_parent. Returns 0 or -1 (does not fit). */
 int vhdx_metadata_serialize(const struct vhdx_metadata *md, uint8_t *buf, size_t len);
@@ -287,18 +290,18 @@ struct vhdx_extent {
 	uint64_t index;
 };
 
-/* Decode the BAT (@n entries from @buf) into @bat and validate every entry:
- * state legal for its kind and disk type, reserved bits zero, offset
+/* Validate the BAT held in @buf (on-disk bytes, g->total_entries entries)
+ * in place: every entry's state legal for its kind and disk type, offsets
  * 1 MiB-aligned, after the header section, within @file_size, not
- * overlapping @fixed (the log and regions) nor each other. Returns 0 or
- * GP_ERR_CORRUPT / GP_ERR_NOMEM into @err ("PATH: BAT at 0x...: entry N
- * ..."). */
+ * overlapping @fixed (the log and regions) nor each other; a partially
+ * present block's chunk has its sector bitmap. *@alloc_end receives the end
+ * of the last allocated block (0 if none). One pass over the entries plus a
+ * sort of the allocated ones. Returns 0 or GP_ERR_CORRUPT / GP_ERR_NOMEM
+ * into @err ("PATH: BAT at 0x...: entry N ..."). */
 int vhdx_bat_parse(const char *path, uint64_t bat_offset, const uint8_t *buf,
 		   const struct vhdx_geometry *g, uint64_t file_size,
-		   const struct vhdx_extent *fixed, size_t nfixed, uint64_t *bat,
+		   const struct vhdx_extent *fixed, size_t nfixed, uint64_t *alloc_end,
 		   struct gp_error *err);
-/* Encode @n entries into @buf. */
-void vhdx_bat_serialize(const uint64_t *bat, uint64_t n, uint8_t *buf);
 
 /* ---- vhdx_log.c ------------------------------------------------------- */
 
@@ -358,8 +361,10 @@ struct vhdx {
 
 	struct vhdx_metadata md;
 	struct vhdx_geometry geo;
-	uint64_t *bat;             /* geo.total_entries entries, CPU order */
-	uint64_t bat_entries_alloc;/* entries the BAT region can hold */
+	/* The BAT as its on-disk bytes (whole 4 KiB sectors covering
+	 * geo.total_entries): read with vhdx_bat_get(), changed with
+	 * vhdx_bat_put(); a dirty sector goes to the log as it is. */
+	uint8_t *bat;
 	uint8_t *bat_dirty;        /* one byte per 4 KiB BAT sector awaiting the log */
 	uint64_t bat_sectors;
 	size_t ndirty;
@@ -375,8 +380,14 @@ struct vhdx {
 	size_t noverlay;
 	bool log_was_dirty, log_replayed;
 
+	bool unsynced;           /* written since the last fdatasync */
 	long crash_at, flushes;  /* GPUP_TEST_CRASH_AT, see vhdx.h */
 };
+
+static inline uint64_t vhdx_bat_get(const struct vhdx *v, uint64_t i)
+{
+	return get_le64(v->bat + i * 8);
+}
 
 /* Read @len bytes of the container file at @off, through the replay
  * overlay; bytes past the end of the file read as zeros. Errors on @v. */

@@ -13,7 +13,7 @@
 int vhdx_region_table_parse(const char *path, int copy, uint64_t at, const uint8_t *buf,
 			    struct vhdx_region_table *rt, struct gp_error *err)
 {
-	uint8_t *tmp;
+	static const uint8_t zero4[4];
 	uint32_t count, sum;
 
 	rt->count = 0;
@@ -22,13 +22,12 @@ int vhdx_region_table_parse(const char *path, int copy, uint64_t at, const uint8
 		return gp_error_set(err, GP_ERR_CORRUPT,
 				    "%s: region table %d at 0x%llx: signature is not \"regi\"", path,
 				    copy, (unsigned long long)at);
-	tmp = malloc(VHDX_REGION_TABLE_SIZE);
-	if (!tmp)
-		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	memcpy(tmp, buf, VHDX_REGION_TABLE_SIZE);
-	put_le32(tmp + VHDX_RT_CHECKSUM_OFF, 0);
-	sum = crc32c(tmp, VHDX_REGION_TABLE_SIZE);
-	free(tmp);
+	/* CRC over the table with the checksum field taken as zero, without
+	 * copying 64 KiB. */
+	sum = crc32c(buf, VHDX_RT_CHECKSUM_OFF);
+	sum = crc32c_update(sum, zero4, 4);
+	sum = crc32c_update(sum, buf + VHDX_RT_CHECKSUM_OFF + 4,
+			    VHDX_REGION_TABLE_SIZE - VHDX_RT_CHECKSUM_OFF - 4);
 	if (sum != get_le32(buf + VHDX_RT_CHECKSUM_OFF))
 		return gp_error_set(err, GP_ERR_CORRUPT,
 				    "%s: region table %d at 0x%llx: checksum mismatch", path, copy,

@@ -361,6 +361,7 @@ int cmd_doctor(int argc, char **argv)
 	int c, ret;
 
 	session_init(&d.s, "doctor");
+	d.s.ntfs_opts.require_windows = true;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
 		int r = session_handle(&d.s, c, optarg);

@@ -234,6 +234,7 @@ static int print_json(const struct result *r)
 			json_object_object_add(o, "won", json_object_new_boolean(c->verdict == GP_CAND_CHOSEN));
 			json_object_object_add(o, "match", jstr(rank_text(c->rank)));
 			json_object_object_add(o, "matched_id", jstr(c->matched_id));
+			json_object_object_add(o, "compatible_id", json_object_new_boolean(c->compatible));
 			json_object_object_add(o, "why", jstr(c->why));
 			json_object_array_add(cands, o);
 		}

@@ -1,5 +1,20 @@
 /* cmd_gpus.c — `gpup gpus`: the host's partitionable GPUs, from a saved
- * Get-VMHostPartitionableGpu listing or live through PowerShell. */
+ * Get-VMHostPartitionableGpu listing or live through PowerShell.
+ *
+ * --json prints one object (schema GPUP_JSON_SCHEMA):
+ *   { "schema": 1, "source": FILE or "powershell",
+ *     "gpus": [ { "instance_path": "\\?\PCI#VEN_...",
+ *                 "vendor_id", "device_id", "subsys_vendor_id",
+ *                 "subsys_device_id": 4 lower-case hex digits or null,
+ *                 "revision": 2 hex digits or null,
+ *                 "vendor_name", "device_name", "subsys_vendor_name",
+ *                 "subsys_name", "computer_name": string or null,
+ *                 "partition_count": N, "valid_partition_counts": [N...],
+ *                 "valid_partition_counts_truncated": bool,
+ *                 "resources": { "VRAM"|"Encode"|"Decode"|"Compute":
+ *                     { "total", "available", "min", "max", "optimal":
+ *                       unsigned 64-bit integers } } } ] }
+ */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,6 +68,8 @@ static void print_human(const struct gp_gpu_list *l)
 				printf("  subsystem      %s%s%s\n", or_unknown(g->subsys_vendor_name),
 				       g->subsys_name ? " " : "", g->subsys_name ? g->subsys_name : "");
 		}
+		if (g->has_pci_ids)
+			printf("  choose with    --gpu 'VEN_%04X&DEV_%04X'\n", g->vendor_id, g->device_id);
 		if (g->computer_name)
 			printf("  host           %s\n", g->computer_name);
 		printf("  partitions     %" PRIu32, g->partition_count);

@@ -8,7 +8,8 @@
  * partition table with each partition's volume signature, and guest facts.
  *
  * Exit status: 0 shown, 1 the image or its table cannot be read (one line on
- * stderr naming the file and the structure; nothing on stdout), 2 usage.
+ * stderr naming the file and the structure; nothing on stdout), 2 usage,
+ * 3 the image is locked by a writer.
  * Non-fatal findings (the backup GPT was used, ...) are warnings: stderr in
  * human mode, the "warnings" array with --json.
  *
@@ -55,12 +56,14 @@
  *       "volume": VOLSIG
  *     } ... ]
  *   },
- *   "guest": null | { ... },                 // inspect_guest(): Windows facts
+ *   "guest": null | { ... },                 // Windows facts: guest_facts_json()
+ *                                            // in tools/guest_json.h
  *   "warnings": [ "LINE", ... ]
  * }
  * VOLSIG: "none" | "NTFS" | "BitLocker" | "FAT12" | "FAT16" | "FAT32" |
- *         "exFAT" | "ReFS" | "unreadable". GUIDs are upper case for the
- * partition table, as the VHDX engine writes them for "vhdx".
+ *         "exFAT" | "ReFS" | "unreadable". Partition-table GUIDs are upper
+ * case (as fdisk and sgdisk print them); the "vhdx" section's are lower case
+ * (as the VHDX engine reports them). Numbers are JSON integers.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -216,7 +219,8 @@ static json_object *partition_json(const struct gp_partition_table *pt)
 		json_object_object_add(j, "length", json_object_new_int64((int64_t)p->length));
 		json_object_object_add(j, "name", jstr(p->name));
 		json_object_object_add(j, "guid", gpt ? jguid(p->guid) : NULL);
-		json_object_object_add(j, "attributes", json_object_new_int64((int64_t)p->attributes));
+		/* Bit 63 is common (MSR, "no drive letter"): unsigned. */
+		json_object_object_add(j, "attributes", json_object_new_uint64(p->attributes));
 		json_object_object_add(j, "bootable", json_object_new_boolean(p->bootable));
 		json_object_object_add(j, "logical", json_object_new_boolean(p->logical));
 		json_object_object_add(j, "volume", jstr(gp_volsig_name(p->volsig)));
@@ -260,9 +264,14 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 		human_size((uint64_t)jget_int(vhdx, "block_size"), sz, sizeof(sz));
 		printf("Block size:       %s\n", sz);
 		printf("Allocated blocks: %" PRId64 "\n", jget_int(vhdx, "allocated_blocks"));
-		printf("Log:              %s%s\n", jget_str(vhdx, "log_state"),
-		       json_object_get_boolean(json_object_object_get(vhdx, "log_replayed"))
-			       ? " (replayed)" : "");
+		const char *log = jget_str(vhdx, "log_state");
+		bool replayed = json_object_get_boolean(json_object_object_get(vhdx, "log_replayed"));
+		/* inspect opens read-only: a dirty log is applied in memory
+		 * only; say so, since the file still needs a writable open. */
+		printf("Log:              %s%s\n", log,
+		       replayed ? " (replayed)"
+		       : !strcmp(log, "dirty") ? " (updates applied in memory only; the file is unchanged)"
+					       : "");
 		printf("Disk id:          %s\n", jget_str(vhdx, "disk_id"));
 		if (json_object_object_get_ex(vhdx, "parent_chain", &chain) &&
 		    json_object_array_length(chain) > 0) {

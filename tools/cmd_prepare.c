@@ -323,6 +323,7 @@ int cmd_prepare(int argc, char **argv)
 	int c, ret;
 
 	session_init(&p.s, "prepare");
+	p.s.ntfs_opts.require_windows = true;
 	plan_opts_init(&p.po);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "hn" SESSION_SHORTOPTS PLAN_OPTS_SHORTOPTS, longopts,

@@ -120,6 +120,7 @@ int cmd_verify(int argc, char **argv)
 	int c, ret;
 
 	session_init(&s, "verify");
+	s.ntfs_opts.require_windows = true;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
 		int r = session_handle(&s, c, optarg);

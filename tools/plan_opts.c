@@ -289,8 +289,12 @@ int plan_opts_run(struct plan_opts *po)
 			gp_plan_free(&plan);
 			return EXIT_ERROR;
 		}
-	} else if (po->output) {
+	} else if (po->output && strcmp(po->output, "-") != 0) {
 		rc = write_script(&plan, po->output, &err);
+		if (rc == 0)
+			fprintf(stderr, "gpup: wrote %s; run it on the Hyper-V host as Administrator:\n"
+					"  powershell.exe -NoProfile -ExecutionPolicy Bypass -File %s\n",
+				po->output, po->output);
 	} else {
 		rc = gp_ps_render(&plan, stdout, &err);
 		if (rc == 0 && fflush(stdout) != 0)

@@ -19,7 +19,7 @@
  *                         server2025 / server2022 are accepted as aliases
  *   --stop-vm             shut a running VM down and start it afterwards
  *   --revert              remove the partition and restore defaults
- *   -o, --output FILE     write the script to FILE (default: stdout)
+ *   -o, --output FILE     write the script to FILE ("-" or default: stdout)
  *   --apply               run the script through powershell.exe / pwsh
  *
  * How a command reuses them:

@@ -1,6 +1,8 @@
 /* session.c — see session.h. */
 #include "session.h"
 
+#include "part.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -107,6 +109,21 @@ void session_default_source(struct session *s)
 		s->src_opts.driverstore = "/mnt/c";
 }
 
+/* Does @d hold Linux partitions (and so, having no Windows volume, a
+ * Linux guest)? */
+static bool linux_guest(struct gp_disk *d)
+{
+	struct gp_partition_table pt;
+	bool found = false;
+
+	if (gp_part_read(d, &pt, NULL) == 0)
+		for (size_t i = 0; i < pt.count; i++)
+			if (strstr(pt.parts[i].type_name, "Linux"))
+				found = true;
+	gp_part_table_free(&pt);
+	return found;
+}
+
 int session_open_image(struct session *s, bool writable, bool independent,
 		       struct gp_error *err)
 {
@@ -128,6 +145,15 @@ int session_open_image(struct session *s, bool writable, bool independent,
 		return ret;
 	nopts.writable = writable;
 	ret = gp_ntfs_open(s->disk, &nopts, &s->vol, err);
+	if (ret == GP_ERR_NOTFOUND && nopts.require_windows && linux_guest(s->disk))
+	{
+		/* The volume layer's "no Windows volume" is true but misses the
+		 * point: say why this guest can never work. */
+		gp_error_clear(err);
+		ret = gp_error_set(err, GP_ERR_REFUSED,
+				   "%s: no Windows volume, but Linux partitions: Linux guests are not "
+				   "supported by Hyper-V GPU-P", s->image);
+	}
 	if (ret) {
 		gp_disk_close(s->disk, NULL);
 		s->disk = NULL;

@@ -183,6 +183,13 @@ Test(bundle, library_round_trip)
 	}
 	/* Stream every file: the host's bytes, and close() agrees. */
 	cr_assert_eq(gp_bundle_stream(b, &st, &err), 0, "%s", err.msg);
+	/* expected() answers from the manifest, for any file, in any order. */
+	for (size_t i = bs->count; i-- > 0;) {
+		uint8_t sha[32];
+
+		cr_assert_eq(st.ops->expected(&st, &bs->files[i], sha, &err), 0, "%s", err.msg);
+		cr_assert_eq(memcmp(sha, bs->files[i].sha256, 32), 0);
+	}
 	for (size_t i = 0; i < bs->count; i++) {
 		const struct gp_inject_file *f = &bs->files[i];
 		size_t hlen, done = 0;

@@ -284,3 +284,70 @@ void t_fill_random(void *buf, size_t len, uint64_t *state)
 		memcpy(p, &v, len);
 	}
 }
+
+char *t_fixture(const char *script, const char *args)
+{
+	const char *build = t_env("GPUP_BUILD");
+	char name[256];
+	size_t o = 0;
+	struct t_run r;
+	char *dir;
+
+	/* The directory name spells script and arguments, so different
+	 * argument sets never share an output. */
+	for (const char *p = script; *p && o + 1 < sizeof(name); p++)
+		name[o++] = (*p == '.') ? '_' : *p;
+	for (const char *p = args; *p && o + 1 < sizeof(name); p++)
+		name[o++] = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+				    (*p >= '0' && *p <= '9') ? *p : '_';
+	name[o] = '\0';
+	dir = t_strdup_printf("%s/fixtures/%s", build, name);
+	/* Built once per build directory: the scripts are deterministic, and a
+	 * marker written after success saves every later test the rebuild. */
+	t_run(&r, "mkdir -p '%s/fixtures' && flock '%s/fixtures/.lock' sh -c "
+		  "'test -f \"$1/.t_fixture_done\" || { sh \"$2\" \"$1\" %s && touch \"$1/.t_fixture_done\"; }' "
+		  "fixture '%s' '%s/tests/fixtures/%s'",
+	      build, build, args, dir, t_env("GPUP_SRC"), script);
+	cr_assert_eq(r.status, 0, "fixture %s %s failed: %s", script, args, r.err);
+	t_run_free(&r);
+	return dir;
+}
+
+void t_copy(const char *src, const char *dst)
+{
+	struct t_run r;
+
+	t_run(&r, "cp --sparse=always '%s' '%s'", src, dst);
+	cr_assert_eq(r.status, 0, "cp %s %s: %s", src, dst, r.err);
+	t_run_free(&r);
+}
+
+long long t_find_in_file(const char *path, const char *needle)
+{
+	size_t nlen = strlen(needle), chunk = 1 << 20;
+	char *buf = malloc(chunk + nlen);
+	int fd = open(path, O_RDONLY);
+	off_t data = 0, hole;
+	long long found = -1;
+
+	cr_assert(fd >= 0 && buf && nlen > 0);
+	while (found < 0 && (data = lseek(fd, data, SEEK_DATA)) >= 0) {
+		hole = lseek(fd, data, SEEK_HOLE);
+		for (off_t pos = data; found < 0 && pos < hole; pos += (off_t)chunk) {
+			/* Overlap by the needle's length so a match across two
+			 * reads is not missed. */
+			ssize_t n = pread(fd, buf, chunk + nlen - 1, pos);
+			char *hit;
+
+			if (n <= 0)
+				break;
+			hit = memmem(buf, (size_t)n, needle, nlen);
+			if (hit)
+				found = (long long)pos + (hit - buf);
+		}
+		data = hole;
+	}
+	close(fd);
+	free(buf);
+	return found;
+}

@@ -46,6 +46,24 @@ void t_sha256_buf(const void *buf, size_t len, char hex[65]);
  * malloc'ed path. Tests never touch the shared originals. */
 char *t_hyperv_fixture(const char *name, const char *dir);
 
+/*
+ * A generated fixture, built once per `make check` and shared by tests:
+ * runs tests/fixtures/SCRIPT OUTDIR ARGS... (ARGS a shell-quoted string)
+ * under a lock, with OUTDIR = $GPUP_BUILD/fixtures/<SCRIPT + ARGS>, and
+ * returns OUTDIR (malloc'ed). The scripts skip work when OUTDIR is already
+ * up to date; tests copy what they modify.
+ */
+char *t_fixture(const char *script, const char *args);
+
+/* Copy @src to @dst keeping holes (cp --sparse=always). Aborts the test on
+ * failure. */
+void t_copy(const char *src, const char *dst);
+
+/* Byte offset of the first occurrence of @needle in file @path, reading
+ * only its data regions (SEEK_DATA/SEEK_HOLE: a sparse multi-GiB raw
+ * image costs what it holds). -1 when absent. */
+long long t_find_in_file(const char *path, const char *needle);
+
 /* Read a whole file (malloc'ed, NUL-terminated); NULL on error. */
 char *t_read_file(const char *path, size_t *len);
 /* Write @len bytes to @path (created/truncated). Returns 0 or -1. */

@@ -59,7 +59,7 @@ Test(store, finds_filerepository_from_any_level_and_case)
 {
 	char *root = dt_mkstore(dir);
 	static const char *const sub[] = { "", "/Windows", "/Windows/System32",
-					   "/Windows/System32/DriverStore", "/" REPO_REL };
+					   "/Windows/System32/DriverStore", ("/" REPO_REL) };
 	struct t_run r;
 
 	for (size_t i = 0; i < 5; i++) {
@@ -461,7 +461,14 @@ Test(store, auto_with_two_gpus_and_with_one)
 	gp_resolution_free(r);
 	gp_store_close(s);
 
-	t_run(&t, "rm -r '%s/" REPO_REL "/" INTEL_PKG "'", root);
+	/* Without Intel, and with a Basic-Display-like package (Display class,
+	 * only a PCI class-code ID): one GPU vendor left. */
+	t_run(&t, "rm -r '%s/" REPO_REL "/" INTEL_PKG "' && cd '%s/" REPO_REL "' && "
+		  "mkdir basicdisplay.inf_amd64_aaaa0000aaaa0000 && printf '"
+		  "[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+		  "DriverVer=06/21/2006,10.0.22621.1\n[Manufacturer]\nMS=Basic,NTamd64\n"
+		  "[Basic.NTamd64]\nBasic Display=BasicDisplay,PCI\\CC_0300,PCI\\CC_0301\n' "
+		  "> basicdisplay.inf_amd64_aaaa0000aaaa0000/basicdisplay.inf", root, root);
 	cr_assert_eq(t.status, 0);
 	t_run_free(&t);
 	s = dt_open(root);
@@ -470,6 +477,8 @@ Test(store, auto_with_two_gpus_and_with_one)
 	cr_assert_str_eq(r->pkg->folder, NV_NEW);
 	cr_assert_null(r->model);
 	cr_assert_eq(cand(r, NV_OLD)->verdict, GP_CAND_OLDER);
+	cr_assert(strstr(cand(r, "basicdisplay.inf_amd64_aaaa0000aaaa0000")->why, "drives no PCI GPU"),
+		  "%s", cand(r, "basicdisplay.inf_amd64_aaaa0000aaaa0000")->why);
 	/* every model's install section counts */
 	set = inject_ok(s, r, false);
 	cr_assert_geq(dt_find(set, "Windows/System32/AsusOverlay.dll"), 0);
@@ -606,7 +615,7 @@ Test(store, hostile_destination_names_are_refused)
 		"[Version]\nClass=Display\nClassGuid={4D36E968-E325-11CE-BFC1-08002BE10318}\n"
 		"DriverVer=01/01/2024,1.0.0.0\n[Manufacturer]\nM=Dev\n"
 		"[Dev]\nGPU=S,PCI\\VEN_1234&DEV_5678&REV_01\n"
-		"[S]\nCopyFiles=up,escape,ok\n"
+		"[S]\nCopyFiles=up,escape,ok\nCopyINF=.\\sub\\deep.inf, .\\audio\\nothere.inf\n"
 		"[DestinationDirs]\nup=11\nescape=10,System32\\..\\..\\etc\nok=10,system32\\sub\n"
 		"[up]\n..\\evil.dll,deep.inf\n[escape]\npasswd,deep.inf\n[ok]\nfine.dll,deep.inf\n";
 	char *root = one_package_store(text);
@@ -623,8 +632,70 @@ Test(store, hostile_destination_names_are_refused)
 	for (size_t k = 0; k < set->count; k++)
 		cr_assert_null(strstr(set->files[k].guest_path, ".."), "%s", set->files[k].guest_path);
 	cr_assert_eq(set->count, 2);
+	/* CopyINF with a media path: found by name (itself, so skipped) or not */
+	cr_assert_eq(set->n_copyinf, 0);
+	cr_assert_eq(set->n_copyinf_missing, 1);
+	cr_assert_str_eq(set->copyinf_missing[0], ".\\audio\\nothere.inf");
 	gp_inject_set_free(set);
 	gp_resolution_free(r);
 	gp_store_close(s);
+	free(root);
+}
+
+Test(store, match_only_under_a_newer_target_os)
+{
+	static const char text[] =
+		"[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+		"DriverVer=01/01/2024,1.0.0.0\n"
+		"[Manufacturer]\nM=Dev,NTamd64.10.0...17098,NTamd64.10.0...26100\n"
+		"[Dev.NTamd64.10.0...17098]\nOld=S,PCI\\VEN_1234&DEV_0001\n"
+		"[Dev.NTamd64.10.0...26100]\nNew=S,PCI\\VEN_1234&DEV_5678\n[S]\n";
+	char *root = one_package_store(text);
+	struct gp_store *s = dt_open(root);
+	struct gp_guest_target w10 = { .arch = "amd64", .build = 19045 };
+	struct gp_resolution *r = NULL;
+
+	cr_assert_eq(gp_store_resolve(s, "PCI\\VEN_1234&DEV_5678", &w10, &r), GP_ERR_NOTFOUND);
+	cr_assert_eq(r->cands[0].verdict, GP_CAND_TARGET_OS);
+	cr_assert(strstr(r->cands[0].why, "only under TargetOS NTamd64.10.0...26100") &&
+		  strstr(r->cands[0].why, "build 19045"), "%s", r->cands[0].why);
+	gp_resolution_free(r);
+	r = resolve_ok(s, "PCI\\VEN_1234&DEV_5678", NULL);
+	cr_assert_str_eq(r->pkg->targets[r->model->target].decoration, "NTamd64.10.0...26100");
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(root);
+}
+
+Test(store, hardware_id_match_beats_compatible_id_match)
+{
+	static const char hw[] =
+		"[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+		"DriverVer=01/01/2020,1.0.0.0\n[Manufacturer]\nM=Dev,NTamd64\n"
+		"[Dev.NTamd64]\nGPU=S,PCI\\VEN_1234&DEV_5678\n[S]\n";
+	static const char compat[] =
+		"[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+		"DriverVer=01/01/2024,2.0.0.0\n[Manufacturer]\nM=Dev,NTamd64\n"
+		"[Dev.NTamd64]\nGPU=S,PCI\\VEN_9999&DEV_0000,PCI\\VEN_1234&DEV_5678&SUBSYS_00011234\n[S]\n";
+	char *root = one_package_store(hw);
+	char *pd = t_strdup_printf("%s/" REPO_REL "/compat.inf_amd64_fedcba9876543210", root);
+	char *inf = t_strdup_printf("%s/compat.inf", pd);
+	struct gp_store *s;
+	struct gp_resolution *r;
+
+	cr_assert_eq(mkdir(pd, 0755), 0);
+	cr_assert_eq(t_write_file(inf, compat, strlen(compat)), 0);
+	s = dt_open(root);
+	r = resolve_ok(s, "PCI\\VEN_1234&DEV_5678&SUBSYS_00011234", NULL);
+	cr_assert_str_eq(r->pkg->folder, "deep.inf_amd64_0123456789abcdef",
+			 "older, less specific, but a hardware-ID match");
+	cr_assert(!r->cands[0].compatible);
+	cr_assert(r->cands[1].compatible);
+	cr_assert_eq(r->cands[1].verdict, GP_CAND_LESS_SPECIFIC);
+	cr_assert(strstr(r->cands[1].why, "compatible ID"), "%s", r->cands[1].why);
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(pd);
+	free(inf);
 	free(root);
 }

@@ -170,11 +170,18 @@ Test(hostconf_cli, hostconf_stdout_and_output_file)
 	cr_assert_eq(t_gpup(&r2, "hostconf --from '%s' --vm 'My VM' --gpu VEN_10DE --share 50%% -o '%s'",
 			    f, out), 0, "%s", r2.err);
 	cr_assert_eq(r2.out_len, 0);
+	cr_assert(strstr(r2.err, "-ExecutionPolicy Bypass -File"), "%s", r2.err);
 	file = t_read_file(out, &len);
 	cr_assert_not_null(file);
 	cr_assert_eq(len, r.out_len);
 	cr_assert_eq(memcmp(file, r.out, len), 0, "-o writes what stdout shows");
 	free(file);
+	t_run_free(&r2);
+	/* "-o -" is standard output. */
+	cr_assert_eq(t_gpup(&r2, "hostconf --from '%s' --vm 'My VM' --gpu VEN_10DE --share 50%% -o -",
+			    f), 0, "%s", r2.err);
+	cr_assert_eq(r2.out_len, r.out_len);
+	cr_assert_eq(memcmp(r2.out, r.out, r.out_len), 0);
 	t_run_free(&r);
 	t_run_free(&r2);
 	/* Per-resource shares win over --share. */
@@ -208,11 +215,11 @@ Test(hostconf_cli, hostconf_errors_and_usage)
 		"--vm v",                                       /* no --gpu */
 		"--vm v --gpu auto -o x.ps1 --apply",
 		"--vm v --gpu auto --share 50",
-		"--vm v --gpu auto --share 10%%:20%%:30%%",
-		"--vm v --gpu auto --vram 150%%",
+		"--vm v --gpu auto --share 10%:20%:30%",
+		"--vm v --gpu auto --vram 150%",
 		"--vm v --gpu auto --encode 1:2",
 		"--vm v --gpu auto --host-os mac",
-		"--vm v --revert --share 50%%",
+		"--vm v --revert --share 50%",
 		"--vm v --gpu auto --mmio-buffer 1G",
 		"--vm v --gpu auto --high-mmio lots",
 		"--vm v --gpu auto --bogus",
@@ -222,13 +229,11 @@ Test(hostconf_cli, hostconf_errors_and_usage)
 	char *f = hc_data("howto-two-gpus.txt");
 
 	for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
-		char *args = t_strdup_printf(usage[i]);
-		cr_assert_eq(t_gpup(&r, "hostconf --from '%s' %s", f, args), 2, "'%s': %d %s", args,
-			     r.status, r.err);
-		cr_assert(strstr(r.err, "Try 'gpup hostconf --help'"), "'%s': %s", args, r.err);
+		cr_assert_eq(t_gpup(&r, "hostconf --from '%s' %s", f, usage[i]), 2, "'%s': %d %s",
+			     usage[i], r.status, r.err);
+		cr_assert(strstr(r.err, "Try 'gpup hostconf --help'"), "'%s': %s", usage[i], r.err);
 		cr_assert_eq(r.out_len, 0);
 		t_run_free(&r);
-		free(args);
 	}
 	cr_assert_eq(t_gpup(&r, "hostconf --help"), 0);
 	cr_assert(strstr(r.out, "--surveydda FILE"));

@@ -121,6 +121,7 @@ Test(ntfs_api, put_stream_checks_the_source_length)
 	open_rw(img, true, &d, &v);
 	cr_assert_eq(gp_ntfs_put_stream(v, "/a.bin", 80, 0, mem_read, &shortsrc, NULL), GP_ERR_CORRUPT);
 	cr_assert(strstr(gp_ntfs_error(v)->msg, "ended after 50 of 80 bytes"), "%s", gp_ntfs_error(v)->msg);
+	cr_assert_eq(gp_ntfs_stat(v, "/a.bin", &st), GP_ERR_NOTFOUND, "no half-written file is left");
 	cr_assert_eq(gp_ntfs_put_stream(v, "/b.bin", 80, 0, mem_read, &longsrc, NULL), GP_ERR_CORRUPT);
 	cr_assert(strstr(gp_ntfs_error(v)->msg, "longer than the declared 80 bytes"), "%s",
 		  gp_ntfs_error(v)->msg);
@@ -283,5 +284,39 @@ Test(ntfs_api, guest_facts_server_arm64_mbr)
 	cr_assert_str_eq(f.arch, "arm64");
 	cr_assert_eq(f.kernel_machine, 0xaa64);
 	gp_guest_facts_free(&f);
+	free(img);
+}
+
+Test(ntfs_api, volume_choice)
+{
+	char *img = t_hyperv_fixture("dynamic.vhdx", dir);
+	struct gp_disk_open_opts o = { .backend = GP_DISK_BACKEND_LIBVHDI };
+	struct gp_ntfs_open_opts win = { .require_windows = true };
+	struct gp_ntfs_open_opts p2 = { .partition = 2 };
+	struct gp_ntfs_open_opts rw = { .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_ntfs_volinfo vi;
+	struct gp_disk *d;
+	struct gp_ntfs *v;
+
+	cr_assert_eq(gp_disk_open(img, &o, &d, &err), 0, "%s", err.msg);
+	/* prepare's rule: only a volume holding the kernel will do. */
+	cr_assert_eq(gp_ntfs_open(d, &win, &v, &err), GP_ERR_NOTFOUND);
+	cr_assert(strstr(err.msg, "no Windows installation found (NTFS volumes: 1;"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_ntfs_open(d, &p2, &v, &err), GP_ERR_NOTFOUND);
+	cr_assert(strstr(err.msg, "has no partition 2"), "%s", err.msg);
+	gp_error_clear(&err);
+	/* A read-only disk cannot give a writable volume. */
+	cr_assert_eq(gp_ntfs_open(d, &rw, &v, &err), GP_ERR_READONLY);
+	gp_error_clear(&err);
+	/* The file commands' rule: the sole NTFS volume. */
+	cr_assert_eq(gp_ntfs_open(d, NULL, &v, &err), 0, "%s", err.msg);
+	gp_ntfs_volinfo(v, &vi);
+	cr_assert_eq(vi.partition, 1);
+	cr_assert_eq(vi.offset, 128 * 512);
+	cr_assert(!vi.has_windows);
+	gp_ntfs_close(v, NULL);
+	gp_disk_close(d, NULL);
 	free(img);
 }

@@ -252,3 +252,63 @@ Test(ntfs_vhdx, refusal_leaves_vhdx_byte_identical)
 	free(h);
 	free(img);
 }
+
+/* Free clusters inside blocks the VHDX already has are used before the
+ * container grows: fill 200 MiB, delete every other file (100 MiB of holes
+ * in allocated blocks), then put 80 MiB: the file must not grow by more
+ * than one block (the directory's own metadata may need one). */
+Test(ntfs_vhdx, fills_holes_in_allocated_blocks_first)
+{
+	const uint64_t block = 32u << 20, mib = 1u << 20;
+	char *img = vhdx_guest();
+	struct gp_disk_open_opts o = { .writable = true };
+	struct gp_ntfs_open_opts vo = { .writable = true };
+	struct gp_error err = { 0 };
+	uint64_t before, after;
+	struct gp_disk *d;
+	struct gp_ntfs *v;
+	struct gen g;
+	char path[128];
+
+	cr_assert_eq(gp_disk_open(img, &o, &d, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_ntfs_open(d, &vo, &v, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 100; i++) {
+		snprintf(path, sizeof(path), "/Windows/Temp/old%03d.bin", i);
+		gen_init(&g, (uint64_t)i, 2 * mib);
+		cr_assert_eq(gp_ntfs_put_stream(v, path, 2 * mib, 0, gen_read, &g, NULL), 0, "%s",
+			     gp_ntfs_error(v)->msg);
+	}
+	for (int i = 0; i < 100; i += 2) {
+		snprintf(path, sizeof(path), "/Windows/Temp/old%03d.bin", i);
+		cr_assert_eq(gp_ntfs_remove(v, path, false), 0, "%s", gp_ntfs_error(v)->msg);
+	}
+	cr_assert_eq(gp_ntfs_close(v, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	before = file_size(img);
+
+	cr_assert_eq(gp_disk_open(img, &o, &d, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_ntfs_open(d, &vo, &v, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 80; i++) {
+		snprintf(path, sizeof(path), "/Windows/System32/HostDriverStore/FileRepository/p/new%03d.bin", i);
+		gen_init(&g, 1000 + (uint64_t)i, mib);
+		cr_assert_eq(gp_ntfs_put_stream(v, path, mib, 0, gen_read, &g, NULL), 0, "%s",
+			     gp_ntfs_error(v)->msg);
+	}
+	cr_assert_eq(gp_ntfs_close(v, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	after = file_size(img);
+	fprintf(stderr, "holes: 80 MiB into 100 MiB of freed clusters: VHDX +%llu bytes\n",
+		(unsigned long long)(after - before));
+	cr_assert(after - before <= block, "VHDX grew by %llu bytes although allocated blocks had room",
+		  (unsigned long long)(after - before));
+	gen_init(&g, 1000 + 79, mib);
+	{
+		unsigned char *want = malloc(mib);
+		size_t got;
+
+		cr_assert_eq(gen_read(want, mib, &got, &g), 0);
+		libvhdi_compare(img, "/Windows/System32/HostDriverStore/FileRepository/p/new079.bin", want, mib);
+		free(want);
+	}
+	free(img);
+}

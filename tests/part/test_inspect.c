@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk.h"
 #include "helpers.h"
 #include "part_test.h"
 #include "vhdx.h"
@@ -420,6 +421,11 @@ Test(inspect, dirty_log_vhdx_inspects_read_only)
 			cr_assert_str_eq(json_object_get_string(jget(jget(j, "partition_table"), "kind")), "GPT");
 			json_object_put(j);
 			t_run_free(&r);
+			t_gpup(&r, "inspect '%s'", copy);
+			cr_assert_eq(r.status, 0, "%s", r.err);
+			cr_assert(strstr(r.out, "Log:              dirty (updates applied in memory only"),
+				  "%s", r.out);
+			t_run_free(&r);
 			cr_assert_eq(t_sha256_file(copy, after), 0);
 			cr_assert_str_eq(before, after, "inspect changed a dirty image");
 		}
@@ -482,4 +488,52 @@ Test(inspect, differencing_child_with_parent_override)
 	free(line);
 	t_run_free(&r);
 	free(raw); free(a); free(b); free(base); free(moved); free(child);
+}
+
+/* GPT attribute bit 63 (Windows sets it on MSR: "no drive letter") must come
+ * out as an unsigned JSON integer, not a negative one. */
+Test(inspect, gpt_attribute_bit_63_is_unsigned)
+{
+	struct gp_disk_open_opts o = { .format = GP_DISK_FORMAT_RAW, .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	struct t_run r;
+	char *img = t_strdup_printf("%s/attr.img", dir);
+	struct gp_gpt_new_part p = { "E3C9E316-0B5C-4DB8-817D-F92DF00215AE",
+				     "11111111-2222-3333-4444-000000000001",
+				     "Microsoft reserved partition", 2048, 4095,
+				     (1ull << 63) | 1 };
+
+	t_run(&r, "truncate -s 4M '%s'", img);
+	t_run_free(&r);
+	cr_assert_eq(gp_disk_open(img, &o, &d, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_gpt_write(d, 512, "11111111-2222-3333-4444-555555555555", &p, 1, &err), 0,
+		     "%s", err.msg);
+	gp_disk_close(d, NULL);
+	t_gpup(&r, "inspect --json '%s'", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"attributes\":9223372036854775809"), "%s", r.out);
+	json_object *j = json_tokener_parse(r.out);
+	cr_assert(j);
+	json_object *p1 = json_object_array_get_idx(jget(jget(j, "partition_table"), "partitions"), 0);
+	cr_assert_eq(json_object_get_uint64(jget(p1, "attributes")), (1ull << 63) | 1);
+	json_object_put(j);
+	t_run_free(&r);
+	free(img);
+}
+
+/* Hyper-V's differencing fixture comes without its parent: one line naming
+ * the image and what is missing, nothing on stdout, exit 1. */
+Test(inspect, differencing_fixture_without_parent)
+{
+	char *img = t_hyperv_fixture("differencing.avhdx", dir);
+	struct t_run r;
+
+	t_gpup(&r, "inspect '%s'", img);
+	cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+	cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+	cr_assert(strstr(r.err, img) && strstr(r.err, "parent"), "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+	t_run_free(&r);
+	free(img);
 }

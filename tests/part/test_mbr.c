@@ -327,3 +327,24 @@ static void hyperv_default(const char *name)
 
 Test(mbr, hyperv_fixed_vhdx_engine) { hyperv_default("fixed.vhdx"); }
 Test(mbr, hyperv_dynamic_vhdx_engine) { hyperv_default("dynamic.vhdx"); }
+
+/* Logical partition 5 grown over logical 6 (both inside the extended one). */
+Test(mbr, overlapping_logical_partitions)
+{
+	struct gp_partition_table pt;
+	struct gp_error err = { 0 };
+	char *img = make_extended();
+	uint8_t sec[512];
+	struct mbr m;
+
+	pt_peek(img, 22528ull * 512, sec, 512);
+	mbr_parse(sec, &m);
+	m.record[0].size_in_lba = 20000;
+	mbr_serialize(&m, sec);
+	pt_patch(img, 22528ull * 512, sec, 512);
+	cr_assert_eq(pt_read(img, 0, &pt, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "MBR partitions 5 and 6 overlap (LBAs 24576..44575 and 36864..47103)"),
+		  "%s", err.msg);
+	gp_part_table_free(&pt);
+	free(img);
+}

@@ -119,6 +119,10 @@ Test(mkgpt, bad_arguments)
 	/* Too small for the Windows layout: fdisk cannot place the partitions. */
 	t_run(&r, "sh '%s/tests/fixtures/mkgpt.sh' '%s/x.img' 32M", src, dir);
 	cr_assert_neq(r.status, 0);
-	cr_assert(strstr(r.err, "mkgpt.sh:"), "%s", r.err);
+	cr_assert(strstr(r.err, "could not lay out the windows partitions: The last usable GPT sector is 65502"),
+		  "%s", r.err);
+	t_run_free(&r);
+	t_run(&r, "test ! -e '%s/x.img'", dir);
+	cr_assert_eq(r.status, 0, "a failed build left its image behind");
 	t_run_free(&r);
 }

@@ -167,7 +167,7 @@ Test(vhdx_bad, truncated_payload)
 	uint64_t boff;
 
 	cr_assert_eq(vhdx_open(img, &o, &v, &err), 0, "%s", err.msg);
-	boff = vhdx_bat_offset(v->bat[0]);
+	boff = vhdx_bat_offset(vhdx_bat_get(v, 0));
 	vhdx_close(v, NULL);
 	cr_assert_eq(truncate(img, (off_t)(boff + MiB)), 0);
 	expect_refused(img, GP_ERR_CORRUPT, "BAT at 0x");

@@ -218,11 +218,11 @@ Test(vhdx_log, replays_data_zero_descriptors_sequences_and_extension)
 	vt_write(img, expect, 2 * MiB, 0); /* blocks 0 and 1 */
 
 	cr_assert_eq(vhdx_open(img, &o, &v, &err), 0, "%s", err.msg);
-	b0 = vhdx_bat_offset(v->bat[vhdx_bat_payload_index(&v->geo, 0)]);
-	b1 = vhdx_bat_offset(v->bat[vhdx_bat_payload_index(&v->geo, 1)]);
+	b0 = vhdx_bat_offset(vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, 0)));
+	b1 = vhdx_bat_offset(vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, 1)));
 	bat_off = v->bat_offset;
 	bat5 = vhdx_bat_payload_index(&v->geo, 5);
-	vhdx_bat_serialize(v->bat, 512, batsec);
+	memcpy(batsec, v->bat, sizeof(batsec));
 	newoff = (v->file_size + MiB - 1) / MiB * MiB + 4 * MiB; /* past the end */
 	last = newoff + MiB;
 	vhdx_close(v, NULL);

@@ -32,6 +32,10 @@ function Stop-GpupVM {
     if ($vm.State -eq 'Off') {
         return $false
     }
+    # A Saved or Paused VM would lose its state: that is the user's call.
+    if ($vm.State -ne 'Running') {
+        throw "VM '$VMName' is $($vm.State); start it and shut it down (or discard its saved state) first."
+    }
     if ($StopVM -eq 0) {
         throw "VM '$VMName' is $($vm.State); shut it down first (or render the script with --stop-vm)."
     }
@@ -88,5 +92,5 @@ $after = Get-GpupDifferences @(Hyper-V\Get-VMGpuPartitionAdapter -VM $vm) $vm
 if ($after.Count -ne 0) {
     throw ("Verification failed for VM '$VMName': " + ($after -join '; '))
 }
-Write-Host "VM '$VMName' has no GPU partition; MMIO Low $($vm.LowMemoryMappedIoSpace / 1MB) MiB, High $($vm.HighMemoryMappedIoSpace / 1MB) MiB."
+Write-Host "VM '$VMName' has no GPU partition; MMIO Low $($vm.LowMemoryMappedIoSpace / 1048576) MiB, High $($vm.HighMemoryMappedIoSpace / 1048576) MiB."
 exit 0

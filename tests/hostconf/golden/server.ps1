@@ -49,6 +49,10 @@ function Stop-GpupVM {
     if ($vm.State -eq 'Off') {
         return $false
     }
+    # A Saved or Paused VM would lose its state: that is the user's call.
+    if ($vm.State -ne 'Running') {
+        throw "VM '$VMName' is $($vm.State); start it and shut it down (or discard its saved state) first."
+    }
     if ($StopVM -eq 0) {
         throw "VM '$VMName' is $($vm.State); shut it down first (or render the script with --stop-vm)."
     }
@@ -192,5 +196,5 @@ Write-Host "VM '$VMName' has its GPU partition:"
 foreach ($r in 'VRAM', 'Encode', 'Decode', 'Compute') {
     Write-Host ('  {0,-8} Min {1}  Optimal {2}  Max {3}' -f $r, $a."MinPartition$r", $a."OptimalPartition$r", $a."MaxPartition$r")
 }
-Write-Host ('  MMIO     Low {0} MiB  High {1} MiB  GuestControlledCacheTypes {2}' -f ($vm.LowMemoryMappedIoSpace / 1MB), ($vm.HighMemoryMappedIoSpace / 1MB), $vm.GuestControlledCacheTypes)
+Write-Host ('  MMIO     Low {0} MiB  High {1} MiB  GuestControlledCacheTypes {2}' -f ($vm.LowMemoryMappedIoSpace / 1048576), ($vm.HighMemoryMappedIoSpace / 1048576), $vm.GuestControlledCacheTypes)
 exit 0

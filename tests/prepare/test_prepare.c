@@ -1,0 +1,484 @@
+/*
+ * test_prepare.c — `gpup prepare`, `verify` and `doctor` end to end, on
+ * generated GPT guests (tests/fixtures/mkguest.sh, a dynamic VHDX written by
+ * qemu-img) and generated host DriverStores (mkstore.sh), and on the
+ * Hyper-V-written fixtures. Results are read back independently: qemu-img
+ * converts the image to raw and ntfs-3g's ntfscat reads every file.
+ */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define NV_GPU "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1"
+#define NV_NEW "nv_dispi.inf_amd64_2222bbbb22220002"
+#define NV_OLD "nv_dispi.inf_amd64_1111aaaa11110001"
+#define HDS "Windows/System32/HostDriverStore/FileRepository"
+
+static char *dir;
+
+static void setup(void) { dir = t_tmpdir(); }
+static void teardown(void) { t_rm_rf(dir); free(dir); }
+
+TestSuite(prepare, .init = setup, .fini = teardown, .timeout = 300);
+
+/* A fresh copy of the generated Windows 11 guest (VHDX) in the test dir. */
+static char *guest_copy(const char *extra_args, const char *name)
+{
+	char *fx = t_fixture("mkguest.sh", extra_args);
+	char *src = t_strdup_printf("%s/guest.vhdx", fx);
+	char *dst = t_strdup_printf("%s/%s", dir, name);
+
+	t_copy(src, dst);
+	free(fx);
+	free(src);
+	return dst;
+}
+
+static char *store(void)
+{
+	return t_fixture("mkstore.sh", "");
+}
+
+static char *sha_of(const char *path)
+{
+	char hex[65];
+
+	cr_assert_eq(t_sha256_file(path, hex), 0, "cannot hash %s", path);
+	return t_strdup_printf("%s", hex);
+}
+
+/* The injection set, as `gpup drivers --json` reports it. */
+static struct json_object *injection_files(const char *st)
+{
+	struct json_object *root, *inj, *files;
+	struct t_run r;
+
+	t_gpup(&r, "drivers --driverstore '%s' --gpu '%s' --json", st, NV_GPU);
+	cr_assert_eq(r.status, 0, "drivers: %s", r.err);
+	root = json_tokener_parse(r.out);
+	cr_assert_not_null(root);
+	cr_assert(json_object_object_get_ex(root, "injection", &inj));
+	cr_assert(json_object_object_get_ex(inj, "files", &files));
+	json_object_get(files);
+	json_object_put(root);
+	t_run_free(&r);
+	return files;
+}
+
+/*
+ * Read every file of the injection set back from @img without gpup:
+ * qemu-img → raw, the Windows partition cut out with dd, ntfscat per file;
+ * compare SHA-256 with the host source. Returns the number of files checked.
+ */
+static size_t check_independently(const char *img, const char *st, const char *partfile)
+{
+	struct json_object *files = injection_files(st);
+	unsigned long long off, len;
+	char *raw = t_strdup_printf("%s/check.raw", dir);
+	char *part = t_strdup_printf("%s/check.part", dir);
+	FILE *f = fopen(partfile, "r");
+	struct t_run r;
+	size_t n = json_object_array_length(files);
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%llu %llu", &off, &len), 2);
+	fclose(f);
+	t_run(&r, "qemu-img convert -O raw '%s' '%s' && dd if='%s' of='%s' bs=1M skip=%llu count=%llu "
+		  "conv=sparse status=none", img, raw, raw, part, off >> 20, len >> 20);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(files, i), *gp, *sp;
+		char want[65];
+
+		cr_assert(json_object_object_get_ex(e, "guest_path", &gp));
+		cr_assert(json_object_object_get_ex(e, "source_path", &sp));
+		cr_assert_eq(t_sha256_file(json_object_get_string(sp), want), 0);
+		t_run(&r, "ntfscat -f '%s' '/%s' | sha256sum | cut -c1-64", part,
+		      json_object_get_string(gp));
+		cr_assert_eq(r.status, 0);
+		cr_assert_eq(strncmp(r.out, want, 64), 0, "%s: ntfscat reads other bytes than the host's",
+			     json_object_get_string(gp));
+		t_run_free(&r);
+	}
+	t_run(&r, "ntfsfix -n '%s'", part);
+	cr_assert_eq(r.status, 0, "ntfsfix -n: %s%s", r.out, r.err);
+	t_run_free(&r);
+	json_object_put(files);
+	unlink(raw);
+	unlink(part);
+	free(raw);
+	free(part);
+	return n;
+}
+
+static struct json_object *run_json(struct t_run *r, int want_status, const char *fmt, const char *a,
+				    const char *b)
+{
+	struct json_object *o;
+
+	t_gpup(r, fmt, a, b);
+	cr_assert_eq(r->status, want_status, "exit %d: %s", r->status, r->err);
+	o = json_tokener_parse(r->out);
+	cr_assert_not_null(o, "not JSON: %s", r->out);
+	return o;
+}
+
+static bool jbool(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	cr_assert(json_object_object_get_ex(o, key, &v), "no key %s", key);
+	return json_object_get_boolean(v);
+}
+
+Test(prepare, injects_and_reads_back_independently)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *fx = t_fixture("mkguest.sh", "--size 2G --vhdx");
+	char *partfile = t_strdup_printf("%s/guest.part", fx);
+	struct json_object *o;
+	struct t_run r;
+
+	o = run_json(&r, 0, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --json -q", img, st);
+	cr_assert(jbool(o, "changed"));
+	cr_assert(jbool(o, "verified"));
+	json_object_put(o);
+	t_run_free(&r);
+	cr_assert_eq(t_run(&r, "qemu-img check '%s'", img), 0, "%s", r.out);
+	t_run_free(&r);
+	cr_assert_gt(check_independently(img, st, partfile), 20);
+	free(partfile);
+	free(fx);
+	free(img);
+	free(st);
+}
+
+Test(prepare, second_run_changes_nothing)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *before;
+	struct json_object *o;
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	before = sha_of(img);
+	o = run_json(&r, 0, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --json -q", img, st);
+	cr_assert_not(jbool(o, "changed"), "second run reports a change: %s", r.out);
+	json_object_put(o);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before, "second run modified the image");
+	free(before);
+	free(img);
+	free(st);
+}
+
+Test(prepare, dry_run_touches_nothing)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *before = sha_of(img);
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -n -q", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "would write:") && strstr(r.out, "nvlddmkm.sys"), "%s", r.out);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before);
+	free(before);
+	free(img);
+	free(st);
+}
+
+Test(prepare, into_child_leaves_the_base_untouched)
+{
+	char *img = guest_copy("--size 2G --vhdx", "base.vhdx");
+	char *child = t_strdup_printf("%s/child.avhdx", dir);
+	char *st = store();
+	char *before = sha_of(img);
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --into-child '%s' -q", img, st,
+	       child);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before, "the base image changed");
+	/* Child + base through libvhdi (gpup verify reads only through it). */
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "'", child, st);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "libvhdi"), "%s", r.out);
+	t_run_free(&r);
+	/* vhdiinfo (libvhdi-utils) sees a differencing image. */
+	t_run(&r, "vhdiinfo '%s'", child);
+	cr_assert(strstr(r.out, "Differential") || strstr(r.out, "differential"), "%s", r.out);
+	t_run_free(&r);
+	/* The base itself has no driver. */
+	t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img);
+	cr_assert_neq(r.status, 0, "the base has a HostDriverStore: %s", r.out);
+	t_run_free(&r);
+	free(before);
+	free(child);
+	free(img);
+	free(st);
+}
+
+/* Find @needle in the raw form of @img; returns its byte offset on the
+ * virtual disk. */
+static unsigned long long find_on_disk(const char *img, const char *needle)
+{
+	char *raw = t_strdup_printf("%s/find.raw", dir);
+	unsigned long long off = 0;
+	struct t_run r;
+	long long at;
+
+	t_run(&r, "qemu-img convert -O raw '%s' '%s'", img, raw);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	at = t_find_in_file(raw, needle);
+	cr_assert_geq(at, 0, "'%s' not found on the disk", needle);
+	off = (unsigned long long)at;
+	unlink(raw);
+	free(raw);
+	return off;
+}
+
+Test(prepare, verify_catches_a_flipped_byte)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	unsigned long long off;
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --no-verify", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	/* mkstore.sh writes numbered lines "NNNNNNNNNNNN name": one of
+	 * nvlddmkm.sys's lines is unique on the disk. */
+	off = find_on_disk(img, "000000000777 nvlddmkm.sys");
+	t_run(&r, "printf X | '%s' disk write '%s' --offset %llu", t_env("GPUP_BIN"), img, off);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "'", img, st);
+	cr_assert_eq(r.status, 4, "exit %d: %s %s", r.status, r.out, r.err);
+	cr_assert(strstr(r.out, "nvlddmkm.sys: content differs"), "%s", r.out);
+	t_run_free(&r);
+	/* And prepare repairs it. */
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --json -q", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"replaced\":1"), "%s", r.out);
+	t_run_free(&r);
+	free(img);
+	free(st);
+}
+
+static void doctor_expects(const char *img, const char *st, int status, const char *id,
+			   const char *text)
+{
+	struct t_run r;
+
+	t_gpup(&r, "doctor '%s' --driverstore '%s' --gpu '" NV_GPU "' --json -q", img, st);
+	cr_assert_eq(r.status, status, "doctor exit %d: %s %s", r.status, r.out, r.err);
+	if (id)
+		cr_assert(strstr(r.out, id), "doctor does not report %s: %s", id, r.out);
+	if (text)
+		cr_assert(strstr(r.out, text), "doctor does not mention %s: %s", text, r.out);
+	t_run_free(&r);
+}
+
+Test(prepare, doctor_finds_planted_faults_and_is_clean_after_prepare)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *old = t_strdup_printf("%s/Windows/System32/DriverStore/FileRepository/" NV_OLD, st);
+	struct t_run r;
+
+	/* Nothing injected yet. */
+	doctor_expects(img, st, 4, "hostdriverstore-empty", NULL);
+	/* The old build only (a guest prepared before a host driver update). */
+	t_gpup(&r, "put '%s' '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img, old);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	doctor_expects(img, st, 4, "package-build", NV_OLD);
+	/* prepare installs the new build and removes the stale one. */
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --json -q", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, NV_OLD), "the stale build is not reported removed: %s", r.out);
+	t_run_free(&r);
+	doctor_expects(img, st, 0, NULL, "\"healthy\":true");
+	/* A stale duplicate put back. */
+	t_gpup(&r, "put '%s' '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img, old);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	doctor_expects(img, st, 4, "stale-duplicate", NV_OLD);
+	/* A missing System32 companion. */
+	t_gpup(&r, "rm '%s' 'C:\\Windows\\System32\\nvml.dll'", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	doctor_expects(img, st, 4, "companion-missing", "nvml.dll");
+	/* prepare repairs both. */
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	doctor_expects(img, st, 0, NULL, "\"healthy\":true");
+	free(old);
+	free(img);
+	free(st);
+}
+
+Test(prepare, hibernated_guest_is_refused_and_untouched)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *hib = t_strdup_printf("%s/hiberfil.sys", dir);
+	char *before;
+	struct t_run r;
+
+	cr_assert_eq(t_write_file(hib, "hibr\0\0\0\0", 8), 0);
+	t_gpup(&r, "put '%s' '%s' 'C:\\'", img, hib);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	doctor_expects(img, st, 4, "hibernated", NULL);
+	before = sha_of(img);
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+	cr_assert_eq(r.status, 3, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "hibernat"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
+	free(before);
+	free(hib);
+	free(img);
+	free(st);
+}
+
+Test(prepare, old_guest_build_is_refused_and_untouched)
+{
+	char *img = guest_copy("--size 2G --vhdx --build 17763", "g.vhdx");
+	char *st = store();
+	char *before = sha_of(img);
+	struct t_run r;
+
+	doctor_expects(img, st, 4, "guest-build", "17763");
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+	cr_assert_eq(r.status, 3, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "19041"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before);
+	free(before);
+	free(img);
+	free(st);
+}
+
+Test(prepare, linux_guest_is_refused)
+{
+	char *img = t_strdup_printf("%s/linux.img", dir);
+	char *before;
+	struct t_run r;
+
+	t_run(&r, "truncate -s 64M '%s' && sgdisk -n 1:2048:0 -t 1:8300 '%s' >/dev/null", img, img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	before = sha_of(img);
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, store());
+	cr_assert_eq(r.status, 3, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "Linux guests are not supported by Hyper-V GPU-P"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before);
+	free(before);
+	free(img);
+}
+
+Test(prepare, bundle_injects_the_same_files_as_the_driverstore)
+{
+	char *a = guest_copy("--size 2G --vhdx", "a.vhdx");
+	char *st = store();
+	char *bundle = t_strdup_printf("%s/nv.tar.zst", dir);
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu '" NV_GPU "' -o '%s'", st, bundle);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s' --bundle '%s' -q", a, bundle);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	/* What the bundle put there is exactly what the DriverStore holds. */
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "'", a, st);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s' --bundle '%s' --json -q", a, bundle);
+	cr_assert(strstr(r.out, "\"changed\":false"), "%s", r.out);
+	t_run_free(&r);
+	free(bundle);
+	free(a);
+	free(st);
+}
+
+Test(prepare, works_on_the_hyperv_written_fixtures)
+{
+	static const char *const names[] = { "dynamic.vhdx", "fixed.vhdx" };
+	char *g = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	struct t_run r;
+
+	/* Windows essentials taken from the generated guest. */
+	t_gpup(&r, "cat '%s' 'C:\\Windows\\System32\\ntoskrnl.exe' > '%s/ntoskrnl.exe' && "
+		   "'%s' cat '%s' 'C:\\Windows\\System32\\config\\SOFTWARE' > '%s/SOFTWARE' && "
+		   "'%s' cat '%s' 'C:\\Windows\\System32\\config\\SYSTEM' > '%s/SYSTEM'",
+	       g, dir, t_env("GPUP_BIN"), g, dir, t_env("GPUP_BIN"), g, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *img = t_hyperv_fixture(names[i], dir);
+
+		t_gpup(&r, "put '%s' '%s/ntoskrnl.exe' 'C:\\Windows\\System32' && "
+			   "'%s' put '%s' '%s/SOFTWARE' '%s/SYSTEM' 'C:\\Windows\\System32\\config'",
+		       img, dir, t_env("GPUP_BIN"), img, dir, dir);
+		cr_assert_eq(r.status, 0, "%s: %s", names[i], r.err);
+		t_run_free(&r);
+		t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+		cr_assert_eq(r.status, 0, "%s: %s", names[i], r.err);
+		cr_assert(strstr(r.out, "verified: ok (read back through libvhdi)"), "%s", r.out);
+		t_run_free(&r);
+		cr_assert_eq(t_run(&r, "qemu-img check '%s'", img), 0, "%s: %s", names[i], r.out);
+		t_run_free(&r);
+		free(img);
+	}
+	free(g);
+	free(st);
+}
+
+Test(prepare, usage_errors)
+{
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "prepare"), 2);
+	cr_assert(strstr(r.err, "IMAGE is required"));
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "prepare x.vhdx --driverstore a --bundle b"), 2);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "prepare x.vhdx --driverstore a -o host.ps1"), 2);
+	cr_assert(strstr(r.err, "--vm"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "prepare --help"), 0);
+	cr_assert(strstr(r.out, "--into-child"));
+	t_run_free(&r);
+}
+
+Test(prepare, missing_image_is_a_one_line_error)
+{
+	struct t_run r;
+
+	t_gpup(&r, "prepare /nonexistent/guest.vhdx --driverstore '%s' -q", store());
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert(strstr(r.err, "/nonexistent/guest.vhdx"), "%s", r.err);
+	cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "not one line: %s", r.err);
+	t_run_free(&r);
+}

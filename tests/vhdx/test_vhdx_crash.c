@@ -1,0 +1,159 @@
+/* test_vhdx_crash.c — crash safety (acceptance test 5): `gpup disk write`
+ * killed with SIGKILL at ~50 random moments, and stopped at every flush
+ * boundary in turn (GPUP_TEST_CRASH_AT); each time the image opens
+ * (replaying its log), passes `qemu-img check`, and holds every write that
+ * completed (was flushed) before the kill. */
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vt.h"
+
+#define MiB (1024ull * 1024ull)
+#define DISK (2048 * MiB)
+#define NRUNS 50
+#define REGION (32 * MiB)
+
+static char *dir;
+static void setup(void) { dir = t_tmpdir(); }
+static void teardown(void) { t_rm_rf(dir); free(dir); }
+TestSuite(vhdx_crash, .init = setup, .fini = teardown, .timeout = 240);
+
+static pid_t spawn_writer(const char *img, uint64_t off, const char *in, const char *crash_at)
+{
+	char offs[32];
+	pid_t pid;
+
+	snprintf(offs, sizeof(offs), "%llu", (unsigned long long)off);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (crash_at)
+			setenv("GPUP_TEST_CRASH_AT", crash_at, 1);
+		execl(t_env("GPUP_BIN"), "gpup", "disk", "write", img, "--offset", offs, "-i", in,
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Open read-write (replays a dirty log), close, then qemu-img check. */
+static void recover_and_check(const char *img)
+{
+	struct gp_disk_open_opts rw = { .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+
+	cr_assert_eq(gp_disk_open(img, &rw, &d, &err), 0, "reopen after a crash: %s", err.msg);
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	cr_assert(!vt_dirty(img));
+	cr_assert_eq(vt_qemu_check(img), 0, "qemu-img check after a crash");
+}
+
+Test(vhdx_crash, sigkill_at_random_moments)
+{
+	char *img = t_strdup_printf("%s/k.vhdx", dir);
+	char *in = t_strdup_printf("%s/in.bin", dir);
+	uint8_t *pat = malloc(6 * MiB), *got;
+	uint64_t seed = (uint64_t)time(NULL), off[NRUNS], len[NRUNS], pseed[NRUNS];
+	bool done[NRUNS] = { false };
+	int completed = 0, killed = 0;
+
+	vt_create(img, DISK, 1 * MiB, 512);
+	for (int i = 0; i < NRUNS; i++) {
+		int status;
+		pid_t pid;
+
+		off[i] = (uint64_t)i * REGION + t_rand(&seed) % MiB;
+		len[i] = MiB + t_rand(&seed) % (5 * MiB);
+		pseed[i] = t_rand(&seed) | 1;
+		{
+			uint64_t s = pseed[i];
+			t_fill_random(pat, len[i], &s);
+		}
+		cr_assert_eq(t_write_file(in, pat, len[i]), 0);
+		pid = spawn_writer(img, off[i], in, NULL);
+		usleep((useconds_t)(t_rand(&seed) % 350000));
+		kill(pid, SIGKILL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status)) {
+			cr_assert_eq(WEXITSTATUS(status), 0, "writer %d failed", i);
+			done[i] = true;
+			completed++;
+		} else {
+			killed++;
+		}
+		recover_and_check(img);
+		/* Every write that completed before its kill is there. */
+		for (int j = 0; j <= i; j++) {
+			uint64_t s = pseed[j];
+			if (!done[j])
+				continue;
+			t_fill_random(pat, len[j], &s);
+			got = vt_read(img, GP_DISK_BACKEND_DEFAULT, NULL, off[j], len[j]);
+			cr_assert(memcmp(got, pat, len[j]) == 0, "run %d lost write %d", i, j);
+			free(got);
+		}
+	}
+	/* The final image through libvhdi too. */
+	for (int j = 0; j < NRUNS; j++) {
+		uint64_t s = pseed[j];
+		if (!done[j])
+			continue;
+		t_fill_random(pat, len[j], &s);
+		got = vt_read(img, GP_DISK_BACKEND_LIBVHDI, NULL, off[j], len[j]);
+		cr_assert(memcmp(got, pat, len[j]) == 0, "libvhdi: write %d", j);
+		free(got);
+	}
+	cr_log_info("crash test: %d writers completed, %d killed", completed, killed);
+	cr_assert_gt(killed, 5, "most runs should be killed mid-way (seed %llu)",
+		     (unsigned long long)seed);
+	free(pat); free(img); free(in);
+}
+
+/* Stop at each flush boundary in turn: after boundary 5 (log activated)
+ * the new data is visible, before it the old state is intact. */
+Test(vhdx_crash, every_flush_boundary)
+{
+	char *img = t_strdup_printf("%s/b.vhdx", dir);
+	char *copy = t_strdup_printf("%s/b-%%d.vhdx", dir);
+	char *in = t_strdup_printf("%s/in.bin", dir);
+	uint8_t old[8192], neu[8192], *got;
+	uint64_t seed = 5;
+	struct t_run r;
+
+	t_fill_random(old, sizeof(old), &seed);
+	t_fill_random(neu, sizeof(neu), &seed);
+	vt_create(img, 64 * MiB, 1 * MiB, 512);
+	vt_write(img, old, sizeof(old), MiB - 4096); /* blocks 0 and 1 */
+	cr_assert_eq(t_write_file(in, neu, sizeof(neu)), 0);
+	for (int n = 1; n <= 8; n++) {
+		char *c = t_strdup_printf("%s/b-%d.vhdx", dir, n);
+		char nbuf[8];
+		int status;
+		pid_t pid;
+
+		cr_assert_eq(t_run(&r, "cp '%s' '%s'", img, c), 0);
+		t_run_free(&r);
+		snprintf(nbuf, sizeof(nbuf), "%d", n);
+		/* New data: the end of block 1 and block 2 (unallocated). */
+		pid = spawn_writer(c, 3 * MiB - 4096, in, nbuf);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status));
+		cr_assert_eq(WEXITSTATUS(status), n <= 7 ? 99 : 0, "boundary %d", n);
+		recover_and_check(c);
+		got = vt_read(c, GP_DISK_BACKEND_LIBVHDI, NULL, MiB - 4096, sizeof(old));
+		cr_assert(memcmp(got, old, sizeof(old)) == 0, "old data intact after boundary %d", n);
+		free(got);
+		got = vt_read(c, GP_DISK_BACKEND_DEFAULT, NULL, 3 * MiB - 4096, sizeof(neu));
+		if (n >= 5)
+			cr_assert(memcmp(got, neu, sizeof(neu)) == 0, "committed after boundary %d", n);
+		else
+			cr_assert(memcmp(got + 4096, (uint8_t[4096]){ 0 }, 4096) == 0,
+				  "block 2 not yet referenced after boundary %d", n);
+		free(got);
+		free(c);
+	}
+	free(img); free(copy); free(in);
+}
