@@ -570,7 +570,7 @@ int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err)
 		v->secure_open = false;
 	}
 	ntfs_destroy_security_context(&v->scx);
-	if (v->writable && v->marked_dirty && !v->failed && v->vol &&
+	if (v->writable && v->marked_dirty && !v->failed && !v->info.dirty && v->vol &&
 	    ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) & ~GP_VOLUME_IS_DIRTY))
 		ret = gp_ntfs_fail(v, errno, "cannot mark the volume clean in $Volume");
 	if (v->vol && ntfs_umount(v->vol, FALSE) && !ret)

@@ -177,3 +177,21 @@ Test(cli, exit_codes)
 	free(victim);
 	free(root);
 }
+
+/* mkstore.sh is deterministic: a fresh run equals the cached one byte for
+ * byte, mtime for mtime (bundles and listings depend on it). */
+Test(cli, mkstore_is_deterministic)
+{
+	char *cached = dt_mkstore(dir);
+	struct t_run r;
+
+	t_run(&r, "sh '%s/tests/fixtures/mkstore.sh' '%s/fresh' && cd '%s' && "
+		  "find . -printf '%%P %%y %%s %%T@\\n' | sort > '%s/a.txt' && cd '%s/fresh' && "
+		  "find . -printf '%%P %%y %%s %%T@\\n' | sort > '%s/b.txt' && "
+		  "cmp '%s/a.txt' '%s/b.txt' && diff -r '%s' '%s/fresh' && wc -l < '%s/a.txt'",
+	      t_env("GPUP_SRC"), dir, cached, dir, dir, dir, dir, dir, cached, dir, dir);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert_gt(atoi(r.out), 50, "%s", r.out);
+	t_run_free(&r);
+	free(cached);
+}

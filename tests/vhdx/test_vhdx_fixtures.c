@@ -240,3 +240,27 @@ Test(vhdx_fixtures, cli_create_refuses_to_overwrite)
 	t_run_free(&r);
 	free(img);
 }
+
+Test(vhdx_fixtures, writer_exclusive_readers_shared)
+{
+	char *img = t_hyperv_fixture("dynamic.vhdx", dir);
+	struct gp_disk_open_opts rw = { .writable = true }, ro = { 0 };
+	struct gp_error err = { 0 };
+	struct gp_disk *a, *b, *c;
+	struct t_run r;
+
+	cr_assert_eq(gp_disk_open(img, &ro, &a, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_disk_open(img, &ro, &b, &err), 0, "two readers: %s", err.msg);
+	cr_assert_eq(gp_disk_open(img, &rw, &c, &err), GP_ERR_LOCKED, "a writer waits for readers");
+	cr_assert(strstr(err.msg, "dynamic.vhdx"), "%s", err.msg);
+	gp_disk_close(a, NULL);
+	gp_disk_close(b, NULL);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_disk_open(img, &rw, &a, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_disk_open(img, &ro, &b, &err), GP_ERR_LOCKED, "a reader waits for the writer");
+	cr_assert_eq(t_gpup(&r, "disk read '%s' --length 1 -o /dev/null", img), 3, "locked: exit 3");
+	cr_assert(strstr(r.err, "in use"), "%s", r.err);
+	t_run_free(&r);
+	gp_disk_close(a, NULL);
+	free(img);
+}

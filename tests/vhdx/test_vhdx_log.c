@@ -284,3 +284,28 @@ Test(vhdx_log, crc32c_known_answer)
 	cr_assert_eq(crc32c("123456789", 9), 0xE3069283u);
 	cr_assert_eq(crc32c_update(crc32c("1234", 4), "56789", 5), 0xE3069283u);
 }
+
+Test(vhdx_log, fixture_script_builds_dirty_images)
+{
+	struct t_run r;
+	char *a, *b, *img;
+	size_t alen, blen;
+	uint8_t *got;
+
+	cr_assert_eq(t_run(&r, "GPUP_BIN='%s' sh '%s/tests/fixtures/vhdx-dirty-log.sh' '%s/fx'",
+			   t_env("GPUP_BIN"), t_env("GPUP_SRC"), dir), 0, "%s", r.err);
+	t_run_free(&r);
+	a = t_strdup_printf("%s/fx/pattern-a.bin", dir);
+	b = t_strdup_printf("%s/fx/pattern-b.bin", dir);
+	char *pa = t_read_file(a, &alen), *pb = t_read_file(b, &blen);
+	for (int k = 0; k < 2; k++) {
+		img = t_strdup_printf("%s/fx/dirty-%s.vhdx", dir, k ? "applied" : "unapplied");
+		cr_assert(vt_dirty(img));
+		got = vt_read(img, GP_DISK_BACKEND_DEFAULT, NULL, 0, 9 * MiB);
+		cr_assert(memcmp(got, pa, alen) == 0);
+		cr_assert(memcmp(got + 8 * MiB, pb, blen) == 0);
+		free(got);
+		free(img);
+	}
+	free(a); free(b); free(pa); free(pb);
+}

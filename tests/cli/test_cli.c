@@ -1,0 +1,75 @@
+/* test_cli.c — the command line as a whole: help, version, dispatch,
+ * exit statuses, and `make install` with DESTDIR/PREFIX. */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "helpers.h"
+
+Test(cli, version_and_help_go_to_stdout)
+{
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "--version"), 0);
+	cr_assert(strncmp(r.out, "gpup ", 5) == 0, "%s", r.out);
+	cr_assert_str_empty(r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "-V"), 0);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "--help"), 0);
+	cr_assert(strstr(r.out, "prepare") && strstr(r.out, "doctor") && strstr(r.out, "Exit status"));
+	t_run_free(&r);
+}
+
+Test(cli, every_command_has_help)
+{
+	static const char *const cmds[] = { "inspect", "create", "disk", "ls", "cat", "put", "rm",
+					     "drivers", "bundle", "gpus", "hostconf", "prepare",
+					     "verify", "doctor" };
+	struct t_run r;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		t_gpup(&r, "%s --help", cmds[i]);
+		cr_assert_eq(r.status, 0, "gpup %s --help: exit %d %s", cmds[i], r.status, r.err);
+		cr_assert(strstr(r.out, "Usage: gpup"), "gpup %s --help: %s", cmds[i], r.out);
+		t_run_free(&r);
+	}
+}
+
+Test(cli, unknown_command_and_no_command_are_usage_errors)
+{
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "frobnicate"), 2);
+	cr_assert(strstr(r.err, "'frobnicate' is not a gpup command"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "%s", ""), 2);
+	t_run_free(&r);
+}
+
+Test(cli, make_install_honours_destdir_and_prefix, .timeout = 120)
+{
+	char *dest = t_tmpdir();
+	const char *files[] = { "bin/gpup", "share/man/man1/gpup.1",
+				"share/bash-completion/completions/gpup" };
+	struct stat st;
+	struct t_run r;
+
+	t_run(&r, "make -s -C '%s' install BUILD='%s' DESTDIR='%s' PREFIX=/opt/gpup",
+	      t_env("GPUP_SRC"), t_env("GPUP_BUILD"), dest);
+	cr_assert_eq(r.status, 0, "make install: %s %s", r.out, r.err);
+	t_run_free(&r);
+	for (size_t i = 0; i < 3; i++) {
+		char *p = t_strdup_printf("%s/opt/gpup/%s", dest, files[i]);
+
+		cr_assert_eq(stat(p, &st), 0, "%s not installed", p);
+		free(p);
+	}
+	t_run(&r, "'%s/opt/gpup/bin/gpup' --version && man -l '%s/opt/gpup/share/man/man1/gpup.1' "
+		  ">/dev/null 2>&1; bash -n '%s/opt/gpup/share/bash-completion/completions/gpup'",
+	      dest, dest, dest);
+	cr_assert_eq(r.status, 0, "%s %s", r.out, r.err);
+	t_run_free(&r);
+	t_rm_rf(dest);
+	free(dest);
+}
