@@ -528,6 +528,13 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
 	v->scx.gid = 0;
 	v->scx.umask = 0;
 	v->secure_open = ntfs_open_secure(v->vol) == 0;
+	/* Without $Secure every new file would get libntfs-3g's
+	 * Everyone:Full descriptor instead of its parent's ACEs. */
+	if (!v->secure_open && v->writable && v->vol->major_ver >= 3) {
+		ret = gp_error_set_errno(err, GP_ERR_CORRUPT, errno,
+					 "%s: cannot open $Secure (security descriptors)", v->where);
+		goto fail_mounted;
+	}
 	v->info.cluster_size = v->vol->cluster_size;
 	v->info.total_bytes = (uint64_t)v->vol->nr_clusters * v->vol->cluster_size;
 	v->info.major_ver = v->vol->major_ver;

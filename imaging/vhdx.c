@@ -24,6 +24,9 @@
 #define VHDX_MAX_DIRTY_SECTORS 128
 /* Metadata regions beyond this are refused rather than read into memory. */
 #define VHDX_MAX_METADATA_LENGTH (64 * VHDX_MiB)
+/* Newly allocated bytes after which a commit is forced even without a
+ * flush, so a long write does not leave unbounded work unreferenced. */
+#define VHDX_COMMIT_ALLOC_BYTES (1024 * VHDX_MiB)
 /* Copy-up granularity. */
 #define VHDX_COPY_CHUNK VHDX_MiB
 
@@ -1103,8 +1106,10 @@ static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t 
 	} else {
 		*boff = v->alloc_end;
 		ret = file_extend(v, *boff + bs);
-		if (!ret)
+		if (!ret) {
 			v->alloc_end = *boff + bs;
+			v->alloc_since_commit += bs;
+		}
 		if (!ret && tmp) {
 			/* Copy-up: the parent's data around the part being written. */
 			ret = copy_from_parent(v, vstart, inoff, *boff, tmp);
@@ -1147,7 +1152,8 @@ int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 		buf += n;
 		off += n;
 		len -= n;
-		if (!ret && v->ndirty >= VHDX_MAX_DIRTY_SECTORS)
+		if (!ret && (v->ndirty >= VHDX_MAX_DIRTY_SECTORS ||
+			     v->alloc_since_commit >= VHDX_COMMIT_ALLOC_BYTES))
 			ret = commit_bat(v);
 	}
 	return ret;
@@ -1167,6 +1173,12 @@ static int commit_bat(struct vhdx *v)
 
 	if (!v->ndirty)
 		return 0;
+	/* Only an empty log may be overwritten; a commit that failed half-way
+	 * (header naming its log) must be replayed by a reopen first. */
+	if (!vhdx_guid_is_zero(&v->hdr.log_guid))
+		return gp_error_set(&v->err, GP_ERR_IO,
+				    "%s: an earlier BAT update failed half-way; reopen the image to replay its log",
+				    v->path);
 	u = calloc(v->ndirty, sizeof(*u));
 	if (!u) {
 		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
@@ -1229,6 +1241,7 @@ static int commit_bat(struct vhdx *v)
 	if (!ret) {
 		memset(v->bat_dirty, 0, v->bat_sectors);
 		v->ndirty = 0;
+		v->alloc_since_commit = 0;
 	}
 out:
 	for (size_t i = 0; u && i < n; i++)
@@ -1480,7 +1493,6 @@ static char *relative_win_path(const char *from, const char *to)
 	if (!strcmp(from, "/"))
 		common = 1;
 	/* ups counts the path components of @from below the common prefix. */
-	ups = 0;
 	for (i = common; from[i];) {
 		while (from[i] == '/')
 			i++;

@@ -135,8 +135,8 @@ int vhdx_pread(struct vhdx *v, void *buf, uint64_t len, uint64_t off);
  * (1 MiB-aligned at the end of the file), copies blocks up from the parent
  * in a differencing image. The first write of a handle updates the headers
  * (new FileWriteGuid and DataWriteGuid). BAT changes are batched and
- * committed through the log at vhdx_flush(), vhdx_close() or when the
- * batch is large. Returns 0 or GP_ERR_INVALID (range), GP_ERR_READONLY,
+ * committed through the log at vhdx_flush(), vhdx_close(), or when the
+ * batch is large (128 dirty 4 KiB BAT sectors, or 1 GiB of new blocks). Returns 0 or GP_ERR_INVALID (range), GP_ERR_READONLY,
  * GP_ERR_IO, GP_ERR_NOSPACE, GP_ERR_CORRUPT. */
 int vhdx_pwrite(struct vhdx *v, const void *buf, uint64_t len, uint64_t off);
 

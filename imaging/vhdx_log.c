@@ -182,7 +182,7 @@ int vhdx_log_find(const char *path, uint64_t log_offset, const uint8_t *log, uin
 		  const struct vhdx_guid *log_guid, struct vhdx_log_replay *out,
 		  struct gp_error *err)
 {
-	uint64_t cand_seq = 0, cand_tail = 0, cand_head_pos = 0, cand_n = 0;
+	uint64_t cand_seq = 0, cand_tail = 0, cand_n = 0;
 	uint64_t cur_tail = 0, old_tail = 0;
 	struct entry_info head_ei = { 0 };
 	uint64_t *pos = NULL;
@@ -219,7 +219,6 @@ int vhdx_log_find(const char *path, uint64_t log_offset, const uint8_t *log, uin
 		if (valid && last_seq > cand_seq) {
 			cand_seq = last_seq;
 			cand_tail = last.tail;
-			cand_head_pos = last.pos;
 			cand_n = n - tail_i;
 			head_ei = last;
 		}
@@ -252,7 +251,6 @@ int vhdx_log_find(const char *path, uint64_t log_offset, const uint8_t *log, uin
 			break;
 		p = (p + ei.length) % log_len;
 	}
-	(void)cand_head_pos;
 	if (ret) {
 		vhdx_log_replay_free(out);
 		return ret;

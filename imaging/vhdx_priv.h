@@ -368,6 +368,7 @@ struct vhdx {
 	uint8_t *bat_dirty;        /* one byte per 4 KiB BAT sector awaiting the log */
 	uint64_t bat_sectors;
 	size_t ndirty;
+	uint64_t alloc_since_commit; /* bytes of new blocks not yet committed */
 	uint64_t log_seq;
 
 	struct vhdx *parent;

@@ -75,7 +75,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->progress = CLI_PROGRESS_AUTO;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+ho:q", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ho:q", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);

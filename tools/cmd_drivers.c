@@ -24,8 +24,9 @@ static void usage(FILE *f)
 		   "                     FileRepository directory (names in any case)\n"
 		   "  --gpu ID           instance path (\\\\?\\PCI#VEN_10DE&DEV_2860&...#{...}),\n"
 		   "                     hardware ID (PCI\\VEN_10DE&DEV_2860[&SUBSYS_..][&REV_..])\n"
-		   "                     or 'auto' (the only display driver in the store); without\n"
-		   "                     --gpu, 'auto' is tried and an ambiguous store just lists\n"
+		   "                     or 'auto' (the display driver of the only GPU vendor in\n"
+		   "                     the store); without --gpu, 'auto' is tried and a store\n"
+		   "                     with several GPU vendors is just listed\n"
 		   "  --arch ARCH        guest architecture (default amd64)\n"
 		   "  --build N          guest Windows build number (default: newest)\n"
 		   "  --json             machine-readable output\n"
@@ -299,7 +300,8 @@ int cmd_drivers(int argc, char **argv)
 	int c, status = EXIT_OK;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	opterr = 0;   /* one message, ours */
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': store_dir = optarg; break;
 		case 'g': r.gpu_arg = optarg; r.gpu_given = true; break;
@@ -319,7 +321,8 @@ int cmd_drivers(int argc, char **argv)
 		case 'e': explain = true; break;
 		case 'm': allow_missing = true; break;
 		case 'h': usage(stdout); return EXIT_OK;
-		default: return cli_usage("drivers", "unknown option");
+		case ':': return cli_usage("drivers", "%s needs an argument", argv[optind - 1]);
+		default: return cli_usage("drivers", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

@@ -397,7 +397,8 @@ Test(bundle, cli_list_and_verify_json)
 	for (size_t i = 0; i < set->count; i++)
 		cr_assert(strstr(r.out, set->files[i].guest_path), "%s", set->files[i].guest_path);
 	t_run_free(&r);
-	cr_assert_eq(t_gpup(&r, "bundle verify --json '%s'", p), 0, "%s", r.err);
+	/* Options after FILE, as the usage line writes them. */
+	cr_assert_eq(t_gpup(&r, "bundle verify '%s' --json", p), 0, "%s", r.err);
 	root = json_tokener_parse(r.out);
 	cr_assert_not_null(root, "not JSON: %s", r.out);
 	cr_assert(json_object_get_boolean(json_object_object_get(root, "ok")));
@@ -425,4 +426,35 @@ Test(bundle, format_from_extension)
 	gp_error_clear(&err);
 	cr_assert_eq(gp_bundle_format_from_path("e.tar.bz2", &f, &err), GP_ERR_INVALID);
 	cr_assert(strstr(err.msg, "e.tar.bz2") && strstr(err.msg, ".tar.zst"), "%s", err.msg);
+}
+
+/* --gpu auto has no model: the manifest records the first hardware ID of
+ * every model of the package, once each. */
+Test(bundle, auto_records_every_model_id)
+{
+	char *copy = t_strdup_printf("%s/store", dir);
+	char *out = t_strdup_printf("%s/auto.tar.gz", dir);
+	struct gp_error err = { 0 };
+	const struct gp_bundle_info *bi;
+	struct gp_bundle *b;
+	struct t_run r;
+
+	/* Leave one display driver so that "auto" can choose. */
+	t_run(&r, "cp -a '%s' '%s' && rm -r '%s'/Windows/System32/DriverStore/FileRepository/iigd_dch.*",
+	      store, copy, copy);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "bundle create -q --driverstore '%s' -o '%s'", copy, out);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(gp_bundle_open(out, &b, &err), 0, "%s", err.msg);
+	bi = gp_bundle_info(b);
+	cr_assert_eq(bi->n_hardware_ids, 3);
+	cr_assert_str_eq(bi->hardware_ids[0], "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043");
+	cr_assert_str_eq(bi->hardware_ids[1], "PCI\\VEN_10DE&DEV_2860");
+	cr_assert_str_eq(bi->hardware_ids[2], "PCI\\VEN_10DE&DEV_2684");
+	cr_assert_str_eq(gp_bundle_inject_set(b)->pkg->folder, "nv_dispi.inf_amd64_2222bbbb22220002");
+	gp_bundle_close(b);
+	free(copy);
+	free(out);
 }

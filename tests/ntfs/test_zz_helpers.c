@@ -13,20 +13,8 @@
 
 char *nt_guest_cache(const char *args)
 {
-	struct t_run r;
-	char *key = t_strdup_printf("%s", args), *cache;
-
-	/* One cache directory per argument set. */
-	for (char *p = key; *p; p++)
-		if (*p == ' ' || *p == '-' || *p == '/')
-			*p = '_';
-	cache = t_strdup_printf("%s/fixtures/guest%s", t_env("GPUP_BUILD"), key);
-	t_run(&r, "mkdir -p %s/fixtures && flock %s.lock env GPUP_SHARED=%s sh %s/tests/fixtures/mkguest.sh %s %s",
-	      t_env("GPUP_BUILD"), cache, t_env("GPUP_SHARED"), t_env("GPUP_SRC"), cache, args);
-	cr_assert_eq(r.status, 0, "mkguest.sh %s failed: %s", args, r.err);
-	t_run_free(&r);
-	free(key);
-	return cache;
+	/* Shared with the other suites that use the same arguments. */
+	return t_fixture("mkguest.sh", args);
 }
 
 char *nt_guest(const char *dir, const char *name, const char *args, uint64_t *part_off,

@@ -5,6 +5,7 @@
  * and (512-byte sectors) samples of the written ranges through qemu's VHDX
  * driver plus `qemu-img check`. */
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vt.h"
@@ -143,3 +144,41 @@ Test(vhdx_random, block_256m_sector_512) { run(6 * GiB, 256 * MiB, 512, 3); }
 Test(vhdx_random, block_1m_sector_4096) { run(40 * GiB, 1 * MiB, 4096, 4); }
 Test(vhdx_random, block_32m_sector_4096) { run(40 * GiB, 32 * MiB, 4096, 5); }
 Test(vhdx_random, block_256m_sector_4096) { run(40 * GiB, 256 * MiB, 4096, 6); }
+
+/* Writes scattered over 200 BAT sectors force commits without any flush:
+ * a writer that then vanishes (no close) leaves those commits durable. */
+Test(vhdx_random, large_batches_commit_without_flush)
+{
+	char *img = t_strdup_printf("%s/l.vhdx", dir);
+	const uint64_t stride = 512 * MiB; /* one BAT sector per 512 blocks of 1 MiB */
+	pid_t pid;
+	int status;
+
+	vt_create(img, 2048 * GiB, 1 * MiB, 512);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		struct gp_disk_open_opts rw = { .writable = true };
+		struct gp_error err = { 0 };
+		struct gp_disk *d;
+
+		if (gp_disk_open(img, &rw, &d, &err))
+			_exit(1);
+		for (uint64_t i = 0; i < 200; i++) {
+			uint8_t b = (uint8_t)(i + 1);
+			if (gp_disk_pwrite(d, &b, 1, i * stride + 12345))
+				_exit(2);
+		}
+		_exit(0); /* no flush, no close */
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert(!vt_dirty(img));
+	for (uint64_t i = 0; i < 120; i++) {
+		uint8_t *got = vt_read(img, GP_DISK_BACKEND_LIBVHDI, NULL, i * stride + 12345, 1);
+		cr_assert_eq(got[0], (uint8_t)(i + 1), "write %llu was committed", (unsigned long long)i);
+		free(got);
+	}
+	cr_assert_eq(vt_qemu_check(img), 0);
+	free(img);
+}
