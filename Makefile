@@ -130,6 +130,8 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB)
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS) -lm
 
 fuzz-build: $(FUZZ_BINS)
+# Keep the harness objects (make would delete them as intermediates).
+.SECONDARY: $(patsubst %,$(FUZZ_BUILD)/fuzz/fuzz_%.o,$(FUZZ_NAMES))
 
 fuzz: fuzz-build
 	@GPUP_SHARED=$(SHARED) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ARGS="$(FUZZ_ARGS)" \

@@ -299,12 +299,23 @@ static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
 	return 0;
 }
 
-/* Remove the set's folders that did not exist before this run: a package
- * is either complete or absent. Errors here are secondary (the first error
+/* Undo what a failed run added: the set's folders that did not exist
+ * before (a package is either complete or absent) and the companion files
+ * it created. Files it replaced keep their new bytes: the old ones are gone,
+ * and a rerun completes the set. Errors here are secondary (the first error
  * wins) but still recorded. */
 static void rollback(struct gp_ntfs *v, const struct gp_inject_set *set, const bool *existed,
-		     struct gp_error *err)
+		     const struct gp_inject_report *rep, struct gp_error *err)
 {
+	for (size_t i = 0; i < set->count; i++) {
+		struct gp_ntfs_stat st;
+
+		if (rep->actions[i] != GP_INJECT_NEW || set->files[i].role != GP_INJECT_COMPANION ||
+		    gp_ntfs_stat(v, set->files[i].guest_path, &st) != 0)
+			continue;
+		if (gp_ntfs_remove(v, set->files[i].guest_path, false))
+			gp_error_copy(err, gp_ntfs_error(v));
+	}
 	for (size_t i = 0; i < set->n_folders; i++) {
 		struct gp_ntfs_stat st;
 
@@ -439,7 +450,7 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 
 	ret = write_files(v, set, src, opts, rep, err);
 	if (ret) {
-		rollback(v, set, existed, err);
+		rollback(v, set, existed, rep, err);
 		goto out;
 	}
 	for (size_t i = 0; i < rep->n_removed; i++) {

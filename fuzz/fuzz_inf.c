@@ -38,6 +38,7 @@ int fuzz_inf(const uint8_t *data, size_t size)
 	}
 	for (size_t i = 0; i < gp_inf_warning_count(inf); i++)
 		sink += gp_inf_warning(inf, i) != NULL;
+	(void)sink;
 	gp_inf_free(inf);
 	return 0;
 }

@@ -26,6 +26,7 @@ static void fuzz_part_table(struct gp_disk *d, const struct gp_partition_table *
 		    gp_disk_pread(d, sec, sizeof(sec), p->offset) == 0)
 			sink += gp_volsig_name(gp_volsig_detect(sec, sizeof(sec))) != NULL;
 	}
+	(void)sink;
 	gp_disk_clear_error(d);
 }
 

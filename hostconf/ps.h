@@ -21,7 +21,8 @@
  *   - compares the VM's current adapter and MMIO settings with the plan and
  *     says "no change" when they match (so a second run changes nothing);
  *     otherwise requires the VM to be Off (or, with the StopVM switch, shuts
- *     it down and starts it again afterwards), removes only this VM's
+ *     a Running VM down and starts it again afterwards; a Saved or Paused VM
+ *     is refused, its state is the user's to discard), removes only this VM's
  *     partition adapters, adds one (with -InstancePath where the cmdlet has
  *     it), sets the twelve quotas and `Set-VM -GuestControlledCacheTypes
  *     $true -LowMemoryMappedIoSpace -HighMemoryMappedIoSpace`;

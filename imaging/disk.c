@@ -180,7 +180,10 @@ static int check_range(struct gp_disk *d, uint64_t len, uint64_t off)
 
 int gp_disk_pread(struct gp_disk *d, void *buf, uint64_t len, uint64_t off)
 {
-	int ret = check_range(d, len, off);
+	int ret;
+
+	gp_error_clear(&d->err); /* each call reports its own failure */
+	ret = check_range(d, len, off);
 
 	if (ret || len == 0)
 		return ret;
@@ -191,6 +194,7 @@ int gp_disk_pwrite(struct gp_disk *d, const void *buf, uint64_t len, uint64_t of
 {
 	int ret;
 
+	gp_error_clear(&d->err);
 	if (!d->writable || !d->ops->pwrite)
 		return gp_error_set(&d->err, GP_ERR_READONLY, "%s: disk is open read-only",
 				    d->path);
@@ -202,6 +206,7 @@ int gp_disk_pwrite(struct gp_disk *d, const void *buf, uint64_t len, uint64_t of
 
 int gp_disk_flush(struct gp_disk *d)
 {
+	gp_error_clear(&d->err);
 	if (!d->writable || !d->ops->flush)
 		return 0;
 	return d->ops->flush(d);
@@ -242,8 +247,10 @@ uint64_t gp_disk_allocation_unit(const struct gp_disk *d) { return d->alloc_unit
 int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
 			 bool *allocated, uint64_t *run)
 {
-	int ret = check_range(d, len, off);
+	int ret;
 
+	gp_error_clear(&d->err);
+	ret = check_range(d, len, off);
 	if (ret)
 		return ret;
 	if (len == 0)

@@ -8,10 +8,13 @@
  *    or have none (parsers, open/create), the one the caller passes in.
  *  - Library code never prints. Only tools/ turns an error into a line on
  *    stderr and an exit status (gp_status_exit_code()).
- *  - The first error wins: once a gp_error holds a failure, later
- *    gp_error_set() calls leave it alone (a cleanup failure must not hide the
- *    failure that caused the cleanup). gp_error_prefix() adds context
- *    ("dynamic.vhdx: ") to the recorded message instead.
+ *  - A handle's error describes its most recent failed call: public calls
+ *    on a handle clear it on entry, so a handled failure (a lookup that
+ *    found nothing) never leaks into the next report.
+ *  - Within one call the first error wins: once a gp_error holds a
+ *    failure, later gp_error_set() calls leave it alone (a cleanup failure
+ *    must not hide the failure that caused the cleanup). gp_error_prefix()
+ *    adds context ("dynamic.vhdx: ") to the recorded message instead.
  *
  * Messages are one line, name the file or structure and say which rule was
  * broken: "dynamic.vhdx: region table 2 at 0x40000: entry 1 overlaps the log".

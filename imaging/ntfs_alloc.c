@@ -138,10 +138,21 @@ struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk
 	if (!bm || !p || ntfs_attr_pread(vol->lcnbmp_na, 0, bytes, bm) != bytes)
 		goto fail;
 	p->vol = vol;
-	/* Phase 2 region: the longest free run outside the MFT zone. */
+	/* Phase 2 region: the longest free run outside the MFT zone. Whole
+	 * bytes that cannot change the state are skipped (volumes of
+	 * terabytes have hundreds of millions of bits). */
 	for (int64_t lcn = 0; lcn <= nr; lcn++) {
-		bool free_here = lcn < nr && !bit_set(bm, lcn) && !in_mft_zone(vol, lcn, 1);
+		bool free_here;
 
+		if ((lcn & 7) == 0 && lcn + 8 <= nr && !in_mft_zone(vol, lcn, 8)) {
+			uint8_t b = bm[lcn >> 3];
+
+			if ((b == 0xff && run_start < 0) || (b == 0 && run_start >= 0)) {
+				lcn += 7;
+				continue;
+			}
+		}
+		free_here = lcn < nr && !bit_set(bm, lcn) && !in_mft_zone(vol, lcn, 1);
 		if (free_here && run_start < 0)
 			run_start = lcn;
 		if (!free_here && run_start >= 0) {
@@ -172,7 +183,9 @@ struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk
 
 		if (in_mft_zone(vol, w, len))
 			continue;
-		for (int64_t i = 0; i < len; i++)
+		for (int64_t i = 0; i < len / 8; i++)
+			nfree += 8 - __builtin_popcount(bm[(w >> 3) + i]);
+		for (int64_t i = len / 8 * 8; i < len; i++)
 			nfree += !bit_set(bm, w + i);
 		if (nfree <= WINDOW_SLACK || !range_allocated(disk, vol_offset, csize, w, len))
 			continue;

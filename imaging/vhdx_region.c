@@ -52,11 +52,12 @@ int vhdx_region_table_parse(const char *path, int copy, uint64_t at, const uint8
 		r->required = req & 1;
 		if (r->file_offset % VHDX_MiB || r->file_offset < VHDX_MiB ||
 		    r->length % VHDX_MiB || r->length == 0) {
+			gp_error_set(err, GP_ERR_CORRUPT,
+				     "%s: region table %d at 0x%llx: entry %u (offset 0x%llx, length 0x%x) is not 1 MiB-aligned past the header section",
+				     path, copy, (unsigned long long)at, i,
+				     (unsigned long long)r->file_offset, r->length);
 			vhdx_region_table_free(rt);
-			return gp_error_set(err, GP_ERR_CORRUPT,
-					    "%s: region table %d at 0x%llx: entry %u (offset 0x%llx, length 0x%x) is not 1 MiB-aligned past the header section",
-					    path, copy, (unsigned long long)at, i,
-					    (unsigned long long)r->file_offset, r->length);
+			return GP_ERR_CORRUPT;
 		}
 		for (uint32_t j = 0; j < i; j++) {
 			if (vhdx_guid_eq(&rt->entries[j].guid, &r->guid)) {

@@ -482,3 +482,52 @@ Test(prepare, missing_image_is_a_one_line_error)
 	cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "not one line: %s", r.err);
 	t_run_free(&r);
 }
+
+/* A bundle whose nvlddmkm.sys no longer matches its manifest (a flipped
+ * byte inside the archive): prepare fails naming the file, and the image
+ * holds no partial package and none of the companions, and is consistent. */
+Test(prepare, tampered_bundle_leaves_no_partial_package)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *good = t_strdup_printf("%s/nv.tar.gz", dir);
+	char *tar = t_strdup_printf("%s/nv.tar", dir);
+	char *bad = t_strdup_printf("%s/bad.tar.gz", dir);
+	long long at;
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu '" NV_GPU "' -o '%s'", st, good);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_run(&r, "gzip -dc '%s' > '%s'", good, tar);
+	cr_assert_eq(r.status, 0);
+	t_run_free(&r);
+	at = t_find_in_file(tar, "000000000777 nvlddmkm.sys");
+	cr_assert_geq(at, 0);
+	t_run(&r, "printf X | dd of='%s' bs=1 seek=%lld conv=notrunc status=none && gzip -c '%s' > '%s'",
+	      tar, at, tar, bad);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "prepare '%s' --bundle '%s' -q", img, bad);
+	cr_assert_neq(r.status, 0, "a tampered bundle was injected");
+	cr_assert(strstr(r.err, "nvlddmkm.sys"), "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img);
+	cr_assert_not(strstr(r.out, "nv_dispi"), "partial package left: %s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "ls '%s' 'C:\\Windows\\SysWOW64\\nvapi.dll'", img);
+	cr_assert_neq(r.status, 0, "a companion of the failed run was left: %s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(t_run(&r, "qemu-img check '%s'", img), 0, "%s", r.out);
+	t_run_free(&r);
+	/* The good bundle then goes in. */
+	t_gpup(&r, "prepare '%s' --bundle '%s' -q", img, good);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	free(good);
+	free(tar);
+	free(bad);
+	free(img);
+	free(st);
+}
