@@ -154,6 +154,13 @@ static void report_human(struct prepare *p)
 	const struct gp_inject_set *set = gp_source_set(p->s.src);
 	char a[32], b[32];
 
+	if (p->s.verbose && !p->dry_run)
+		for (size_t i = 0; i < set->count; i++)
+			if (p->rep.actions[i] != GP_INJECT_UNCHANGED)
+				printf("%s %s (%llu bytes)\n",
+				       p->rep.actions[i] == GP_INJECT_NEW ? "wrote:   " : "replaced:",
+				       set->files[i].guest_path, (unsigned long long)set->files[i].size);
+
 	if (p->guest.known)
 		printf("guest:    %s (%s), build %u.%u, %s\n", p->guest.f.product_name,
 		       p->guest.f.installation_type, p->guest.build_num, p->guest.f.ubr,
