@@ -90,6 +90,16 @@ demo: $(GPUP)
 	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
 	  sh tests/fixtures/demo.sh $(BUILD)/demo
 
+# ---- bench (issue 9) --------------------------------------------------------
+# `make bench`: builds gpup, then bench/run.sh generates an NVIDIA-sized host
+# package and an 8 GiB guest VHDX under $(BUILD)/bench, times gpup against the
+# cp floor and the qemu-img/loop/ntfs-3g pipeline and rewrites the generated
+# part of bench/RESULTS.md. Knobs: BENCH_SCALES="1 2 4" BENCH_REPS=3 BENCH_KEEP=0.
+bench: $(GPUP)
+	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
+	  sh bench/run.sh $(BUILD)/bench
+# ---- end bench ----------------------------------------------------------------
+
 install: $(GPUP)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLDIR)
 	install -m 0755 $(GPUP) $(DESTDIR)$(BINDIR)/gpup

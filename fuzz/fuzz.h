@@ -11,7 +11,9 @@
 #ifndef GPUP_FUZZ_H
 #define GPUP_FUZZ_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
+#endif
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

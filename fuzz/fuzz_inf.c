@@ -29,7 +29,8 @@ int fuzz_inf(const uint8_t *data, size_t size)
 		const struct gp_inf_section *s = gp_inf_section_at(inf, i);
 
 		for (size_t j = 0; j < s->n_lines; j++) {
-			if (s->lines[j].key)
+			/* One keyed lookup per section (not per line: quadratic). */
+			if (j == 0 && s->lines[j].key)
 				sink += gp_inf_line(s, s->lines[j].key) != NULL;
 			for (size_t v = 0; v < s->lines[j].n_values; v++)
 				sink += strlen(s->lines[j].values[v]);

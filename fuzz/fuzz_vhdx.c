@@ -13,9 +13,9 @@
  *               code behind the checksums); bit 1 open read-write (replays
  *               a dirty log on "disk", i.e. in the memory file) and write
  *               two small ranges, then close (flush, BAT update).
- *   bytes 1-2   file size in 64 KiB units (LE, at most 1024: 64 MiB)
+ *   bytes 1-2   file size in 64 KiB units (LE, at most 2048: 128 MiB)
  *   then records, up to the end of the input:
- *               u32 LE file offset (mod 64 MiB), u16 LE length, the bytes.
+ *               u32 LE file offset (mod 128 MiB), u16 LE length, the bytes.
  *
  * The file lives in an anonymous memory file, sparse, opened by its
  * /proc/self/fd path. A differencing image's parent is forced to a path
@@ -32,7 +32,7 @@
 #include "vhdx.h"
 #include "vhdx_priv.h"
 
-#define FUZZ_VHDX_MAX_FILE (64ULL << 20)
+#define FUZZ_VHDX_MAX_FILE (128ULL << 20)
 #define FUZZ_VHDX_MAX_INPUT (4u << 20)
 
 /* Recompute the checksum (at +4) of the @len-byte structure at @off. */
@@ -122,7 +122,7 @@ int fuzz_vhdx(const uint8_t *data, size_t size)
 	if (size < 3 || size > FUZZ_VHDX_MAX_INPUT)
 		return 0;
 	flags = data[0];
-	fsize = (uint64_t)(get_le16(data + 1) % 1025) << 16;
+	fsize = (uint64_t)(get_le16(data + 1) % 2049) << 16;
 	fd = fuzz_memfd(data, 0, path);
 	if (fd < 0)
 		return 0;

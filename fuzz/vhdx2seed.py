@@ -9,7 +9,7 @@ Deterministic: same image, same seed."""
 import struct
 import sys
 
-MAX_FILE = 64 << 20
+MAX_FILE = 128 << 20
 
 
 def runs(buf, base, out):
@@ -45,7 +45,7 @@ def main():
     for off, length in sorted(set(spans)):
         if off >= (1 << 20) and off + length <= min(len(data), MAX_FILE):
             runs(data[off:off + length], off, recs)
-    units = min((len(data) + 0xffff) >> 16, 1024)
+    units = min((len(data) + 0xffff) >> 16, 2048)
     with open(dst, 'wb') as f:
         f.write(bytes([flags]) + struct.pack('<H', units))
         for off, b in recs:

@@ -585,3 +585,44 @@ Test(ntfs_cli, raw_4096_byte_sector_guest)
 	free(f);
 	free(img);
 }
+
+/* Two Windows installations (MBR, partitions 1 and 2): gpup refuses to
+ * guess and lists them; --partition picks one. Built here with fdisk,
+ * mkntfs and tests/fixtures/mkguest_ntfs.c. */
+Test(ntfs_cli, several_windows_volumes_need_partition)
+{
+	char *img = t_strdup_printf("%s/two.img", dir);
+	char *f = t_strdup_printf("%s/pick.txt", dir);
+	struct t_run r;
+
+	t_run(&r,
+	      "set -e; cd %s; truncate -s 160M two.img;"
+	      "printf 'label: dos\\nstart=2048, size=153600, type=7\\nstart=155648, size=153600, type=7\\n' | sfdisk -q two.img;"
+	      "cc -std=c11 -D_GNU_SOURCE -O1 -o b %s/tests/fixtures/mkguest_ntfs.c $(pkg-config --cflags --libs libntfs-3g);"
+	      "printf 'MZ' > k.exe;"
+	      "printf 'mkdir\\tWindows\\nmkdir\\tWindows/System32\\nput\\tk.exe\\tWindows/System32/ntoskrnl.exe\\n' > s;"
+	      "for p in 1 2; do rm -f v; truncate -s 75M v; start=$((2048 + (p - 1) * 153600));"
+	      " mkntfs -F -Q -T -p $start -L W$p v >/dev/null 2>&1;"
+	      " dd if=v of=two.img bs=512 seek=$start conv=notrunc,sparse status=none;"
+	      " ./b two.img $((start * 512)) $((153600 * 512)) < s; done",
+	      dir, t_env("GPUP_SRC"));
+	cr_assert_eq(r.status, 0, "building the disk: %s %s", r.out, r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_write_file(f, "picked\n", 7), 0);
+	t_gpup(&r, "put %s %s /", img, f);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "several Windows installations on volumes (1, 2); choose one with --partition N"),
+		  "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "put --partition 2 %s %s /", img, f);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "cat --partition 2 %s /pick.txt", img);
+	cr_assert_str_eq(r.out, "picked\n");
+	t_run_free(&r);
+	t_gpup(&r, "cat --partition 1 %s /pick.txt", img);
+	cr_assert_eq(r.status, 1, "partition 1 is untouched: %s", r.out);
+	t_run_free(&r);
+	free(f);
+	free(img);
+}

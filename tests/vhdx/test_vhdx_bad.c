@@ -429,3 +429,16 @@ Test(vhdx_bad, fuzzed_metadata_never_crashes)
 	}
 	free(img);
 }
+
+Test(vhdx_bad, misaligned_region_entry)
+{
+	char *img = good_image("a.vhdx");
+
+	/* Copy 1 only: the other copy is used. */
+	poke64(img, VHDX_REGION1_OFFSET + VHDX_RT_ENTRIES_OFF + VHDX_RTE_FILE_OFFSET_OFF, BAT + 4096);
+	fix_rt_crc(img, VHDX_REGION1_OFFSET);
+	expect_reads_pattern(img);
+	rt_set(img, 0, VHDX_RTE_FILE_OFFSET_OFF, BAT + 4096, 8);
+	expect_refused(img, GP_ERR_CORRUPT, "entry 0 (offset 0x301000, length 0x100000) is not 1 MiB-aligned");
+	free(img);
+}
