@@ -309,8 +309,29 @@ static void put_help(void)
 	       "Windows volume (created if missing), like `cp -r`: SRC becomes\n"
 	       "DESTDIR\\<name of SRC>. Existing files are replaced in place. New files\n"
 	       "inherit the directory's permissions as on Windows.\n\n%s%s"
-	       "  --progress[=json]  report progress on standard error\n",
+	       "  --progress[=json]  report progress on standard error\n"
+	       "  --json          report {\"schema\":1,\"command\":\"put\",\"changed\":true,...}\n",
 	       common_help, write_help);
+}
+
+/* --json report of a writing command: what it was asked to do, done. */
+static void print_write_json(const char *cmd, const char *image, const char *list_key,
+			     char **items, int n, const char *dest)
+{
+	json_object *root = json_object_new_object(), *arr = json_object_new_array();
+
+	json_object_object_add(root, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(root, "command", json_object_new_string(cmd));
+	json_object_object_add(root, "image", json_object_new_string(image));
+	for (int i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(items[i]));
+	json_object_object_add(root, list_key, arr);
+	if (dest)
+		json_object_object_add(root, "destination", json_object_new_string(dest));
+	json_object_object_add(root, "changed", json_object_new_boolean(n > 0));
+	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
 }
 
 int cmd_put(int argc, char **argv)
@@ -321,7 +342,7 @@ int cmd_put(int argc, char **argv)
 	struct gp_disk *d = NULL;
 	struct gp_ntfs *v = NULL;
 	const char *dest;
-	int ret = parse("put", argc, argv, &o, "wp", put_help);
+	int ret = parse("put", argc, argv, &o, "wpj", put_help);
 
 	if (ret >= 0)
 		return ret;
@@ -344,7 +365,11 @@ int cmd_put(int argc, char **argv)
 		ret = gp_ntfs_put_tree(v, argv[i], dest, &cp.progress);
 	cli_progress_done(&cp);
 	ret = close_vol(d, v, ret, &err);
-	return ret ? cli_fail(&err) : EXIT_OK;
+	if (ret)
+		return cli_fail(&err);
+	if (o.json)
+		print_write_json("put", argv[optind], "sources", argv + optind + 1, argc - optind - 2, dest);
+	return EXIT_OK;
 }
 
 /* ---- rm --------------------------------------------------------------- */
@@ -354,7 +379,8 @@ static void rm_help(void)
 	printf("Usage: gpup rm IMAGE PATH... [-r] [options]\n\n"
 	       "Remove files from the guest's Windows volume; directories only with -r\n"
 	       "(then with everything in them).\n\n%s%s"
-	       "  -r, --recursive remove directories and their contents\n",
+	       "  -r, --recursive remove directories and their contents\n"
+	       "  --json          report {\"schema\":1,\"command\":\"rm\",\"changed\":true,...}\n",
 	       common_help, write_help);
 }
 
@@ -364,7 +390,7 @@ int cmd_rm(int argc, char **argv)
 	struct file_opts o;
 	struct gp_disk *d = NULL;
 	struct gp_ntfs *v = NULL;
-	int ret = parse("rm", argc, argv, &o, "wr", rm_help);
+	int ret = parse("rm", argc, argv, &o, "wrj", rm_help);
 
 	if (ret >= 0)
 		return ret;
@@ -376,5 +402,9 @@ int cmd_rm(int argc, char **argv)
 	for (int i = optind + 1; !ret && i < argc; i++)
 		ret = gp_ntfs_remove(v, argv[i], o.recursive);
 	ret = close_vol(d, v, ret, &err);
-	return ret ? cli_fail(&err) : EXIT_OK;
+	if (ret)
+		return cli_fail(&err);
+	if (o.json)
+		print_write_json("rm", argv[optind], "removed", argv + optind + 1, argc - optind - 1, NULL);
+	return EXIT_OK;
 }

@@ -2,10 +2,65 @@
  * PowerShell for one VM. The options live in plan_opts.c (shared with
  * `gpup prepare`); this file is the command's shell around them. */
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "plan_opts.h"
+
+enum { OPT_JSON = 1 };
+
+/* --json (schema 1): { "schema", "command": "hostconf", "vm", "instance_path",
+ *   "gpu", "revert", "server", "host_os", "low_mmio", "high_mmio",
+ *   "quota": { "VRAM": {min, optimal, max}, ... }, "output", "applied",
+ *   "changed" }. The script itself goes to -o FILE or runs (--apply). */
+static int print_json(struct plan_opts *po)
+{
+	struct gp_error err = { 0 };
+	struct gp_plan plan;
+	json_object *o, *q;
+
+	if (plan_opts_build(po, &plan, &err))
+		return cli_fail(&err);
+	o = json_object_new_object();
+	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(o, "command", json_object_new_string("hostconf"));
+	json_object_object_add(o, "vm", json_object_new_string(plan.vm_name));
+	json_object_object_add(o, "instance_path",
+			       plan.instance_path ? json_object_new_string(plan.instance_path) : NULL);
+	json_object_object_add(o, "gpu", plan.gpu_label ? json_object_new_string(plan.gpu_label) : NULL);
+	json_object_object_add(o, "revert", json_object_new_boolean(plan.revert));
+	json_object_object_add(o, "server", json_object_new_boolean(plan.server));
+	json_object_object_add(o, "host_os",
+			       json_object_new_string(plan.host_os == GP_HOST_WIN10 ? "win10" : "win11"));
+	json_object_object_add(o, "low_mmio", json_object_new_int64((int64_t)plan.low_mmio));
+	json_object_object_add(o, "high_mmio", json_object_new_int64((int64_t)plan.high_mmio));
+	q = json_object_new_object();
+	for (int r = 0; !plan.revert && r < GP_RES_COUNT; r++) {
+		json_object *v = json_object_new_object();
+
+		/* Encode quotas reach 2^64-1: as JSON numbers they would not
+		 * survive a double; strings keep them exact. */
+		char buf[3][24];
+
+		snprintf(buf[0], sizeof(buf[0]), "%llu", (unsigned long long)plan.quota[r].min);
+		snprintf(buf[1], sizeof(buf[1]), "%llu", (unsigned long long)plan.quota[r].optimal);
+		snprintf(buf[2], sizeof(buf[2]), "%llu", (unsigned long long)plan.quota[r].max);
+		json_object_object_add(v, "min", json_object_new_string(buf[0]));
+		json_object_object_add(v, "optimal", json_object_new_string(buf[1]));
+		json_object_object_add(v, "max", json_object_new_string(buf[2]));
+		json_object_object_add(q, gp_gpu_res_name((enum gp_gpu_res)r), v);
+	}
+	json_object_object_add(o, "quota", q);
+	json_object_object_add(o, "output", po->output ? json_object_new_string(po->output) : NULL);
+	json_object_object_add(o, "applied", json_object_new_boolean(po->apply));
+	json_object_object_add(o, "changed", json_object_new_boolean(po->apply));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	gp_plan_free(&plan);
+	return EXIT_OK;
+}
 
 static void usage(FILE *f)
 {
@@ -16,7 +71,8 @@ static void usage(FILE *f)
 		   "GuestControlledCacheTypes. The script checks its prerequisites, changes\n"
 		   "nothing when the VM is already configured, and verifies the result.\n\n");
 	plan_opts_help(f);
-	fprintf(f, "  -h, --help            show this help\n\n"
+	fprintf(f, "  --json                describe the plan as JSON on stdout (needs -o or --apply)\n"
+		   "  -h, --help            show this help\n\n"
 		   "Exit status: 0 ok, 1 error (or the script failed), 2 usage.\n");
 }
 
@@ -24,11 +80,13 @@ int cmd_hostconf(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, OPT_JSON },
 		PLAN_OPTS_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct plan_opts po;
-	int c;
+	bool json = false;
+	int c, ret;
 
 	plan_opts_init(&po);
 	optind = 1;
@@ -43,6 +101,9 @@ int cmd_hostconf(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
+		case OPT_JSON:
+			json = true;
+			break;
 		default:
 			return cli_usage("hostconf", "unknown option or missing value");
 		}
@@ -51,5 +112,10 @@ int cmd_hostconf(int argc, char **argv)
 		return cli_usage("hostconf", "unexpected argument '%s'", argv[optind]);
 	if (plan_opts_check(&po, "hostconf") != 0)
 		return EXIT_USAGE;
-	return plan_opts_run(&po);
+	if (json && !po.output && !po.apply)
+		return cli_usage("hostconf", "--json describes the plan on stdout; the script then needs -o FILE or --apply");
+	ret = plan_opts_run(&po);
+	if (ret == EXIT_OK && json)
+		ret = print_json(&po);
+	return ret;
 }

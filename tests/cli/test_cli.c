@@ -73,3 +73,23 @@ Test(cli, make_install_honours_destdir_and_prefix, .timeout = 120)
 	t_rm_rf(dest);
 	free(dest);
 }
+
+/* hostconf --json describes the plan (quotas as exact strings: Encode is
+ * 2^64-1 on this host) while the script goes to -o. */
+Test(cli, hostconf_json_describes_the_plan)
+{
+	char *dir = t_tmpdir();
+	struct t_run r;
+
+	t_gpup(&r, "hostconf --vm Demo --gpu 10de:2860 --share 50%% --from '%s/tests/hostconf/data/howto-two-gpus.txt' "
+		   "-o '%s/h.ps1' --json", t_env("GPUP_SRC"), dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"schema\":1") && strstr(r.out, "\"vm\":\"Demo\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"min\":\"9223372036854775807\""), "50%% of 2^64-1, exact: %s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "hostconf --vm Demo --gpu 10de:2860 --from '%s/tests/hostconf/data/howto-two-gpus.txt' --json",
+			    t_env("GPUP_SRC")), 2, "--json without -o must be a usage error");
+	t_run_free(&r);
+	t_rm_rf(dir);
+	free(dir);
+}
