@@ -6,8 +6,14 @@
  * Creates a new, empty dynamic VHDX, or a differencing child of an existing
  * VHDX (the parent is only read, so a golden image stays untouched). Never
  * overwrites an existing file. Exit status: 0 created, 1 error, 2 usage.
+ *
+ * --json (schema 1): { "schema", "command": "create", "image", "type":
+ *   "dynamic" | "differencing", "parent": PATH | null, "virtual_size",
+ *   "block_size", "logical_sector_size", "physical_sector_size",
+ *   "changed": true }  (read back from the new image)
  */
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +27,37 @@ static void usage(FILE *f)
 		   "       gpup create CHILD --parent BASE\n\n"
 		   "Create a new dynamic VHDX of N bytes (sizes take K, M, G, T suffixes; block\n"
 		   "size default 32M, sector size 512, physical sector size 4096), or a\n"
-		   "differencing child of the VHDX BASE. Existing files are never overwritten.\n");
+		   "differencing child of the VHDX BASE. Existing files are never overwritten.\n"
+		   "  --json   describe the new image as JSON (schema 1)\n");
+}
+
+/* Describe the image just made, as read back from it. */
+static int print_json(const char *path, const char *parent)
+{
+	struct vhdx_open_opts oo = { .parent_path = parent };
+	struct gp_error err = { 0 };
+	struct vhdx *v;
+	json_object *o;
+	int ret = vhdx_open(path, &oo, &v, &err);
+
+	if (ret)
+		return cli_fail(&err);
+	o = json_object_new_object();
+	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(o, "command", json_object_new_string("create"));
+	json_object_object_add(o, "image", json_object_new_string(path));
+	json_object_object_add(o, "type", json_object_new_string(vhdx_disk_type_name(vhdx_disk_type(v))));
+	json_object_object_add(o, "parent", parent ? json_object_new_string(parent) : NULL);
+	json_object_object_add(o, "virtual_size", json_object_new_int64((int64_t)vhdx_virtual_size(v)));
+	json_object_object_add(o, "block_size", json_object_new_int64(vhdx_block_size(v)));
+	json_object_object_add(o, "logical_sector_size", json_object_new_int64(vhdx_logical_sector_size(v)));
+	json_object_object_add(o, "physical_sector_size",
+			       json_object_new_int64(vhdx_physical_sector_size(v)));
+	json_object_object_add(o, "changed", json_object_new_boolean(true));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return vhdx_close(v, &err) ? cli_fail(&err) : EXIT_OK;
 }
 
 static int parse_u32_size(const char *opt, const char *s, uint32_t *out)
@@ -43,9 +79,11 @@ int cmd_create(int argc, char **argv)
 		{ "physical-sector-size", required_argument, NULL, 'p' },
 		{ "parent", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vhdx_create_opts co = { 0 };
+	bool json = false;
 	struct gp_error err = { 0 };
 	const char *parent = NULL;
 	bool have_size = false, have_geom = false;
@@ -83,6 +121,9 @@ int cmd_create(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
+		case 'j':
+			json = true;
+			break;
 		default:
 			return cli_usage("create", "unknown option");
 		}
@@ -99,5 +140,5 @@ int cmd_create(int argc, char **argv)
 		ret = vhdx_create(argv[optind], &co, &err);
 	if (ret)
 		return cli_fail(&err);
-	return EXIT_OK;
+	return json ? print_json(argv[optind], parent) : EXIT_OK;
 }

@@ -93,3 +93,43 @@ Test(cli, hostconf_json_describes_the_plan)
 	t_rm_rf(dir);
 	free(dir);
 }
+
+/* create/put/rm --json: each writing command says what it did. The new
+ * image's geometry is read back from the file. */
+Test(cli, writing_commands_report_json, .timeout = 120)
+{
+	char *dir = t_tmpdir();
+	struct t_run r;
+
+	t_gpup(&r, "create '%s/a.vhdx' --size 3G --block-size 1M --sector-size 4096 --json", dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"virtual_size\":3221225472") && strstr(r.out, "\"block_size\":1048576") &&
+		  strstr(r.out, "\"logical_sector_size\":4096") && strstr(r.out, "\"changed\":true"),
+		  "%s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "create '%s/b.avhdx' --parent '%s/a.vhdx' --json", dir, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"type\":\"differencing\""), "%s", r.out);
+	t_run_free(&r);
+	{
+		char *img = t_hyperv_fixture("dynamic.vhdx", dir);
+		char *src = t_strdup_printf("%s/note.txt", dir);
+
+		cr_assert_eq(t_write_file(src, "hello", 5), 0);
+		t_gpup(&r, "put '%s' '%s' 'C:\\Temp' --json", img, src);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		cr_assert(strstr(r.out, "\"command\":\"put\"") && strstr(r.out, "\"changed\":true"), "%s", r.out);
+		t_run_free(&r);
+		t_gpup(&r, "rm '%s' 'C:\\Temp\\note.txt' --json", img);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		cr_assert(strstr(r.out, "\"removed\":[") && strstr(r.out, "note.txt"), "%s", r.out);
+		t_run_free(&r);
+		t_gpup(&r, "cat '%s' 'C:\\Temp\\note.txt'", img);
+		cr_assert_neq(r.status, 0, "the file is still there");
+		t_run_free(&r);
+		free(img);
+		free(src);
+	}
+	t_rm_rf(dir);
+	free(dir);
+}
