@@ -1,6 +1,7 @@
 /* test_cli.c — the command line as a whole: help, version, dispatch,
  * exit statuses, and `make install` with DESTDIR/PREFIX. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -131,5 +132,50 @@ Test(cli, writing_commands_report_json, .timeout = 120)
 		free(src);
 	}
 	t_rm_rf(dir);
+	free(dir);
+}
+
+/* Two writers on one image: the second is refused (exit 3, nothing
+ * written); a reader during the write is refused too; after the first
+ * writer finishes, both work. The first writer is held open by a FIFO it
+ * is still reading from. */
+Test(cli, second_writer_and_reader_are_refused_while_writing, .timeout = 120)
+{
+	char *dir = t_tmpdir();
+	char *img = t_hyperv_fixture("dynamic.vhdx", dir);
+	char *src = t_strdup_printf("%s/note.txt", dir);
+	char before[65], after[65];
+	struct t_run r;
+
+	cr_assert_eq(t_write_file(src, "hello", 5), 0);
+	t_run(&r, "cd '%s' && mkfifo in && { '%s' disk write '%s' --offset 1048576 -i in & } && sleep 1 && "
+		  "sha256sum '%s' | cut -c1-64 > sum.before && "
+		  "{ '%s' put '%s' '%s' 'C:\\Temp'; echo \"put=$?\"; } && "
+		  "{ '%s' ls '%s' 'C:\\' >/dev/null; echo \"ls=$?\"; } && "
+		  "sha256sum '%s' | cut -c1-64 > sum.after && "
+		  "printf 'data' > in && wait && '%s' put '%s' '%s' 'C:\\Temp' && echo put2=$?",
+	      dir, t_env("GPUP_BIN"), img, img, t_env("GPUP_BIN"), img, src, t_env("GPUP_BIN"), img,
+	      img, t_env("GPUP_BIN"), img, src);
+	cr_assert(strstr(r.out, "put=3"), "second writer not refused: %s %s", r.out, r.err);
+	cr_assert(strstr(r.out, "ls=3"), "reader not refused during a write: %s %s", r.out, r.err);
+	cr_assert(strstr(r.err, "in use by another process"), "%s", r.err);
+	cr_assert(strstr(r.out, "put2=0"), "writer after the first finished: %s %s", r.out, r.err);
+	t_run_free(&r);
+	{
+		char *b = t_strdup_printf("%s/sum.before", dir), *a = t_strdup_printf("%s/sum.after", dir);
+		char *sb = t_read_file(b, NULL), *sa = t_read_file(a, NULL);
+
+		cr_assert(sb && sa);
+		snprintf(before, sizeof(before), "%.64s", sb);
+		snprintf(after, sizeof(after), "%.64s", sa);
+		cr_assert_str_eq(before, after, "a refused writer changed the image");
+		free(sb);
+		free(sa);
+		free(a);
+		free(b);
+	}
+	t_rm_rf(dir);
+	free(img);
+	free(src);
 	free(dir);
 }
