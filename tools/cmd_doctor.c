@@ -8,7 +8,7 @@
  *   "findings": [ { "id", "message", "fix" } ] }
  * Finding ids: vhdx-log, hibernated, fast-startup, ntfs-journal,
  * volume-dirty, guest-build, guest-arch, no-windows-facts,
- * hostdriverstore-missing, hostdriverstore-empty, package-missing,
+ * interrupted-write, hostdriverstore-missing, hostdriverstore-empty, package-missing,
  * package-build, file-missing, file-differs, companion-missing,
  * companion-differs, stale-duplicate, acl-everyone-full.
  * Exit status: 0 healthy, 4 findings, 1 error, 2 usage.
@@ -125,9 +125,18 @@ static void check_volume(struct doctor *d, const struct session_guest *g)
 	if (g->f.log_unclean)
 		add(d, "ntfs-journal", "boot the guest and shut it down cleanly (or pass --recover)",
 		    "the NTFS journal ($LogFile) is unclean: Windows did not shut down cleanly");
-	if (g->f.dirty)
-		add(d, "volume-dirty", "run 'chkdsk C: /f' in the guest (or pass --force)",
-		    "the NTFS volume is marked dirty: Windows will check it at the next boot");
+	{
+		struct gp_ntfs_volinfo vi;
+
+		gp_ntfs_volinfo(d->s.vol, &vi);
+		if (vi.interrupted)
+			add(d, "interrupted-write", d->prepare_cmd,
+			    "a gpup run was interrupted while writing this volume; running the same "
+			    "command again completes it (Windows checks the volume at the next boot)");
+		else if (g->f.dirty)
+			add(d, "volume-dirty", "run 'chkdsk C: /f' in the guest (or pass --force)",
+			    "the NTFS volume is marked dirty: Windows will check it at the next boot");
+	}
 	if (!g->known) {
 		add(d, "no-windows-facts", "check that the image holds a Windows installation",
 		    "cannot read the guest's registry (Windows\\System32\\config\\SOFTWARE)");
@@ -178,11 +187,26 @@ static void check_duplicates(struct doctor *d, const struct session_guest *g)
 	}
 }
 
+/* Files of one kind of fault: how many, and the first three by name. */
+struct file_group {
+	size_t n;
+	char names[512];
+};
+
+static void tally(struct file_group *g, const char *path)
+{
+	size_t used = strlen(g->names);
+
+	if (g->n++ < 3)
+		snprintf(g->names + used, sizeof(g->names) - used, "%s%s", used ? ", " : "", path);
+}
+
 static void check_against_source(struct doctor *d, const struct session_guest *g)
 {
 	const struct gp_inject_set *set = gp_source_set(d->s.src);
 	struct gp_inject_stream stream = { 0 };
 	struct gp_verify_report vr = { 0 };
+	struct file_group groups[4] = { 0 };
 	struct gp_error err = { 0 };
 	int ret;
 
@@ -239,14 +263,24 @@ static void check_against_source(struct doctor *d, const struct session_guest *g
 			if (!folder_there)
 				continue;
 		}
-		if (vr.states[i] == GP_VERIFY_MISSING)
-			add(d, companion ? "companion-missing" : "file-missing", d->prepare_cmd,
-			    "%s is missing%s", f->guest_path,
-			    companion ? " (a System32/SysWOW64 file the driver's INF copies)" : "");
-		else
-			add(d, companion ? "companion-differs" : "file-differs", d->prepare_cmd,
-			    "%s differs from the host's copy (%s)", f->guest_path,
-			    gp_verify_state_name(vr.states[i]));
+		tally(&groups[(companion ? 2 : 0) + (vr.states[i] != GP_VERIFY_MISSING)], f->guest_path);
+	}
+	/* One finding per kind of fault, naming the first files: a guest
+	 * missing 40 companions needs one fix, not 40 lines. */
+	for (size_t k = 0; k < 4; k++) {
+		static const char *const ids[4] = { "file-missing", "file-differs", "companion-missing",
+						     "companion-differs" };
+		static const char *const what[4] = {
+			"missing from the package folder",
+			"different from the host's copy",
+			"missing (System32/SysWOW64 files the driver's INF copies)",
+			"different from the host's copy (System32/SysWOW64 companions)",
+		};
+
+		if (groups[k].n)
+			add(d, ids[k], d->prepare_cmd, "%zu file%s %s: %s%s", groups[k].n,
+			    groups[k].n == 1 ? "" : "s", what[k], groups[k].names,
+			    groups[k].n > 3 ? ", ..." : "");
 	}
 	for (size_t i = 0; i < vr.n_stale; i++)
 		add(d, "stale-duplicate", d->prepare_cmd,
