@@ -385,42 +385,14 @@ out:
 
 int cmd_doctor(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "gpu", required_argument, NULL, 'g' },
-		SESSION_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct doctor d = { 0 };
-	int c, ret;
+	int ret;
 
 	session_init(&d.s, "doctor");
 	d.s.ntfs_opts.require_windows = true;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = session_handle(&d.s, c, optarg);
-
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r > 0)
-			continue;
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case 'g':
-			d.s.src_opts.gpu = optarg;
-			break;
-		default:
-			return cli_usage("doctor", "unknown option");
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage("doctor", optind == argc ? "IMAGE is required" : "too many arguments");
-	d.s.image = argv[optind];
-	if (d.s.src_opts.driverstore && d.s.src_opts.bundle)
-		return cli_usage("doctor", "--driverstore and --bundle exclude each other");
-	session_default_source(&d.s);
+	ret = session_parse_image_cmd(&d.s, argc, argv, usage, false);
+	if (ret >= 0)
+		return ret;
 	ret = run(&d);
 	free(d.f);
 	session_end(&d.s);

@@ -110,44 +110,14 @@ static int run(struct session *s)
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "gpu", required_argument, NULL, 'g' },
-		SESSION_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct session s;
-	int c, ret;
+	int ret;
 
 	session_init(&s, "verify");
 	s.ntfs_opts.require_windows = true;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
-		int r = session_handle(&s, c, optarg);
-
-		if (r < 0)
-			return EXIT_USAGE;
-		if (r > 0)
-			continue;
-		switch (c) {
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case 'g':
-			s.src_opts.gpu = optarg;
-			break;
-		default:
-			return cli_usage("verify", "unknown option");
-		}
-	}
-	if (optind + 1 != argc)
-		return cli_usage("verify", optind == argc ? "IMAGE is required" : "too many arguments");
-	s.image = argv[optind];
-	session_default_source(&s);
-	if (!s.src_opts.driverstore && !s.src_opts.bundle)
-		return cli_usage("verify", "a driver source is required: --driverstore DIR or --bundle FILE");
-	if (s.src_opts.driverstore && s.src_opts.bundle)
-		return cli_usage("verify", "--driverstore and --bundle exclude each other");
+	ret = session_parse_image_cmd(&s, argc, argv, usage, true);
+	if (ret >= 0)
+		return ret;
 	ret = run(&s);
 	session_end(&s);
 	return ret;

@@ -76,6 +76,47 @@ int session_handle(struct session *s, int c, const char *arg)
 	return 0;
 }
 
+int session_parse_image_cmd(struct session *s, int argc, char **argv,
+			    void (*usage)(FILE *), bool source_required)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "gpu", required_argument, NULL, 'g' },
+		SESSION_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h" SESSION_SHORTOPTS, longopts, NULL)) != -1) {
+		int r = session_handle(s, c, optarg);
+
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'g':
+			s->src_opts.gpu = optarg;
+			break;
+		default:
+			return cli_usage(s->cmd, "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage(s->cmd, optind == argc ? "IMAGE is required" : "too many arguments");
+	s->image = argv[optind];
+	if (s->src_opts.driverstore && s->src_opts.bundle)
+		return cli_usage(s->cmd, "--driverstore and --bundle exclude each other");
+	session_default_source(s);
+	if (source_required && !s->src_opts.driverstore && !s->src_opts.bundle)
+		return cli_usage(s->cmd, "a driver source is required: --driverstore DIR or --bundle FILE");
+	return -1;
+}
+
 void session_help(FILE *f, bool with_source)
 {
 	if (with_source)

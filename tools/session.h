@@ -73,6 +73,15 @@ void session_init(struct session *s, const char *cmd);
  * (bad value; usage message printed). */
 int session_handle(struct session *s, int c, const char *arg);
 
+/*
+ * The whole command line of a command that takes IMAGE, the shared options
+ * and --gpu (verify, doctor): parse into @s, print @usage for --help.
+ * @source_required: --driverstore or --bundle must be given (after the
+ * WSL default). Returns -1 to go on, or the exit status to return now.
+ */
+int session_parse_image_cmd(struct session *s, int argc, char **argv,
+			    void (*usage)(FILE *), bool source_required);
+
 /* The help lines for the shared options. */
 void session_help(FILE *f, bool with_source);
 
