@@ -343,8 +343,6 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 	for (size_t i = 0; !ret && i < set->count; i++) {
 		const struct gp_inject_file *f = &set->files[i];
 		struct feed feed = { .src = src, .err = err, .progress = o->progress, .info = &info };
-		uint8_t sha[32];
-
 		if (rep->actions[i] == GP_INJECT_UNCHANGED)
 			continue;
 		info.path = f->guest_path;
@@ -354,15 +352,18 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		ret = src->ops->open(src, f, err);
 		if (ret)
 			break;
-		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed, sha);
+		/* No second hash here: a stream that knows the expected bytes
+		 * (a bundle) hashes what it delivers itself, and host files
+		 * are checked by the independent read-back afterwards. */
+		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed, NULL);
 		if (ret) {
 			/* The stream's own error (recorded in @err by feed_read)
 			 * wins over the volume's echo of it. */
 			gp_error_copy(err, gp_ntfs_error(v));
-			src->ops->close(src, sha, NULL);
+			src->ops->close(src, NULL, NULL);
 			break;
 		}
-		ret = src->ops->close(src, sha, err);
+		ret = src->ops->close(src, NULL, err);
 		if (ret)
 			break;
 		info.done_files++;

@@ -36,8 +36,10 @@ struct gp_inject_stream_ops {
 	int64_t (*read)(struct gp_inject_stream *s, void *buf, size_t len,
 			struct gp_error *err);
 	/* Finish the open file. A source that knows the expected SHA-256
-	 * (a bundle manifest) compares it with @sha256 (of the bytes read)
-	 * and returns GP_ERR_MISMATCH naming the file when they differ; it also
+	 * (a bundle manifest) hashes the bytes it delivered and returns
+	 * GP_ERR_MISMATCH naming the file when they differ from it (and
+	 * from @sha256, when the caller passes its own digest; the injector
+	 * passes NULL, hashing being as costly as writing); every source
 	 * fails when the file ended before or after f->size bytes. */
 	int (*close)(struct gp_inject_stream *s, const uint8_t sha256[32],
 		     struct gp_error *err);
