@@ -8,6 +8,7 @@
 #   BENCH_REPS    repetitions of every timing (median reported)   [3]
 #   BENCH_KEEP    1: keep generated packages/guest in WORKDIR     [0]
 #   BENCH_OUT     results file                                    [bench/RESULTS.md]
+#   BENCH_RESUME  1: only the engine part, appended to an interrupted run  [0]
 #
 # What it does, in one run, so that all ratios come from the same machine state:
 #   - bench/mkpackage.sh builds a host DriverStore with an NVIDIA-sized package
@@ -51,22 +52,34 @@ log() { echo "bench: $*" >&2; }
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 GEN=$WORK/results.md
-: >"$GEN"
-# timing files of a previous run
-rm -f "$WORK/pipe" "$WORK/pipe.growth" "$WORK/seqraw" "$WORK/seqvhdx" "$WORK/seqgraw" \
-	"$WORK/insp" "$WORK/start" "$WORK"/*.vhdx "$WORK/raw.img"
+# BENCH_RESUME=1: keep the results of an interrupted run's package scales and
+# Linux pipeline ($WORK/results.md, summary.tsv, pipe) and run only the engine
+# part and the summary.
+RESUME=${BENCH_RESUME:-0}
+if [ "$RESUME" != 1 ]; then
+	: >"$GEN"
+	# timing files of a previous run
+	rm -f "$WORK/pipe" "$WORK/pipe.growth"
+fi
+rm -f "$WORK/seqraw" "$WORK/seqvhdx" "$WORK/seqgraw" "$WORK/insp" "$WORK/start" \
+	"$WORK"/*.vhdx "$WORK/raw.img"
 
 now() { date +%s.%N; }
 # med FILE: "median (min-max)" of the numbers in FILE; medv FILE: median only.
-medv() { sort -g "$1" | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+medv() { sort -g "$1" | awk '{a[NR]=$1} END {printf "%.17g\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 spread() { sort -g "$1" | awk '{a[NR]=$1} END {printf "%.2f-%.2f", a[1], a[NR]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# pmed A B: median over repetitions of A[i]/B[i] (the two timings of one
+# repetition ran back to back, so load swings largely cancel).
+pmed() { paste "$1" "$2" | awk '$2 > 0 {print $1 / $2}' | sort -g |
+	awk '{a[NR]=$1} END {if (NR) printf "%.2f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; else print "n/a"}'; }
 fmt() { awk -v a="$1" 'BEGIN { printf "%.2f", a }'; }
 mib() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1048576 }'; }
 size() { stat -c %s "$1"; }
 alloc() { echo $(( $(stat -c %b "$1") * 512 )); }
 emit() { printf '%s\n' "$*" >>"$GEN"; }
 
+if [ "$RESUME" != 1 ]; then
 # ---- fixtures -------------------------------------------------------------------
 log "guest: 8 GiB dynamic VHDX"
 sh "$SRC/tests/fixtures/mkguest.sh" "$WORK/guest" --size 8G --vhdx >/dev/null
@@ -90,6 +103,7 @@ emit ""
 
 PIPE_T=
 # ---- Linux pipeline (first scale only; measured first so its package still exists) ----------------------------------------
+log "Linux pipeline (qemu-img + loop + ntfs-3g)"
 emit "### Linux pipeline: qemu-img convert -> loop + ntfs-3g -> cp -r -> convert back"
 emit ""
 first=$(echo "$SCALES" | awk '{print $1}')
@@ -147,7 +161,7 @@ for s in $SCALES; do
 	mkpkg "$s"
 	ST=$WORK/pkg$s
 	PKG=$ST/Windows/System32/DriverStore/FileRepository/nv_dispi.inf_amd64_bench0000bench0
-	payload=$(find "$PKG" -type f -printf '%s\n' | awk '{t+=$1} END {print t}')
+	payload=$(find "$PKG" -type f -printf '%s\n' | awk '{t+=$1} END {printf "%.0f\n", t}')
 	nfiles=$(find "$PKG" -type f | wc -l)
 	log "scale x$s: $nfiles files, $payload bytes"
 	T=$WORK/t$s
@@ -238,9 +252,9 @@ for s in $SCALES; do
 	emit "| measurement | median s | range s | ratio |"
 	emit "| --- | ---: | ---: | --- |"
 	emit "| floor: \`cp -r\` + \`sync\` | $(fmt "$floor") | $(spread "$T/floor") | 1.00 |"
-	emit "| \`gpup prepare --no-verify\` + \`sync\` | $(fmt "$prep") | $(spread "$T/prep") | $(ratio "$prep" "$floor") x floor (target <= 2.0) |"
-	emit "| \`gpup prepare\` (with verify) + \`sync\` | $(fmt "$prepv") | $(spread "$T/prepv") | $(ratio "$prepv" "$floor") x floor |"
-	emit "| \`gpup verify\` | $(fmt "$ver") | $(spread "$T/verify") | $(ratio "$ver" "$ro") x read-once (target <= 1.5); $(ratio "$ver" "$so") x sha256sum-once |"
+	emit "| \`gpup prepare --no-verify\` + \`sync\` | $(fmt "$prep") | $(spread "$T/prep") | $(ratio "$prep" "$floor") x floor (target <= 2.0; paired $(pmed "$T/prep" "$T/floor")) |"
+	emit "| \`gpup prepare\` (with verify) + \`sync\` | $(fmt "$prepv") | $(spread "$T/prepv") | $(ratio "$prepv" "$floor") x floor (paired $(pmed "$T/prepv" "$T/floor")) |"
+	emit "| \`gpup verify\` | $(fmt "$ver") | $(spread "$T/verify") | $(ratio "$ver" "$ro") x read-once (target <= 1.5; paired $(pmed "$T/verify" "$T/readonce")); $(ratio "$ver" "$so") x sha256sum-once |"
 	emit "| read payload once (\`cat\`, warm cache) | $(fmt "$ro") | $(spread "$T/readonce") | |"
 	emit "| \`sha256sum\` of the payload (warm cache) | $(fmt "$so") | $(spread "$T/shaonce") | |"
 	emit "| \`gpup bundle create\` (.tar.zst, $(mib "$bsize") MiB), once | $(fmt "$bcreate") | | |"
@@ -251,6 +265,12 @@ for s in $SCALES; do
 	emit ""
 	[ "$KEEP" = 1 ] || rm -rf "$ST"
 done
+
+else
+	PIPE_T=
+	[ -s "$WORK/pipe" ] && PIPE_T=$(medv "$WORK/pipe")
+	summary=$WORK/summary.tsv
+fi
 
 # ---- VHDX engine: sequential 1 GiB write, 2 TiB inspect ------------------------------
 log "engine: 1 GiB sequential write, 2 TiB inspect"
@@ -271,6 +291,7 @@ while [ "$r" -le "$REPS" ]; do
 	echo "$t1 - $t0" | bc >>"$WORK/seqvhdx"
 	rm -f "$WORK/seq.vhdx"
 	sync
+	truncate -s 4G "$WORK/seq.raw"; sync
 	t0=$(now); "$GPUP" disk write "$WORK/seq.raw" --format raw --offset 0 -i "$src"; sync; t1=$(now)
 	echo "$t1 - $t0" | bc >>"$WORK/seqgraw"
 	rm -f "$WORK/seq.raw"

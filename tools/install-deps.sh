@@ -6,12 +6,14 @@ set -eu
 
 # Build: libraries found with pkg-config. Tests: Criterion and the
 # independent oracles (qemu-img, ntfs-3g tools, libvhdi/libfsntfs tools,
-# gdisk, hivexregedit, bsdtar). Fuzzing: clang (libFuzzer).
+# gdisk, hivexregedit, bsdtar). Fuzzing: clang (libFuzzer). `make bench`:
+# time (peak RSS), bc, openssl (package generator).
 PKGS="gcc make pkg-config libvhdi-dev ntfs-3g-dev libarchive-dev uuid-dev
 libjson-c-dev libssl-dev libhivex-dev libcriterion-dev
 ntfs-3g libvhdi-utils libfsntfs-utils qemu-utils gdisk libhivex-bin
 libarchive-tools zstd xz-utils unzip pci.ids clang
-zlib1g-dev fdisk dosfstools"
+zlib1g-dev fdisk dosfstools
+time bc openssl"
 
 missing=""
 for p in $PKGS; do
