@@ -10,7 +10,7 @@
 # fuzz/corpus/NAME and, for vhdx, from the Hyper-V images in
 # $GPUP_SHARED/fixtures/hyperv (converted by fuzz/vhdx2seed.py; too big to
 # keep in the tree). Extra libFuzzer flags: $FUZZ_ARGS (e.g. -jobs=2).
-# Logs: FUZZ_BUILD/logs/NAME.log.
+# Logs: FUZZ_BUILD/logs/NAME.PID.log.
 set -u
 build=${1:?usage: run.sh FUZZ_BUILD NAME...}
 shift
@@ -23,9 +23,9 @@ for name in "$@"; do
 	bin=$build/fuzz_$name
 	corpus=$build/corpus/$name
 	art=$build/artifacts/$name
-	log=$build/logs/$name.log
+	log=$build/logs/$name.$$.log  # per run: concurrent runs must not share it
 	mkdir -p "$corpus" "$art"
-	if [ "$name" = vhdx ] && [ -d "$shared/fixtures/hyperv" ]; then
+	if [ "$name" = vhdx ] && [ -d "$shared/fixtures/hyperv" ] && command -v python3 > /dev/null; then
 		for img in "$shared"/fixtures/hyperv/*.vhdx.gz "$shared"/fixtures/hyperv/*.avhdx.gz; do
 			[ -f "$img" ] || continue
 			seed=$corpus/seed-$(basename "$img" .gz)

@@ -70,12 +70,19 @@ int gp_disk_detect_format(const char *path, enum gp_disk_format *out,
 	struct stat st;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK and the type check: a FIFO named as an image must not
+	 * hang gpup. Images are files (raw block devices would need their
+	 * size from an ioctl, which no backend does). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
 					  errno, "%s", path);
 	if (fstat(fd, &st) < 0) {
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: not a regular file", path);
 		goto out;
 	}
 	*out = GP_DISK_FORMAT_RAW;

@@ -747,19 +747,25 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
 		goto fail;
 	}
-	v->fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	/* O_NONBLOCK: a parent locator is untrusted input, and one naming a
+	 * FIFO must not hang the open; only regular files go further. */
+	v->fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
 	if (v->fd < 0) {
 		ret = gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
 					 "%s", path);
 		goto fail;
 	}
-	ret = gp_disk_lock_fd(v->fd, path, v->writable, err);
-	if (ret)
-		goto fail;
 	if (fstat(v->fd, &st) < 0) {
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
 		goto fail;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: not a regular file", path);
+		goto fail;
+	}
+	ret = gp_disk_lock_fd(v->fd, path, v->writable, err);
+	if (ret)
+		goto fail;
 	v->file_size = (uint64_t)st.st_size;
 	if (cc->depth == 0) {
 		cc->dev[0] = st.st_dev;
@@ -1350,7 +1356,7 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 	uint8_t *buf;
 	int fd, slot, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
 					  "%s", path);
@@ -1361,6 +1367,8 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 	}
 	if (fstat(fd, &st) < 0)
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
+	else if (!S_ISREG(st.st_mode))
+		ret = gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: not a regular file", path);
 	else
 		ret = read_header_section(path, fd, (uint64_t)st.st_size, buf, &h, &slot, &creator,
 					  err);

@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "disk.h"
+#include "vhdx.h"
+
+#include <sys/stat.h>
 #include "helpers.h"
 
 static char *dir;
@@ -126,4 +129,24 @@ Test(disk, differencing_without_parent_is_a_clear_error)
 	cr_assert_eq(gp_disk_open(img, &o, &d, &err), GP_ERR_NOTFOUND, "%s", err.msg);
 	cr_assert(strstr(err.msg, "parent"), "%s", err.msg);
 	free(img);
+}
+
+/* A FIFO (or anything but a regular file) named as an image is refused at
+ * once: it must not hang gpup waiting for a writer. */
+Test(disk, fifo_is_refused_without_blocking, .timeout = 10)
+{
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	enum gp_disk_format f;
+	char *fifo = t_strdup_printf("%s/image.vhdx", dir);
+	bool dirty;
+
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(gp_disk_detect_format(fifo, &f, &err), GP_ERR_UNSUPPORTED);
+	cr_assert(strstr(err.msg, "not a regular file"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_disk_open(fifo, NULL, &d, &err), GP_ERR_UNSUPPORTED);
+	gp_error_clear(&err);
+	cr_assert_eq(vhdx_log_is_dirty(fifo, &dirty, &err), GP_ERR_UNSUPPORTED);
+	free(fifo);
 }

@@ -44,12 +44,16 @@ static char *store(void)
 	return t_fixture("mkstore.sh", "");
 }
 
-static char *sha_of(const char *path)
+/* SHA-256 of @path, in one of four rotating buffers (enough for the
+ * before/after comparisons here; nothing to free). */
+static const char *sha_of(const char *path)
 {
-	char hex[65];
+	static char ring[4][65];
+	static unsigned next;
+	char *hex = ring[next++ % 4];
 
 	cr_assert_eq(t_sha256_file(path, hex), 0, "cannot hash %s", path);
-	return t_strdup_printf("%s", hex);
+	return hex;
 }
 
 /* The injection set, as `gpup drivers --json` reports it. */
@@ -164,7 +168,7 @@ Test(prepare, second_run_changes_nothing)
 {
 	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
 	char *st = store();
-	char *before;
+	const char *before;
 	struct json_object *o;
 	struct t_run r;
 
@@ -177,7 +181,6 @@ Test(prepare, second_run_changes_nothing)
 	json_object_put(o);
 	t_run_free(&r);
 	cr_assert_str_eq(sha_of(img), before, "second run modified the image");
-	free(before);
 	free(img);
 	free(st);
 }
@@ -186,7 +189,7 @@ Test(prepare, dry_run_touches_nothing)
 {
 	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
 	char *st = store();
-	char *before = sha_of(img);
+	const char *before = sha_of(img);
 	struct t_run r;
 
 	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -n -q", img, st);
@@ -194,7 +197,6 @@ Test(prepare, dry_run_touches_nothing)
 	cr_assert(strstr(r.out, "would write:") && strstr(r.out, "nvlddmkm.sys"), "%s", r.out);
 	t_run_free(&r);
 	cr_assert_str_eq(sha_of(img), before);
-	free(before);
 	free(img);
 	free(st);
 }
@@ -204,7 +206,7 @@ Test(prepare, into_child_leaves_the_base_untouched)
 	char *img = guest_copy("--size 2G --vhdx", "base.vhdx");
 	char *child = t_strdup_printf("%s/child.avhdx", dir);
 	char *st = store();
-	char *before = sha_of(img);
+	const char *before = sha_of(img);
 	struct t_run r;
 
 	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --into-child '%s' -q", img, st,
@@ -225,7 +227,6 @@ Test(prepare, into_child_leaves_the_base_untouched)
 	t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img);
 	cr_assert_neq(r.status, 0, "the base has a HostDriverStore: %s", r.out);
 	t_run_free(&r);
-	free(before);
 	free(child);
 	free(img);
 	free(st);
@@ -339,7 +340,7 @@ Test(prepare, hibernated_guest_is_refused_and_untouched)
 	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
 	char *st = store();
 	char *hib = t_strdup_printf("%s/hiberfil.sys", dir);
-	char *before;
+	const char *before;
 	struct t_run r;
 
 	cr_assert_eq(t_write_file(hib, "hibr\0\0\0\0", 8), 0);
@@ -353,7 +354,6 @@ Test(prepare, hibernated_guest_is_refused_and_untouched)
 	cr_assert(strstr(r.err, "hibernat"), "%s", r.err);
 	t_run_free(&r);
 	cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
-	free(before);
 	free(hib);
 	free(img);
 	free(st);
@@ -363,7 +363,7 @@ Test(prepare, old_guest_build_is_refused_and_untouched)
 {
 	char *img = guest_copy("--size 2G --vhdx --build 17763", "g.vhdx");
 	char *st = store();
-	char *before = sha_of(img);
+	const char *before = sha_of(img);
 	struct t_run r;
 
 	doctor_expects(img, st, 4, "guest-build", "17763");
@@ -372,7 +372,6 @@ Test(prepare, old_guest_build_is_refused_and_untouched)
 	cr_assert(strstr(r.err, "19041"), "%s", r.err);
 	t_run_free(&r);
 	cr_assert_str_eq(sha_of(img), before);
-	free(before);
 	free(img);
 	free(st);
 }
@@ -380,19 +379,22 @@ Test(prepare, old_guest_build_is_refused_and_untouched)
 Test(prepare, linux_guest_is_refused)
 {
 	char *img = t_strdup_printf("%s/linux.img", dir);
-	char *before;
+	const char *before, *after;
+	char *st;
 	struct t_run r;
 
 	t_run(&r, "truncate -s 64M '%s' && sgdisk -n 1:2048:0 -t 1:8300 '%s' >/dev/null", img, img);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	t_run_free(&r);
 	before = sha_of(img);
-	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, store());
+	st = store();
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
 	cr_assert_eq(r.status, 3, "exit %d: %s", r.status, r.err);
 	cr_assert(strstr(r.err, "Linux guests are not supported by Hyper-V GPU-P"), "%s", r.err);
 	t_run_free(&r);
-	cr_assert_str_eq(sha_of(img), before);
-	free(before);
+	after = sha_of(img);
+	cr_assert_str_eq(after, before);
+	free(st);
 	free(img);
 }
 
@@ -475,8 +477,10 @@ Test(prepare, usage_errors)
 Test(prepare, missing_image_is_a_one_line_error)
 {
 	struct t_run r;
+	char *st = store();
 
-	t_gpup(&r, "prepare /nonexistent/guest.vhdx --driverstore '%s' -q", store());
+	t_gpup(&r, "prepare /nonexistent/guest.vhdx --driverstore '%s' -q", st);
+	free(st);
 	cr_assert_eq(r.status, 1, "%s", r.err);
 	cr_assert(strstr(r.err, "/nonexistent/guest.vhdx"), "%s", r.err);
 	cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "not one line: %s", r.err);
