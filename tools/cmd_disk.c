@@ -7,11 +7,15 @@
  * read: to stdout (or FILE), the whole disk from --offset unless --length.
  * write: stdin (or FILE) to the disk at --offset; the image is flushed and
  * closed cleanly (an empty VHDX log) before exiting 0.
+ * write --json (schema 1): { "schema", "command": "disk write", "image",
+ *   "offset", "bytes", "changed" }, printed after the clean close. (read's
+ * stdout is the data itself.)
  * Exit status: 0 ok, 1 error, 2 usage, 3 image locked.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +28,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: gpup disk read IMAGE [--offset N] [--length N] [-o FILE]\n"
-		   "       gpup disk write IMAGE --offset N [-i FILE]\n"
+		   "       gpup disk write IMAGE --offset N [-i FILE] [--json]\n"
 		   "Options for both: --format raw|vhdx|vhd|auto, --parent PATH (a differencing\n"
 		   "VHDX's parent). Sizes take K, M, G, T suffixes.\n");
 }
@@ -92,7 +96,7 @@ out:
 	return ret;
 }
 
-static int do_write(struct gp_disk *d, uint64_t off, const char *inpath)
+static int do_write(struct gp_disk *d, uint64_t off, const char *inpath, uint64_t *written)
 {
 	struct gp_error err = { 0 };
 	char *buf;
@@ -132,6 +136,7 @@ static int do_write(struct gp_disk *d, uint64_t off, const char *inpath)
 			break;
 		}
 		off += have;
+		*written += have;
 		if (have < CHUNK)
 			break;
 	}
@@ -153,9 +158,12 @@ int cmd_disk(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "parent", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gp_disk_open_opts o = { 0 };
+	uint64_t written = 0;
+	bool json = false;
 	struct gp_error err = { 0 };
 	struct gp_disk *d;
 	const char *outpath = NULL, *inpath = NULL, *mode;
@@ -201,6 +209,9 @@ int cmd_disk(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
+		case 'j':
+			json = true;
+			break;
 		default:
 			return cli_usage("disk", "unknown option");
 		}
@@ -213,15 +224,30 @@ int cmd_disk(int argc, char **argv)
 		return cli_usage("disk", "-o and --length are for 'disk read'");
 	if (!strcmp(mode, "write") && !have_off)
 		return cli_usage("disk", "'disk write' needs --offset");
+	if (!strcmp(mode, "read") && json)
+		return cli_usage("disk", "--json is for 'disk write' ('disk read' writes the data itself)");
 	o.writable = !strcmp(mode, "write");
 	if (gp_disk_open(argv[optind + 1], &o, &d, &err))
 		return cli_fail(&err);
 	if (o.writable)
-		ret = do_write(d, off, inpath);
+		ret = do_write(d, off, inpath, &written);
 	else
 		ret = do_read(d, off, len, have_len, outpath);
 	ret2 = gp_disk_close(d, &err);
 	if (ret2 && ret == EXIT_OK)
 		ret = cli_fail(&err);
+	if (ret == EXIT_OK && json) {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+		json_object_object_add(j, "command", json_object_new_string("disk write"));
+		json_object_object_add(j, "image", json_object_new_string(argv[optind + 1]));
+		json_object_object_add(j, "offset", json_object_new_int64((int64_t)off));
+		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)written));
+		json_object_object_add(j, "changed", json_object_new_boolean(written > 0));
+		printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(j);
+	}
 	return ret;
 }

@@ -108,6 +108,14 @@ Test(cli, writing_commands_report_json, .timeout = 120)
 		  strstr(r.out, "\"logical_sector_size\":4096") && strstr(r.out, "\"changed\":true"),
 		  "%s", r.out);
 	t_run_free(&r);
+	t_run(&r, "printf abc | '%s' disk write '%s/a.vhdx' --offset 4095 --json", t_env("GPUP_BIN"), dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"bytes\":3") && strstr(r.out, "\"offset\":4095"), "%s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "disk read '%s/a.vhdx' --offset 4095 --length 3", dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(memcmp(r.out, "abc", 3), 0, "read back: %.3s", r.out);
+	t_run_free(&r);
 	t_gpup(&r, "create '%s/b.avhdx' --parent '%s/a.vhdx' --json", dir, dir);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert(strstr(r.out, "\"type\":\"differencing\""), "%s", r.out);
