@@ -59,8 +59,31 @@ Test(vhdx_crash, sigkill_at_random_moments)
 	uint64_t seed = (uint64_t)time(NULL), off[NRUNS], len[NRUNS], pseed[NRUNS];
 	bool done[NRUNS] = { false };
 	int completed = 0, killed = 0;
+	uint64_t window_us;
 
 	vt_create(img, DISK, 1 * MiB, 512);
+	/* The kill window follows the machine's speed: a whole writer run
+	 * (6 MiB into a fresh image) is timed first, and the kills fall in
+	 * 0..1.5x that time, so most land mid-write on a fast idle machine
+	 * and on a loaded one alike. */
+	{
+		char *calib = t_strdup_printf("%s/calib.vhdx", dir);
+		struct timespec t0, t1;
+		int status;
+		pid_t pid;
+
+		vt_create(calib, DISK, 1 * MiB, 512);
+		t_fill_random(pat, 6 * MiB, &seed);
+		cr_assert_eq(t_write_file(in, pat, 6 * MiB), 0);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		pid = spawn_writer(calib, 0, in, NULL);
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		window_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+		window_us = window_us * 3 / 2 + 1000;
+		unlink(calib);
+		free(calib);
+	}
 	for (int i = 0; i < NRUNS; i++) {
 		int status;
 		pid_t pid;
@@ -74,7 +97,7 @@ Test(vhdx_crash, sigkill_at_random_moments)
 		}
 		cr_assert_eq(t_write_file(in, pat, len[i]), 0);
 		pid = spawn_writer(img, off[i], in, NULL);
-		usleep((useconds_t)(t_rand(&seed) % 350000));
+		usleep((useconds_t)(t_rand(&seed) % window_us));
 		kill(pid, SIGKILL);
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		if (WIFEXITED(status)) {
@@ -106,7 +129,8 @@ Test(vhdx_crash, sigkill_at_random_moments)
 		cr_assert(memcmp(got, pat, len[j]) == 0, "libvhdi: write %d", j);
 		free(got);
 	}
-	cr_log_info("crash test: %d writers completed, %d killed", completed, killed);
+	cr_log_info("crash test: %d writers completed, %d killed (window %llu us)", completed, killed,
+		    (unsigned long long)window_us);
 	cr_assert_gt(killed, 5, "most runs should be killed mid-way (seed %llu)",
 		     (unsigned long long)seed);
 	free(pat); free(img); free(in);
