@@ -156,14 +156,17 @@ Test(cli, second_writer_and_reader_are_refused_while_writing, .timeout = 120)
 	struct t_run r;
 
 	cr_assert_eq(t_write_file(src, "hello", 5), 0);
-	t_run(&r, "cd '%s' && mkfifo in && { '%s' disk write '%s' --offset 1048576 -i in & } && sleep 1 && "
+	/* Wait (up to 60 s: sanitizer builds on a loaded machine are slow)
+	 * until the writer holds its lock, seen as a reader being refused. */
+	t_run(&r, "cd '%s' && mkfifo in && { '%s' disk write '%s' --offset 1048576 -i in & } && "
+		  "for i in $(seq 600); do '%s' ls '%s' 'C:\\' >/dev/null 2>&1; [ $? -eq 3 ] && break; sleep 0.1; done && "
 		  "sha256sum '%s' | cut -c1-64 > sum.before && "
 		  "{ '%s' put '%s' '%s' 'C:\\Temp'; echo \"put=$?\"; } && "
 		  "{ '%s' ls '%s' 'C:\\' >/dev/null; echo \"ls=$?\"; } && "
 		  "sha256sum '%s' | cut -c1-64 > sum.after && "
 		  "printf 'data' > in && wait && '%s' put '%s' '%s' 'C:\\Temp' && echo put2=$?",
-	      dir, t_env("GPUP_BIN"), img, img, t_env("GPUP_BIN"), img, src, t_env("GPUP_BIN"), img,
-	      img, t_env("GPUP_BIN"), img, src);
+	      dir, t_env("GPUP_BIN"), img, t_env("GPUP_BIN"), img, img, t_env("GPUP_BIN"), img, src,
+	      t_env("GPUP_BIN"), img, img, t_env("GPUP_BIN"), img, src);
 	cr_assert(strstr(r.out, "put=3"), "second writer not refused: %s %s", r.out, r.err);
 	cr_assert(strstr(r.out, "ls=3"), "reader not refused during a write: %s %s", r.out, r.err);
 	cr_assert(strstr(r.err, "in use by another process"), "%s", r.err);
