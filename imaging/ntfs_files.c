@@ -701,10 +701,19 @@ static int child(struct gp_ntfs *v, const char *path, u64 dir_mref, const char *
 			return GP_ERR_NOTFOUND;
 		return gp_ntfs_fail(v, e, "%s: lookup of '%s'", path, name);
 	}
-	r = gp_ntfs_begin_write(v);
-	if (r) {
+	if (gp_ntfs_write_pending(v)) {
+		/* The first change sets gpup's marker on the root directory,
+		 * which opens that inode itself: @dir may be the root, and two
+		 * open copies of one MFT record overwrite each other. */
 		ntfs_inode_close(dir);
-		return r;
+		r = gp_ntfs_begin_write(v);
+		if (r)
+			return r;
+		dir = ntfs_inode_open(v->vol, dir_mref);
+		if (!dir) {
+			v->failed = true;
+			return gp_ntfs_fail(v, errno, "%s: cannot open the parent directory", path);
+		}
 	}
 	/* Windows gives a new file the ACEs its parent passes on. */
 	securid = v->secure_open ? ntfs_inherited_id(&v->scx, dir, isdir) : 0;

@@ -56,9 +56,12 @@ int gp_ntfs_fail(struct gp_ntfs *v, int e, const char *fmt, ...)
 	default: code = GP_ERR_IO; break;
 	}
 	if (v->dev.err.code) {
+		/* The disk failed: its message is the reason. libntfs-3g's errno
+		 * is not (it turns a failed MFT write into EBUSY, so the user
+		 * read "Device or resource busy" for a full host disk). */
 		code = v->dev.err.code;
-		gp_error_set(&v->err, code, "%s: %s: %s (disk: %s)", v->where, head,
-			     strerror(e ? e : EIO), gp_error_message(&v->dev.err));
+		gp_error_set(&v->err, code, "%s: %s: %s", v->where, head,
+			     gp_error_message(&v->dev.err));
 	} else {
 		gp_error_set(&v->err, code, "%s: %s: %s", v->where, head, strerror(e ? e : EIO));
 	}
@@ -249,6 +252,59 @@ out_ni:
 	ntfs_inode_close(ni);
 }
 
+/* The marker of a gpup write in progress: a named data stream on the root
+ * directory. It is set with VOLUME_IS_DIRTY and removed after the flag is
+ * cleared, so "dirty and marked" means "a gpup run died here". */
+static const char marker_name[] = "gpup-write-in-progress";
+
+static bool marker_present(ntfs_volume *vol)
+{
+	ntfschar *uname = NULL;
+	int ulen = ntfs_mbstoucs(marker_name, &uname);
+	ntfs_inode *root;
+	bool found = false;
+
+	if (ulen <= 0)
+		return false;
+	root = ntfs_inode_open(vol, FILE_root);
+	if (root) {
+		found = ntfs_attr_exist(root, AT_DATA, uname, (u32)ulen);
+		ntfs_inode_close(root);
+	}
+	free(uname);
+	return found;
+}
+
+/* Add (@set) or remove the marker. Returns 0 or -1 with errno set. */
+static int marker_write(ntfs_volume *vol, bool set)
+{
+	ntfschar *uname = NULL;
+	int ulen = ntfs_mbstoucs(marker_name, &uname), ret = 0, e = 0;
+	ntfs_inode *root;
+
+	if (ulen <= 0)
+		return -1;
+	root = ntfs_inode_open(vol, FILE_root);
+	if (!root) {
+		e = errno;
+		free(uname);
+		errno = e;
+		return -1;
+	}
+	if (set != (bool)ntfs_attr_exist(root, AT_DATA, uname, (u32)ulen)) {
+		ret = set ? ntfs_attr_add(root, AT_DATA, uname, (u8)ulen, NULL, 0)
+			  : ntfs_attr_remove(root, AT_DATA, uname, (u8)ulen);
+		e = errno;
+	}
+	if (ntfs_inode_close(root) && !ret) {
+		ret = -1;
+		e = errno;
+	}
+	free(uname);
+	errno = e;
+	return ret;
+}
+
 /* Read-only mount of one candidate: fill @info with what is needed to
  * choose it and to decide whether writing is safe. */
 static int probe(struct gp_ntfs *v, uint64_t off, uint64_t len, struct gp_ntfs_volinfo *info,
@@ -261,6 +317,7 @@ static int probe(struct gp_ntfs *v, uint64_t off, uint64_t len, struct gp_ntfs_v
 	info->offset = off;
 	info->length = len;
 	info->dirty = (le16_to_cpu(v->vol->flags) & GP_VOLUME_IS_DIRTY) != 0;
+	info->interrupted = info->dirty && marker_present(v->vol);
 	info->has_windows = probe_has_windows(v->vol);
 	probe_hiberfile(v->vol, info);
 	probe_logfile(v->vol, info);
@@ -458,7 +515,7 @@ static int check_safe(struct gp_ntfs *v, const struct gp_ntfs_volinfo *info,
 		return gp_error_set(err, GP_ERR_REFUSED,
 				    "%s: the NTFS journal ($LogFile) holds unapplied changes (Windows did not shut down cleanly); boot the guest and shut it down cleanly, or pass --recover to discard the journal",
 				    v->where);
-	if (info->dirty && !opts->force)
+	if (info->dirty && !opts->force && !info->interrupted)
 		return gp_error_set(err, GP_ERR_REFUSED,
 				    "%s is marked dirty (VOLUME_IS_DIRTY: Windows wants chkdsk); run `chkdsk /f` in the guest, or pass --force",
 				    v->where);
@@ -551,6 +608,11 @@ fail:
 	return ret;
 }
 
+bool gp_ntfs_write_pending(const struct gp_ntfs *v)
+{
+	return v->writable && !v->marked_dirty && !v->info.dirty;
+}
+
 int gp_ntfs_begin_write(struct gp_ntfs *v)
 {
 	if (!v->writable)
@@ -562,6 +624,12 @@ int gp_ntfs_begin_write(struct gp_ntfs *v)
 		return gp_ntfs_fail(v, errno, "cannot mark the volume dirty in $Volume");
 	}
 	v->marked_dirty = true;
+	/* Flag first, marker second: a crash in between leaves a dirty
+	 * volume without the marker, which is refused (the safe side). */
+	if (marker_write(v->vol, true)) {
+		v->failed = true;
+		return gp_ntfs_fail(v, errno, "cannot mark the volume as being written by gpup");
+	}
 	return 0;
 }
 
@@ -577,9 +645,14 @@ int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err)
 		v->secure_open = false;
 	}
 	ntfs_destroy_security_context(&v->scx);
-	if (v->writable && v->marked_dirty && !v->failed && !v->info.dirty && v->vol &&
-	    ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) & ~GP_VOLUME_IS_DIRTY))
-		ret = gp_ntfs_fail(v, errno, "cannot mark the volume clean in $Volume");
+	if (v->writable && v->marked_dirty && !v->failed && !v->info.dirty && v->vol) {
+		/* Clean first, marker second: a crash in between leaves a
+		 * clean volume with a stale marker, which means nothing. */
+		if (ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) & ~GP_VOLUME_IS_DIRTY))
+			ret = gp_ntfs_fail(v, errno, "cannot mark the volume clean in $Volume");
+		else if (marker_write(v->vol, false))
+			ret = gp_ntfs_fail(v, errno, "cannot remove gpup's in-progress marker");
+	}
 	if (v->vol && ntfs_umount(v->vol, FALSE) && !ret)
 		ret = gp_ntfs_fail(v, errno, "unmount failed");
 	v->vol = NULL;

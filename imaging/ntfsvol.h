@@ -17,7 +17,8 @@
  *   - unclean $LogFile (version 1.1, clients in use), unless opts.recover
  *     (the journal is then discarded, as `ntfsfix` would, and the volume
  *     is left marked dirty so Windows runs chkdsk at the next boot);
- *   - VOLUME_IS_DIRTY set (Windows wants chkdsk), unless opts.force.
+ *   - VOLUME_IS_DIRTY set (Windows wants chkdsk), unless opts.force or the
+ *     dirt is an interrupted gpup write of its own (see volinfo.interrupted).
  * While modifying, the volume carries VOLUME_IS_DIRTY; gp_ntfs_close()
  * clears it only if it was clear before and every operation succeeded.
  *
@@ -111,6 +112,13 @@ struct gp_ntfs_volinfo {
 	bool hibernated;         /* hiberfil.sys holds a hibernation image */
 	bool fast_startup;       /* $LogFile restart page 2.0 */
 	bool log_unclean;        /* $LogFile 1.1 with clients in use */
+	/* A gpup write was interrupted (killed, crashed, host failure): the
+	 * volume is dirty and carries gpup's in-progress marker (a named
+	 * stream "gpup-write-in-progress" on the root directory). A writable
+	 * open accepts such a volume without --force, so that running the
+	 * same command again completes the job; it stays marked dirty, so
+	 * Windows checks it at the next boot. */
+	bool interrupted;
 };
 void gp_ntfs_volinfo(const struct gp_ntfs *v, struct gp_ntfs_volinfo *out);
 

@@ -67,8 +67,15 @@ int gp_ntfs_fail(struct gp_ntfs *v, int e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Before the first change: refuse on a read-only volume, set
- * VOLUME_IS_DIRTY. Returns 0 or a code recorded on @v. */
+ * VOLUME_IS_DIRTY and gpup's in-progress marker (a named stream on the
+ * root directory). The first call opens the root inode itself, so the
+ * caller must not hold the root open then (see gp_ntfs_write_pending()).
+ * Returns 0 or a code recorded on @v. */
 int gp_ntfs_begin_write(struct gp_ntfs *v);
+
+/* True until gp_ntfs_begin_write() has done its work on a writable volume
+ * (the next call would open the root inode). */
+bool gp_ntfs_write_pending(const struct gp_ntfs *v);
 
 /* UTF-8 → UTF-16LE into @out (at most @max units). Returns the length, or
  * -1 for invalid UTF-8 or a longer name (ntfs_files.c). */

@@ -8,7 +8,7 @@
  *   "findings": [ { "id", "message", "fix" } ] }
  * Finding ids: vhdx-log, hibernated, fast-startup, ntfs-journal,
  * volume-dirty, guest-build, guest-arch, no-windows-facts,
- * hostdriverstore-missing, hostdriverstore-empty, package-missing,
+ * interrupted-write, hostdriverstore-missing, hostdriverstore-empty, package-missing,
  * package-build, file-missing, file-differs, companion-missing,
  * companion-differs, stale-duplicate, acl-everyone-full.
  * Exit status: 0 healthy, 4 findings, 1 error, 2 usage.
@@ -125,10 +125,19 @@ static void check_volume(struct doctor *d, const struct session_guest *g)
 	if (g->f.log_unclean)
 		add(d, "ntfs-journal", "boot the guest and shut it down cleanly (or pass --recover)",
 		    "the NTFS journal ($LogFile) is unclean: Windows did not shut down cleanly");
-	if (g->f.dirty)
-		add(d, "volume-dirty", "run 'chkdsk C: /f' in the guest (or pass --force)",
-		    "the NTFS volume is marked dirty (Windows will check it at the next boot; an "
-		    "interrupted gpup run leaves it so too)");
+	{
+		struct gp_ntfs_volinfo vi;
+
+		gp_ntfs_volinfo(d->s.vol, &vi);
+		if (vi.interrupted)
+			add(d, "interrupted-write", d->prepare_cmd,
+			    "a gpup run was interrupted while writing this volume: run the same command "
+			    "again to complete it (once complete, a rerun changes nothing); the volume "
+			    "stays marked for the chkdsk Windows runs at the next boot");
+		else if (g->f.dirty)
+			add(d, "volume-dirty", "run 'chkdsk C: /f' in the guest (or pass --force)",
+			    "the NTFS volume is marked dirty: Windows will check it at the next boot");
+	}
 	if (!g->known) {
 		add(d, "no-windows-facts", "check that the image holds a Windows installation",
 		    "cannot read the guest's registry (Windows\\System32\\config\\SOFTWARE)");
