@@ -610,7 +610,7 @@ fail:
 
 bool gp_ntfs_write_pending(const struct gp_ntfs *v)
 {
-	return v->writable && !v->marked_dirty && !v->info.dirty;
+	return !v->writable || (!v->marked_dirty && !v->info.dirty);
 }
 
 int gp_ntfs_begin_write(struct gp_ntfs *v)

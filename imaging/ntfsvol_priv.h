@@ -73,8 +73,8 @@ int gp_ntfs_fail(struct gp_ntfs *v, int e, const char *fmt, ...)
  * Returns 0 or a code recorded on @v. */
 int gp_ntfs_begin_write(struct gp_ntfs *v);
 
-/* True until gp_ntfs_begin_write() has done its work on a writable volume
- * (the next call would open the root inode). */
+/* True while gp_ntfs_begin_write() still has something to do: mark the
+ * volume (opening the root inode), or refuse a read-only one. */
 bool gp_ntfs_write_pending(const struct gp_ntfs *v);
 
 /* UTF-8 → UTF-16LE into @out (at most @max units). Returns the length, or
