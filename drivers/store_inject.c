@@ -219,12 +219,19 @@ static int add_tree(struct ctx *c, const char *dir, const char *guest_dir,
 			rc = c->rc = gp_error_set_errno(&c->s->err, GP_ERR_IO, en, "%s", src);
 		} else if (S_ISDIR(st.st_mode)) {
 			rc = add_tree(c, src, guest, role, origin, depth + 1);
-		} else if (S_ISREG(st.st_mode) && find_guest(c, guest) == SIZE_MAX) {
+		} else if (!S_ISREG(st.st_mode)) {
+			/* Symlinks and special files are not driver files: a
+			 * copied DriverStore holds none, and following them could
+			 * read anything on the host. Skipping one silently would
+			 * leave the guest a package without that file (a dangling
+			 * link in place of the .sys: Code 43), so refuse, as the
+			 * bundle reader does. */
+			rc = c->rc = gp_error_set(&c->s->err, GP_ERR_CORRUPT,
+						  "%s: %s, not a regular file; a driver package holds only files",
+						  src, S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
+		} else if (find_guest(c, guest) == SIZE_MAX) {
 			rc = add_file(c, guest, src, &st, role, origin);
 		}
-		/* Symlinks and special files are not driver files: a copied
-		 * DriverStore holds none, and following them could read
-		 * anything on the host. */
 		free(src);
 		free(guest);
 	}

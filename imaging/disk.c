@@ -68,7 +68,7 @@ int gp_disk_detect_format(const char *path, enum gp_disk_format *out,
 {
 	char buf[VHD_FOOTER_SIZE];
 	struct stat st;
-	int fd, ret = 0;
+	int fd, r, ret = 0;
 
 	/* O_NONBLOCK and the type check: a FIFO named as an image must not
 	 * hang gpup. Images are files (raw block devices would need their
@@ -85,20 +85,33 @@ int gp_disk_detect_format(const char *path, enum gp_disk_format *out,
 		ret = gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: not a regular file", path);
 		goto out;
 	}
+	/* A failed read is an error, never "not this format": taking a VHDX
+	 * whose first sector did not read for a raw disk would let a writer
+	 * treat its headers as guest data. */
 	*out = GP_DISK_FORMAT_RAW;
-	if (read_exact(fd, buf, 8, 0) == 0 && memcmp(buf, VHDX_SIGNATURE, 8) == 0) {
+	r = read_exact(fd, buf, 8, 0);
+	if (r < 0)
+		goto out_read;
+	if (r == 0 && memcmp(buf, VHDX_SIGNATURE, 8) == 0) {
 		*out = GP_DISK_FORMAT_VHDX;
 		goto out;
 	}
+	if (r == 0 && memcmp(buf, VHD_COOKIE, 8) == 0)
+		*out = GP_DISK_FORMAT_VHD;
 	/* A VHD ends with its footer; dynamic VHDs also keep a copy at offset 0. */
-	if (st.st_size >= VHD_FOOTER_SIZE &&
-	    read_exact(fd, buf, VHD_FOOTER_SIZE, st.st_size - VHD_FOOTER_SIZE) == 0 &&
-	    memcmp(buf, VHD_COOKIE, 8) == 0) {
-		*out = GP_DISK_FORMAT_VHD;
-		goto out;
+	if (st.st_size >= VHD_FOOTER_SIZE) {
+		off_t at = st.st_size - VHD_FOOTER_SIZE;
+
+		r = read_exact(fd, buf, VHD_FOOTER_SIZE, at);
+		if (r < 0)
+			goto out_read;
+		if (r == 0 && memcmp(buf, VHD_COOKIE, 8) == 0)
+			*out = GP_DISK_FORMAT_VHD;
 	}
-	if (read_exact(fd, buf, 8, 0) == 0 && memcmp(buf, VHD_COOKIE, 8) == 0)
-		*out = GP_DISK_FORMAT_VHD;
+	goto out;
+out_read:
+	ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot read to detect the format",
+				 path);
 out:
 	close(fd);
 	return ret;

@@ -34,12 +34,15 @@ struct vhdi_disk {
 static int vhdi_fail(struct gp_error *err, int code, libvhdi_error_t *lerr,
 		     const char *path, const char *what)
 {
-	char text[512] = "";
+	char text[1024] = "";
 
 	if (lerr) {
-		libvhdi_error_sprint(lerr, text, sizeof(text));
+		/* The backtrace lists the innermost failure first: that line
+		 * holds the cause ("... with error: Input/output error"), where
+		 * libvhdi_error_sprint() gives only the outermost ("unable to
+		 * read buffer"). Messages are one line: keep that one. */
+		libvhdi_error_backtrace_sprint(lerr, text, sizeof(text));
 		libvhdi_error_free(&lerr);
-		/* libvhdi's messages are multi-line backtraces; keep the first. */
 		text[strcspn(text, "\n")] = '\0';
 	}
 	return gp_error_set(err, code, "%s: %s%s%s", path, what, text[0] ? ": " : "", text);

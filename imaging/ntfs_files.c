@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include <ntfs-3g/dir.h>
+#include <ntfs-3g/index.h>
 #include <ntfs-3g/ntfstime.h>
 #include <ntfs-3g/unistr.h>
 
@@ -232,12 +233,86 @@ static int gpath_parse(struct gp_ntfs *v, const char *path, struct gpath *out)
 
 /* ---- lookup ----------------------------------------------------------- */
 
+/* $INDEX_ROOT value: an INDEX_HEADER at 0x10, whose flags are at 0x0C. */
+#define IR_INDEX_HEADER_OFF 0x10
+#define IH_FLAGS_OFF 0x0C
+#define IR_MIN_SIZE 0x20
+#define IH_LARGE_INDEX 0x01
+
+/*
+ * Does directory @dir have index blocks ($INDEX_ALLOCATION) that its index
+ * root does not reach (the root is not marked LARGE_INDEX)? libntfs-3g
+ * turns a full root into a block in several writes (the new attributes in
+ * the MFT record, the block, then the root pointing to it); a gpup run
+ * killed in between leaves a complete root beside a block nothing points
+ * to, which ntfs_readdir() still lists (stale copies of the root's
+ * entries, or the entry being added) or fails to read. The root alone is
+ * the directory then.
+ */
+static bool index_blocks_unreachable(ntfs_inode *dir)
+{
+	ntfs_attr_search_ctx *ctx;
+	bool small = false;
+
+	if (!ntfs_attr_exist(dir, AT_INDEX_ALLOCATION, NTFS_INDEX_I30, 4))
+		return false;
+	ctx = ntfs_attr_get_search_ctx(dir, NULL);
+	if (!ctx)
+		return false;
+	if (!ntfs_attr_lookup(AT_INDEX_ROOT, NTFS_INDEX_I30, 4, CASE_SENSITIVE, 0, NULL, 0, ctx) &&
+	    !ctx->attr->non_resident) {
+		const uint8_t *a = (const uint8_t *)ctx->attr;
+		uint32_t voff = le16_to_cpu(ctx->attr->value_offset);
+		uint32_t vlen = le32_to_cpu(ctx->attr->value_length);
+
+		if (vlen >= IR_MIN_SIZE && voff + vlen <= le32_to_cpu(ctx->attr->length))
+			small = !(a[voff + IR_INDEX_HEADER_OFF + IH_FLAGS_OFF] & IH_LARGE_INDEX);
+	}
+	ntfs_attr_put_search_ctx(ctx);
+	return small;
+}
+
+/* ntfs_readdir() over what @dir's index really holds. With unreachable
+ * index blocks (index_blocks_unreachable()), @filldir must skip positions
+ * from *@stop on (the blocks: ntfs_readdir() numbers root entries below
+ * the MFT record size), and a failure to read those blocks is no failure.
+ * Returns 0 or -1 with errno. */
+static int readdir_reachable(ntfs_inode *dir, void *ctx, ntfs_filldir_t filldir, s64 *stop)
+{
+	bool root_only = index_blocks_unreachable(dir);
+	s64 pos = 0;
+
+	*stop = root_only ? (s64)dir->vol->mft_record_size : INT64_MAX;
+	if (ntfs_readdir(dir, &pos, ctx, filldir) && !root_only)
+		return -1;
+	return 0;
+}
+
+/* Before changing @dir's index: drop the blocks its root does not reach
+ * (index_blocks_unreachable()), so that libntfs-3g starts its next block
+ * from a consistent index (it would keep the stale block in use beside
+ * the new one). Returns 0 or a code recorded on @v. */
+static int drop_unreachable_blocks(struct gp_ntfs *v, const char *path, ntfs_inode *dir)
+{
+	if (!index_blocks_unreachable(dir))
+		return 0;
+	if (ntfs_attr_remove(dir, AT_INDEX_ALLOCATION, NTFS_INDEX_I30, 4) ||
+	    (ntfs_attr_exist(dir, AT_BITMAP, NTFS_INDEX_I30, 4) &&
+	     ntfs_attr_remove(dir, AT_BITMAP, NTFS_INDEX_I30, 4))) {
+		v->failed = true;
+		return gp_ntfs_fail(v, errno, "%s: cannot drop the unreachable index blocks of its directory",
+				    path);
+	}
+	return 0;
+}
+
 struct scan_ctx {
 	ntfs_volume *vol;
 	const ntfschar *name;
 	int len;
 	u64 mref;
 	int matches;
+	s64 stop;        /* readdir_reachable() */
 };
 
 static int scan_filldir(void *dirent, const ntfschar *name, const int name_len,
@@ -246,9 +321,10 @@ static int scan_filldir(void *dirent, const ntfschar *name, const int name_len,
 {
 	struct scan_ctx *c = dirent;
 
-	(void)pos;
 	(void)dt_type;
 	(void)name_type;
+	if (pos >= c->stop)
+		return 0;
 	if (ntfs_names_are_equal(name, (size_t)name_len, c->name, (size_t)c->len, IGNORE_CASE,
 				 c->vol->upcase, c->vol->upcase_len)) {
 		/* A Win32 name and its DOS alias of the same file are one match. */
@@ -269,7 +345,6 @@ static int scan_filldir(void *dirent, const ntfschar *name, const int name_len,
 int gp_ntfs_lookup_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, int len, u64 *mref)
 {
 	struct scan_ctx c = { .vol = vol, .name = name, .len = len };
-	s64 pos = 0;
 	u64 m;
 
 	m = ntfs_inode_lookup_by_name(dir, name, len);
@@ -279,7 +354,7 @@ int gp_ntfs_lookup_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, i
 	}
 	if (errno != ENOENT)
 		return -1;
-	if (ntfs_readdir(dir, &pos, &c, scan_filldir))
+	if (readdir_reachable(dir, &c, scan_filldir, &c.stop))
 		return -1;
 	if (c.matches == 0) {
 		errno = ENOENT;
@@ -299,6 +374,194 @@ static bool inode_is_dir(ntfs_inode *ni)
 	return (ni->mrec->flags & MFT_RECORD_IS_DIRECTORY) != 0;
 }
 
+/* ---- entries without their file --------------------------------------- */
+
+/*
+ * Does the directory entry naming @mref name no file? libntfs-3g adds a new
+ * file's entry to its directory's index (written at once when the entry
+ * lands in an index block) before it writes the file's MFT record (at
+ * inode close), with no journal between them; a gpup run killed in
+ * between, or whose host disk failed, leaves an entry naming a record that
+ * is free, was never written, or was reused. True for exactly those states
+ * of a record that was read without error (chkdsk deletes such entries);
+ * false for a read error or a damaged record, which stay errors.
+ */
+static bool entry_dangles(struct gp_ntfs *v, u64 mref)
+{
+	ntfs_volume *vol = v->vol;
+	u64 no = MREF(mref);
+	MFT_RECORD *m;
+	bool dangles = false;
+	s64 pos;
+
+	if (no < FILE_first_user || v->dev.err.code)
+		return false;
+	pos = (s64)(no << vol->mft_record_size_bits);
+	if (pos >= vol->mft_na->data_size)
+		return true; /* past the end of $MFT */
+	m = malloc(vol->mft_record_size);
+	if (!m)
+		return false;
+	/* ntfs_attr_mst_pread() leaves a record that fails its fixups marked
+	 * BAAD, and reads an unwritten one as zeros. */
+	if (ntfs_attr_mst_pread(vol->mft_na, pos, 1, vol->mft_record_size, m) == 1) {
+		if (ntfs_is_file_record(m->magic))
+			dangles = !(m->flags & MFT_RECORD_IN_USE) ||
+				  (MSEQNO(mref) && MSEQNO(mref) != le16_to_cpu(m->sequence_number));
+		else
+			dangles = m->magic == const_cpu_to_le32(0);
+	}
+	free(m);
+	return dangles;
+}
+
+/* Open the inode that an entry of @path names, as ntfs_inode_open(). An
+ * entry without its file (entry_dangles()) is GP_ERR_NOTFOUND, and only
+ * that: the name holds no file. */
+static int open_entry(struct gp_ntfs *v, const char *path, u64 mref, ntfs_inode **out)
+{
+	int e;
+
+	*out = ntfs_inode_open(v->vol, mref);
+	if (*out)
+		return 0;
+	e = errno;
+	if (entry_dangles(v, mref))
+		return gp_error_set(&v->err, GP_ERR_NOTFOUND,
+				    "%s: %s: no such file or directory (its directory entry names a free MFT record: an interrupted write)",
+				    v->where, path);
+	/* GP_ERR_NOTFOUND means a dangling entry to the callers. */
+	return gp_ntfs_fail(v, e == ENOENT ? EIO : e, "%s: cannot open", path);
+}
+
+/* The exact on-disk names (every name type) under which a directory lists
+ * one MFT reference. */
+struct ref_name {
+	ntfschar name[NAME_MAX_UNITS];
+	u8 len, type;
+};
+
+struct ref_names {
+	u64 mref;
+	struct ref_name *e;
+	size_t n, cap;
+	int err;
+	s64 stop;        /* readdir_reachable() */
+};
+
+static int ref_filldir(void *dirent, const ntfschar *name, const int name_len,
+		       const int name_type, const s64 pos, const MFT_REF mref,
+		       const unsigned dt_type)
+{
+	struct ref_names *c = dirent;
+
+	(void)dt_type;
+	if (pos >= c->stop || MREF(mref) != MREF(c->mref) || name_len <= 0 ||
+	    name_len > NAME_MAX_UNITS)
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 4;
+		struct ref_name *ne = realloc(c->e, cap * sizeof(*ne));
+
+		if (!ne) {
+			c->err = ENOMEM;
+			return -1;
+		}
+		c->e = ne;
+		c->cap = cap;
+	}
+	memcpy(c->e[c->n].name, name, (size_t)name_len * sizeof(ntfschar));
+	c->e[c->n].len = (u8)name_len;
+	c->e[c->n].type = (u8)name_type;
+	c->n++;
+	return 0;
+}
+
+/*
+ * Remove from directory @dir_mref every entry naming @mref, an entry
+ * without its file (entry_dangles()), the way ntfs_delete() takes a name
+ * out of its directory's $I30 index, but without touching the MFT record,
+ * which is not that file's. Writable volumes only; the volume is marked
+ * dirty first, so chkdsk checks it at the next boot anyway.
+ */
+static int drop_dangling(struct gp_ntfs *v, const char *path, u64 dir_mref, u64 mref)
+{
+	struct ref_names c = { .mref = mref };
+	FILE_NAME_ATTR *key = NULL;
+	ntfs_inode *dir = NULL;
+	int ret, e;
+
+	/* Before opening @dir: the first change opens the root itself. */
+	ret = gp_ntfs_begin_write(v);
+	if (ret)
+		return ret;
+	dir = ntfs_inode_open(v->vol, dir_mref);
+	if (!dir) {
+		v->failed = true;
+		return gp_ntfs_fail(v, errno, "%s: cannot open the parent directory", path);
+	}
+	/* The entry may sit in a block the index does not reach: then
+	 * dropping those blocks removes it. */
+	ret = drop_unreachable_blocks(v, path, dir);
+	if (ret)
+		goto out;
+	if (readdir_reachable(dir, &c, ref_filldir, &c.stop) || c.err) {
+		ret = gp_ntfs_fail(v, c.err ? c.err : errno, "%s: cannot read the parent directory", path);
+		goto out;
+	}
+	key = calloc(1, sizeof(*key) + NAME_MAX_UNITS * sizeof(ntfschar));
+	if (!key) {
+		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; !ret && i < c.n; i++) {
+		ntfs_index_context *icx = ntfs_index_ctx_get(dir, NTFS_INDEX_I30, 4);
+		int r = STATUS_ERROR;
+
+		if (!icx) {
+			ret = gp_ntfs_fail(v, errno, "%s: cannot read the parent's index", path);
+			break;
+		}
+		/* The index collates FILE_NAME keys by name only. */
+		key->parent_directory = MK_LE_MREF(dir->mft_no, le16_to_cpu(dir->mrec->sequence_number));
+		key->file_name_length = c.e[i].len;
+		key->file_name_type = c.e[i].type;
+		memcpy(key->file_name, c.e[i].name, c.e[i].len * sizeof(ntfschar));
+		/* ntfs_index_rm() may rebalance and ask for another lookup. */
+		for (;;) {
+			int klen = (int)(sizeof(*key) + c.e[i].len * sizeof(ntfschar));
+
+			if (ntfs_index_lookup(key, klen, icx)) {
+				e = errno;
+				break;
+			}
+			if (MREF_LE(icx->entry->indexed_file) != MREF(mref)) {
+				e = EEXIST; /* never take a live file's name away */
+				break;
+			}
+			r = ntfs_index_rm(icx);
+			e = errno;
+			if (r != STATUS_KEEP_SEARCHING)
+				break;
+			ntfs_inode_mark_dirty(icx->actx->ntfs_ino);
+			ntfs_index_ctx_reinit(icx);
+		}
+		if (r == STATUS_OK)
+			ntfs_inode_mark_dirty(icx->actx->ntfs_ino);
+		ntfs_index_ctx_put(icx);
+		if (r != STATUS_OK)
+			ret = gp_ntfs_fail(v, e, "%s: cannot remove its directory entry", path);
+	}
+out:
+	free(key);
+	free(c.e);
+	if (gp_ntfs_inode_close(dir) && !ret)
+		ret = gp_ntfs_fail(v, errno, "%s: cannot write the parent directory", path);
+	if (ret)
+		v->failed = true;
+	return ret;
+}
+
 /* Resolve @p's first @depth components from the root to an MFT
  * reference. Errors recorded on @v with @path. */
 static int resolve(struct gp_ntfs *v, const char *path, const struct gpath *p, size_t depth,
@@ -315,9 +578,9 @@ static int resolve(struct gp_ntfs *v, const char *path, const struct gpath *p, s
 		if (len < 0)
 			return gp_error_set(&v->err, GP_ERR_NOTFOUND, "%s: %s: no such file or directory",
 					    v->where, path);
-		dir = ntfs_inode_open(v->vol, mref);
-		if (!dir)
-			return gp_ntfs_fail(v, errno, "%s: cannot open a directory", path);
+		r = open_entry(v, path, mref, &dir);
+		if (r)
+			return r;
 		if (!inode_is_dir(dir)) {
 			ntfs_inode_close(dir);
 			return gp_error_set(&v->err, GP_ERR_NOTFOUND, "%s: %s: '%s' is not a directory",
@@ -375,10 +638,11 @@ static void fill_stat(ntfs_inode *ni, u64 mref, struct gp_ntfs_stat *st)
 
 static int stat_mref(struct gp_ntfs *v, const char *path, u64 mref, struct gp_ntfs_stat *st)
 {
-	ntfs_inode *ni = ntfs_inode_open(v->vol, mref);
+	ntfs_inode *ni;
+	int ret = open_entry(v, path, mref, &ni);
 
-	if (!ni)
-		return gp_ntfs_fail(v, errno, "%s: cannot open", path);
+	if (ret)
+		return ret;
 	fill_stat(ni, mref, st);
 	ntfs_inode_close(ni);
 	return 0;
@@ -406,6 +670,7 @@ struct list_ctx {
 	bool root;
 	bool with_dos;   /* keep DOS aliases too (for deleting every link) */
 	int err;
+	s64 stop;        /* readdir_reachable() */
 };
 
 static int list_filldir(void *dirent, const ntfschar *name, const int name_len,
@@ -415,8 +680,9 @@ static int list_filldir(void *dirent, const ntfschar *name, const int name_len,
 	struct list_ctx *c = dirent;
 	char *u8;
 
-	(void)pos;
 	(void)dt_type;
+	if (pos >= c->stop)
+		return 0;
 	if (name_type == FILE_NAME_DOS && !c->with_dos)
 		return 0;
 	if (MREF(mref) < FILE_first_user && c->root)
@@ -459,18 +725,17 @@ static void list_free(struct list_ctx *c)
 /* Read directory @mref's entries into @c (names UTF-8). */
 static int read_dir(struct gp_ntfs *v, const char *path, u64 mref, struct list_ctx *c)
 {
-	ntfs_inode *dir = ntfs_inode_open(v->vol, mref);
-	s64 pos = 0;
-	int r, e;
+	ntfs_inode *dir;
+	int r = open_entry(v, path, mref, &dir), e;
 
-	if (!dir)
-		return gp_ntfs_fail(v, errno, "%s: cannot open", path);
+	if (r)
+		return r;
 	if (!inode_is_dir(dir)) {
 		ntfs_inode_close(dir);
 		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s is not a directory", v->where, path);
 	}
 	c->root = MREF(mref) == FILE_root;
-	r = ntfs_readdir(dir, &pos, c, list_filldir);
+	r = readdir_reachable(dir, c, list_filldir, &c->stop);
 	e = c->err ? c->err : errno;
 	ntfs_inode_close(dir);
 	if (r || c->err)
@@ -494,6 +759,13 @@ int gp_ntfs_list(struct gp_ntfs *v, const char *path, gp_ntfs_list_fn fn, void *
 		struct gp_ntfs_stat st;
 
 		ret = stat_mref(v, path, c.e[i].mref, &st);
+		if (ret == GP_ERR_NOTFOUND) {
+			/* An entry without its file (entry_dangles()) lists no
+			 * file. */
+			gp_error_clear(&v->err);
+			ret = 0;
+			continue;
+		}
 		if (!ret && fn(c.e[i].name, &st, ctx))
 			ret = gp_error_set(&v->err, GP_ERR_ABORTED, "%s: listing %s stopped by the caller",
 					   v->where, path);
@@ -510,9 +782,9 @@ static int open_data(struct gp_ntfs *v, const char *path, ntfs_inode **ni, ntfs_
 
 	if (ret)
 		return ret;
-	*ni = ntfs_inode_open(v->vol, mref);
-	if (!*ni)
-		return gp_ntfs_fail(v, errno, "%s: cannot open", path);
+	ret = open_entry(v, path, mref, ni);
+	if (ret)
+		return ret;
 	if (inode_is_dir(*ni)) {
 		ntfs_inode_close(*ni);
 		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s is a directory", v->where, path);
@@ -620,9 +892,9 @@ int gp_ntfs_get_sd(struct gp_ntfs *v, const char *path, void **sd, size_t *len)
 	*len = 0;
 	if (ret)
 		return ret;
-	ni = ntfs_inode_open(v->vol, mref);
-	if (!ni)
-		return gp_ntfs_fail(v, errno, "%s: cannot open", path);
+	ret = open_entry(v, path, mref, &ni);
+	if (ret)
+		return ret;
 	need = ntfs_get_ntfs_acl(&v->scx, ni, NULL, 0);
 	if (need <= 0) {
 		ret = gp_ntfs_fail(v, need < 0 ? errno : ENODATA, "%s: no security descriptor", path);
@@ -715,6 +987,11 @@ static int child(struct gp_ntfs *v, const char *path, u64 dir_mref, const char *
 			return gp_ntfs_fail(v, errno, "%s: cannot open the parent directory", path);
 		}
 	}
+	r = drop_unreachable_blocks(v, path, dir);
+	if (r) {
+		gp_ntfs_inode_close(dir);
+		return r;
+	}
 	/* Windows gives a new file the ACEs its parent passes on. */
 	securid = v->secure_open ? ntfs_inherited_id(&v->scx, dir, isdir) : 0;
 	/* Compressed only inside a compressed directory, as on Windows. */
@@ -726,14 +1003,16 @@ static int child(struct gp_ntfs *v, const char *path, u64 dir_mref, const char *
 	e = errno;
 	NVolClearCompression(v->vol);
 	if (!ni) {
-		ntfs_inode_close(dir);
+		gp_ntfs_inode_close(dir);
 		v->failed = true;
 		return gp_ntfs_fail(v, e, "%s: cannot create '%s'", path, name);
 	}
 	mref = MK_MREF(ni->mft_no, le16_to_cpu(ni->mrec->sequence_number));
 	r = ntfs_inode_close_in_dir(ni, dir);
 	e = errno;
-	if (ntfs_inode_close(dir) && !r) {
+	if (r)
+		gp_ntfs_inode_close(ni); /* kept by libntfs-3g after the failure */
+	if (gp_ntfs_inode_close(dir) && !r) {
 		r = -1;
 		e = errno;
 	}
@@ -756,15 +1035,26 @@ static int mkdirs(struct gp_ntfs *v, const char *path, const struct gpath *p, si
 		bool created;
 		ntfs_inode *ni;
 		bool isdir;
-		int ret = child(v, path, mref, p->comp[i], true, true, &mref, &created);
+		u64 parent = mref;
+		int ret = child(v, path, parent, p->comp[i], true, true, &mref, &created);
 
 		if (ret)
 			return ret;
 		if (created)
 			continue;
-		ni = ntfs_inode_open(v->vol, mref);
-		if (!ni)
-			return gp_ntfs_fail(v, errno, "%s: cannot open '%s'", path, p->comp[i]);
+		ret = open_entry(v, path, mref, &ni);
+		if (ret == GP_ERR_NOTFOUND) {
+			/* An entry without its directory: make it for real. */
+			gp_error_clear(&v->err);
+			ret = drop_dangling(v, path, parent, mref);
+			if (!ret)
+				ret = child(v, path, parent, p->comp[i], true, true, &mref, &created);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (ret)
+			return ret;
 		isdir = inode_is_dir(ni);
 		ntfs_inode_close(ni);
 		if (!isdir)
@@ -820,7 +1110,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 	uint8_t *buf = NULL;
 	uint64_t done = 0, have, need, old_clusters = 0;
 	bool created, fresh = false;
-	u64 mref;
+	u64 mref, dangling = 0;
 	int ret;
 
 	ret = child(v, path, dir_mref, name, false, false, &mref, &created);
@@ -830,9 +1120,17 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 		return ret;
 	}
 	if (mref) {
-		ni = ntfs_inode_open(v->vol, mref);
-		if (!ni)
-			return gp_ntfs_fail(v, errno, "%s: cannot open", path);
+		ret = open_entry(v, path, mref, &ni);
+		if (ret == GP_ERR_NOTFOUND) {
+			/* An entry without its file: the file is new. */
+			gp_error_clear(&v->err);
+			dangling = mref;
+			mref = 0;
+		} else if (ret) {
+			return ret;
+		}
+	}
+	if (ni) {
 		if (inode_is_dir(ni)) {
 			ntfs_inode_close(ni);
 			return gp_error_set(&v->err, GP_ERR_EXISTS, "%s: %s is a directory", v->where, path);
@@ -850,6 +1148,11 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 	ret = gp_ntfs_begin_write(v);
 	if (ret)
 		goto out;
+	if (dangling) {
+		ret = drop_dangling(v, path, dir_mref, dangling);
+		if (ret)
+			return ret;
+	}
 	if (!ni) {
 		ret = child(v, path, dir_mref, name, false, true, &mref, &created);
 		if (ret)
@@ -875,7 +1178,9 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 	if (size && gp_ntfs_placer_allocate(v->placer, na, size)) {
 		int e = errno;
 
-		if (e == ENOSPC)
+		/* ENOSPC from the disk is the host file system, not the
+		 * guest volume, being full: gp_ntfs_fail() says so. */
+		if (e == ENOSPC && !v->dev.err.code)
 			ret = nospace(v, need, gp_ntfs_free_bytes(v));
 		else
 			ret = gp_ntfs_fail(v, e, "%s: cannot allocate %llu bytes", path,
@@ -955,7 +1260,7 @@ out:
 	free(buf);
 	if (na)
 		ntfs_attr_close(na);
-	if (ni && ntfs_inode_close(ni) && !ret)
+	if (gp_ntfs_inode_close(ni) && !ret)
 		ret = gp_ntfs_fail(v, errno, "%s: cannot write the MFT record", path);
 	if (ret) {
 		v->failed = true;
@@ -1197,7 +1502,14 @@ static int tree_put(struct gp_ntfs *v, const char *host, const char *gdir_path, 
 			struct gp_ntfs_stat gst;
 
 			ret = stat_mref(v, gpath_str, sub_mref, &gst);
-			if (!ret && !gst.is_dir)
+			if (ret == GP_ERR_NOTFOUND) {
+				/* An entry without its directory: make it. */
+				gp_error_clear(&v->err);
+				ret = drop_dangling(v, gpath_str, gdir, sub_mref);
+				if (!ret)
+					ret = child(v, gpath_str, gdir, name, true, true, &sub_mref,
+						    &created);
+			} else if (!ret && !gst.is_dir)
 				ret = gp_error_set(&v->err, GP_ERR_EXISTS, "%s: %s is a file, not a directory",
 						   v->where, gpath_str);
 		}
@@ -1323,6 +1635,11 @@ static int remove_tree(struct gp_ntfs *v, const char *path, u64 dir_mref, u64 mr
 	struct gp_ntfs_stat st;
 	int ret = stat_mref(v, path, mref, &st);
 
+	/* An entry without its file: only the entry is left to remove. */
+	if (ret == GP_ERR_NOTFOUND) {
+		gp_error_clear(&v->err);
+		return drop_dangling(v, path, dir_mref, mref);
+	}
 	if (ret)
 		return ret;
 	if (depth > 256)

@@ -12,6 +12,7 @@
 #include <ntfs-3g/cache.h>
 #include <ntfs-3g/dir.h>
 #include <ntfs-3g/logging.h>
+#include <ntfs-3g/mft.h>
 #include <ntfs-3g/unistr.h>
 
 #include "le.h"
@@ -35,6 +36,10 @@
 
 /* Volume flag bit (MS-NTFS $VOLUME_INFORMATION). */
 #define GP_VOLUME_IS_DIRTY 0x0001
+/* $VOLUME_INFORMATION value: 8 reserved bytes, MajorVersion, MinorVersion,
+ * Flags. */
+#define VI_FLAGS_OFF 0x0A
+#define VI_MIN_SIZE 0x0C
 
 static const char *win_path_parts[] = { "Windows", "System32", "ntoskrnl.exe" };
 
@@ -68,31 +73,75 @@ int gp_ntfs_fail(struct gp_ntfs *v, int e, const char *fmt, ...)
 	return code;
 }
 
+static int mirror_check(struct gp_ntfs *v, bool repair, struct gp_error *err);
+
+int gp_ntfs_inode_close(ntfs_inode *ni)
+{
+	int e;
+
+	if (!ni)
+		return 0;
+	/* Sync first, then close a clean inode: ntfs_inode_close() of a
+	 * dirty inode whose write fails keeps it for a retry, except that
+	 * with libntfs-3g's inode cache it retries once itself and frees it
+	 * when that works, so after its failure the caller cannot tell
+	 * whether @ni still exists. A failed ntfs_inode_sync() never frees.
+	 * gpup does not retry: the run has failed and the volume stays
+	 * marked dirty, so the unwritten changes are dropped. */
+	if (ntfs_inode_sync(ni)) {
+		e = errno;
+		for (s32 i = 0; i < ni->nr_extents; i++) {
+			NInoClearDirty(ni->extent_nis[i]);
+			NInoAttrListClearDirty(ni->extent_nis[i]);
+		}
+		NInoClearDirty(ni);
+		NInoAttrListClearDirty(ni);
+		ntfs_inode_close(ni);
+		errno = e;
+		return -1;
+	}
+	return ntfs_inode_close(ni);
+}
+
 /* Mount the volume at @off/@len of @disk through our device. Errors into
- * @err with the libntfs-3g errno explained. */
+ * @err with the libntfs-3g errno explained. With @repair (a writable open),
+ * an $MFTMirr left one write behind by an interrupted gpup run is
+ * rewritten from $MFT first (mirror_check()). */
 static int mount_dev(struct gp_ntfs *v, uint64_t off, uint64_t len, bool rw,
-		     unsigned long flags, struct gp_error *err)
+		     unsigned long flags, bool repair, struct gp_error *err)
 {
 	struct ntfs_device *dev;
 	int e;
 
-	memset(&v->dev, 0, sizeof(v->dev));
-	v->dev.disk = v->disk;
-	v->dev.offset = off;
-	v->dev.length = len;
-	v->dev.writable = rw;
-	dev = gp_ntfs_dev_alloc(gp_disk_path(v->disk), &v->dev);
-	if (!dev)
-		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", v->where);
-	/* Never MAY_RDONLY or FORENSIC: both leave a volume that accepts and
-	 * drops writes (see UPSTREAM.md). */
-	v->vol = ntfs_device_mount(dev, (rw ? 0 : NTFS_MNT_RDONLY) | flags);
-	if (!v->vol) {
+	for (int attempt = 0;; attempt++) {
+		memset(&v->dev, 0, sizeof(v->dev));
+		v->dev.disk = v->disk;
+		v->dev.offset = off;
+		v->dev.length = len;
+		v->dev.writable = rw;
+		dev = gp_ntfs_dev_alloc(gp_disk_path(v->disk), &v->dev);
+		if (!dev)
+			return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", v->where);
+		/* Never MAY_RDONLY or FORENSIC: both leave a volume that accepts
+		 * and drops writes (see UPSTREAM.md). */
+		v->vol = ntfs_device_mount(dev, (rw ? 0 : NTFS_MNT_RDONLY) | flags);
+		if (v->vol)
+			break;
 		e = errno;
 		ntfs_device_free(dev);
 		if (v->dev.err.code)
 			return gp_error_set(err, v->dev.err.code, "%s: cannot mount NTFS: %s",
 					    v->where, gp_error_message(&v->dev.err));
+		/* EIO without a disk error: a damaged structure, often only a
+		 * stale $MFTMirr. One repair, then one more try. */
+		if (e == EIO && attempt == 0) {
+			int r = mirror_check(v, repair, err);
+
+			if (r == 1)
+				continue;
+			if (r)
+				return r;
+		}
 		switch (e) {
 		case EPERM:
 			return gp_error_set(err, GP_ERR_REFUSED,
@@ -253,8 +302,9 @@ out_ni:
 }
 
 /* The marker of a gpup write in progress: a named data stream on the root
- * directory. It is set with VOLUME_IS_DIRTY and removed after the flag is
- * cleared, so "dirty and marked" means "a gpup run died here". */
+ * directory. It is written before VOLUME_IS_DIRTY is set and removed after
+ * the flag is cleared, so "dirty and marked" means "a gpup run died here",
+ * and a marker on a clean volume means nothing. */
 static const char marker_name[] = "gpup-write-in-progress";
 
 static bool marker_present(ntfs_volume *vol)
@@ -296,7 +346,7 @@ static int marker_write(ntfs_volume *vol, bool set)
 			  : ntfs_attr_remove(root, AT_DATA, uname, (u8)ulen);
 		e = errno;
 	}
-	if (ntfs_inode_close(root) && !ret) {
+	if (gp_ntfs_inode_close(root) && !ret) {
 		ret = -1;
 		e = errno;
 	}
@@ -305,12 +355,144 @@ static int marker_write(ntfs_volume *vol, bool set)
 	return ret;
 }
 
-/* Read-only mount of one candidate: fill @info with what is needed to
- * choose it and to decide whether writing is safe. */
-static int probe(struct gp_ntfs *v, uint64_t off, uint64_t len, struct gp_ntfs_volinfo *info,
-		 struct gp_error *err)
+/* VOLUME_IS_DIRTY in the $VOLUME_INFORMATION of @m, a copy of $Volume's
+ * MFT record (read as it is on disk, without mounting). */
+static bool record_dirty(MFT_RECORD *m)
 {
-	int ret = mount_dev(v, off, len, false, 0, err);
+	ntfs_attr_search_ctx *ctx = ntfs_attr_get_search_ctx(NULL, m);
+	bool dirty = false;
+
+	if (!ctx)
+		return false;
+	if (!ntfs_attr_lookup(AT_VOLUME_INFORMATION, AT_UNNAMED, 0, CASE_SENSITIVE, 0, NULL, 0,
+			      ctx) &&
+	    !ctx->attr->non_resident) {
+		const uint8_t *a = (const uint8_t *)ctx->attr;
+		uint32_t voff = le16_to_cpu(ctx->attr->value_offset);
+		uint32_t vlen = le32_to_cpu(ctx->attr->value_length);
+
+		if (vlen >= VI_MIN_SIZE && voff + vlen <= le32_to_cpu(ctx->attr->length))
+			dirty = (get_le16(a + voff + VI_FLAGS_OFF) & GP_VOLUME_IS_DIRTY) != 0;
+	}
+	ntfs_attr_put_search_ctx(ctx);
+	return dirty;
+}
+
+/*
+ * ntfs_device_mount() failed with EIO and the disk reported no error: is
+ * $MFTMirr out of step with $MFT? libntfs-3g writes an MFT record to $MFT
+ * first and to its $MFTMirr copy second, with no journal to redo the
+ * second write, so a gpup run killed (or whose host disk failed) between
+ * the two leaves the mirror one write behind, and libntfs-3g then refuses
+ * the volume until chkdsk or ntfsfix copies $MFT over the mirror.
+ *
+ * With @repair (a writable open) the stale mirror records are rewritten
+ * from $MFT, the newer copy, but only when the mismatch is gpup's own: the
+ * volume carries gpup's in-progress marker and VOLUME_IS_DIRTY (in either
+ * copy of $Volume: the stale write may be the flag itself, set or
+ * cleared), every $MFT record to copy is a valid in-use record, and
+ * nothing says Windows ran since (hibernation, Fast Startup, an unclean
+ * journal). Returns 1 when repaired (mount again), 0 when the mirror is
+ * not the cause (the caller reports its error), or a code set in @err.
+ */
+static int mirror_check(struct gp_ntfs *v, bool repair, struct gp_error *err)
+{
+	struct gp_ntfs_volinfo win = { 0 };
+	struct ntfs_device *dev;
+	ntfs_volume *vol;
+	uint8_t *m = NULL, *m2 = NULL;
+	int first = -1, ret = 0;
+	bool valid = true, dirty, ours;
+	uint32_t rs;
+	s64 n, n2;
+
+	v->dev.writable = repair;
+	dev = gp_ntfs_dev_alloc(gp_disk_path(v->disk), &v->dev);
+	if (!dev)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", v->where);
+	/* The boot sector, $MFT and $MFTMirr only: no mirror comparison. */
+	vol = ntfs_volume_startup(dev, repair ? 0 : NTFS_MNT_RDONLY);
+	if (!vol) {
+		ntfs_device_free(dev);
+		return 0;
+	}
+	rs = vol->mft_record_size;
+	m = malloc((size_t)vol->mftmirr_size * rs);
+	m2 = malloc((size_t)vol->mftmirr_size * rs);
+	if (!m || !m2) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", v->where);
+		goto out;
+	}
+	n = ntfs_attr_mst_pread(vol->mft_na, 0, vol->mftmirr_size, rs, m);
+	n2 = ntfs_attr_mst_pread(vol->mftmirr_na, 0, vol->mftmirr_size, rs, m2);
+	if (n != vol->mftmirr_size || n2 <= 0)
+		goto out;
+	/* The comparison ntfs_device_mount() makes. */
+	for (s64 i = 0; i < n2; i++) {
+		MFT_RECORD *r = (MFT_RECORD *)(m + i * rs), *r2 = (MFT_RECORD *)(m2 + i * rs);
+
+		if (!memcmp(r, r2, ntfs_mft_record_get_data_size(r)))
+			continue;
+		if (first < 0)
+			first = (int)i;
+		if (!ntfs_is_mft_recordp(r) || !(r->flags & MFT_RECORD_IN_USE))
+			valid = false;
+	}
+	if (first < 0)
+		goto out;
+	dirty = record_dirty((MFT_RECORD *)(m + FILE_Volume * rs)) ||
+		(n2 > FILE_Volume && record_dirty((MFT_RECORD *)(m2 + FILE_Volume * rs)));
+	ours = repair && valid && dirty && marker_present(vol);
+	if (ours) {
+		probe_hiberfile(vol, &win);
+		probe_logfile(vol, &win);
+	}
+	if (!ours || win.hibernated || win.fast_startup || win.log_unclean) {
+		ret = gp_error_set(err, repair ? GP_ERR_REFUSED : GP_ERR_CORRUPT,
+				   "%s: $MFTMirr does not match $MFT (record %d): run chkdsk /f in the guest, or ntfsfix",
+				   v->where, first);
+		goto out;
+	}
+	for (s64 i = first; i < n2; i++) {
+		MFT_RECORD *r = (MFT_RECORD *)(m + i * rs);
+
+		if (!memcmp(r, m2 + i * rs, ntfs_mft_record_get_data_size(r)))
+			continue;
+		/* Through $MFT and $MFTMirr both, as ntfsfix does: each write
+		 * bumps the record's update sequence number, so a copy to the
+		 * mirror alone would differ from $MFT in that number. */
+		if (ntfs_mft_record_write(vol, (MFT_REF)i, r)) {
+			ret = v->dev.err.code
+				      ? gp_error_set(err, v->dev.err.code,
+						     "%s: cannot repair $MFTMirr: %s", v->where,
+						     gp_error_message(&v->dev.err))
+				      : gp_error_set_errno(err, GP_ERR_IO, errno,
+							   "%s: cannot repair $MFTMirr", v->where);
+			goto out;
+		}
+	}
+	ret = 1;
+out:
+	free(m);
+	free(m2);
+	/* A startup-only volume: ntfs_umount() releases what it holds and
+	 * frees the device (an error from the partial release means nothing
+	 * here: nothing was cached). */
+	ntfs_umount(vol, FALSE);
+	if (ret == 1 && v->dev.err.code)
+		ret = gp_error_set(err, v->dev.err.code, "%s: cannot repair $MFTMirr: %s", v->where,
+				   gp_error_message(&v->dev.err));
+	return ret;
+}
+
+/* Read-only mount of one candidate: fill @info with what is needed to
+ * choose it and to decide whether writing is safe. With @repair (the open
+ * is writable), a $MFTMirr that an interrupted gpup run left behind is
+ * repaired first (mirror_check()). */
+static int probe(struct gp_ntfs *v, uint64_t off, uint64_t len, bool repair,
+		 struct gp_ntfs_volinfo *info, struct gp_error *err)
+{
+	int ret = mount_dev(v, off, len, false, 0, repair, err);
 
 	if (ret)
 		return ret;
@@ -426,7 +608,7 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 			goto out;
 		}
 		set_where(v, c[i].number);
-		ret = probe(v, c[i].off, c[i].len, &c[i].info, err);
+		ret = probe(v, c[i].off, c[i].len, opts->writable, &c[i].info, err);
 		if (ret)
 			goto out;
 		if (opts->require_windows && !c[i].info.has_windows) {
@@ -446,7 +628,7 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 		set_where(v, c[i].number);
 		/* One unreadable volume (a damaged recovery partition) must not
 		 * hide the good ones: remember the first failure, go on. */
-		ret = probe(v, c[i].off, c[i].len, &c[i].info, &perr);
+		ret = probe(v, c[i].off, c[i].len, opts->writable, &c[i].info, &perr);
 		if (ret == GP_ERR_NOMEM) {
 			gp_error_copy(err, &perr);
 			goto out;
@@ -555,7 +737,7 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
 			goto fail;
 	}
 	ret = mount_dev(v, chosen.off, chosen.len, opts->writable,
-			opts->writable && opts->recover ? NTFS_MNT_RECOVER : 0, err);
+			opts->writable && opts->recover ? NTFS_MNT_RECOVER : 0, opts->writable, err);
 	if (ret)
 		goto fail;
 	v->writable = opts->writable;
@@ -619,17 +801,20 @@ int gp_ntfs_begin_write(struct gp_ntfs *v)
 		return gp_error_set(&v->err, GP_ERR_READONLY, "%s: volume is open read-only", v->where);
 	if (v->marked_dirty || v->info.dirty)
 		return 0;
+	/* Marker first, flag second: a crash or a disk failure in between
+	 * leaves a clean volume with a marker, which means nothing (the next
+	 * run writes it again and removes it at the end); the other order
+	 * left a dirty volume without the marker, which the rerun had to
+	 * refuse as somebody else's dirt. */
+	if (marker_write(v->vol, true)) {
+		v->failed = true;
+		return gp_ntfs_fail(v, errno, "cannot mark the volume as being written by gpup");
+	}
 	if (ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) | GP_VOLUME_IS_DIRTY)) {
 		v->failed = true;
 		return gp_ntfs_fail(v, errno, "cannot mark the volume dirty in $Volume");
 	}
 	v->marked_dirty = true;
-	/* Flag first, marker second: a crash in between leaves a dirty
-	 * volume without the marker, which is refused (the safe side). */
-	if (marker_write(v->vol, true)) {
-		v->failed = true;
-		return gp_ntfs_fail(v, errno, "cannot mark the volume as being written by gpup");
-	}
 	return 0;
 }
 

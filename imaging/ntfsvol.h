@@ -76,9 +76,14 @@ struct gp_ntfs_open_opts {
  *   GP_ERR_INVALID     several candidates and no partition given (the
  *                      message lists them), partition N is not NTFS;
  *   GP_ERR_REFUSED     BitLocker, hibernated, Fast Startup, unclean journal
- *                      (without recover), dirty (without force); the message
- *                      says which and how to fix it;
- *   GP_ERR_CORRUPT     libntfs-3g cannot mount the volume;
+ *                      (without recover), dirty (without force), $MFTMirr
+ *                      behind $MFT not left by an interrupted gpup run; the
+ *                      message says which and how to fix it;
+ *   GP_ERR_CORRUPT     libntfs-3g cannot mount the volume (read-only: also
+ *                      $MFTMirr behind $MFT, named as such);
+ * A writable open first repairs an $MFTMirr that an interrupted gpup run
+ * left one write behind $MFT (the volume is dirty and carries gpup's
+ * marker): the mirror records are rewritten from $MFT, as ntfsfix does.
  *   GP_ERR_READONLY    writable asked of a read-only disk;
  *   GP_ERR_IO, GP_ERR_NOMEM, and the disk's codes (the disk's message is kept).
  */
@@ -149,7 +154,11 @@ struct gp_ntfs_stat {
 };
 
 /* Stat @path. Returns 0, GP_ERR_NOTFOUND (a component is missing or not a
- * directory), GP_ERR_INVALID (malformed path), GP_ERR_IO. */
+ * directory), GP_ERR_INVALID (malformed path), GP_ERR_IO.
+ * A directory entry whose MFT record is free, never written or reused (an
+ * interrupted write left it) names no file: GP_ERR_NOTFOUND here and in
+ * every lookup, skipped by gp_ntfs_list(); writing that name removes the
+ * entry and creates the file anew. */
 int gp_ntfs_stat(struct gp_ntfs *v, const char *path, struct gp_ntfs_stat *st);
 
 /* Called once per directory entry (not "." and "..", not the 8.3 alias of

@@ -66,12 +66,18 @@ struct gp_ntfs {
 int gp_ntfs_fail(struct gp_ntfs *v, int e, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Before the first change: refuse on a read-only volume, set
- * VOLUME_IS_DIRTY and gpup's in-progress marker (a named stream on the
- * root directory). The first call opens the root inode itself, so the
+/* Before the first change: refuse on a read-only volume, write gpup's
+ * in-progress marker (a named stream on the root directory), then set
+ * VOLUME_IS_DIRTY. The first call opens the root inode itself, so the
  * caller must not hold the root open then (see gp_ntfs_write_pending()).
  * Returns 0 or a code recorded on @v. */
 int gp_ntfs_begin_write(struct gp_ntfs *v);
+
+/* ntfs_inode_close() for an inode gpup changed: when writing its MFT
+ * record fails (libntfs-3g then keeps the inode for a retry), the unwritten
+ * changes are dropped and the inode freed anyway. Returns 0, or -1 with
+ * errno from the failed write. */
+int gp_ntfs_inode_close(ntfs_inode *ni);
 
 /* True while gp_ntfs_begin_write() still has something to do: mark the
  * volume (opening the root inode), or refuse a read-only one. */
@@ -96,7 +102,9 @@ struct gp_ntfs_placer;
 
 /* Build the placement plan for @vol over @disk (the disk that holds it at
  * byte @vol_offset): which free clusters sit in container blocks that are
- * already allocated, then the longest free run elsewhere. Returns NULL when
+ * already allocated, then the longest free runs elsewhere, filled one after
+ * the other (mkntfs leaves the free space in two or more runs around
+ * $MFTMirr and $LogFile). Returns NULL when
  * no plan is needed (a disk that does not grow) or on allocation failure
  * (then the library's allocator is used: correct, only less compact). */
 struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk,

@@ -275,6 +275,11 @@ static int run(struct prepare *p)
 		io.progress = &cp.progress;
 		ret = gp_inject_apply(p->s.vol, gp_source_set(p->s.src), &stream, &io, &p->rep, &err);
 		cli_progress_done(&cp);
+		/* The injector's own refusals (guest volume full, a directory
+		 * where a file goes) know the guest, not the image: name it. */
+		if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
+		    strncmp(gp_error_message(&err), p->s.image, strlen(p->s.image)) != 0)
+			gp_error_prefix(&err, "%s: ", p->s.image);
 	}
 	if (stream.ops && stream.ops->destroy)
 		stream.ops->destroy(&stream);

@@ -322,6 +322,34 @@ void t_copy(const char *src, const char *dst)
 	t_run_free(&r);
 }
 
+char *t_guest_copy(const char *dir, const char *args, const char *name)
+{
+	char *fx = t_fixture("mkguest.sh", args);
+	char *src = t_strdup_printf("%s/guest.vhdx", fx);
+	char *dst = t_strdup_printf("%s/%s", dir, name);
+
+	t_copy(src, dst);
+	free(fx);
+	free(src);
+	return dst;
+}
+
+void t_bundle_prepare_verify(const char *img, const char *store, const char *gpu,
+			     const char *bundle)
+{
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu '%s' -q -o '%s'", store, gpu, bundle);
+	cr_assert_eq(r.status, 0, "bundle create: %s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s' --bundle '%s' -q", img, bundle);
+	cr_assert_eq(r.status, 0, "prepare: %s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '%s'", img, store, gpu);
+	cr_assert_eq(r.status, 0, "verify: %s%s", r.out, r.err);
+	t_run_free(&r);
+}
+
 long long t_find_in_file(const char *path, const char *needle)
 {
 	size_t nlen = strlen(needle), chunk = 1 << 20;

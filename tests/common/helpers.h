@@ -59,6 +59,16 @@ char *t_fixture(const char *script, const char *args);
  * failure. */
 void t_copy(const char *src, const char *dst);
 
+/* A fresh copy of the guest VHDX that tests/fixtures/mkguest.sh @args
+ * generates, as @dir/@name (malloc'ed path). */
+char *t_guest_copy(const char *dir, const char *args, const char *name);
+
+/* Build @bundle from @store for @gpu, prepare @img from it, then check with
+ * `gpup verify --driverstore` that the guest holds exactly the store's
+ * files (asserts each step exits 0). */
+void t_bundle_prepare_verify(const char *img, const char *store, const char *gpu,
+			     const char *bundle);
+
 /* Byte offset of the first occurrence of @needle in file @path, reading
  * only its data regions (SEEK_DATA/SEEK_HOLE: a sparse multi-GiB raw
  * image costs what it holds). -1 when absent. */

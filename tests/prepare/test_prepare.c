@@ -30,17 +30,9 @@ static void teardown(void) { t_rm_rf(dir); free(dir); }
 
 TestSuite(prepare, .init = setup, .fini = teardown, .timeout = 300);
 
-/* A fresh copy of the generated Windows 11 guest (VHDX) in the test dir. */
 static char *guest_copy(const char *extra_args, const char *name)
 {
-	char *fx = t_fixture("mkguest.sh", extra_args);
-	char *src = t_strdup_printf("%s/guest.vhdx", fx);
-	char *dst = t_strdup_printf("%s/%s", dir, name);
-
-	t_copy(src, dst);
-	free(fx);
-	free(src);
-	return dst;
+	return t_guest_copy(dir, extra_args, name);
 }
 
 static char *store(void)
@@ -409,16 +401,8 @@ Test(prepare, bundle_injects_the_same_files_as_the_driverstore)
 	char *bundle = t_strdup_printf("%s/nv.tar.zst", dir);
 	struct t_run r;
 
-	t_gpup(&r, "bundle create --driverstore '%s' --gpu '" NV_GPU "' -o '%s'", st, bundle);
-	cr_assert_eq(r.status, 0, "%s", r.err);
-	t_run_free(&r);
-	t_gpup(&r, "prepare '%s' --bundle '%s' -q", a, bundle);
-	cr_assert_eq(r.status, 0, "%s", r.err);
-	t_run_free(&r);
 	/* What the bundle put there is exactly what the DriverStore holds. */
-	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "'", a, st);
-	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
-	t_run_free(&r);
+	t_bundle_prepare_verify(a, st, NV_GPU, bundle);
 	t_gpup(&r, "prepare '%s' --bundle '%s' --json -q", a, bundle);
 	cr_assert(strstr(r.out, "\"changed\":false"), "%s", r.out);
 	t_run_free(&r);
