@@ -20,7 +20,10 @@
 /* Bytes moved per read: bounds the memory any bundle operation uses for
  * file data, whatever the bundle's size. */
 #define BUF_SIZE (256u * 1024)
-#define ARCHIVE_BLOCK (64u * 1024)
+/* libarchive's read size on the bundle file: 1 MiB, like the injector's
+ * image writes, so a bundle costs few read() calls (64 KiB made 16x more;
+ * bench/RESULTS.md, profile item 2). */
+#define ARCHIVE_BLOCK (1u << 20)
 /* Fixed compression settings: part of what makes bundles reproducible. */
 #define ZSTD_LEVEL "9"
 #define XZ_LEVEL "6"
@@ -70,11 +73,17 @@ int gp_bundle_format_from_path(const char *path, enum gp_bundle_format *out,
 
 /* ---- Hashing ----------------------------------------------------------- */
 
-static int sha_init(EVP_MD_CTX **md, struct gp_error *err)
+/* (Re)start the digest *@md of type *@type, creating both on first use.
+ * The type is fetched once per owner: OpenSSL 3's implicit fetch behind
+ * EVP_sha256() costs ~170k instructions per init (bench/RESULTS.md,
+ * profile item 5), which adds up over hundreds of files. */
+static int sha_init(EVP_MD_CTX **md, EVP_MD **type, struct gp_error *err)
 {
+	if (!*type)
+		*type = EVP_MD_fetch(NULL, "SHA256", NULL);
 	if (!*md)
 		*md = EVP_MD_CTX_new();
-	if (!*md || EVP_DigestInit_ex(*md, EVP_sha256(), NULL) != 1)
+	if (!*type || !*md || EVP_DigestInit_ex2(*md, *type, NULL) != 1)
 		return gp_error_set(err, GP_ERR_NOMEM, "cannot set up SHA-256");
 	return 0;
 }
@@ -100,6 +109,7 @@ struct creator {
 	const struct gp_bundle_create_opts *opts;
 	uint8_t (*sha)[32];                   /* first-pass hashes */
 	EVP_MD_CTX *md;
+	EVP_MD *md_type;
 	uint8_t *buf;
 	struct gp_progress_info info;
 	struct gp_error *err;
@@ -147,7 +157,7 @@ static int pump_source(struct creator *c, const struct gp_inject_file *f, struct
 	uint64_t done = 0;
 	int fd = -1, ret;
 
-	if ((ret = open_source(c, f, &fd)) || (ret = sha_init(&c->md, c->err)))
+	if ((ret = open_source(c, f, &fd)) || (ret = sha_init(&c->md, &c->md_type, c->err)))
 		goto out;
 	for (;;) {
 		ssize_t n = read(fd, c->buf, BUF_SIZE);
@@ -430,6 +440,7 @@ out:
 		free(tmp);
 	}
 	EVP_MD_CTX_free(c.md);
+	EVP_MD_free(c.md_type);
 	free(hwids);
 	free(manifest);
 	free(c.sha);
@@ -811,6 +822,7 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *prog, struct
 					 .total_files = set->count };
 	struct archive *a = NULL;
 	EVP_MD_CTX *md = NULL;
+	EVP_MD *md_type = NULL;
 	uint8_t *buf = malloc(BUF_SIZE);
 	int ret;
 
@@ -826,7 +838,7 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *prog, struct
 
 		info.path = f->guest_path;
 		if ((ret = gp_progress_call(prog, GP_PROGRESS_FILE, &info, err)) ||
-		    (ret = expect_entry(b, a, i, err)) || (ret = sha_init(&md, err)))
+		    (ret = expect_entry(b, a, i, err)) || (ret = sha_init(&md, &md_type, err)))
 			goto out;
 		for (;;) {
 			la_ssize_t n = archive_read_data(a, buf, BUF_SIZE);
@@ -866,6 +878,7 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *prog, struct
 	ret = gp_progress_call(prog, GP_PROGRESS_END, &info, err);
 out:
 	EVP_MD_CTX_free(md);
+	EVP_MD_free(md_type);
 	archive_read_free(a);
 	free(buf);
 	return ret;
@@ -880,6 +893,7 @@ struct bundle_stream {
 	ssize_t cur;            /* file open for reading, -1 if none */
 	uint64_t done;
 	EVP_MD_CTX *md;
+	EVP_MD *md_type;        /* fetched once per stream (sha_init) */
 	bool failed;            /* the archive reader is in an unknown state */
 };
 
@@ -918,7 +932,7 @@ static int stream_open(struct gp_inject_stream *s, const struct gp_inject_file *
 	bs->next++;
 	bs->cur = idx;
 	bs->done = 0;
-	return sha_init(&bs->md, err);
+	return sha_init(&bs->md, &bs->md_type, err);
 fail:
 	bs->failed = true;
 	return ret;
@@ -994,6 +1008,7 @@ static void stream_destroy(struct gp_inject_stream *s)
 	if (bs) {
 		archive_read_free(bs->a);
 		EVP_MD_CTX_free(bs->md);
+		EVP_MD_free(bs->md_type);
 		free(bs);
 	}
 	s->ctx = NULL;

@@ -4,10 +4,13 @@
  */
 #include "inject.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "le.h"
 #include "ntfsvol.h"
@@ -37,23 +40,42 @@ static int hash_sink_write(const void *buf, size_t len, void *ctx)
 	return 0;
 }
 
-/* SHA-256 of guest file @path. */
-static int guest_sha256(struct gp_ntfs *v, const char *path, uint8_t out[32],
-			struct gp_error *err)
+/* A SHA-256 context kept across files: the type is fetched once, because
+ * OpenSSL 3's implicit fetch behind EVP_sha256() costs ~170k instructions
+ * per init (bench/RESULTS.md, profile item 5). */
+struct sha_ctx {
+	EVP_MD *type;
+	EVP_MD_CTX *md;
+};
+
+static void sha_ctx_free(struct sha_ctx *c)
 {
-	struct hash_sink h = { .ctx = EVP_MD_CTX_new() };
+	EVP_MD_CTX_free(c->md);
+	EVP_MD_free(c->type);
+	c->md = NULL;
+	c->type = NULL;
+}
+
+/* SHA-256 of guest file @path, with @c set up on first use. */
+static int guest_sha256(struct gp_ntfs *v, const char *path, struct sha_ctx *c,
+			uint8_t out[32], struct gp_error *err)
+{
+	struct hash_sink h;
 	int ret;
 
-	if (!h.ctx || !EVP_DigestInit_ex(h.ctx, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(h.ctx);
+	if (!c->type)
+		c->type = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!c->md)
+		c->md = EVP_MD_CTX_new();
+	if (!c->type || !c->md || !EVP_DigestInit_ex2(c->md, c->type, NULL))
 		return gp_error_set(err, GP_ERR_NOMEM, "cannot start SHA-256");
-	}
+	h.ctx = c->md;
+	h.bytes = 0;
 	ret = gp_ntfs_cat(v, path, hash_sink_write, &h);
 	if (ret)
 		gp_error_copy(err, gp_ntfs_error(v));
 	else
-		EVP_DigestFinal_ex(h.ctx, out, NULL);
-	EVP_MD_CTX_free(h.ctx);
+		EVP_DigestFinal_ex(c->md, out, NULL);
 	return ret;
 }
 
@@ -259,6 +281,8 @@ static int feed_read(void *buf, size_t len, size_t *got, void *ctx)
 	if (n < 0)
 		return (int)n;
 	*got = (size_t)n;
+	if (n == 0) /* end of the file: no progress to report */
+		return 0;
 	f->info->done_bytes += (uint64_t)n;
 	return gp_progress_call(f->progress, GP_PROGRESS_BYTES, f->info, f->err);
 }
@@ -292,7 +316,12 @@ static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
 	ret = src->ops->expected(src, f, want, err);
 	if (ret)
 		return ret;
-	ret = guest_sha256(v, f->guest_path, have, err);
+	{
+		struct sha_ctx sc = { 0 };
+
+		ret = guest_sha256(v, f->guest_path, &sc, have, err);
+		sha_ctx_free(&sc);
+	}
 	if (ret)
 		return ret;
 	*act = memcmp(want, have, 32) ? GP_INJECT_REPLACE : GP_INJECT_UNCHANGED;
@@ -578,48 +607,362 @@ const char *gp_verify_state_name(enum gp_verify_state s)
 	return "unknown";
 }
 
+/*
+ * Verify's source side on a second thread. Verify used to hash the host
+ * file and then the guest file, one after the other on one core
+ * (bench/RESULTS.md, profile item 3). When the source can hand out its bytes
+ * (open_fd), a reader thread reads the host files, in the order verify
+ * checks them, into a small ring of chunks while the calling thread reads the
+ * guest copy (libvhdi + libntfs-3g, which stay on the calling thread: neither
+ * is shared between threads) and compares the two byte for byte — stronger
+ * than comparing digests, and with no SHA-256 at all on either side.
+ *
+ * Ownership: the reader thread alone calls src->ops->open_fd() and reads
+ * host files; everything between the threads (ring, positions, failure) is
+ * under @mu. A slot's bytes are written before it is published (count++)
+ * and read before it is released (count--), both under @mu.
+ */
+#define READER_SLOTS 4
+
+struct reader_slot {
+	uint8_t *data;          /* HASH_CHUNK bytes */
+	size_t len;             /* 0 with @end: the file ended */
+	size_t pos;             /* position in reader.todo */
+	bool end;
+};
+
+struct reader {
+	struct gp_inject_stream *src;
+	const struct gp_inject_set *set;
+	const size_t *todo;     /* set indices to compare, increasing */
+	size_t n_todo;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* broadcast on every change */
+	struct reader_slot ring[READER_SLOTS];
+	size_t head, count;
+	size_t skip_below;      /* the checker is done with positions below this */
+	bool quit;
+	bool failed;            /* the reader stopped on an error at @fail_pos */
+	size_t fail_pos;
+	int status;
+	struct gp_error err;
+};
+
+/* Reader: a free slot for position @pos, or NULL when the checker no
+ * longer wants this file (or verify is over). */
+static struct reader_slot *reader_slot(struct reader *r, size_t pos)
+{
+	struct reader_slot *slot = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	while (r->count == READER_SLOTS && !r->quit && r->skip_below <= pos)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (!r->quit && r->skip_below <= pos)
+		slot = &r->ring[(r->head + r->count) % READER_SLOTS];
+	pthread_mutex_unlock(&r->mu);
+	return slot;
+}
+
+static void reader_publish(struct reader *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->count++;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct gp_error err = { 0 };
+	int ret = 0;
+	size_t pos;
+
+	for (pos = 0; pos < r->n_todo; pos++) {
+		const struct gp_inject_file *f = &r->set->files[r->todo[pos]];
+		struct reader_slot *slot;
+		int fd;
+
+		if (!reader_slot(r, pos))
+			continue;  /* skipped, or quit (then every later one is too) */
+		ret = r->src->ops->open_fd(r->src, f, &fd, &err);
+		if (ret)
+			break;
+		while ((slot = reader_slot(r, pos))) {
+			ssize_t n = read(fd, slot->data, HASH_CHUNK);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				ret = gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", f->source_path);
+				break;
+			}
+			slot->len = (size_t)n;
+			slot->pos = pos;
+			slot->end = n == 0;
+			reader_publish(r);
+			if (n == 0)
+				break;
+		}
+		close(fd);
+		if (ret)
+			break;
+	}
+	pthread_mutex_lock(&r->mu);
+	if (ret) {
+		r->failed = true;
+		r->fail_pos = pos;
+		r->status = ret;
+		gp_error_copy(&r->err, &err);
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Checker: the next slot of position @pos, dropping what is left of files
+ * before it. NULL when the reader failed (on this file: its error is what
+ * verify reports). The slot stays queued until reader_release(). */
+static struct reader_slot *reader_next(struct reader *r, size_t pos)
+{
+	struct reader_slot *slot = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (r->count && r->ring[r->head].pos < pos) {
+			r->head = (r->head + 1) % READER_SLOTS;
+			r->count--;
+			pthread_cond_broadcast(&r->cv);
+		}
+		if (r->count) {
+			slot = &r->ring[r->head];
+			break;
+		}
+		if (r->failed)
+			break;
+		pthread_cond_wait(&r->cv, &r->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return slot;
+}
+
+static void reader_release(struct reader *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->head = (r->head + 1) % READER_SLOTS;
+	r->count--;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Checker: done with position @pos (compared to the end or given up). */
+static void reader_done_with(struct reader *r, size_t pos)
+{
+	pthread_mutex_lock(&r->mu);
+	r->skip_below = pos + 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The reader's error, when it failed at or before position @pos. */
+static int reader_error(struct reader *r, size_t pos, struct gp_error *err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->failed && r->fail_pos <= pos)
+		ret = gp_error_copy(err, &r->err);
+	pthread_mutex_unlock(&r->mu);
+	return ret;
+}
+
+static int reader_start(struct reader *r, struct gp_error *err)
+{
+	int e;
+
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	for (size_t i = 0; i < READER_SLOTS; i++) {
+		r->ring[i].data = malloc(HASH_CHUNK);
+		if (!r->ring[i].data)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	}
+	e = pthread_create(&r->thread, NULL, reader_main, r);
+	if (e)
+		return gp_error_set_errno(err, GP_ERR_NOMEM, e, "cannot start the source reader thread");
+	return 0;
+}
+
+/* Stop the reader (when it was started: @started) and free the ring. */
+static void reader_stop(struct reader *r, bool started)
+{
+	if (started) {
+		pthread_mutex_lock(&r->mu);
+		r->quit = true;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->thread, NULL);
+	}
+	for (size_t i = 0; i < READER_SLOTS; i++)
+		free(r->ring[i].data);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+}
+
+/* gp_ntfs_cat() sink comparing the guest bytes with the reader's. */
+struct compare_sink {
+	struct reader *r;
+	size_t pos;
+	size_t off;             /* bytes of the head slot already compared */
+	bool differ;
+};
+
+static int compare_sink_write(const void *buf, size_t len, void *ctx)
+{
+	struct compare_sink *c = ctx;
+	const uint8_t *p = buf;
+
+	while (len) {
+		struct reader_slot *slot = reader_next(c->r, c->pos);
+		size_t n;
+
+		if (!slot)
+			return GP_ERR_ABORTED;  /* the reader failed: see reader_error() */
+		n = slot->len - c->off < len ? slot->len - c->off : len;
+		if (slot->end || memcmp(p, slot->data + c->off, n)) {
+			/* The host file ended early, or the bytes differ: no
+			 * need to read further. */
+			c->differ = true;
+			return GP_ERR_ABORTED;
+		}
+		p += n;
+		len -= n;
+		c->off += n;
+		if (c->off == slot->len) {
+			c->off = 0;
+			reader_release(c->r);
+		}
+	}
+	return 0;
+}
+
+/* Compare guest file @f with the reader's bytes of position @pos. Sets
+ * *@same; returns 0 or the error that stops verify (the reader's error on
+ * this file wins over the guest's, as the source is checked first). */
+static int compare_bytes(struct gp_ntfs *v, const struct gp_inject_file *f, struct reader *r,
+			 size_t pos, bool *same, struct gp_error *err)
+{
+	struct compare_sink c = { .r = r, .pos = pos };
+	int ret = gp_ntfs_cat(v, f->guest_path, compare_sink_write, &c);
+
+	*same = false;
+	if (ret && c.differ) {
+		ret = 0;
+	} else if (ret) {
+		ret = reader_error(r, pos, err);
+		if (!ret)
+			ret = gp_error_copy(err, gp_ntfs_error(v));
+	} else {
+		/* The guest file ended: so must the host file, right here. */
+		struct reader_slot *slot = reader_next(r, pos);
+
+		if (!slot)
+			ret = reader_error(r, pos, err);
+		else
+			*same = slot->end && !c.differ;
+	}
+	reader_done_with(r, pos);
+	return ret;
+}
+
 int gp_inject_verify(struct gp_ntfs *v, const struct gp_inject_set *set,
 		     struct gp_inject_stream *src, const struct gp_progress *progress,
 		     struct gp_verify_report *rep, struct gp_error *err)
 {
 	struct gp_progress_info info = { .stage = "verify", .total_bytes = set->total_bytes,
 					 .total_files = set->count };
-	size_t first_bad = set->count;
+	struct reader r = { .src = src, .set = set };
+	struct sha_ctx sc = { 0 };
+	size_t first_bad = set->count, stat_fail = set->count, n_todo = 0, pos = 0;
+	struct gp_error stat_err = { 0 };
+	size_t *todo = NULL;
+	bool *check = NULL, threaded, started = false;
 	int ret;
 
 	memset(rep, 0, sizeof(*rep));
 	rep->states = calloc(set->count ? set->count : 1, sizeof(*rep->states));
 	rep->guest_sizes = calloc(set->count ? set->count : 1, sizeof(*rep->guest_sizes));
-	if (!rep->states || !rep->guest_sizes)
+	todo = calloc(set->count ? set->count : 1, sizeof(*todo));
+	check = calloc(set->count ? set->count : 1, sizeof(*check));
+	if (!rep->states || !rep->guest_sizes || !todo || !check) {
+		free(todo);
+		free(check);
+		gp_verify_report_free(rep);
 		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
-	ret = gp_progress_call(progress, GP_PROGRESS_BEGIN, &info, err);
+	}
+	/* Sizes first (cheap, guest only): the files whose content must be
+	 * compared are known before the reader starts, so it reads exactly
+	 * those, in order. A failed stat ends the list there; its error is
+	 * reported when the loop below reaches that file, as before. */
+	for (size_t i = 0; i < set->count; i++) {
+		const struct gp_inject_file *f = &set->files[i];
+		struct gp_ntfs_stat st;
+		int r2 = gp_ntfs_stat(v, f->guest_path, &st);
+
+		if (r2 == GP_ERR_NOTFOUND) {
+			rep->states[i] = GP_VERIFY_MISSING;
+		} else if (r2) {
+			gp_error_copy(&stat_err, gp_ntfs_error(v));
+			stat_fail = i;
+			break;
+		} else {
+			rep->guest_sizes[i] = st.size;
+			if (st.is_dir || st.size != f->size) {
+				rep->states[i] = GP_VERIFY_SIZE;
+			} else {
+				check[i] = true;
+				todo[n_todo++] = i;
+			}
+		}
+	}
+	ret = 0;
+	threaded = src->ops->open_fd && n_todo;
+	if (threaded) {
+		r.todo = todo;
+		r.n_todo = n_todo;
+		ret = reader_start(&r, err);
+		started = ret == 0;
+	}
+	if (!ret)
+		ret = gp_progress_call(progress, GP_PROGRESS_BEGIN, &info, err);
 	for (size_t i = 0; !ret && i < set->count; i++) {
 		const struct gp_inject_file *f = &set->files[i];
-		uint8_t want[32], have[32];
-		struct gp_ntfs_stat st;
 
 		info.path = f->guest_path;
 		ret = gp_progress_call(progress, GP_PROGRESS_FILE, &info, err);
 		if (ret)
 			break;
-		ret = gp_ntfs_stat(v, f->guest_path, &st);
-		if (ret == GP_ERR_NOTFOUND) {
-			rep->states[i] = GP_VERIFY_MISSING;
-			ret = 0;
-		} else if (ret) {
-			gp_error_copy(err, gp_ntfs_error(v));
+		if (i == stat_fail) {
+			ret = gp_error_copy(err, &stat_err);
 			break;
-		} else if (st.is_dir || st.size != f->size) {
-			rep->guest_sizes[i] = st.size;
-			rep->states[i] = GP_VERIFY_SIZE;
-		} else {
-			rep->guest_sizes[i] = st.size;
-			ret = src->ops->expected(src, f, want, err);
-			if (!ret)
-				ret = guest_sha256(v, f->guest_path, have, err);
+		}
+		if (check[i]) {
+			bool same;
+
+			if (started) {
+				ret = compare_bytes(v, f, &r, pos++, &same, err);
+			} else {
+				uint8_t want[32], have[32];
+
+				ret = src->ops->expected(src, f, want, err);
+				if (!ret)
+					ret = guest_sha256(v, f->guest_path, &sc, have, err);
+				same = !ret && !memcmp(want, have, 32);
+			}
 			if (ret)
 				break;
-			if (memcmp(want, have, 32))
+			if (!same)
 				rep->states[i] = GP_VERIFY_HASH;
 		}
 		if (rep->states[i] != GP_VERIFY_OK) {
@@ -630,6 +973,11 @@ int gp_inject_verify(struct gp_ntfs *v, const struct gp_inject_set *set,
 		info.done_files++;
 		info.done_bytes += f->size;
 	}
+	if (threaded)
+		reader_stop(&r, started);
+	sha_ctx_free(&sc);
+	free(todo);
+	free(check);
 	if (!ret)
 		ret = gp_inject_find_stale(v, set, &rep->stale, &rep->stale_bytes, &rep->n_stale, err);
 	if (!ret)
@@ -638,6 +986,10 @@ int gp_inject_verify(struct gp_ntfs *v, const struct gp_inject_set *set,
 		ret = gp_error_set(err, GP_ERR_MISMATCH, "%s: %s (%zu of %zu files differ)",
 				   set->files[first_bad].guest_path,
 				   gp_verify_state_name(rep->states[first_bad]), rep->n_bad, set->count);
+	/* The report means something only after 0 or MISMATCH (inject.h);
+	 * after any other failure the caller gets nothing to free. */
+	if (ret && ret != GP_ERR_MISMATCH)
+		gp_verify_report_free(rep);
 	return ret;
 }
 

@@ -48,6 +48,15 @@ struct gp_inject_stream_ops {
 	 * by reading the file once more. Returns 0 or a negative code. */
 	int (*expected)(struct gp_inject_stream *s, const struct gp_inject_file *f,
 			uint8_t sha256[32], struct gp_error *err);
+	/* Optional. Open @f's bytes apart from the open/read sequence, on
+	 * any thread (verify reads them on a second one): *@fd is read from
+	 * its start and closed by the caller. A source that must read the
+	 * bytes anyway to answer expected() (host files) offers it, and
+	 * verify compares the bytes themselves instead of two SHA-256 passes;
+	 * one that knows the digests (a bundle manifest) leaves it NULL.
+	 * Returns 0, GP_ERR_NOTFOUND or GP_ERR_IO with details in @err. */
+	int (*open_fd)(struct gp_inject_stream *s, const struct gp_inject_file *f, int *fd,
+		       struct gp_error *err);
 	/* Release the stream (optional). */
 	void (*destroy)(struct gp_inject_stream *s);
 };
@@ -121,7 +130,7 @@ enum gp_verify_state {
 	GP_VERIFY_OK = 0,
 	GP_VERIFY_MISSING,    /* no such file in the guest */
 	GP_VERIFY_SIZE,       /* sizes differ */
-	GP_VERIFY_HASH,       /* same size, different SHA-256 */
+	GP_VERIFY_HASH,       /* same size, different bytes (SHA-256 or byte comparison) */
 };
 
 struct gp_verify_report {
@@ -136,8 +145,11 @@ struct gp_verify_report {
 
 /*
  * Compare every file of @set in @v (any mount, read-only is enough) with the
- * bytes of @src: size, then SHA-256. Also lists stale builds of the set's
- * INF names. Returns 0 when every file matches (stale builds do not count),
+ * bytes of @src: size, then content — byte for byte when @src offers
+ * open_fd() (its bytes are read on a second thread while this one reads the
+ * guest), else the guest bytes' SHA-256 against expected(). @v is only used
+ * on the calling thread. Also lists stale builds of the set's INF names.
+ * Returns 0 when every file matches (stale builds do not count),
  * GP_ERR_MISMATCH when at least one differs (the message names the first
  * and how many), or an error of the stream or the volume. @rep is filled on
  * 0 and GP_ERR_MISMATCH; free with gp_verify_report_free().

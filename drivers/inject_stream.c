@@ -81,6 +81,13 @@ static int64_t host_read(struct gp_inject_stream *s, void *buf, size_t len,
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return gp_error_set_errno(err, GP_ERR_IO, errno, "%s", h->f->source_path);
+	/* A file cut short while we copy: say so here, naming the host file,
+	 * rather than leave the volume to report a short guest file. */
+	if (n == 0 && h->done < h->f->size)
+		return gp_error_set(err, GP_ERR_IO,
+				    "%s: file shrank while being copied (planned %llu bytes, read %llu)",
+				    h->f->source_path, (unsigned long long)h->f->size,
+				    (unsigned long long)h->done);
 	h->done += (uint64_t)n;
 	/* A file growing while we copy would otherwise overrun the space the
 	 * injector preallocated for the planned size. */
@@ -116,6 +123,23 @@ static int host_expected(struct gp_inject_stream *s, const struct gp_inject_file
 	return gp_sha256_file(f->source_path, sha256, err);
 }
 
+/* Only opens a file: safe on any thread, whatever the stream is doing. */
+static int host_open_fd(struct gp_inject_stream *s, const struct gp_inject_file *f, int *fd,
+			struct gp_error *err)
+{
+	(void)s;
+	*fd = -1;
+	if (!f->source_path)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: no host source to read from",
+				    f->guest_path);
+	*fd = open(f->source_path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
+					  errno, "%s", f->source_path);
+	posix_fadvise(*fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return 0;
+}
+
 static void host_destroy(struct gp_inject_stream *s)
 {
 	struct host_stream *h = s->ctx;
@@ -131,6 +155,7 @@ static const struct gp_inject_stream_ops host_stream_ops = {
 	.read = host_read,
 	.close = host_close,
 	.expected = host_expected,
+	.open_fd = host_open_fd,
 	.destroy = host_destroy,
 };
 
