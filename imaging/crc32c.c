@@ -1,11 +1,20 @@
 /*
  * crc32c.c — CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the
  * checksum MS-VHDX uses for headers, region tables and log entries.
- * Byte-at-a-time with a 256-entry table: the inputs are at most a few
- * hundred KiB (a log entry), so speed does not matter; no Debian library
- * offers CRC-32C through pkg-config.
+ * Byte-at-a-time with a 256-entry table, and on x86-64 CPUs with SSE4.2
+ * (checked at run time) the crc32 instruction, 8 bytes at a time: opening a
+ * VHDX checks 136 KiB (two headers, two 64 KiB region tables), which cost
+ * 1.05 M instructions of `gpup inspect`'s 13.8 M with the table
+ * (bench/RESULTS.md, profile item 4). No Debian library offers CRC-32C
+ * through pkg-config.
  */
 #include "crc32c.h"
+#include "le.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+#define CRC32C_HW 1
+#endif
 
 /* table[i] = CRC of the single byte i (generated once, kept constant). */
 static const uint32_t crc32c_table[256] = {
@@ -54,7 +63,7 @@ static const uint32_t crc32c_table[256] = {
 	0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
 };
 
-uint32_t crc32c_update(uint32_t crc, const void *buf, size_t len)
+uint32_t crc32c_update_table(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -62,6 +71,32 @@ uint32_t crc32c_update(uint32_t crc, const void *buf, size_t len)
 	while (len--)
 		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+#ifdef CRC32C_HW
+/* The SSE4.2 crc32 instruction computes exactly this CRC (Castagnoli,
+ * reflected) on the running, inverted value. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_update_hw(uint32_t crc, const void *buf,
+								   size_t len)
+{
+	const uint8_t *p = buf;
+	uint64_t c = ~crc;
+
+	for (; len >= 8; p += 8, len -= 8)
+		c = _mm_crc32_u64(c, get_le64(p));
+	for (; len; p++, len--)
+		c = _mm_crc32_u8((uint32_t)c, *p);
+	return ~(uint32_t)c;
+}
+#endif
+
+uint32_t crc32c_update(uint32_t crc, const void *buf, size_t len)
+{
+#ifdef CRC32C_HW
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc32c_update_hw(crc, buf, len);
+#endif
+	return crc32c_update_table(crc, buf, len);
 }
 
 uint32_t crc32c(const void *buf, size_t len)

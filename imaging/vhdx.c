@@ -29,6 +29,12 @@
 #define VHDX_COMMIT_ALLOC_BYTES (1024 * VHDX_MiB)
 /* Copy-up granularity. */
 #define VHDX_COPY_CHUNK VHDX_MiB
+/* New blocks grow the host file in steps of this many bytes (a sparse tail
+ * that close() trims): extending the file once per block, just before the
+ * block's data is written, made each 1 MiB write into the new block cost
+ * 2-6x a write inside the existing size on ext4 (measured in bench/RESULTS.md,
+ * "Engine write"). */
+#define VHDX_GROW_STEP (1024 * VHDX_MiB)
 
 /* What open reads of the header section: the file identifier's first 4 KiB
  * and the two 4 KiB headers, side by side (the region tables are read by
@@ -135,6 +141,38 @@ static int file_extend(struct vhdx *v, uint64_t size)
 	v->file_size = size;
 	v->unsynced = true;
 	return 0;
+}
+
+/* Make room for file space up to @end for new blocks: grow ahead to the
+ * next VHDX_GROW_STEP boundary. The tail past alloc_end is a hole no BAT
+ * entry references: valid VHDX slack if the process dies (the next session
+ * reuses it, see open_internal()), and trim_tail() gives it back on close. */
+static int file_reserve(struct vhdx *v, uint64_t end)
+{
+	int ret;
+
+	if (end <= v->file_size)
+		return 0;
+	ret = file_extend(v, round_up(end, VHDX_GROW_STEP));
+	if (ret) {
+		/* The step may exceed a file-size limit the block itself fits. */
+		gp_error_clear(&v->err);
+		ret = file_extend(v, end);
+	}
+	return ret;
+}
+
+/* At close of a writing session, after the last commit (the log is empty,
+ * so no replay can extend the file again): cut off the tail past the last
+ * structure. Best effort: every byte is committed by now and an untrimmed
+ * tail is valid slack that the next session reuses, so a failure here must
+ * not turn a complete write into an error. */
+static void trim_tail(struct vhdx *v)
+{
+	uint64_t keep = v->alloc_end;
+
+	if (v->session_started && v->file_size > keep && ftruncate(v->fd, (off_t)keep) == 0)
+		v->file_size = keep;
 }
 
 /* ---- headers ---- */
@@ -793,7 +831,11 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		if (ret)
 			goto fail_v;
 	}
-	v->alloc_end = round_up(v->file_size, VHDX_MiB);
+	/* New blocks go after the last structure (regions, log, BAT-referenced
+	 * blocks), not after the file's end: a tail nothing references (blocks
+	 * of a session killed before its BAT commit, a grown-ahead tail) is
+	 * reused, and close() trims what stays unused. */
+	v->alloc_end = VHDX_HEADER_SECTION_SIZE;
 	ret = load_regions(v);
 	if (!ret)
 		ret = load_metadata(v);
@@ -846,6 +888,8 @@ int vhdx_close(struct vhdx *v, struct gp_error *err)
 		return 0;
 	if (v->writable) {
 		ret = vhdx_flush(v);
+		if (!ret)
+			trim_tail(v);
 		if (ret)
 			gp_error_copy(err, &v->err);
 	}
@@ -1111,7 +1155,7 @@ static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t 
 			ret = fill_absent(v, blk, *boff, inoff, inoff + n, blen, tmp);
 	} else {
 		*boff = v->alloc_end;
-		ret = file_extend(v, *boff + bs);
+		ret = file_reserve(v, *boff + bs);
 		if (!ret) {
 			v->alloc_end = *boff + bs;
 			v->alloc_since_commit += bs;
@@ -1175,6 +1219,7 @@ static int commit_bat(struct vhdx *v)
 	uint8_t *entry = NULL;
 	size_t n = 0, elen = 0;
 	struct vhdx_guid lg;
+	uint64_t keep;
 	int ret;
 
 	if (!v->ndirty)
@@ -1216,10 +1261,14 @@ static int commit_bat(struct vhdx *v)
 	 *    in which the header names a log with no valid entry: a corrupt file,
 	 *    2.3.3.) */
 	vhdx_guid_generate(&lg);
-	ret = vhdx_log_build_entry(&lg, ++v->log_seq, 0, v->file_size / VHDX_MiB * VHDX_MiB,
-				   round_up(v->alloc_end > v->file_size ? v->alloc_end : v->file_size,
-					    VHDX_MiB),
-				   u, n, &entry, &elen);
+	/* The sizes exclude the unused tail past alloc_end (file_reserve()):
+	 * close() cuts it off, and a replay must neither take the trimmed file
+	 * for a truncated one (FlushedFileOffset) nor grow it back
+	 * (LastFileOffset, 2.3.1.1). */
+	keep = v->alloc_end < v->file_size ? v->alloc_end : v->file_size;
+	ret = vhdx_log_build_entry(&lg, ++v->log_seq, 0, keep / VHDX_MiB * VHDX_MiB,
+				   round_up(v->alloc_end > keep ? v->alloc_end : keep, VHDX_MiB), u, n,
+				   &entry, &elen);
 	if (ret) {
 		ret = gp_error_set(&v->err, ret, "%s: out of memory", v->path);
 		goto out;
@@ -1285,6 +1334,7 @@ static int dup_str(char **dst, const char *src)
 
 int vhdx_get_info(struct vhdx *v, struct vhdx_info *out)
 {
+	uint64_t nalloc = 0;
 	int bad = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -1304,11 +1354,19 @@ int vhdx_get_info(struct vhdx *v, struct vhdx_info *out)
 	out->log_offset = v->hdr.log_offset;
 	out->log_length = v->hdr.log_length;
 	out->bat_entries = v->geo.total_entries;
-	for (uint64_t b = 0; b < v->geo.data_blocks; b++) {
-		unsigned s = vhdx_bat_state(vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, b)));
-		out->allocated_blocks += s == VHDX_PAYLOAD_FULLY_PRESENT ||
-					 s == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+	/* Payload entries come in groups of chunk_ratio, each followed by a
+	 * sector-bitmap entry: walk them without a division per block, and
+	 * count in a local (the BAT bytes may alias *out). */
+	for (uint64_t b = 0, i = 0, k = 0; b < v->geo.data_blocks; b++, i++) {
+		unsigned s = vhdx_bat_state(vhdx_bat_get(v, i));
+
+		nalloc += s == VHDX_PAYLOAD_FULLY_PRESENT || s == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+		if (++k == v->geo.chunk_ratio) {
+			k = 0;
+			i++;
+		}
 	}
+	out->allocated_blocks = nalloc;
 	out->log_state = v->log_was_dirty ? VHDX_LOG_DIRTY : VHDX_LOG_EMPTY;
 	out->log_replayed = v->log_replayed;
 	vhdx_guid_format(&v->md.disk_id, out->disk_id);

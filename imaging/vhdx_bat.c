@@ -55,6 +55,16 @@ static const char *ext_name(const struct ext *e, const struct vhdx_extent *fixed
 	return buf;
 }
 
+/* Are the @n 8-byte entries at @p all zero? (Zero in any byte order.) */
+static bool bat_zero(const uint8_t *p, uint64_t n)
+{
+	uint64_t acc = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		acc |= get_le64(p + i * 8);
+	return acc == 0;
+}
+
 int vhdx_bat_parse(const char *path, uint64_t bat_offset, const uint8_t *buf,
 		   const struct vhdx_geometry *g, uint64_t file_size,
 		   const struct vhdx_extent *fixed, size_t nfixed, uint64_t *alloc_end,
@@ -70,7 +80,18 @@ int vhdx_bat_parse(const char *path, uint64_t bat_offset, const uint8_t *buf,
 	/* k counts position within a chunk's group of chunk_ratio payload
 	 * entries followed by one sector-bitmap entry (no division per entry). */
 	for (uint64_t i = 0, k = 0; i < n; i++, k = k == g->chunk_ratio ? 0 : k + 1) {
-		uint64_t e = get_le64(buf + i * 8);
+		uint64_t e;
+
+		/* A whole chunk group of zero entries (NOT_PRESENT payload, no
+		 * sector bitmap) needs no checks: a new 2 TiB disk is nothing
+		 * else, and this was 8 % of `gpup inspect` (bench/RESULTS.md). */
+		if (k == 0 && n - i > g->chunk_ratio && bat_zero(buf + i * 8, g->chunk_ratio + 1)) {
+			blk += g->chunk_ratio;
+			i += g->chunk_ratio;
+			k = g->chunk_ratio;
+			continue;
+		}
+		e = get_le64(buf + i * 8);
 		unsigned st = vhdx_bat_state(e);
 		uint64_t off = vhdx_bat_offset(e), need, span;
 

@@ -347,7 +347,8 @@ struct vhdx {
 	int fd;
 	bool writable;
 	uint64_t file_size;    /* current size of the file (incl. in-memory replay extension) */
-	uint64_t alloc_end;    /* next free 1 MiB-aligned offset for new blocks */
+	uint64_t alloc_end;    /* next free 1 MiB-aligned offset for new blocks: the end of
+	                        * the last structure; the file may extend past it */
 
 	struct vhdx_header hdr;  /* the current header */
 	int cur_slot;            /* 0: header 1, 1: header 2 */

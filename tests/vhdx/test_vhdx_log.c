@@ -279,10 +279,74 @@ Test(vhdx_log, a_log_guid_without_valid_entries_is_corrupt)
 	free(img);
 }
 
+/* New blocks grow the file ahead in big steps (one extension per block
+ * made each write into it slow); close() trims what stayed unused, and an
+ * unreferenced tail (a session killed before its BAT commit, or after
+ * growing ahead) is reused by the next session rather than kept. */
+Test(vhdx_log, grown_tail_is_trimmed_and_reused)
+{
+	char *img = t_strdup_printf("%s/t.vhdx", dir);
+	struct gp_disk_open_opts o = { .writable = true };
+	struct gp_error err = { 0 };
+	uint64_t seed = 5, size0;
+	uint8_t *p = malloc(3 * MiB), *got;
+	struct gp_disk *d;
+	struct stat st;
+	int fd;
+
+	vt_create(img, 2048 * MiB, 1 * MiB, 512);
+	cr_assert_eq(stat(img, &st), 0);
+	size0 = (uint64_t)st.st_size;
+	t_fill_random(p, 3 * MiB, &seed);
+	cr_assert_eq(gp_disk_open(img, &o, &d, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_disk_pwrite(d, p, 3 * MiB, 0), 0, "%s", gp_disk_error(d)->msg);
+	cr_assert_eq(stat(img, &st), 0);
+	cr_assert_gt((uint64_t)st.st_size, size0 + 3 * MiB, "grown ahead while writing");
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	cr_assert_eq(stat(img, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, size0 + 3 * MiB, "the unused tail is trimmed");
+
+	/* A tail nothing references, as a killed writer leaves it. */
+	fd = open(img, O_RDWR);
+	cr_assert(fd >= 0);
+	cr_assert_eq(ftruncate(fd, (off_t)(size0 + 100 * MiB)), 0);
+	close(fd);
+	vt_write(img, p, MiB, 1000 * MiB);
+	cr_assert_eq(stat(img, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, size0 + 4 * MiB, "the new block reuses the tail");
+	got = vt_read(img, GP_DISK_BACKEND_LIBVHDI, NULL, 1000 * MiB, MiB);
+	cr_assert(memcmp(got, p, MiB) == 0);
+	free(got);
+	got = vt_read(img, GP_DISK_BACKEND_LIBVHDI, NULL, 0, 3 * MiB);
+	cr_assert(memcmp(got, p, 3 * MiB) == 0);
+	free(got);
+	cr_assert_eq(vt_qemu_check(img), 0);
+	free(p);
+	free(img);
+}
+
 Test(vhdx_log, crc32c_known_answer)
 {
 	cr_assert_eq(crc32c("123456789", 9), 0xE3069283u);
 	cr_assert_eq(crc32c_update(crc32c("1234", 4), "56789", 5), 0xE3069283u);
+	cr_assert_eq(crc32c_update_table(0, "123456789", 9), 0xE3069283u);
+}
+
+/* The instruction path (SSE4.2, when the CPU has it) and the table agree
+ * on every length and alignment, chained or not. */
+Test(vhdx_log, crc32c_paths_agree)
+{
+	uint8_t buf[4096 + 16];
+	uint64_t seed = 3;
+
+	t_fill_random(buf, sizeof(buf), &seed);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t len = 0; len < 300; len++)
+			cr_assert_eq(crc32c_update(0x12345678u, buf + off, len),
+				     crc32c_update_table(0x12345678u, buf + off, len), "off %zu len %zu", off,
+				     len);
+	cr_assert_eq(crc32c(buf, 4096), crc32c_update_table(0, buf, 4096));
+	cr_assert_eq(crc32c_update(crc32c(buf, 1000), buf + 1000, 3096), crc32c(buf, 4096));
 }
 
 Test(vhdx_log, fixture_script_builds_dirty_images)
