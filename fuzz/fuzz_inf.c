@@ -2,9 +2,12 @@
  * fuzz_inf.c — the INF parser (gp_inf_parse(): encoding detection, line
  * splitting, quoting, %key% substitution with its depth and memory bounds)
  * plus the lookups a DriverStore scan makes on the result.
- * Seeds: fuzz/corpus/inf (real INF syntax); dictionary fuzz/inf.dict.
- * Inputs are capped at 256 KiB: every rule is reachable in small files and
- * the parser's work is linear in the input.
+ * Seeds: fuzz/corpus/inf (real INFs, and the big ones cut into groups of
+ * sections with the [Strings] they use by fuzz/infsplit.py); dictionary
+ * fuzz/inf.dict. Inputs are capped at 256 KiB here and fuzz/run.sh fuzzes
+ * with -max_len=8192: every rule (including the expansion budget, reached
+ * through nested %key% substitution) is reachable in small files, and the
+ * parser's work is linear in the input.
  */
 #include <string.h>
 
