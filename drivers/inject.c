@@ -404,13 +404,94 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return ret;
 }
 
+/* Directories the plan touches, for gp_ntfs_create_overhead(). */
+struct dirset {
+	char **paths;
+	size_t n;
+};
+
+/* Add @dir (not NUL-terminated: @len bytes) to @d unless there; returns 1
+ * when added, 0 when there already, GP_ERR_NOMEM. Guest paths compare
+ * case-insensitively, as NTFS does. */
+static int dirset_add(struct dirset *d, const char *dir, size_t len)
+{
+	char **a;
+
+	for (size_t i = 0; i < d->n; i++)
+		if (strlen(d->paths[i]) == len && strncasecmp(d->paths[i], dir, len) == 0)
+			return 0;
+	a = realloc(d->paths, (d->n + 1) * sizeof(*a));
+	if (!a)
+		return GP_ERR_NOMEM;
+	d->paths = a;
+	a[d->n] = strndup(dir, len);
+	if (!a[d->n])
+		return GP_ERR_NOMEM;
+	d->n++;
+	return 1;
+}
+
+/* The metadata the new files of the plan take beyond their data: counts
+ * the new files, the directories that do not exist yet (every level up to
+ * one that does) and the existing ones that receive entries. */
+static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
+			 const enum gp_inject_action *actions, uint64_t *out, struct gp_error *err)
+{
+	struct dirset seen = { 0 };
+	uint64_t n_files = 0, n_dirs = 0, n_parents = 0, name_bytes = 0;
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < set->count; i++) {
+		const char *p = set->files[i].guest_path;
+		const char *slash = strrchr(p, '/');
+		size_t len;
+
+		if (actions[i] != GP_INJECT_NEW)
+			continue;
+		n_files++;
+		name_bytes += strlen(slash ? slash + 1 : p);
+		/* Up the tree until a directory seen before or existing. */
+		for (len = slash ? (size_t)(slash - p) : 0; len > 0;) {
+			struct gp_ntfs_stat st;
+			char *dir;
+			const char *up;
+			int r = dirset_add(&seen, p, len);
+
+			if (r <= 0) {
+				ret = r ? gp_error_set(err, GP_ERR_NOMEM, "out of memory") : 0;
+				break;
+			}
+			dir = seen.paths[seen.n - 1];
+			r = gp_ntfs_stat(v, dir, &st);
+			if (r == 0) {
+				n_parents++;
+				break;
+			}
+			if (r != GP_ERR_NOTFOUND) {
+				ret = gp_error_copy(err, gp_ntfs_error(v));
+				break;
+			}
+			gp_ntfs_clear_error(v);
+			n_dirs++;
+			up = memrchr(p, '/', len);
+			name_bytes += len - (up ? (size_t)(up - p) + 1 : 0);
+			len = up ? (size_t)(up - p) : 0;
+		}
+	}
+	for (size_t i = 0; i < seen.n; i++)
+		free(seen.paths[i]);
+	free(seen.paths);
+	*out = ret ? 0 : gp_ntfs_create_overhead(v, n_files, n_dirs, name_bytes, n_parents);
+	return ret;
+}
+
 int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 		    struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
 		    struct gp_inject_report *rep, struct gp_error *err)
 {
 	static const struct gp_inject_apply_opts defaults;
 	struct gp_ntfs_volinfo vi;
-	uint64_t need = 0, have;
+	uint64_t need = 0, meta = 0, total = 0, have;
 	bool *existed = NULL;
 	int ret = 0;
 
@@ -465,14 +546,21 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 	}
 	rep->changed = rep->n_new || rep->n_replaced || rep->n_removed;
 
-	/* Refuse up front rather than fail half-way: the new data must fit
-	 * beside what is there (stale builds are removed only after the new
-	 * package is complete, so their space does not count). */
+	/* Refuse up front rather than fail half-way: the new data and the
+	 * metadata of the new files must fit beside what is there (stale
+	 * builds are removed only after the new package is complete, so
+	 * their space does not count). */
+	ret = plan_overhead(v, set, rep->actions, &meta, err);
+	if (ret)
+		goto out;
 	have = gp_ntfs_free_bytes(v);
-	if (need > have) {
+	if (add_u64(need, meta, &total) < 0 || total > have) {
 		ret = gp_error_set(err, GP_ERR_NOSPACE,
-				   "not enough free space in the guest volume: need %llu bytes, have %llu",
-				   (unsigned long long)need, (unsigned long long)have);
+				   "not enough free space in the guest volume: need %llu bytes "
+				   "(%llu of file data, %llu of NTFS metadata), have %llu",
+				   (unsigned long long)(total < need ? UINT64_MAX : total),
+				   (unsigned long long)need, (unsigned long long)meta,
+				   (unsigned long long)have);
 		goto out;
 	}
 	if (opts->dry_run)

@@ -273,40 +273,46 @@ static bool regular_file(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Find the host file for a companion: the package folder (at its
- * SourceDisksFiles place, else its top), else the host's own copy of the
- * installed file (@host_dir relative to Windows, @dest its installed name).
- * Returns a malloc'ed path or NULL (*oom set on allocation failure). */
+/* The package folder's copy of media file @src: at its SourceDisksFiles
+ * place, else at the folder's top (where a DriverStore keeps files whose
+ * media subdirectory it flattened). Returns 0 with *out NULL when absent. */
+static int find_in_package(struct ctx *c, const char *src, char **out)
+{
+	char *sub = source_subdir(c, src), *rel, *path = NULL;
+
+	*out = NULL;
+	if (!sub)
+		return GP_ERR_NOMEM;
+	rel = *sub ? fmt("%s/%s", sub, src) : strdup(src);
+	free(sub);
+	if (!rel)
+		return GP_ERR_NOMEM;
+	if (gp_find_path_ci(c->pkg->dir_path, rel, &path) == 0 && regular_file(path)) {
+		*out = path;
+	} else if (strcmp(rel, src) != 0) {
+		free(path);
+		path = NULL;
+		if (gp_find_path_ci(c->pkg->dir_path, src, &path) == 0 && regular_file(path))
+			*out = path;
+	}
+	if (!*out)
+		free(path);
+	free(rel);
+	return 0;
+}
+
+/* Find the host file for a companion: the package folder (find_in_package),
+ * else the host's own copy of the installed file (@host_dir relative to
+ * Windows, @dest its installed name). Returns a malloc'ed path or NULL
+ * (*oom set on allocation failure). */
 static char *find_source(struct ctx *c, const char *src, const char *host_dir,
 			 const char *dest, bool *oom)
 {
-	char *sub = source_subdir(c, src), *rel = NULL, *path = NULL;
+	char *path = NULL;
 
-	*oom = false;
-	if (!sub) {
-		*oom = true;
-		return NULL;
-	}
-	rel = *sub ? fmt("%s/%s", sub, src) : strdup(src);
-	free(sub);
-	if (!rel) {
-		*oom = true;
-		return NULL;
-	}
-	if (gp_find_path_ci(c->pkg->dir_path, rel, &path) == 0 && regular_file(path)) {
-		free(rel);
+	*oom = find_in_package(c, src, &path) != 0;
+	if (path || *oom)
 		return path;
-	}
-	free(path);
-	path = NULL;
-	if (strcmp(rel, src) != 0 && gp_find_path_ci(c->pkg->dir_path, src, &path) == 0 &&
-	    regular_file(path)) {
-		free(rel);
-		return path;
-	}
-	free(rel);
-	free(path);
-	path = NULL;
 	if (c->s->windows_dir) {
 		char *hrel = fmt("%s/%s", host_dir, dest);
 		if (!hrel) {
@@ -321,6 +327,58 @@ static char *find_source(struct ctx *c, const char *src, const char *host_dir,
 		free(path);
 	}
 	return NULL;
+}
+
+/* Every file of the package's media ([SourceDisksFiles] and
+ * [SourceDisksFiles.<arch>]) must be in its folder: the DriverStore keeps
+ * all of them, so one that is absent means an incomplete copy (a folder
+ * copied by hand, a failed download), and a guest given the package
+ * without, say, its .sys shows Code 43. Absent files are an error naming
+ * the file, or, when missing files are allowed, listed in set->missing
+ * under the guest path they would have had. */
+static int check_media_files(struct ctx *c)
+{
+	char decorated[64];
+	const struct gp_inf_section *secs[2];
+
+	snprintf(decorated, sizeof(decorated), "SourceDisksFiles.%s", c->pkg->arch);
+	secs[0] = gp_inf_section(c->inf, decorated);
+	secs[1] = gp_inf_section(c->inf, "SourceDisksFiles");
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; secs[k] && i < secs[k]->n_lines; i++) {
+			const char *file = secs[k]->lines[i].key;
+			char *path = NULL, *guest;
+			int rc = 0;
+
+			if (!file || !*file || strpbrk(file, "/\\:"))
+				continue;   /* not a plain name: nothing we could look up */
+			if (find_in_package(c, file, &path))
+				return nomem(c);
+			if (path) {
+				free(path);
+				continue;
+			}
+			guest = fmt("%s/%s/%s", GP_GUEST_HOSTDRIVERSTORE, c->pkg->folder, file);
+			if (!guest)
+				return nomem(c);
+			if (find_guest(c, guest) != SIZE_MAX) {
+				/* Listed in both sections, reported once. */
+			} else if (c->allow_missing) {
+				if (!push_str(&c->set->missing, &c->set->n_missing, guest))
+					rc = nomem(c);
+			} else {
+				rc = c->rc = gp_error_set(&c->s->err, GP_ERR_NOTFOUND,
+							  "%s: %s, listed in [%s] of %s, is missing from the package "
+							  "folder (an incomplete copy of the DriverStore?); allow missing "
+							  "files to skip it", c->pkg->dir_path, file,
+							  secs[k]->name, c->pkg->inf_name);
+			}
+			free(guest);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
 }
 
 /* Add one System32/SysWOW64 companion. @guest_dir is "Windows/System32[/sub]". */
@@ -793,6 +851,10 @@ int gp_store_injection_set(struct gp_store *s, const struct gp_package *pkg,
 	}
 	if (!rc)
 		rc = vm_companions(&c);
+	/* After the companions: a missing file that is also a companion
+	 * source is reported by them, with its System32 name. */
+	if (!rc)
+		rc = check_media_files(&c);
 	if (!rc)
 		rc = add_copyinf_packages(&c);
 	if (!rc && c.set->count)

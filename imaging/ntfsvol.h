@@ -130,6 +130,17 @@ void gp_ntfs_volinfo(const struct gp_ntfs *v, struct gp_ntfs_volinfo *out);
 /* Free space now, in bytes (changes as files are written). */
 uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v);
 
+/* An upper bound of the space, beyond the files' own data clusters, that
+ * creating @n_files files and @n_dirs directories takes: one MFT record
+ * each, their directory index entries (names totalling @name_bytes bytes
+ * of UTF-8, which is at least their UTF-16 length), index blocks that may
+ * be left half full by splits in each of the @n_dirs new and @n_parents
+ * existing directories that receive entries, and one step of $MFT growth.
+ * Callers add it to the data they plan to write to refuse, before writing,
+ * a volume that would otherwise run out half-way through. */
+uint64_t gp_ntfs_create_overhead(const struct gp_ntfs *v, uint64_t n_files, uint64_t n_dirs,
+				 uint64_t name_bytes, uint64_t n_parents);
+
 /* FILE_ATTRIBUTE_* bits as Windows defines them. */
 enum {
 	GP_NTFS_ATTR_READONLY = 0x1,

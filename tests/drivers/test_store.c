@@ -435,10 +435,47 @@ Test(store, missing_companion)
 		  gp_store_error(s)->msg);
 	o.allow_missing = true;
 	set = inject_ok(s, r, true);
-	cr_assert_eq(set->n_missing, 1);
+	/* Missing twice over: as the System32 companion, and as a file of the
+	 * package's media ([SourceDisksFiles]) absent from its folder. */
+	cr_assert_eq(set->n_missing, 2);
 	cr_assert_str_eq(set->missing[0], "Windows/System32/nvml.dll");
+	cr_assert_str_eq(set->missing[1], "Windows/System32/HostDriverStore/FileRepository/" NV_NEW
+			 "/nvml_loader.dll");
 	cr_assert_lt(dt_find(set, "Windows/System32/nvml.dll"), 0);
 	cr_assert_geq(dt_find(set, "Windows/System32/nvcuda.dll"), 0);
+	gp_inject_set_free(set);
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(victim);
+	free(root);
+}
+
+/* A file of the package's media that no companion copies (the kernel
+ * driver itself) missing from the folder: an incomplete copy of the
+ * DriverStore would otherwise be injected "successfully" and give Code 43. */
+Test(store, missing_package_file)
+{
+	char *root = dt_mkstore(dir);
+	char *victim = t_strdup_printf("%s/" REPO_REL "/" NV_NEW "/nvlddmkm.sys", root);
+	struct gp_store *s;
+	struct gp_resolution *r;
+	struct gp_inject_set *set = NULL;
+	struct gp_inject_opts o = { 0 };
+	const char *msg;
+
+	cr_assert_eq(unlink(victim), 0);
+	s = dt_open(root);
+	r = resolve_ok(s, NV_GPU, NULL);
+	cr_assert_eq(gp_store_injection_set(s, r->pkg, r->model, &o, &set), GP_ERR_NOTFOUND);
+	cr_assert_null(set);
+	msg = gp_store_error(s)->msg;
+	cr_assert(strstr(msg, NV_NEW ": nvlddmkm.sys, listed in [SourceDisksFiles") &&
+		  strstr(msg, "of nv_dispi.inf, is missing from the package folder"), "%s", msg);
+	cr_assert_null(strchr(msg, '\n'), "one line: %s", msg);
+	set = inject_ok(s, r, true);
+	cr_assert_eq(set->n_missing, 1);
+	cr_assert_str_eq(set->missing[0], "Windows/System32/HostDriverStore/FileRepository/" NV_NEW
+			 "/nvlddmkm.sys");
 	gp_inject_set_free(set);
 	gp_resolution_free(r);
 	gp_store_close(s);

@@ -372,6 +372,34 @@ Test(prepare, old_guest_build_is_refused_and_untouched)
 	free(st);
 }
 
+/* A host package folder without its kernel driver (an incomplete hand copy
+ * of the DriverStore): refused before the image is touched, naming the
+ * file, instead of a guest that "prepared" fine and shows Code 43. */
+Test(prepare, incomplete_host_package_is_refused_and_untouched)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *copy = t_strdup_printf("%s/store", dir);
+	const char *before = sha_of(img);
+	struct t_run r;
+
+	t_run(&r, "cp -a '%s' '%s' && rm '%s'/Windows/System32/DriverStore/FileRepository/"
+	      "nv_dispi.inf_amd64_2222bbbb22220002/nvlddmkm.sys", st, copy, copy);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, copy);
+	cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "nv_dispi.inf_amd64_2222bbbb22220002: nvlddmkm.sys, listed in "
+			 "[SourceDisksFiles] of nv_dispi.inf, is missing from the package folder"),
+		  "%s", r.err);
+	cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "not one line: %s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
+	free(copy);
+	free(img);
+	free(st);
+}
+
 Test(prepare, linux_guest_is_refused)
 {
 	char *img = t_strdup_printf("%s/linux.img", dir);
