@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -886,14 +887,153 @@ out:
 
 /* ---- Streaming --------------------------------------------------------- */
 
+/*
+ * The stream checks every file against the manifest's SHA-256, and hashing
+ * costs about as much CPU as the injector's image writes (bench/RESULTS.md,
+ * profile item 2). So the digest runs on a second thread, overlapped with
+ * those writes: read() copies what it hands out into a ring, the hasher
+ * thread digests the ring behind it, and close() waits for it to catch up
+ * before comparing. The copy (not the caller's buffer) is what keeps the
+ * two threads independent: the caller may reuse or free its buffer as soon
+ * as read() returns, and it costs a fraction of the hash. Memory: HASH_RING
+ * bytes per stream, whatever the bundle's size.
+ *
+ * Ownership: the ring's counters and @quit are under @mu; bytes between
+ * @hashed and @queued belong to the hasher, the rest of the ring to the
+ * caller. The digest (@md) is the hasher's while bytes are queued, the
+ * caller's when the ring is empty (open() starts it, close() ends it).
+ */
+#define HASH_RING (4u << 20)
+
+struct hasher {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* either side waits on it; one waiter each */
+	bool quit;
+	uint64_t queued, hashed; /* bytes ever put into / digested from the ring */
+	uint8_t *ring;
+	EVP_MD_CTX *md;
+	EVP_MD *md_type;        /* fetched once per stream (sha_init) */
+};
+
+static void *hasher_main(void *arg)
+{
+	struct hasher *h = arg;
+
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		uint64_t at, n;
+
+		while (!h->quit && h->hashed == h->queued)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->quit)
+			break;
+		/* Up to the ring's end; the rest on the next turn. */
+		at = h->hashed % HASH_RING;
+		n = h->queued - h->hashed;
+		if (n > HASH_RING - at)
+			n = HASH_RING - at;
+		pthread_mutex_unlock(&h->mu);
+		EVP_DigestUpdate(h->md, h->ring + at, (size_t)n);
+		pthread_mutex_lock(&h->mu);
+		h->hashed += n;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+static int hasher_start(struct hasher *h, struct gp_error *err)
+{
+	if (h->started)
+		return 0;
+	h->ring = malloc(HASH_RING);
+	if (!h->ring)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	if (pthread_mutex_init(&h->mu, NULL))
+		goto fail_ring;
+	if (pthread_cond_init(&h->cv, NULL))
+		goto fail_mu;
+	if (pthread_create(&h->thread, NULL, hasher_main, h))
+		goto fail_cv;
+	h->started = true;
+	return 0;
+fail_cv:
+	pthread_cond_destroy(&h->cv);
+fail_mu:
+	pthread_mutex_destroy(&h->mu);
+fail_ring:
+	free(h->ring);
+	h->ring = NULL;
+	return gp_error_set(err, GP_ERR_NOMEM, "cannot start the hashing thread");
+}
+
+/* Queue @len bytes of @p for the digest (copied; waits for room). */
+static void hasher_put(struct hasher *h, const uint8_t *p, size_t len)
+{
+	pthread_mutex_lock(&h->mu);
+	while (len) {
+		uint64_t at = h->queued % HASH_RING, room;
+
+		while (h->queued - h->hashed == HASH_RING)
+			pthread_cond_wait(&h->cv, &h->mu);
+		room = HASH_RING - (h->queued - h->hashed);
+		if (room > HASH_RING - at)
+			room = HASH_RING - at;
+		if (room > len)
+			room = len;
+		/* [at, at + room) is the caller's until queued moves. */
+		pthread_mutex_unlock(&h->mu);
+		memcpy(h->ring + at, p, (size_t)room);
+		pthread_mutex_lock(&h->mu);
+		h->queued += room;
+		p += room;
+		len -= (size_t)room;
+		pthread_cond_broadcast(&h->cv);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Wait until every queued byte is in the digest (the digest is then the
+ * caller's again). */
+static void hasher_drain(struct hasher *h)
+{
+	if (!h->started)
+		return;
+	pthread_mutex_lock(&h->mu);
+	while (h->hashed != h->queued)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void hasher_stop(struct hasher *h)
+{
+	if (h->started) {
+		pthread_mutex_lock(&h->mu);
+		h->quit = true;
+		pthread_cond_broadcast(&h->cv);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->thread, NULL);
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+		h->started = false;
+	}
+	free(h->ring);
+	h->ring = NULL;
+	EVP_MD_CTX_free(h->md);
+	EVP_MD_free(h->md_type);
+	h->md = NULL;
+	h->md_type = NULL;
+}
+
 struct bundle_stream {
 	struct gp_bundle *b;
 	struct archive *a;
 	size_t next;            /* manifest index of the next archive entry */
 	ssize_t cur;            /* file open for reading, -1 if none */
 	uint64_t done;
-	EVP_MD_CTX *md;
-	EVP_MD *md_type;        /* fetched once per stream (sha_init) */
+	struct hasher h;
 	bool failed;            /* the archive reader is in an unknown state */
 };
 
@@ -932,7 +1072,11 @@ static int stream_open(struct gp_inject_stream *s, const struct gp_inject_file *
 	bs->next++;
 	bs->cur = idx;
 	bs->done = 0;
-	return sha_init(&bs->md, &bs->md_type, err);
+	/* A file abandoned without close() may still have bytes queued. */
+	hasher_drain(&bs->h);
+	if ((ret = hasher_start(&bs->h, err)))
+		goto fail;
+	return sha_init(&bs->h.md, &bs->h.md_type, err);
 fail:
 	bs->failed = true;
 	return ret;
@@ -959,7 +1103,7 @@ static int64_t stream_read(struct gp_inject_stream *s, void *buf, size_t len,
 		return gp_error_set(err, GP_ERR_MISMATCH,
 				    "%s: file '%s': longer than the manifest's %llu bytes", bs->b->path,
 				    f->guest_path, (unsigned long long)f->size);
-	EVP_DigestUpdate(bs->md, buf, (size_t)n);
+	hasher_put(&bs->h, buf, (size_t)n);
 	return n;
 }
 
@@ -974,12 +1118,13 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 		return gp_error_set(err, GP_ERR_INVALID, "%s: close without an open file", bs->b->path);
 	f = &bs->b->m->set.files[bs->cur];
 	bs->cur = -1;
+	hasher_drain(&bs->h);
 	if (bs->done != f->size)
 		return gp_error_set(err, GP_ERR_MISMATCH,
 				    "%s: file '%s': %llu bytes read, the manifest says %llu", bs->b->path,
 				    f->guest_path, (unsigned long long)bs->done,
 				    (unsigned long long)f->size);
-	sha_final(bs->md, got);
+	sha_final(bs->h.md, got);
 	if (memcmp(got, f->sha256, 32))
 		return mismatch_hash(bs->b, f, got, "content", err);
 	if (sha256 && memcmp(sha256, f->sha256, 32))
@@ -1006,9 +1151,8 @@ static void stream_destroy(struct gp_inject_stream *s)
 	struct bundle_stream *bs = s->ctx;
 
 	if (bs) {
+		hasher_stop(&bs->h);
 		archive_read_free(bs->a);
-		EVP_MD_CTX_free(bs->md);
-		EVP_MD_free(bs->md_type);
 		free(bs);
 	}
 	s->ctx = NULL;
