@@ -29,7 +29,7 @@ static void usage(FILE *f)
 		"  --gpu ID|auto       instance path or hardware ID (default: auto)\n"
 		"  --arch A            guest architecture (default: amd64)\n"
 		"  --build N           guest Windows build (default: newest)\n"
-		"  --allow-missing     skip companions found nowhere instead of failing\n"
+		"  --allow-missing     skip INF-listed files found nowhere instead of failing\n"
 		"  -o, --output FILE   the bundle to write (replaced atomically)\n"
 		"list      show the manifest: package, hardware IDs, files with size and SHA-256.\n"
 		"verify    read every file and check it against the manifest.\n\n"

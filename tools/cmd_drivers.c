@@ -31,7 +31,7 @@ static void usage(FILE *f)
 		   "  --build N          guest Windows build number (default: newest)\n"
 		   "  --json             machine-readable output\n"
 		   "  --explain          say why every candidate package won or lost\n"
-		   "  --allow-missing    skip companion files found nowhere instead of failing\n"
+		   "  --allow-missing    skip INF-listed files found nowhere instead of failing\n"
 		   "  -h, --help         show this help\n");
 }
 

@@ -16,7 +16,8 @@
  *   "written_image", "dry_run", "changed", "guest": {product, edition,
  *   installation, build, ubr, arch}, "source": {kind, path},
  *   "package": {folder, inf, provider, driver_ver_date, driver_ver_version},
- *   "files": {new, replaced, unchanged, bytes_written, total},
+ *   "files": {new, replaced, unchanged, bytes_written, total, missing (guest
+ *            paths skipped by --allow-missing)},
  *   "removed": [{path, bytes}], "verified": true|false|null,
  *   "host_script": PATH|"stdout"|"applied"|null }
  */
@@ -132,6 +133,13 @@ static struct json_object *report_json(struct prepare *p)
 	json_object_object_add(files, "unchanged", json_object_new_int64((int64_t)p->rep.n_unchanged));
 	json_object_object_add(files, "bytes_written", json_object_new_int64((int64_t)p->rep.bytes_written));
 	json_object_object_add(files, "total", json_object_new_int64((int64_t)set->count));
+	{
+		struct json_object *miss = json_object_new_array();
+
+		for (size_t i = 0; i < set->n_missing; i++)
+			json_object_array_add(miss, json_object_new_string(set->missing[i]));
+		json_object_object_add(files, "missing", miss);
+	}
 	json_object_object_add(o, "files", files);
 	rm = json_object_new_array();
 	for (size_t i = 0; i < p->rep.n_removed; i++) {
@@ -257,6 +265,11 @@ static int run(struct prepare *p)
 	if (!ret)
 		ret = session_open_source(&p->s, p->guest.f.arch[0] ? p->guest.f.arch : NULL,
 					  p->guest.build_num, &err);
+	/* --allow-missing let files through that the guest will lack: say
+	 * which, every time (a guest without them may show Code 43). */
+	for (size_t i = 0; !ret && !p->s.quiet && i < gp_source_set(p->s.src)->n_missing; i++)
+		cli_warn("%s: found nowhere on the host, not injected (--allow-missing)",
+			 gp_source_set(p->s.src)->missing[i]);
 	if (!ret && p->guest.f.arch[0]) {
 		const char *pa = gp_source_set(p->s.src)->pkg->arch;
 

@@ -126,7 +126,7 @@ void session_help(FILE *f, bool with_source)
 			"  --driverstore DIR   host root, Windows, DriverStore or FileRepository dir\n"
 			"  --bundle FILE       a bundle made by 'gpup bundle create'\n"
 			"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n"
-			"  --allow-missing     skip INF-listed companions found nowhere\n");
+			"  --allow-missing     skip INF-listed files found nowhere (companions, package files)\n");
 	fprintf(f,
 		"Image:\n"
 		"  --partition N       the Windows volume's partition number\n"

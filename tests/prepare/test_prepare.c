@@ -395,6 +395,29 @@ Test(prepare, incomplete_host_package_is_refused_and_untouched)
 	cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "not one line: %s", r.err);
 	t_run_free(&r);
 	cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
+	/* --allow-missing goes ahead, and says what the guest lacks, on
+	 * stderr and in the JSON; verify with the same option agrees. */
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --allow-missing --json",
+	       img, copy);
+	cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "gpup: warning: Windows/System32/HostDriverStore/FileRepository/"
+			 "nv_dispi.inf_amd64_2222bbbb22220002/nvlddmkm.sys: found nowhere on the host, "
+			 "not injected (--allow-missing)"), "%s", r.err);
+	{
+		struct json_object *o = json_tokener_parse(r.out), *files, *miss;
+
+		cr_assert(o && json_object_object_get_ex(o, "files", &files) &&
+			  json_object_object_get_ex(files, "missing", &miss) &&
+			  json_object_array_length(miss) == 1, "%s", r.out);
+		cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(miss, 0)),
+				 "Windows/System32/HostDriverStore/FileRepository/"
+				 "nv_dispi.inf_amd64_2222bbbb22220002/nvlddmkm.sys");
+		json_object_put(o);
+	}
+	t_run_free(&r);
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "' --allow-missing", img, copy);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	t_run_free(&r);
 	free(copy);
 	free(img);
 	free(st);
