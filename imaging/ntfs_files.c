@@ -1272,35 +1272,41 @@ out:
 	return ret;
 }
 
+/* Parse @path as a file to create and make its parent directories; *@dir
+ * is then the parent's MFT reference and @p holds the components (free
+ * with gpath_free() after a 0 return). The file name is checked before any
+ * directory is made, so a bad name leaves nothing behind. */
+static int file_target(struct gp_ntfs *v, const char *path, struct gpath *p, u64 *dir)
+{
+	struct gp_error nerr = { 0 };
+	int ret;
+
+	gp_error_clear(&v->err); /* each call reports its own failure */
+	ret = gpath_parse(v, path, p);
+	if (ret)
+		return ret;
+	if (p->n == 0)
+		ret = gp_error_set(&v->err, GP_ERR_INVALID, "%s: '%s' names the root, not a file",
+				   v->where, path);
+	else if (gp_ntfs_check_name(p->comp[p->n - 1], &nerr))
+		ret = gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s: %s", v->where, path, nerr.msg);
+	else
+		ret = mkdirs(v, path, p, p->n - 1, dir);
+	if (ret)
+		gpath_free(p);
+	return ret;
+}
+
 int gp_ntfs_put_stream(struct gp_ntfs *v, const char *path, uint64_t size, int64_t mtime,
 		       gp_ntfs_read_fn read_cb, void *ctx, uint8_t sha256_out[32])
 {
 	struct gpath p;
 	u64 dir;
-	int ret;
-
-	gp_error_clear(&v->err); /* each call reports its own failure */
-	ret = gpath_parse(v, path, &p);
+	int ret = file_target(v, path, &p, &dir);
 
 	if (ret)
 		return ret;
-	if (p.n == 0) {
-		ret = gp_error_set(&v->err, GP_ERR_INVALID, "%s: '%s' names the root, not a file",
-				   v->where, path);
-		goto out;
-	}
-	{
-		struct gp_error nerr = { 0 };
-
-		if (gp_ntfs_check_name(p.comp[p.n - 1], &nerr)) {
-			ret = gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s: %s", v->where, path, nerr.msg);
-			goto out;
-		}
-	}
-	ret = mkdirs(v, path, &p, p.n - 1, &dir);
-	if (!ret)
-		ret = put_at(v, path, dir, p.comp[p.n - 1], size, mtime, read_cb, ctx, sha256_out);
-out:
+	ret = put_at(v, path, dir, p.comp[p.n - 1], size, mtime, read_cb, ctx, sha256_out);
 	gpath_free(&p);
 	return ret;
 }
@@ -1348,22 +1354,11 @@ int gp_ntfs_put_file(struct gp_ntfs *v, const char *host_path, const char *guest
 {
 	struct gpath p;
 	u64 dir;
-	int ret;
-
-	gp_error_clear(&v->err); /* each call reports its own failure */
-	ret = gpath_parse(v, guest_path, &p);
+	int ret = file_target(v, guest_path, &p, &dir);
 
 	if (ret)
 		return ret;
-	if (p.n == 0) {
-		ret = gp_error_set(&v->err, GP_ERR_INVALID, "%s: '%s' names the root, not a file",
-				   v->where, guest_path);
-		goto out;
-	}
-	ret = mkdirs(v, guest_path, &p, p.n - 1, &dir);
-	if (!ret)
-		ret = put_host_file(v, host_path, guest_path, dir, p.comp[p.n - 1]);
-out:
+	ret = put_host_file(v, host_path, guest_path, dir, p.comp[p.n - 1]);
 	gpath_free(&p);
 	return ret;
 }

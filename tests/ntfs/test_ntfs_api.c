@@ -177,6 +177,34 @@ Test(ntfs_api, mkdir_p_creates_only_what_is_missing)
 	free(img);
 }
 
+/* A file name Windows cannot open is refused before its parent folders
+ * are made: a refused put leaves nothing behind (put_file and put_stream
+ * alike). */
+Test(ntfs_api, bad_file_name_makes_no_folders)
+{
+	char *img = nt_guest(dir, "g.img", "--size 512M", NULL, NULL);
+	char *host = t_strdup_printf("%s/host.bin", dir);
+	struct mem_src m = { .p = (const uint8_t *)"abc", .len = 3, .step = 3 };
+	struct gp_ntfs_stat st;
+	struct gp_disk *d;
+	struct gp_ntfs *v;
+
+	cr_assert_eq(t_write_file(host, "abc", 3), 0);
+	open_rw(img, true, &d, &v);
+	cr_assert_eq(gp_ntfs_put_file(v, host, "/New1/Sub/bad:name"), GP_ERR_INVALID);
+	cr_assert(strstr(gp_ntfs_error(v)->msg, "/New1/Sub/bad:name"), "%s", gp_ntfs_error(v)->msg);
+	cr_assert_eq(gp_ntfs_stat(v, "/New1", &st), GP_ERR_NOTFOUND, "a folder was left behind");
+	cr_assert_eq(gp_ntfs_put_stream(v, "/New2/Sub/CON", 3, 0, mem_read, &m, NULL), GP_ERR_INVALID);
+	cr_assert_eq(gp_ntfs_stat(v, "/New2", &st), GP_ERR_NOTFOUND, "a folder was left behind");
+	gp_ntfs_clear_error(v);
+	cr_assert_eq(gp_ntfs_put_file(v, host, "/New3/ok.bin"), 0, "%s", gp_ntfs_error(v)->msg);
+	cr_assert_eq(gp_ntfs_stat(v, "/New3/ok.bin", &st), 0);
+	cr_assert_eq(st.size, 3);
+	close_both(d, v);
+	free(host);
+	free(img);
+}
+
 Test(ntfs_api, windows_name_rules)
 {
 	static const char *const good[] = { "a", "nv_dispi.inf_amd64_1234", "CONSOLE", "con1", "ü ñ 中",
