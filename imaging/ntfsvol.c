@@ -355,13 +355,31 @@ static int marker_write(ntfs_volume *vol, bool set)
 	return ret;
 }
 
-/* VOLUME_IS_DIRTY in the $VOLUME_INFORMATION of @m, a copy of $Volume's
- * MFT record (read as it is on disk, without mounting). */
-static bool record_dirty(MFT_RECORD *m)
+/* Bytes of @r in use, when @r (read raw, @rs bytes) is a whole MFT record
+ * whose header fits its buffer; 0 otherwise. The raw reads below bypass
+ * libntfs-3g's record checks, so its sizes are not to be believed as read
+ * (a hostile image's bytes_in_use could send a comparison or an attribute
+ * walk past the buffer). */
+static uint32_t record_used(const MFT_RECORD *r, uint32_t rs)
 {
-	ntfs_attr_search_ctx *ctx = ntfs_attr_get_search_ctx(NULL, m);
+	uint32_t used = le32_to_cpu(r->bytes_in_use);
+
+	if (!ntfs_is_mft_recordp(r) || le32_to_cpu(r->bytes_allocated) != rs || used > rs ||
+	    le16_to_cpu(r->attrs_offset) >= used)
+		return 0;
+	return used;
+}
+
+/* VOLUME_IS_DIRTY in the $VOLUME_INFORMATION of @m, a copy of $Volume's
+ * MFT record of @rs bytes (read as it is on disk, without mounting). */
+static bool record_dirty(MFT_RECORD *m, uint32_t rs)
+{
+	ntfs_attr_search_ctx *ctx;
 	bool dirty = false;
 
+	if (!record_used(m, rs))
+		return false;
+	ctx = ntfs_attr_get_search_ctx(NULL, m);
 	if (!ctx)
 		return false;
 	if (!ntfs_attr_lookup(AT_VOLUME_INFORMATION, AT_UNNAMED, 0, CASE_SENSITIVE, 0, NULL, 0,
@@ -427,21 +445,23 @@ static int mirror_check(struct gp_ntfs *v, bool repair, struct gp_error *err)
 	n2 = ntfs_attr_mst_pread(vol->mftmirr_na, 0, vol->mftmirr_size, rs, m2);
 	if (n != vol->mftmirr_size || n2 <= 0)
 		goto out;
-	/* The comparison ntfs_device_mount() makes. */
+	/* The comparison ntfs_device_mount() makes (the used bytes of the
+	 * $MFT copy), over at most the record's size. */
 	for (s64 i = 0; i < n2; i++) {
 		MFT_RECORD *r = (MFT_RECORD *)(m + i * rs), *r2 = (MFT_RECORD *)(m2 + i * rs);
+		uint32_t used = record_used(r, rs);
 
-		if (!memcmp(r, r2, ntfs_mft_record_get_data_size(r)))
+		if (!memcmp(r, r2, used ? used : rs))
 			continue;
 		if (first < 0)
 			first = (int)i;
-		if (!ntfs_is_mft_recordp(r) || !(r->flags & MFT_RECORD_IN_USE))
+		if (!used || !(r->flags & MFT_RECORD_IN_USE))
 			valid = false;
 	}
 	if (first < 0)
 		goto out;
-	dirty = record_dirty((MFT_RECORD *)(m + FILE_Volume * rs)) ||
-		(n2 > FILE_Volume && record_dirty((MFT_RECORD *)(m2 + FILE_Volume * rs)));
+	dirty = record_dirty((MFT_RECORD *)(m + FILE_Volume * rs), rs) ||
+		(n2 > FILE_Volume && record_dirty((MFT_RECORD *)(m2 + FILE_Volume * rs), rs));
 	ours = repair && valid && dirty && marker_present(vol);
 	if (ours) {
 		probe_hiberfile(vol, &win);
@@ -456,7 +476,7 @@ static int mirror_check(struct gp_ntfs *v, bool repair, struct gp_error *err)
 	for (s64 i = first; i < n2; i++) {
 		MFT_RECORD *r = (MFT_RECORD *)(m + i * rs);
 
-		if (!memcmp(r, m2 + i * rs, ntfs_mft_record_get_data_size(r)))
+		if (!memcmp(r, m2 + i * rs, record_used(r, rs)))
 			continue;
 		/* Through $MFT and $MFTMirr both, as ntfsfix does: each write
 		 * bumps the record's update sequence number, so a copy to the
