@@ -888,154 +888,268 @@ out:
 /* ---- Streaming --------------------------------------------------------- */
 
 /*
- * The stream checks every file against the manifest's SHA-256, and hashing
- * costs about as much CPU as the injector's image writes (bench/RESULTS.md,
- * profile item 2). So the digest runs on a second thread, overlapped with
- * those writes: read() copies what it hands out into a ring, the hasher
- * thread digests the ring behind it, and close() waits for it to catch up
- * before comparing. The copy (not the caller's buffer) is what keeps the
- * two threads independent: the caller may reuse or free its buffer as soon
- * as read() returns, and it costs a fraction of the hash. Memory: HASH_RING
- * bytes per stream, whatever the bundle's size.
+ * Everything the archive costs — reading, decompressing, checking entries
+ * — runs on a reader thread, into a ring the caller's read() copies out of;
+ * the caller's thread keeps its image writes. The SHA-256 of every byte,
+ * which costs more CPU than either side's other work (bench/RESULTS.md,
+ * profile item 2), is shared: a digest is sequential, but it can move
+ * between threads, so whichever side holds no other work extends it —
+ * the reader over the piece it just decompressed, the caller over the
+ * bytes it just copied out (both still in that core's cache), either one
+ * instead of sleeping. Earlier designs gave the whole digest to one thread
+ * and that thread set the pace (1.5x a directory inject).
  *
- * Ownership: the ring's counters and @quit are under @mu; bytes between
- * @hashed and @queued belong to the hasher, the rest of the ring to the
- * caller. The digest (@md) is the hasher's while bytes are queued, the
- * caller's when the ring is empty (open() starts it, close() ends it).
+ * The reader serves one file at a time: open() asks for a file and waits
+ * until the reader stands on its entry (so a hostile or missing entry fails
+ * open(), before the caller creates anything); the reader then fills the
+ * ring with the entry's bytes and ends with the file's verdict (the digest
+ * once every byte is in it, or the error where the bytes went wrong).
+ * read() hands out the bytes before an error, then the error, as reading
+ * the archive directly would. A file the caller leaves unfinished is
+ * cancelled by the next open() or close().
+ *
+ * Ownership: the counters and flags are under @mu. Ring bytes from
+ * min(@consumed, @hashed) to @produced are in use (to copy out, to hash);
+ * the rest is the reader's to fill. The digest is the holder's of
+ * @hashing; the archive and @next are the reader's while it runs. Memory:
+ * RING bytes, whatever the bundle's size.
  */
-#define HASH_RING (4u << 20)
+#define RING (4u << 20)
+/* Bytes decompressed (and hashed) per step: small enough to stay in cache
+ * between the two, large enough to keep lock traffic low. */
+#define STEP (256u * 1024)
+/* A side waiting for bytes or room is woken once this much is there: a
+ * wake-up per STEP cost the reader a tenth of its time in futex calls. */
+#define WAKE (1u << 20)
 
-struct hasher {
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;       /* either side waits on it; one waiter each */
-	bool quit;
-	uint64_t queued, hashed; /* bytes ever put into / digested from the ring */
-	uint8_t *ring;
-	EVP_MD_CTX *md;
-	EVP_MD *md_type;        /* fetched once per stream (sha_init) */
+enum reader_state {
+	R_IDLE,      /* waiting for a request */
+	R_SEEKING,   /* reading forward to the requested entry */
+	R_STREAMING, /* filling the ring with the entry's bytes */
+	R_DONE,      /* the file ended: @status and @digest hold the verdict */
 };
-
-static void *hasher_main(void *arg)
-{
-	struct hasher *h = arg;
-
-	pthread_mutex_lock(&h->mu);
-	for (;;) {
-		uint64_t at, n;
-
-		while (!h->quit && h->hashed == h->queued)
-			pthread_cond_wait(&h->cv, &h->mu);
-		if (h->quit)
-			break;
-		/* Up to the ring's end; the rest on the next turn. */
-		at = h->hashed % HASH_RING;
-		n = h->queued - h->hashed;
-		if (n > HASH_RING - at)
-			n = HASH_RING - at;
-		pthread_mutex_unlock(&h->mu);
-		EVP_DigestUpdate(h->md, h->ring + at, (size_t)n);
-		pthread_mutex_lock(&h->mu);
-		h->hashed += n;
-		pthread_cond_broadcast(&h->cv);
-	}
-	pthread_mutex_unlock(&h->mu);
-	return NULL;
-}
-
-static int hasher_start(struct hasher *h, struct gp_error *err)
-{
-	if (h->started)
-		return 0;
-	h->ring = malloc(HASH_RING);
-	if (!h->ring)
-		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
-	if (pthread_mutex_init(&h->mu, NULL))
-		goto fail_ring;
-	if (pthread_cond_init(&h->cv, NULL))
-		goto fail_mu;
-	if (pthread_create(&h->thread, NULL, hasher_main, h))
-		goto fail_cv;
-	h->started = true;
-	return 0;
-fail_cv:
-	pthread_cond_destroy(&h->cv);
-fail_mu:
-	pthread_mutex_destroy(&h->mu);
-fail_ring:
-	free(h->ring);
-	h->ring = NULL;
-	return gp_error_set(err, GP_ERR_NOMEM, "cannot start the hashing thread");
-}
-
-/* Queue @len bytes of @p for the digest (copied; waits for room). */
-static void hasher_put(struct hasher *h, const uint8_t *p, size_t len)
-{
-	pthread_mutex_lock(&h->mu);
-	while (len) {
-		uint64_t at = h->queued % HASH_RING, room;
-
-		while (h->queued - h->hashed == HASH_RING)
-			pthread_cond_wait(&h->cv, &h->mu);
-		room = HASH_RING - (h->queued - h->hashed);
-		if (room > HASH_RING - at)
-			room = HASH_RING - at;
-		if (room > len)
-			room = len;
-		/* [at, at + room) is the caller's until queued moves. */
-		pthread_mutex_unlock(&h->mu);
-		memcpy(h->ring + at, p, (size_t)room);
-		pthread_mutex_lock(&h->mu);
-		h->queued += room;
-		p += room;
-		len -= (size_t)room;
-		pthread_cond_broadcast(&h->cv);
-	}
-	pthread_mutex_unlock(&h->mu);
-}
-
-/* Wait until every queued byte is in the digest (the digest is then the
- * caller's again). */
-static void hasher_drain(struct hasher *h)
-{
-	if (!h->started)
-		return;
-	pthread_mutex_lock(&h->mu);
-	while (h->hashed != h->queued)
-		pthread_cond_wait(&h->cv, &h->mu);
-	pthread_mutex_unlock(&h->mu);
-}
-
-static void hasher_stop(struct hasher *h)
-{
-	if (h->started) {
-		pthread_mutex_lock(&h->mu);
-		h->quit = true;
-		pthread_cond_broadcast(&h->cv);
-		pthread_mutex_unlock(&h->mu);
-		pthread_join(h->thread, NULL);
-		pthread_cond_destroy(&h->cv);
-		pthread_mutex_destroy(&h->mu);
-		h->started = false;
-	}
-	free(h->ring);
-	h->ring = NULL;
-	EVP_MD_CTX_free(h->md);
-	EVP_MD_free(h->md_type);
-	h->md = NULL;
-	h->md_type = NULL;
-}
 
 struct bundle_stream {
 	struct gp_bundle *b;
 	struct archive *a;
 	size_t next;            /* manifest index of the next archive entry */
+	EVP_MD_CTX *md;
+	EVP_MD *md_type;        /* fetched once per stream (sha_init) */
+	uint8_t *ring;
+
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* both sides wait on it; one waiter each */
+	enum reader_state state;
+	ssize_t want;           /* the file asked for (R_SEEKING) */
+	bool cancel, quit;
+	uint64_t produced, consumed; /* bytes of the current file into / out of the ring */
+	uint64_t hashed;        /* bytes of the current file in the digest */
+	bool hashing;           /* a thread is extending the digest */
+	bool reader_waits, caller_waits; /* for room or the digest / for bytes */
+	bool positioned;        /* R_DONE: the entry was found (the error, if any, is in its data) */
+	int status;             /* R_DONE: 0 or the error, detailed in @rerr */
+	struct gp_error rerr;
+	uint8_t digest[32];     /* R_DONE with status 0 */
+	bool failed;            /* the archive reader is in an unknown state */
+
+	/* The caller's side. */
 	ssize_t cur;            /* file open for reading, -1 if none */
 	uint64_t done;
-	struct hasher h;
-	bool failed;            /* the archive reader is in an unknown state */
 };
+
+/* Free ring bytes: what is neither to copy out nor to hash. */
+static uint64_t ring_room(const struct bundle_stream *bs)
+{
+	uint64_t low = bs->consumed < bs->hashed ? bs->consumed : bs->hashed;
+
+	return RING - (bs->produced - low);
+}
+
+/* Either side, @mu held: extend the digest by up to @max bytes, unless
+ * another thread holds it or nothing waits to be hashed. Returns whether
+ * it hashed. */
+static bool hash_some(struct bundle_stream *bs, uint64_t max)
+{
+	uint64_t at, n;
+
+	if (bs->hashing || bs->hashed == bs->produced)
+		return false;
+	at = bs->hashed % RING;
+	n = bs->produced - bs->hashed;
+	if (n > RING - at)
+		n = RING - at;
+	if (n > max)
+		n = max;
+	bs->hashing = true;
+	pthread_mutex_unlock(&bs->mu);
+	EVP_DigestUpdate(bs->md, bs->ring + at, (size_t)n);
+	pthread_mutex_lock(&bs->mu);
+	bs->hashing = false;
+	bs->hashed += n;
+	/* Room for the reader, or the last bytes of its verdict. */
+	if (bs->reader_waits)
+		pthread_cond_broadcast(&bs->cv);
+	return true;
+}
+
+/* Reader: pass over the entries before file @idx, stand on its entry. */
+static int reader_seek(struct bundle_stream *bs, size_t idx, struct gp_error *err)
+{
+	struct gp_bundle *b = bs->b;
+	int ret;
+
+	while (bs->next < idx) {
+		if ((ret = expect_entry(b, bs->a, bs->next, err)))
+			return ret;
+		if (archive_read_data_skip(bs->a) != ARCHIVE_OK)
+			return corrupt(err, b->path, "file '%s': %s",
+				       b->m->set.files[bs->next].guest_path,
+				       archive_error_string(bs->a));
+		bs->next++;
+	}
+	if ((ret = expect_entry(b, bs->a, bs->next, err)))
+		return ret;
+	bs->next++;
+	return sha_init(&bs->md, &bs->md_type, err);
+}
+
+/* Reader, @mu held: wait for a change, hashing meanwhile if it can. */
+static void reader_idle(struct bundle_stream *bs)
+{
+	if (hash_some(bs, STEP))
+		return;
+	bs->reader_waits = true;
+	pthread_cond_wait(&bs->cv, &bs->mu);
+	bs->reader_waits = false;
+}
+
+/* Reader: the bytes of file @idx into the ring, and into the digest.
+ * Called and returns with @mu held. Returns 0 once every byte is hashed
+ * at the entry's end, 1 when cancelled, or an error in @err. */
+static int reader_fill(struct bundle_stream *bs, size_t idx, struct gp_error *err)
+{
+	const struct gp_inject_file *f = &bs->b->m->set.files[idx];
+
+	for (;;) {
+		uint64_t at, room;
+		la_ssize_t n;
+
+		while (!bs->cancel && ring_room(bs) == 0)
+			reader_idle(bs);
+		if (bs->cancel)
+			return 1;
+		at = bs->produced % RING;
+		room = ring_room(bs);
+		if (room > RING - at)
+			room = RING - at;
+		if (room > STEP)
+			room = STEP;
+		/* [at, at + room) is the reader's until @produced moves. */
+		pthread_mutex_unlock(&bs->mu);
+		n = archive_read_data(bs->a, bs->ring + at, (size_t)room);
+		pthread_mutex_lock(&bs->mu);
+		if (n < 0) {
+			bs->failed = true;
+			return corrupt(err, bs->b->path, "file '%s': %s", f->guest_path,
+				       archive_error_string(bs->a));
+		}
+		if (n == 0)
+			break;
+		if (bs->produced + (uint64_t)n > f->size)
+			return gp_error_set(err, GP_ERR_MISMATCH,
+					    "%s: file '%s': longer than the manifest's %llu bytes",
+					    bs->b->path, f->guest_path, (unsigned long long)f->size);
+		bs->produced += (uint64_t)n;
+		if (bs->caller_waits && bs->produced - bs->consumed >= WAKE)
+			pthread_cond_broadcast(&bs->cv);
+	}
+	/* The end of the entry: the verdict needs every byte in the digest. */
+	if (bs->caller_waits)
+		pthread_cond_broadcast(&bs->cv);
+	while (!bs->cancel && (bs->hashing || bs->hashed != bs->produced))
+		reader_idle(bs);
+	return bs->cancel ? 1 : 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct bundle_stream *bs = arg;
+
+	pthread_mutex_lock(&bs->mu);
+	for (;;) {
+		struct gp_error err = { 0 };
+		size_t idx;
+		int ret;
+
+		while (!bs->quit && bs->state != R_SEEKING)
+			pthread_cond_wait(&bs->cv, &bs->mu);
+		if (bs->quit)
+			break;
+		idx = (size_t)bs->want;
+		pthread_mutex_unlock(&bs->mu);
+		ret = reader_seek(bs, idx, &err);
+		pthread_mutex_lock(&bs->mu);
+		bs->positioned = !ret;
+		if (!ret) {
+			bs->state = R_STREAMING;
+			pthread_cond_broadcast(&bs->cv);
+			ret = reader_fill(bs, idx, &err);
+		} else {
+			bs->failed = true;
+		}
+		if (ret == 0)
+			sha_final(bs->md, bs->digest);
+		if (ret == 1) /* cancelled: the caller wants no verdict */
+			ret = GP_ERR_ABORTED;
+		bs->status = ret;
+		bs->rerr = err;
+		bs->state = R_DONE;
+		pthread_cond_broadcast(&bs->cv);
+	}
+	pthread_mutex_unlock(&bs->mu);
+	return NULL;
+}
+
+static int reader_start(struct bundle_stream *bs, struct gp_error *err)
+{
+	if (bs->started)
+		return 0;
+	bs->ring = malloc(RING);
+	if (!bs->ring)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	if (pthread_mutex_init(&bs->mu, NULL))
+		goto fail_ring;
+	if (pthread_cond_init(&bs->cv, NULL))
+		goto fail_mu;
+	if (pthread_create(&bs->thread, NULL, reader_main, bs))
+		goto fail_cv;
+	bs->started = true;
+	return 0;
+fail_cv:
+	pthread_cond_destroy(&bs->cv);
+fail_mu:
+	pthread_mutex_destroy(&bs->mu);
+fail_ring:
+	free(bs->ring);
+	bs->ring = NULL;
+	return gp_error_set(err, GP_ERR_NOMEM, "cannot start the bundle reading thread");
+}
+
+/* Caller, @mu held: stop the reader's work on the current file, if any,
+ * and wait until it is idle again. */
+static void reader_settle(struct bundle_stream *bs)
+{
+	if (bs->state == R_SEEKING || bs->state == R_STREAMING) {
+		bs->cancel = true;
+		pthread_cond_broadcast(&bs->cv);
+		while (bs->state == R_SEEKING || bs->state == R_STREAMING)
+			pthread_cond_wait(&bs->cv, &bs->mu);
+	}
+	bs->cancel = false;
+	bs->state = R_IDLE;
+}
 
 static int stream_open(struct gp_inject_stream *s, const struct gp_inject_file *f,
 		       struct gp_error *err)
@@ -1045,40 +1159,37 @@ static int stream_open(struct gp_inject_stream *s, const struct gp_inject_file *
 	ssize_t idx = find_file(b, f->guest_path);
 	int ret;
 
-	if (bs->failed)
-		return gp_error_set(err, GP_ERR_IO, "%s: the stream failed earlier", b->path);
-	if (idx < 0)
-		return gp_error_set(err, GP_ERR_INVALID, "%s: '%s' is not in the bundle", b->path,
-				    f->guest_path);
-	if ((size_t)idx < bs->next)
-		return gp_error_set(err, GP_ERR_INVALID,
-				    "%s: '%s' asked for after a later file (a bundle streams forward only)",
-				    b->path, f->guest_path);
+	if ((ret = reader_start(bs, err)))
+		return ret;
+	pthread_mutex_lock(&bs->mu);
+	reader_settle(bs);
 	bs->cur = -1;
-	/* Pass over the files the caller does not need; they must still be
-	 * the manifest's, in order. */
-	while (bs->next < (size_t)idx) {
-		if ((ret = expect_entry(b, bs->a, bs->next, err)))
-			goto fail;
-		if (archive_read_data_skip(bs->a) != ARCHIVE_OK) {
-			ret = corrupt(err, b->path, "file '%s': %s", b->m->set.files[bs->next].guest_path,
-				      archive_error_string(bs->a));
-			goto fail;
-		}
-		bs->next++;
+	if (bs->failed) {
+		ret = gp_error_set(err, GP_ERR_IO, "%s: the stream failed earlier", b->path);
+	} else if (idx < 0) {
+		ret = gp_error_set(err, GP_ERR_INVALID, "%s: '%s' is not in the bundle", b->path,
+				   f->guest_path);
+	} else if ((size_t)idx < bs->next) {
+		ret = gp_error_set(err, GP_ERR_INVALID,
+				   "%s: '%s' asked for after a later file (a bundle streams forward only)",
+				   b->path, f->guest_path);
+	} else {
+		bs->want = idx;
+		bs->produced = bs->consumed = bs->hashed = 0;
+		bs->state = R_SEEKING;
+		pthread_cond_broadcast(&bs->cv);
+		while (bs->state == R_SEEKING)
+			pthread_cond_wait(&bs->cv, &bs->mu);
+		/* A missing or hostile entry fails here, before the caller
+		 * creates anything; errors in the data come from read(). */
+		if (bs->state == R_DONE && !bs->positioned)
+			ret = gp_error_copy(err, &bs->rerr);
 	}
-	if ((ret = expect_entry(b, bs->a, bs->next, err)))
-		goto fail;
-	bs->next++;
-	bs->cur = idx;
-	bs->done = 0;
-	/* A file abandoned without close() may still have bytes queued. */
-	hasher_drain(&bs->h);
-	if ((ret = hasher_start(&bs->h, err)))
-		goto fail;
-	return sha_init(&bs->h.md, &bs->h.md_type, err);
-fail:
-	bs->failed = true;
+	if (!ret) {
+		bs->cur = idx;
+		bs->done = 0;
+	}
+	pthread_mutex_unlock(&bs->mu);
 	return ret;
 }
 
@@ -1086,25 +1197,47 @@ static int64_t stream_read(struct gp_inject_stream *s, void *buf, size_t len,
 			   struct gp_error *err)
 {
 	struct bundle_stream *bs = s->ctx;
-	const struct gp_inject_file *f;
-	la_ssize_t n;
+	uint64_t at, n, from;
 
 	if (bs->cur < 0)
 		return gp_error_set(err, GP_ERR_INVALID, "%s: read without an open file", bs->b->path);
-	f = &bs->b->m->set.files[bs->cur];
-	n = archive_read_data(bs->a, buf, len);
-	if (n < 0) {
-		bs->failed = true;
-		return corrupt(err, bs->b->path, "file '%s': %s", f->guest_path,
-			       archive_error_string(bs->a));
+	pthread_mutex_lock(&bs->mu);
+	while (bs->produced == bs->consumed && bs->state == R_STREAMING) {
+		/* Nothing to copy yet: extend the digest rather than sleep. */
+		if (hash_some(bs, STEP))
+			continue;
+		bs->caller_waits = true;
+		pthread_cond_wait(&bs->cv, &bs->mu);
+		bs->caller_waits = false;
 	}
-	bs->done += (uint64_t)n;
-	if (bs->done > f->size)
-		return gp_error_set(err, GP_ERR_MISMATCH,
-				    "%s: file '%s': longer than the manifest's %llu bytes", bs->b->path,
-				    f->guest_path, (unsigned long long)f->size);
-	hasher_put(&bs->h, buf, (size_t)n);
-	return n;
+	if (bs->produced == bs->consumed) {
+		/* The reader is done with the file: its end, or what went wrong. */
+		int ret = bs->status ? gp_error_copy(err, &bs->rerr) : 0;
+
+		pthread_mutex_unlock(&bs->mu);
+		return ret;
+	}
+	from = bs->consumed;
+	at = from % RING;
+	n = bs->produced - from;
+	if (n > RING - at)
+		n = RING - at;
+	if (n > len)
+		n = len;
+	/* [at, at + n) stays put until @consumed moves. */
+	pthread_mutex_unlock(&bs->mu);
+	memcpy(buf, bs->ring + at, (size_t)n);
+	pthread_mutex_lock(&bs->mu);
+	bs->consumed += n;
+	/* The bytes just copied are in this core's cache: hash them here when
+	 * the digest has reached them and the reader is not at it. */
+	if (bs->hashed >= from && bs->hashed < from + n)
+		hash_some(bs, from + n - bs->hashed);
+	if (bs->reader_waits && ring_room(bs) >= WAKE)
+		pthread_cond_broadcast(&bs->cv);
+	pthread_mutex_unlock(&bs->mu);
+	bs->done += n;
+	return (int64_t)n;
 }
 
 static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
@@ -1113,18 +1246,33 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 	struct bundle_stream *bs = s->ctx;
 	const struct gp_inject_file *f;
 	uint8_t got[32];
+	int status;
 
 	if (bs->cur < 0)
 		return gp_error_set(err, GP_ERR_INVALID, "%s: close without an open file", bs->b->path);
 	f = &bs->b->m->set.files[bs->cur];
 	bs->cur = -1;
-	hasher_drain(&bs->h);
+	pthread_mutex_lock(&bs->mu);
+	/* All bytes taken: the reader is at most a check of the entry's end
+	 * away from its verdict (it cannot block on a ring with room). Bytes
+	 * left: the caller gave up on the file. */
+	if (bs->done == f->size)
+		while (bs->state == R_STREAMING)
+			pthread_cond_wait(&bs->cv, &bs->mu);
+	if (bs->state != R_DONE)
+		reader_settle(bs);
+	status = bs->state == R_DONE ? bs->status : GP_ERR_ABORTED;
+	if (status && status != GP_ERR_ABORTED)
+		gp_error_copy(err, &bs->rerr);
+	memcpy(got, bs->digest, 32);
+	pthread_mutex_unlock(&bs->mu);
+	if (status && status != GP_ERR_ABORTED)
+		return status;
 	if (bs->done != f->size)
 		return gp_error_set(err, GP_ERR_MISMATCH,
 				    "%s: file '%s': %llu bytes read, the manifest says %llu", bs->b->path,
 				    f->guest_path, (unsigned long long)bs->done,
 				    (unsigned long long)f->size);
-	sha_final(bs->h.md, got);
 	if (memcmp(got, f->sha256, 32))
 		return mismatch_hash(bs->b, f, got, "content", err);
 	if (sha256 && memcmp(sha256, f->sha256, 32))
@@ -1151,7 +1299,18 @@ static void stream_destroy(struct gp_inject_stream *s)
 	struct bundle_stream *bs = s->ctx;
 
 	if (bs) {
-		hasher_stop(&bs->h);
+		if (bs->started) {
+			pthread_mutex_lock(&bs->mu);
+			bs->quit = bs->cancel = true;
+			pthread_cond_broadcast(&bs->cv);
+			pthread_mutex_unlock(&bs->mu);
+			pthread_join(bs->thread, NULL);
+			pthread_cond_destroy(&bs->cv);
+			pthread_mutex_destroy(&bs->mu);
+		}
+		free(bs->ring);
+		EVP_MD_CTX_free(bs->md);
+		EVP_MD_free(bs->md_type);
 		archive_read_free(bs->a);
 		free(bs);
 	}

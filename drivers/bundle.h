@@ -68,7 +68,7 @@
  *
  * Memory: a gp_bundle holds the manifest (proportional to the number of
  * files); reading file data uses fixed buffers (a stream: libarchive's
- * 1 MiB block and the 4 MiB hashing ring), whatever the bundle's size.
+ * 1 MiB block and the stream's 4 MiB ring), whatever the bundle's size.
  */
 #ifndef GPUP_BUNDLE_H
 #define GPUP_BUNDLE_H
@@ -210,10 +210,11 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
  *    (what the caller hashed) differ from the manifest; @sha256 may be NULL.
  *  - expected(f) gives f's SHA-256 from the manifest (GP_ERR_INVALID when
  *    f is not in it), without touching the archive.
- *  - destroy() releases the archive reader and the hashing thread.
- * The SHA-256 is computed on a second thread, started by the first open(),
- * from a copy of what read() returned (a 4 MiB ring): the caller may reuse
- * its buffer at once, and close() waits for the digest before comparing.
+ *  - destroy() releases the archive reader and the reading thread.
+ * The archive is read on a second thread, started by the first open(),
+ * into a 4 MiB ring that read() copies out of; the SHA-256 is extended by
+ * whichever of the two threads is free (the caller's, inside read()), and
+ * close() waits for the digest before comparing.
  * The stream keeps a pointer to @b: destroy it before gp_bundle_close().
  * Returns 0, GP_ERR_IO, GP_ERR_CORRUPT, GP_ERR_MISMATCH (the archive's
  * manifest changed since gp_bundle_open()), GP_ERR_NOMEM. */

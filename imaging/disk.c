@@ -138,6 +138,18 @@ int gp_disk_lock_fd(int fd, const char *path, bool exclusive, struct gp_error *e
 	return gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot lock", path);
 }
 
+void gp_disk_writebehind(int fd, uint64_t *pending, uint64_t len)
+{
+	*pending += len;
+	if (*pending < GP_WRITEBEHIND_BYTES)
+		return;
+	*pending = 0;
+	/* The whole file: the kernel walks only its dirty pages. A failure
+	 * (a file system without the call) costs nothing but the overlap; a
+	 * write error shows at the next fdatasync. */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 int gp_disk_open(const char *path, const struct gp_disk_open_opts *opts,
 		 struct gp_disk **out, struct gp_error *err)
 {

@@ -56,4 +56,17 @@ extern const struct gp_disk_ops gp_disk_libvhdi_ops;
 int gp_disk_lock_fd(int fd, const char *path, bool exclusive,
 		    struct gp_error *err);
 
+/*
+ * Write-behind for a backend's file descriptor: call after each write of
+ * @len bytes; every GP_WRITEBEHIND_BYTES it asks the kernel to start
+ * writing the file's dirty pages out. Without it Linux starts only at the
+ * dirty_background threshold (10 % of RAM) or after 30 s, so a GiB-sized
+ * inject left all its data to the fdatasync at the next commit, and the
+ * CPU and the disk took turns instead of working together (bench/RESULTS.md,
+ * "Write-behind"). It waits for no I/O and orders nothing: durability is
+ * still the flushes' job. @pending is the caller's counter, 0 at open.
+ */
+#define GP_WRITEBEHIND_BYTES (16u << 20)
+void gp_disk_writebehind(int fd, uint64_t *pending, uint64_t len);
+
 #endif

@@ -10,6 +10,7 @@
 struct raw_disk {
 	struct gp_disk base;
 	int fd;
+	uint64_t writebehind; /* see gp_disk_writebehind() */
 };
 
 static int raw_open(const char *path, const struct gp_disk_open_opts *opts,
@@ -85,6 +86,7 @@ static int raw_pwrite(struct gp_disk *d, const void *buf, uint64_t len, uint64_t
 						  (unsigned long long)(off + done));
 		done += (uint64_t)n;
 	}
+	gp_disk_writebehind(r->fd, &r->writebehind, len);
 	return 0;
 }
 

@@ -106,15 +106,15 @@ static char *disk_failed_lsan(void)
 }
 
 /*
- * `gpup prepare IMG --driverstore ST --gpu NV -q EXTRA` with the shim acting
- * on @target per @spec (NULL: count only). @cnt, when given, gets the calls
- * the shim saw. ASan insists on coming first among the preloaded
- * libraries; the shim only forwards calls, so that check is turned off. A
- * sanitized gpup whose disk fails gets tests/fault/lsan-disk-failed.supp
- * (what libntfs-3g's error paths drop; the file says why).
+ * `gpup ARGS` with the shim acting on @target per @spec (NULL: count only).
+ * @cnt, when given, gets the calls the shim saw. ASan insists on coming
+ * first among the preloaded libraries; the shim only forwards calls, so
+ * that check is turned off. A sanitized gpup whose disk fails gets
+ * tests/fault/lsan-disk-failed.supp (what libntfs-3g's error paths drop;
+ * the file says why).
  */
-static int prepare_faulted(struct t_run *r, const char *target, const char *spec,
-			   const char *img, const char *st, const char *extra, struct counts *cnt)
+static int gpup_faulted(struct t_run *r, const char *target, const char *spec,
+			struct counts *cnt, const char *args)
 {
 	char *so = shim(), *cf = t_strdup_printf("%s/counts", dir), *lsan = disk_failed_lsan();
 
@@ -122,9 +122,8 @@ static int prepare_faulted(struct t_run *r, const char *target, const char *spec
 	t_run(r,
 	      "LD_PRELOAD='%s' GPUP_FAULT_FILE='%s' GPUP_FAULT='%s' GPUP_FAULT_COUNT='%s' "
 	      "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\" %s"
-	      "'%s' prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q %s",
-	      so, target, spec ? spec : "", cf, lsan, t_env("GPUP_BIN"), img, st,
-	      extra ? extra : "");
+	      "'%s' %s",
+	      so, target, spec ? spec : "", cf, lsan, t_env("GPUP_BIN"), args);
 	free(lsan);
 	if (cnt) {
 		FILE *f = fopen(cf, "r");
@@ -137,6 +136,18 @@ static int prepare_faulted(struct t_run *r, const char *target, const char *spec
 	free(so);
 	free(cf);
 	return r->status;
+}
+
+/* `gpup prepare IMG --driverstore ST --gpu NV -q EXTRA` under gpup_faulted(). */
+static int prepare_faulted(struct t_run *r, const char *target, const char *spec,
+			   const char *img, const char *st, const char *extra, struct counts *cnt)
+{
+	char *args = t_strdup_printf("prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q %s",
+				     img, st, extra ? extra : "");
+	int ret = gpup_faulted(r, target, spec, cnt, args);
+
+	free(args);
+	return ret;
 }
 
 /* The error report: exit 1 and exactly one line, "gpup: ..." holding
@@ -283,6 +294,63 @@ Test(fault, eio_on_image_flushes)
 Test(fault, eio_on_every_write_from_a_point_on)
 {
 	image_faults("write", "EIO", true, "Input/output error");
+}
+
+/*
+ * The VHDX engine flushes ahead on a second thread every 256 MiB written
+ * (imaging/vhdx.c, flush_ahead()). Those flushes are host calls like any
+ * other: a 320 MiB write makes more of them than a 64 MiB one, and an EIO
+ * on each flush of the run, the background ones included, ends the run
+ * with one line naming the image, leaves it passing qemu-img check, and a
+ * second write completes it to the source's bytes.
+ */
+Test(fault, eio_on_every_flush_of_a_long_write_including_flush_ahead)
+{
+	char *big = t_strdup_printf("%s/big.bin", dir), *small = t_strdup_printf("%s/small.bin", dir);
+	char *img = t_strdup_printf("%s/w.vhdx", dir);
+	struct counts cs, cb;
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "head -c 335544320 /dev/urandom > '%s' && head -c 67108864 '%s' > '%s'",
+			   big, big, small), 0, "%s", r.err);
+	t_run_free(&r);
+	for (int pass = 0; pass < 2; pass++) {
+		char *args = t_strdup_printf("disk write '%s' --offset 0 -i '%s'", img,
+					     pass ? big : small);
+
+		unlink(img);
+		cr_assert_eq(t_gpup(&r, "create '%s' --size 1G", img), 0, "%s", r.err);
+		t_run_free(&r);
+		cr_assert_eq(gpup_faulted(&r, img, NULL, pass ? &cb : &cs, args), 0, "%s", r.err);
+		t_run_free(&r);
+		free(args);
+	}
+	cr_assert_gt(cb.sync, cs.sync, "no flush-ahead: %ld flushes for 320 MiB, %ld for 64 MiB",
+		     cb.sync, cs.sync);
+	for (long n = 1; n <= cb.sync; n++) {
+		char *spec = t_strdup_printf("sync:%ld:EIO", n);
+		char *what = t_strdup_printf("%s (of %ld)", spec, cb.sync);
+		char *args = t_strdup_printf("disk write '%s' --offset 0 -i '%s'", img, big);
+
+		unlink(img);
+		cr_assert_eq(t_gpup(&r, "create '%s' --size 1G", img), 0, "%s", r.err);
+		t_run_free(&r);
+		gpup_faulted(&r, img, spec, NULL, args);
+		assert_one_error_line(&r, what, "w.vhdx", "Input/output error", NULL);
+		t_run_free(&r);
+		qemu_check(img, what);
+		cr_assert_eq(t_gpup(&r, "%s", args), 0, "%s: the second write: %s", what, r.err);
+		t_run_free(&r);
+		cr_assert_eq(t_run(&r, "qemu-img compare -q -f vhdx -F raw '%s' '%s'", img, big), 0,
+			     "%s: the image differs from the source: %s%s", what, r.out, r.err);
+		t_run_free(&r);
+		free(spec);
+		free(what);
+		free(args);
+	}
+	free(big);
+	free(small);
+	free(img);
 }
 
 /* ---- host file system full ---------------------------------------------- */
