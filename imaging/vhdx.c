@@ -103,13 +103,13 @@ int vhdx_file_read(struct vhdx *v, void *buf, uint64_t len, uint64_t off)
  * virtual disk that flush is the host writing back everything since the
  * previous one: about half a second per GiB on the development machine,
  * during which the writer, and whatever feeds it (a bundle's reader
- * thread), stood still (bench/RESULTS.md, "Flush-ahead"). So after every
- * VHDX_FLUSH_AHEAD bytes written a second thread flushes what is written so
- * far while writing goes on, and the commit's own flush finds little left.
- * Extra flushes never change what a crash leaves. The points are fixed by
- * bytes written, a new one waits for the previous, and vhdx_file_sync()
- * waits for the last before its own, so the sequence of host calls is the
- * same on every run (the fault tests count them). A failed flush-ahead
+ * thread), stood still (bench/RESULTS.md, profile item 7). So every
+ * VHDX_FLUSH_AHEAD bytes written the writer asks a second thread for an
+ * fdatasync and goes on; the commit's own flush then finds little left.
+ * Extra flushes never change what a crash leaves. Requests queue rather
+ * than wait or coalesce, and vhdx_file_sync() waits until all are done
+ * before its own, so the number and order of host calls depend only on
+ * the bytes written (the fault tests count them). A failed flush-ahead
  * fails the next vhdx_file_sync(), which every commit and close passes
  * through: the error cannot be lost.
  */
@@ -121,23 +121,24 @@ static void *ahead_main(void *arg)
 	for (;;) {
 		int e;
 
-		while (!v->ahead_quit && !v->ahead_busy)
+		while (!v->ahead_quit && v->ahead_done == v->ahead_asked)
 			pthread_cond_wait(&v->ahead_cv, &v->ahead_mu);
-		if (v->ahead_quit)
-			break;
+		if (v->ahead_done == v->ahead_asked)
+			break; /* quit, with nothing left to do */
 		pthread_mutex_unlock(&v->ahead_mu);
 		e = fdatasync(v->fd) < 0 ? errno : 0;
 		pthread_mutex_lock(&v->ahead_mu);
 		if (e && !v->ahead_errno)
 			v->ahead_errno = e;
-		v->ahead_busy = false;
+		v->ahead_done++;
 		pthread_cond_broadcast(&v->ahead_cv);
 	}
 	pthread_mutex_unlock(&v->ahead_mu);
 	return NULL;
 }
 
-/* Wait for a flush-ahead in progress; returns its errno, or 0. */
+/* Wait until every flush-ahead asked for is done; returns the errno of
+ * the first that failed, or 0. */
 static int ahead_wait(struct vhdx *v)
 {
 	int e;
@@ -145,23 +146,12 @@ static int ahead_wait(struct vhdx *v)
 	if (!v->ahead_started)
 		return 0;
 	pthread_mutex_lock(&v->ahead_mu);
-	while (v->ahead_busy)
+	while (v->ahead_done != v->ahead_asked)
 		pthread_cond_wait(&v->ahead_cv, &v->ahead_mu);
 	e = v->ahead_errno;
 	v->ahead_errno = 0;
 	pthread_mutex_unlock(&v->ahead_mu);
 	return e;
-}
-
-/* Once the thread is idle, raise @flag (a flush, or quitting) for it. */
-static void ahead_post(struct vhdx *v, bool *flag)
-{
-	pthread_mutex_lock(&v->ahead_mu);
-	while (v->ahead_busy)
-		pthread_cond_wait(&v->ahead_cv, &v->ahead_mu);
-	*flag = true;
-	pthread_cond_broadcast(&v->ahead_cv);
-	pthread_mutex_unlock(&v->ahead_mu);
 }
 
 static void flush_ahead(struct vhdx *v, uint64_t len)
@@ -185,14 +175,22 @@ static void flush_ahead(struct vhdx *v, uint64_t len)
 		}
 		v->ahead_started = true;
 	}
-	ahead_post(v, &v->ahead_busy);
+	pthread_mutex_lock(&v->ahead_mu);
+	v->ahead_asked++;
+	pthread_cond_broadcast(&v->ahead_cv);
+	pthread_mutex_unlock(&v->ahead_mu);
 }
 
+/* The thread finishes what was asked (the same calls in every run), then
+ * ends. */
 static void ahead_stop(struct vhdx *v)
 {
 	if (!v->ahead_started)
 		return;
-	ahead_post(v, &v->ahead_quit);
+	pthread_mutex_lock(&v->ahead_mu);
+	v->ahead_quit = true;
+	pthread_cond_broadcast(&v->ahead_cv);
+	pthread_mutex_unlock(&v->ahead_mu);
 	pthread_join(v->ahead_thread, NULL);
 	pthread_cond_destroy(&v->ahead_cv);
 	pthread_mutex_destroy(&v->ahead_mu);

@@ -386,13 +386,14 @@ struct vhdx {
 	bool unsynced;           /* written since the last fdatasync */
 	uint64_t writebehind;    /* see gp_disk_writebehind() */
 	/* Flush-ahead (vhdx.c): a second thread's fdatasync while writing
-	 * goes on. The fields from @ahead_busy on are under @ahead_mu. */
+	 * goes on. The fields from @ahead_asked on are under @ahead_mu. */
 	uint64_t ahead_pending;  /* bytes written since the last flush-ahead */
 	bool ahead_started;
 	pthread_t ahead_thread;
 	pthread_mutex_t ahead_mu;
 	pthread_cond_t ahead_cv;
-	bool ahead_busy, ahead_quit;
+	uint64_t ahead_asked, ahead_done; /* flushes asked for / done */
+	bool ahead_quit;
 	int ahead_errno;         /* a failed flush-ahead, for the next flush */
 	long crash_at, flushes;  /* GPUP_TEST_CRASH_AT, see vhdx.h */
 };
