@@ -20,7 +20,7 @@
 #     /usr/bin/time; image growth (file size after - before).
 #   - `gpup prepare` with its verify; `gpup verify` alone, against reading the
 #     payload once (cat, and sha256sum) from the page cache.
-#   - `gpup prepare --bundle X.tar.zst --no-verify` against a directory run right before it.
+#   - `gpup prepare --bundle X.tar.zst --no-verify` against a directory run beside it.
 #   - (scale 1) the Linux pipeline: qemu-img convert to raw, loop device + ntfs-3g,
 #     cp -r, convert back to a dynamic VHDX (needs root and loop devices;
 #     skipped with the reason otherwise).
@@ -154,6 +154,28 @@ else
 fi
 emit ""
 
+# The two sides of the bundle comparison (inside the per-scale loop: they use
+# $img, $ST, $bundle, $T and $s).
+bench_dir_inject() {
+	rm -f "$img"; cp --sparse=always "$BASE" "$img"; sync
+	t0=$(now)
+	"$GPUP" prepare "$img" --driverstore "$ST" --gpu "$GPU" --no-verify -q >/dev/null ||
+		die "prepare failed (scale $s)"
+	sync; t1=$(now)
+	echo "$t1 - $t0" | bc >>"$T/bdir"
+	rm -f "$img"
+}
+bench_bundle_inject() {
+	rm -f "$img"; cp --sparse=always "$BASE" "$img"; sync
+	t0=$(now)
+	/usr/bin/time -f %M -o "$T/brss.tmp" "$GPUP" prepare "$img" --bundle "$bundle" \
+		--no-verify -q >/dev/null || die "prepare --bundle failed (scale $s)"
+	sync; t1=$(now)
+	echo "$t1 - $t0" | bc >>"$T/bprep"
+	cat "$T/brss.tmp" >>"$T/brss"
+	rm -f "$img"
+}
+
 # ---- per-scale measurements ----------------------------------------------------
 summary=$WORK/summary.tsv
 : >"$summary"
@@ -226,22 +248,14 @@ for s in $SCALES; do
 	sync
 	r=1
 	while [ "$r" -le "$REPS" ]; do
-		# A directory inject right before each bundle inject: the ratio is
-		# taken within one repetition, like the others ("paired").
-		rm -f "$img"; cp --sparse=always "$BASE" "$img"; sync
-		t0=$(now)
-		"$GPUP" prepare "$img" --driverstore "$ST" --gpu "$GPU" --no-verify -q >/dev/null ||
-			die "prepare failed (scale $s)"
-		sync; t1=$(now)
-		echo "$t1 - $t0" | bc >>"$T/bdir"
-		rm -f "$img"; cp --sparse=always "$BASE" "$img"; sync
-		t0=$(now)
-		/usr/bin/time -f %M -o "$T/brss.tmp" "$GPUP" prepare "$img" --bundle "$bundle" \
-			--no-verify -q >/dev/null || die "prepare --bundle failed (scale $s)"
-		sync; t1=$(now)
-		echo "$t1 - $t0" | bc >>"$T/bprep"
-		cat "$T/brss.tmp" >>"$T/brss"
-		rm -f "$img"
+		# A directory inject beside each bundle inject, the two back to
+		# back and their order alternating: the ratio is taken within one
+		# repetition, like the others ("paired").
+		if [ $((r % 2)) -eq 1 ]; then
+			bench_dir_inject; bench_bundle_inject
+		else
+			bench_bundle_inject; bench_dir_inject
+		fi
 		r=$((r + 1))
 	done
 	bsize=$(size "$bundle")
@@ -268,7 +282,7 @@ for s in $SCALES; do
 	emit "| read payload once (\`cat\`, warm cache) | $(fmt "$ro") | $(spread "$T/readonce") | |"
 	emit "| \`sha256sum\` of the payload (warm cache) | $(fmt "$so") | $(spread "$T/shaonce") | |"
 	emit "| \`gpup bundle create\` (.tar.zst, $(mib "$bsize") MiB), once | $(fmt "$bcreate") | | |"
-	emit "| \`gpup prepare --no-verify\` + \`sync\`, each right before a bundle inject | $(fmt "$bdir") | $(spread "$T/bdir") | |"
+	emit "| \`gpup prepare --no-verify\` + \`sync\`, each beside a bundle inject | $(fmt "$bdir") | $(spread "$T/bdir") | |"
 	emit "| \`gpup prepare --bundle .tar.zst --no-verify\` + \`sync\` | $(fmt "$bprep") | $(spread "$T/bprep") | $(ratio "$bprep" "$bdir") x directory inject (target <= 1.3; paired $(pmed "$T/bprep" "$T/bdir")) |"
 	emit ""
 	emit "- peak RSS: prepare $(mib $((rss * 1024))) MiB, verify $(mib $((vrss * 1024))) MiB, prepare --bundle $(mib $((brss * 1024))) MiB (target <= 64 MiB, flat)"
@@ -289,26 +303,39 @@ src=$WORK/seq.src
 openssl enc -aes-128-ctr -nosalt -K 0123456789abcdef0123456789abcdef \
 	-iv 00000000000000000000000000000000 </dev/zero 2>/dev/null | head -c 1073741824 >"$src"
 cat "$src" >/dev/null
+# One step each; the order rotates between repetitions, so that whatever a
+# step leaves behind (the disk still discarding the previous step's deleted
+# GiB: the file system is mounted with `discard`) falls on each in turn.
+seq_cp() {
+	t0=$(now); cp "$src" "$WORK/seq.raw"; sync "$WORK/seq.raw"; t1=$(now)
+	echo "$t1 - $t0" | bc >>"$WORK/seqraw"
+	rm -f "$WORK/seq.raw"; sync
+}
+seq_engine() {
+	"$GPUP" create "$WORK/seq.vhdx" --size 4G >/dev/null; sync
+	t0=$(now)
+	/usr/bin/time -f %M -o "$WORK/seq.rss" "$GPUP" disk write "$WORK/seq.vhdx" --offset 0 -i "$src"
+	sync "$WORK/seq.vhdx"; t1=$(now)
+	echo "$t1 - $t0" | bc >>"$WORK/seqvhdx"
+	rm -f "$WORK/seq.vhdx"; sync
+}
+seq_graw() {
+	truncate -s 4G "$WORK/seq.raw"; sync
+	t0=$(now); "$GPUP" disk write "$WORK/seq.raw" --format raw --offset 0 -i "$src"; sync "$WORK/seq.raw"; t1=$(now)
+	echo "$t1 - $t0" | bc >>"$WORK/seqgraw"
+	rm -f "$WORK/seq.raw"; sync
+}
 r=1
 while [ "$r" -le "$REPS" ]; do
 	rm -f "$WORK/seq.raw" "$WORK/seq.vhdx"; sync
 	# The timed syncs name the file (fsync): a global sync would also charge
 	# whatever other processes left dirty to the step (engine figures swung
 	# 0.35x..1.1x with the same binary on the shared machine).
-	t0=$(now); cp "$src" "$WORK/seq.raw"; sync "$WORK/seq.raw"; t1=$(now)
-	echo "$t1 - $t0" | bc >>"$WORK/seqraw"
-	rm -f "$WORK/seq.raw"
-	"$GPUP" create "$WORK/seq.vhdx" --size 4G >/dev/null; sync
-	t0=$(now)
-	/usr/bin/time -f %M -o "$WORK/seq.rss" "$GPUP" disk write "$WORK/seq.vhdx" --offset 0 -i "$src"
-	sync "$WORK/seq.vhdx"; t1=$(now)
-	echo "$t1 - $t0" | bc >>"$WORK/seqvhdx"
-	rm -f "$WORK/seq.vhdx"
-	sync
-	truncate -s 4G "$WORK/seq.raw"; sync
-	t0=$(now); "$GPUP" disk write "$WORK/seq.raw" --format raw --offset 0 -i "$src"; sync "$WORK/seq.raw"; t1=$(now)
-	echo "$t1 - $t0" | bc >>"$WORK/seqgraw"
-	rm -f "$WORK/seq.raw"
+	case $((r % 3)) in
+	1) seq_cp; seq_engine; seq_graw ;;
+	2) seq_engine; seq_graw; seq_cp ;;
+	0) seq_graw; seq_cp; seq_engine ;;
+	esac
 	r=$((r + 1))
 done
 rm -f "$src"
