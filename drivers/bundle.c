@@ -893,10 +893,10 @@ out:
  * the caller's thread keeps its image writes. The SHA-256 of every byte,
  * which costs more CPU than either side's other work (bench/RESULTS.md,
  * profile item 2), is shared: a digest is sequential, but it can move
- * between threads, so whichever side holds no other work extends it —
- * the reader over the piece it just decompressed, the caller over the
- * bytes it just copied out (both still in that core's cache), either one
- * instead of sleeping. Earlier designs gave the whole digest to one thread
+ * between threads, so whichever side holds no other work extends it: the
+ * caller over the bytes it just copied out (still in that core's cache),
+ * either side instead of sleeping (the reader when the ring is full, the
+ * caller when it is empty). Earlier designs gave the whole digest to one thread
  * and that thread set the pace (1.5x a directory inject).
  *
  * The reader serves one file at a time: open() asks for a file and waits
@@ -959,6 +959,14 @@ struct bundle_stream {
 	uint64_t done;
 };
 
+/* Of @n bytes from stream position @pos, those before the ring wraps. */
+static uint64_t ring_span(uint64_t pos, uint64_t n)
+{
+	uint64_t at = pos % RING;
+
+	return n < RING - at ? n : RING - at;
+}
+
 /* Free ring bytes: what is neither to copy out nor to hash. */
 static uint64_t ring_room(const struct bundle_stream *bs)
 {
@@ -977,9 +985,7 @@ static bool hash_some(struct bundle_stream *bs, uint64_t max)
 	if (bs->hashing || bs->hashed == bs->produced)
 		return false;
 	at = bs->hashed % RING;
-	n = bs->produced - bs->hashed;
-	if (n > RING - at)
-		n = RING - at;
+	n = ring_span(bs->hashed, bs->produced - bs->hashed);
 	if (n > max)
 		n = max;
 	bs->hashing = true;
@@ -1041,9 +1047,7 @@ static int reader_fill(struct bundle_stream *bs, size_t idx, struct gp_error *er
 		if (bs->cancel)
 			return 1;
 		at = bs->produced % RING;
-		room = ring_room(bs);
-		if (room > RING - at)
-			room = RING - at;
+		room = ring_span(bs->produced, ring_room(bs));
 		if (room > STEP)
 			room = STEP;
 		/* [at, at + room) is the reader's until @produced moves. */
@@ -1219,9 +1223,7 @@ static int64_t stream_read(struct gp_inject_stream *s, void *buf, size_t len,
 	}
 	from = bs->consumed;
 	at = from % RING;
-	n = bs->produced - from;
-	if (n > RING - at)
-		n = RING - at;
+	n = ring_span(from, bs->produced - from);
 	if (n > len)
 		n = len;
 	/* [at, at + n) stays put until @consumed moves. */
