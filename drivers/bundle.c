@@ -18,13 +18,22 @@
 
 #include "le.h"
 
+/* Buffer sizes below are divided by this in fuzzing builds: the fuzzer's
+ * archives are <= 256 KiB, and under ASan every large buffer costs a fresh
+ * mapping and its poisoned shadow per input (three quarters of the time
+ * at full size); small buffers also wrap the stream ring far more often. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define SIZE_DIV 16u
+#else
+#define SIZE_DIV 1u
+#endif
 /* Bytes moved per read: bounds the memory any bundle operation uses for
  * file data, whatever the bundle's size. */
-#define BUF_SIZE (256u * 1024)
+#define BUF_SIZE (256u * 1024 / SIZE_DIV)
 /* libarchive's read size on the bundle file: 1 MiB, like the injector's
  * image writes, so a bundle costs few read() calls (64 KiB made 16x more;
  * bench/RESULTS.md, profile item 2). */
-#define ARCHIVE_BLOCK (1u << 20)
+#define ARCHIVE_BLOCK ((1u << 20) / SIZE_DIV)
 /* Fixed compression settings: part of what makes bundles reproducible. */
 #define ZSTD_LEVEL "9"
 #define XZ_LEVEL "6"
@@ -914,13 +923,13 @@ out:
  * @hashing; the archive and @next are the reader's while it runs. Memory:
  * RING bytes, whatever the bundle's size.
  */
-#define RING (4u << 20)
+#define RING ((4u << 20) / SIZE_DIV)
 /* Bytes decompressed (and hashed) per step: small enough to stay in cache
  * between the two, large enough to keep lock traffic low. */
-#define STEP (256u * 1024)
+#define STEP (256u * 1024 / SIZE_DIV)
 /* A side waiting for bytes or room is woken once this much is there: a
  * wake-up per STEP cost the reader a tenth of its time in futex calls. */
-#define WAKE (1u << 20)
+#define WAKE ((1u << 20) / SIZE_DIV)
 
 enum reader_state {
 	R_IDLE,      /* waiting for a request */

@@ -724,55 +724,66 @@ static void expand(struct cooker *c, const char *s, size_t n, bool quotes, unsig
 	bool in_q = false;
 	struct arena *a = &c->inf->arena;
 
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
+	for (size_t i = 0; i < n;) {
+		size_t run = 0;
 
-		if (c->out.len > a->budget - a->total) {
+		/* Plain text up to the next `%` (or `"` in raw text) goes in one
+		 * copy: a substitution bomb's output is megabytes of such runs,
+		 * and a per-byte loop made it the parser's whole cost. */
+		while (i + run < n && s[i + run] != '%' && !(quotes && s[i + run] == '"'))
+			run++;
+		if (c->out.len > a->budget - a->total || run > a->budget - a->total - c->out.len) {
 			c->over = true;
 			return;
 		}
-		if (ch == '"' && quotes) {
+		if (run) {
+			buf_put(&c->out, s + i, run);
+			i += run;
+			continue;
+		}
+		if (s[i] == '"') {
 			if (in_q && i + 1 < n && s[i + 1] == '"') {
 				buf_putc(&c->out, '"');
-				i++;
+				i += 2;
 			} else {
 				in_q = !in_q;
-			}
-			continue;
-		}
-		if (ch == '%') {
-			const char *close = memchr(s + i + 1, '%', n - i - 1);
-			const char *val;
-			size_t kl;
-
-			if (!close) {
-				buf_putc(&c->out, '%');
-				continue;
-			}
-			kl = (size_t)(close - (s + i + 1));
-			if (kl == 0) {
-				buf_putc(&c->out, '%');     /* %% */
 				i++;
-				continue;
 			}
-			val = lookup_string_n(c->inf, s + i + 1, kl);
-			if (!val) {
-				/* DIRIDs (%13%) and unknown keys stay as written. */
-				buf_put(&c->out, s + i, kl + 2);
-			} else if (depth >= GP_INF_MAX_SUBST_DEPTH) {
-				if (!c->inf->depth_warned)
-					warn(c->inf, "line %u: %%%.*s%% nests deeper than %d substitutions "
-						     "(a loop?); left unexpanded", (unsigned)c->lineno,
-					     (int)(kl > 64 ? 64 : kl), s + i + 1, GP_INF_MAX_SUBST_DEPTH);
-				c->inf->depth_warned = true;
-				buf_put(&c->out, s + i, kl + 2);
-			} else {
-				expand(c, val, strlen(val), false, depth + 1);
-			}
-			i += kl + 1;
 			continue;
 		}
-		buf_putc(&c->out, ch);
+		/* s[i] == '%' */
+		const char *close = memchr(s + i + 1, '%', n - i - 1);
+		const char *val;
+		size_t kl;
+
+		if (!close) {
+			buf_putc(&c->out, '%');
+			i++;
+			continue;
+		}
+		kl = (size_t)(close - (s + i + 1));
+		if (kl == 0) {
+			buf_putc(&c->out, '%');     /* %% */
+			i += 2;
+			continue;
+		}
+		val = lookup_string_n(c->inf, s + i + 1, kl);
+		if (!val) {
+			/* DIRIDs (%13%) and unknown keys stay as written. */
+			buf_put(&c->out, s + i, kl + 2);
+		} else if (depth >= GP_INF_MAX_SUBST_DEPTH) {
+			if (!c->inf->depth_warned)
+				warn(c->inf, "line %u: %%%.*s%% nests deeper than %d substitutions "
+					     "(a loop?); left unexpanded", (unsigned)c->lineno,
+				     (int)(kl > 64 ? 64 : kl), s + i + 1, GP_INF_MAX_SUBST_DEPTH);
+			c->inf->depth_warned = true;
+			buf_put(&c->out, s + i, kl + 2);
+		} else {
+			expand(c, val, strlen(val), false, depth + 1);
+			if (c->over)
+				return;
+		}
+		i += kl + 2;
 	}
 }
 

@@ -47,13 +47,9 @@ for name in "$@"; do
 	esac
 	# ASan's quarantine (freed memory kept poisoned to catch use after
 	# free) defaults to 256 MiB; cycling through it costs page faults on
-	# every input (2-3x slower here). 64 MiB still spans many inputs; the
-	# bundle reader allocates ~10 MiB per input (1 MiB libarchive blocks,
-	# 4 MiB stream ring), 16 MiB spans one. $ASAN_OPTIONS overrides.
-	case $name in
-	bundle) quarantine=16 ;;
-	*) quarantine=64 ;;
-	esac
+	# every input (2-3x slower here). 64 MiB still spans many inputs.
+	# $ASAN_OPTIONS overrides.
+	quarantine=64
 	dict=
 	[ -f "$src/$name.dict" ] && dict=-dict=$src/$name.dict
 	# -timeout: one input taking > 10 s is a hang; -rss_limit_mb: the
