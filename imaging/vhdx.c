@@ -1568,6 +1568,41 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 #define CREATE_META_LENGTH (1 * VHDX_MiB)
 #define CREATE_BAT_OFFSET (3 * VHDX_MiB)
 
+/* Give the finished file @tmp the name @path, never replacing an existing
+ * @path: RENAME_NOREPLACE, or link() + unlink() on file systems without it. */
+static int publish_new(const char *tmp, const char *path, struct gp_error *err)
+{
+	char dir[PATH_MAX];
+	int dfd;
+
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			goto fail;
+		if (link(tmp, path) < 0)
+			goto fail;
+		unlink(tmp);
+	}
+	/* The name's own durability: best effort, the data is flushed. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	if (errno == EEXIST)
+		return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
+	return gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
+}
+
+/*
+ * Write a new, empty image with metadata @md at @path. The file is written
+ * and flushed under a temporary name beside @path ("PATH.tmp-XXXXXX") and
+ * only then named @path: a kill midway (a Ctrl-C of `prepare --into-child`)
+ * leaves at most that temporary file, never a half-written image at @path,
+ * which the next run would take for the child and fail to open.
+ */
 static int write_new(const char *path, const struct vhdx_metadata *md, struct gp_error *err)
 {
 	struct vhdx_geometry g;
@@ -1576,6 +1611,7 @@ static int write_new(const char *path, const struct vhdx_metadata *md, struct gp
 	struct vhdx_region_table rt = { 2, regions };
 	uint64_t bat_len, file_len;
 	uint8_t *buf;
+	char *tmp = NULL;
 	int fd, ret = 0;
 
 	if (vhdx_geometry_init(&g, md->virtual_size, md->block_size, md->logical_sector_size,
@@ -1586,15 +1622,21 @@ static int write_new(const char *path, const struct vhdx_metadata *md, struct gp
 		return gp_error_set(err, GP_ERR_INVALID, "%s: BAT of %llu bytes is too large",
 				    path, (unsigned long long)bat_len);
 	file_len = CREATE_BAT_OFFSET + bat_len;
+	if (access(path, F_OK) == 0)
+		return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
 	buf = calloc(1, CREATE_META_LENGTH);
-	if (!buf)
-		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	if (!buf || asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
 		free(buf);
-		return gp_error_set_errno(err, errno == EEXIST ? GP_ERR_EXISTS : io_code(errno), errno,
-					  "%s: cannot create", path);
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
 	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
+		free(tmp);
+		free(buf);
+		return ret;
+	}
+	fchmod(fd, 0644); /* mkstemp makes 0600 */
 #define W(b, l, o)                                                                    \
 	do {                                                                          \
 		if (!ret && pwrite(fd, (b), (l), (off_t)(o)) != (ssize_t)(l))          \
@@ -1636,8 +1678,11 @@ static int write_new(const char *path, const struct vhdx_metadata *md, struct gp
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: flush", path);
 	close(fd);
 	free(buf);
+	if (!ret)
+		ret = publish_new(tmp, path, err);
 	if (ret)
-		unlink(path);
+		unlink(tmp);
+	free(tmp);
 	return ret;
 }
 

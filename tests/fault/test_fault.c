@@ -1110,3 +1110,133 @@ Test(fault, random_kills_0) { random_kills(0); }
 Test(fault, random_kills_1) { random_kills(1); }
 Test(fault, random_kills_2) { random_kills(2); }
 Test(fault, random_kills_3) { random_kills(3); }
+
+/* ---- crash-kill of prepare --into-child ------------------------------------- */
+
+/*
+ * `prepare GOLD --into-child CHILD` allocates every block it writes in the
+ * child, so its BAT updates go through the VHDX log: these kills leave
+ * logs with unapplied entries, which the kills of an in-place prepare
+ * (whose package lands in allocated blocks) never do. After each kill:
+ * a child left behind opens (log replayed in memory), the same command
+ * run again completes and verifies (libvhdi read-back of every file with
+ * the host's SHA-256), and the golden parent is byte-identical. A kill
+ * while the child is being created leaves at most its temporary file,
+ * never a half-written CHILD that the rerun would refuse to open.
+ */
+struct child_kill_stats {
+	int kills, landed, child_left, log_dirty, tmp_left;
+};
+
+static void kill_child_once(const char *gold, const char *st, const char *killer,
+			    struct child_kill_stats *ks)
+{
+	char *child = t_strdup_printf("%s/vm.avhdx", dir);
+	struct t_run r;
+
+	t_run(&r, "rm -f '%s' '%s'.tmp-*", child, child);
+	t_run_free(&r);
+	t_run(&r, "%s '%s' prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --no-verify "
+		  "--into-child '%s'", killer, t_env("GPUP_BIN"), gold, st, child);
+	ks->kills++;
+	ks->landed += r.status != 0;
+	t_run_free(&r);
+	t_run(&r, "ls '%s'.tmp-* 2>/dev/null", child);
+	ks->tmp_left += r.out[0] != '\0';
+	t_run_free(&r);
+	if (access(child, F_OK) == 0) {
+		ks->child_left++;
+		t_gpup(&r, "inspect '%s' --json", child);
+		cr_assert_eq(r.status, 0, "%s: the child left behind does not open: %s", killer,
+			     r.err);
+		ks->log_dirty += strstr(r.out, "\"log_state\":\"empty\"") == NULL;
+		t_run_free(&r);
+	}
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --json --into-child '%s'",
+	       gold, st, child);
+	cr_assert_eq(r.status, 0, "%s: the rerun failed: %s", killer, r.err);
+	cr_assert(strstr(r.out, "\"verified\":true") || strstr(r.out, "\"verified\": true"),
+		  "%s: the rerun did not verify: %s", killer, r.out);
+	t_run_free(&r);
+	free(child);
+}
+
+Test(fault, into_child_killed_at_each_flush_boundary)
+{
+	char *gold = big_guest("gold.vhdx"), *st = store(), *gold_sha = sha(gold);
+	struct child_kill_stats ks = { 0 };
+	long n;
+
+	/* GPUP_TEST_CRASH_AT=N dies after the child's Nth flush; a run that
+	 * has fewer flushes completes, which ends the sweep. */
+	for (n = 1; n < 200; n++) {
+		char *k = t_strdup_printf("GPUP_TEST_CRASH_AT=%ld", n);
+		int landed = ks.landed;
+
+		kill_child_once(gold, st, k, &ks);
+		free(k);
+		if (ks.landed == landed)
+			break;
+	}
+	cr_assert_lt(n, 200, "the crash hook never stopped firing");
+	/* The point of this test: logs with unapplied BAT updates. */
+	cr_assert_gt(ks.log_dirty, 0, "no flush boundary left an active log in the child");
+	{
+		char *now = sha(gold);
+
+		cr_assert_str_eq(now, gold_sha, "the golden parent changed");
+		free(now);
+	}
+	cr_log_info("into-child flush boundaries: %d kills, %d left an active log", ks.landed,
+		    ks.log_dirty);
+	free(gold);
+	free(st);
+	free(gold_sha);
+}
+
+Test(fault, into_child_random_kills)
+{
+	const char *env = getenv("GPUP_CHILD_KILLS");
+	int total = env ? atoi(env) : 16;
+	char *gold = big_guest("gold.vhdx"), *st = store(), *gold_sha = sha(gold);
+	char *child = t_strdup_printf("%s/vm.avhdx", dir);
+	uint64_t seed = 0x6368696c64ULL;
+	struct child_kill_stats ks = { 0 };
+	double window;
+
+	{
+		struct t_run r;
+		double t0 = now_s();
+
+		t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --no-verify "
+			   "--into-child '%s'", gold, st, child);
+		window = now_s() - t0;
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		t_run_free(&r);
+	}
+	/* Half the kills in the first eighth of the run, where the child is
+	 * being created; the rest anywhere. */
+	for (int i = 0; i < total; i++) {
+		double w = i % 2 ? window : window / 8;
+		unsigned us = (unsigned)(t_rand(&seed) % (uint64_t)(w * 1e6 + 1));
+		char *k = t_strdup_printf("timeout -s KILL %u.%06us", us / 1000000, us % 1000000);
+
+		kill_child_once(gold, st, k, &ks);
+		free(k);
+	}
+	cr_assert_geq(ks.landed * 2, ks.kills, "only %d of %d kills landed before the end",
+		      ks.landed, ks.kills);
+	{
+		char *now = sha(gold);
+
+		cr_assert_str_eq(now, gold_sha, "the golden parent changed");
+		free(now);
+	}
+	cr_log_info("into-child random kills: window %.0f ms, %d kills, %d landed, %d left a "
+		    "child (%d with an active log), %d left the child's temporary file",
+		    window * 1e3, ks.kills, ks.landed, ks.child_left, ks.log_dirty, ks.tmp_left);
+	free(child);
+	free(gold);
+	free(st);
+	free(gold_sha);
+}
