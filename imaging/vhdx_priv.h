@@ -149,8 +149,15 @@ enum vhdx_payload_state {
 #define VHDX_LOGS_SEQUENCE_HIGH_OFF 4
 #define VHDX_LOGS_DATA_OFF 8
 #define VHDX_LOGS_SEQUENCE_LOW_OFF 4092
-/* Largest log gpup reads into memory: Hyper-V writes 1 MiB logs. */
+/* Largest log gpup reads into memory: Hyper-V writes 1 MiB logs. A fuzzing
+ * build (see the Makefile) stops at 4 MiB: once the fuzzer had found how to
+ * declare logs of up to its 128 MiB files, reading and scanning them cut it
+ * from ~3,000 to ~300 inputs per second, and no rule needs a longer log. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define VHDX_LOG_MAX_LENGTH (4 * VHDX_MiB)
+#else
 #define VHDX_LOG_MAX_LENGTH (256 * VHDX_MiB)
+#endif
 
 /* Spec limits. */
 #define VHDX_MAX_VIRTUAL_SIZE (64ULL << 40)
