@@ -416,6 +416,8 @@ static int check_header(const char *path, const struct vhdx_header *h, int slot,
 static int replay_log(struct vhdx *v)
 {
 	struct vhdx_log_replay r;
+	struct vhdx_log_update *pieces = NULL;
+	size_t npieces = 0;
 	uint8_t *log;
 	uint64_t got;
 	int ret;
@@ -464,9 +466,14 @@ static int replay_log(struct vhdx *v)
 			v->file_size = r.last_file_offset;
 		return 0;
 	}
+	ret = vhdx_log_flatten(r.updates, r.count, &pieces, &npieces);
+	if (ret) {
+		vhdx_log_replay_free(&r);
+		return gp_error_set(&v->err, ret, "%s: out of memory replaying the log", v->path);
+	}
 	ret = session_begin(v, false);
-	for (size_t i = 0; !ret && i < r.count; i++) {
-		const struct vhdx_log_update *u = &r.updates[i];
+	for (size_t i = 0; !ret && i < npieces; i++) {
+		const struct vhdx_log_update *u = &pieces[i];
 
 		if (u->data) {
 			ret = vhdx_file_write(v, u->data, u->len, u->off);
@@ -491,6 +498,7 @@ static int replay_log(struct vhdx *v)
 		static const struct vhdx_guid zero_guid;
 		ret = header_update(v, false, false, &zero_guid);
 	}
+	free(pieces);
 	vhdx_log_replay_free(&r);
 	if (!ret)
 		v->log_replayed = true;

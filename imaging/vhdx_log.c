@@ -310,3 +310,116 @@ int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq, uint32_
 	*out_len = len;
 	return 0;
 }
+
+/* ---- flattening a replay ---- */
+
+struct flat_event {
+	uint64_t pos;
+	size_t idx;
+	bool start;
+};
+
+static int event_cmp(const void *a, const void *b)
+{
+	const struct flat_event *x = a, *y = b;
+
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* A max-heap of update indices: the top is the latest update covering the
+ * sweep position (ended ones are dropped lazily when they surface). */
+static void heap_push(size_t *h, size_t *n, size_t v)
+{
+	size_t i = (*n)++;
+
+	while (i && h[(i - 1) / 2] < v) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = v;
+}
+
+static void heap_pop(size_t *h, size_t *n)
+{
+	size_t v = h[--*n], i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && h[c + 1] > h[c])
+			c++;
+		if (h[c] <= v)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n)
+		h[i] = v;
+}
+
+int vhdx_log_flatten(const struct vhdx_log_update *u, size_t n, struct vhdx_log_update **out,
+		     size_t *nout)
+{
+	struct flat_event *ev = NULL;
+	struct vhdx_log_update *p = NULL;
+	size_t *heap = NULL, nev = 0, nheap = 0, np = 0;
+	bool *ended = NULL;
+	int ret = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return 0;
+	/* Pieces: at most one per event interval. */
+	if (n > SIZE_MAX / (2 * sizeof(*ev)) ||
+	    !(ev = malloc(2 * n * sizeof(*ev))) || !(heap = malloc(n * sizeof(*heap))) ||
+	    !(ended = calloc(n, sizeof(*ended))) || !(p = malloc(2 * n * sizeof(*p)))) {
+		ret = GP_ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (u[i].len == 0)
+			continue;
+		ev[nev++] = (struct flat_event){ u[i].off, i, true };
+		ev[nev++] = (struct flat_event){ u[i].off + u[i].len, i, false };
+	}
+	qsort(ev, nev, sizeof(*ev), event_cmp);
+	for (size_t e = 0; e < nev;) {
+		uint64_t pos = ev[e].pos, next;
+
+		for (; e < nev && ev[e].pos == pos; e++) {
+			if (ev[e].start)
+				heap_push(heap, &nheap, ev[e].idx);
+			else
+				ended[ev[e].idx] = true;
+		}
+		while (nheap && ended[heap[0]])
+			heap_pop(heap, &nheap);
+		if (!nheap || e == nev)
+			continue;
+		next = ev[e].pos;
+		{
+			const struct vhdx_log_update *w = &u[heap[0]];
+			const uint8_t *d = w->data ? w->data + (pos - w->off) : NULL;
+			struct vhdx_log_update *last = np ? &p[np - 1] : NULL;
+
+			/* Runs of zeros, or of one update's data, stay one piece. */
+			if (last && last->off + last->len == pos &&
+			    (d ? last->data && last->data + last->len == d : !last->data))
+				last->len += next - pos;
+			else
+				p[np++] = (struct vhdx_log_update){ pos, next - pos, (uint8_t *)d };
+		}
+	}
+	*out = p;
+	*nout = np;
+	p = NULL;
+out:
+	free(ev);
+	free(heap);
+	free(ended);
+	free(p);
+	return ret;
+}

@@ -336,6 +336,16 @@ int vhdx_log_find(const char *path, uint64_t log_offset, const uint8_t *log, uin
 		  struct gp_error *err);
 void vhdx_log_replay_free(struct vhdx_log_replay *r);
 
+/* What replaying @n updates leaves in the file, as disjoint pieces sorted by
+ * offset, each byte from the last update that covers it: a data piece
+ * points into that update's data, a zero piece has @data NULL. Replaying
+ * the pieces writes every byte at most once, however often the log's
+ * descriptors overlap (a hostile log of thousands of zero descriptors over
+ * the whole file took minutes when applied one by one). *@out is malloc'ed
+ * (NULL when *@nout is 0). Returns 0 or GP_ERR_NOMEM. */
+int vhdx_log_flatten(const struct vhdx_log_update *u, size_t n, struct vhdx_log_update **out,
+		     size_t *nout);
+
 /* Build one log entry (sequence @seq, @tail = log offset of the sequence's
  * first entry) from @n updates: data descriptors for those with @data (each
  * exactly one 4 KiB sector), zero descriptors for the others. *@out is
