@@ -83,7 +83,18 @@ int vhdx_file_read(struct vhdx *v, void *buf, uint64_t len, uint64_t off)
 	 * (in memory, for a read-only open) and new blocks start as holes. */
 	if (got < len)
 		memset((char *)buf + got, 0, len - got);
-	for (size_t i = 0; i < v->noverlay; i++) {
+	/* The pieces are sorted and disjoint: start at the first one that
+	 * ends past @off. */
+	size_t lo = 0, hi = v->noverlay;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->overlay[mid].off + v->overlay[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < v->noverlay && v->overlay[i].off < off + len; i++) {
 		const struct vhdx_log_update *u = &v->overlay[i];
 		uint64_t s = u->off > off ? u->off : off;
 		uint64_t e = u->off + u->len < off + len ? u->off + u->len : off + len;
@@ -458,18 +469,19 @@ static int replay_log(struct vhdx *v)
 					    v->path, (unsigned long long)v->hdr.log_offset);
 		}
 	}
-	if (!v->writable) {
-		/* Read-only: present the replayed view, write nothing (2.3.3 <5>). */
-		v->overlay = r.updates;
-		v->noverlay = r.count;
-		if (r.last_file_offset > v->file_size)
-			v->file_size = r.last_file_offset;
-		return 0;
-	}
 	ret = vhdx_log_flatten(r.updates, r.count, &pieces, &npieces);
 	if (ret) {
 		vhdx_log_replay_free(&r);
 		return gp_error_set(&v->err, ret, "%s: out of memory replaying the log", v->path);
+	}
+	if (!v->writable) {
+		/* Read-only: present the replayed view, write nothing (2.3.3 <5>). */
+		v->overlay = pieces;
+		v->noverlay = npieces;
+		v->replay = r;
+		if (r.last_file_offset > v->file_size)
+			v->file_size = r.last_file_offset;
+		return 0;
 	}
 	ret = session_begin(v, false);
 	for (size_t i = 0; !ret && i < npieces; i++) {
@@ -866,9 +878,8 @@ static void vhdx_free(struct vhdx *v)
 		vhdx_close(v->parent, NULL);
 	if (v->fd >= 0)
 		close(v->fd);
-	for (size_t i = 0; i < v->noverlay; i++)
-		free(v->overlay[i].data);
 	free(v->overlay);
+	vhdx_log_replay_free(&v->replay);
 	for (size_t i = 0; i < v->chain_len; i++)
 		free(v->chain[i]);
 	free(v->chain);

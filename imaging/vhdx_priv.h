@@ -394,10 +394,12 @@ struct vhdx {
 	char **chain;            /* resolved parent paths, chain_len long */
 	size_t chain_len;
 
-	/* Read-only open of an image with a dirty log: the replayed updates,
-	 * consulted by every file read (later entries win). */
+	/* Read-only open of an image with a dirty log: the log's net effect
+	 * (vhdx_log_flatten(): sorted, disjoint), consulted by every file read;
+	 * its data points into @replay's updates. */
 	struct vhdx_log_update *overlay;
 	size_t noverlay;
+	struct vhdx_log_replay replay;
 	bool log_was_dirty, log_replayed;
 
 	bool unsynced;           /* written since the last fdatasync */
