@@ -1587,6 +1587,13 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 #define CREATE_META_LENGTH (1 * VHDX_MiB)
 #define CREATE_BAT_OFFSET (3 * VHDX_MiB)
 
+/* New images never replace a file: the early checks and the final naming
+ * refuse with the same words. */
+static int refuse_existing(const char *path, struct gp_error *err)
+{
+	return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
+}
+
 /* Give the finished file @tmp the name @path, never replacing an existing
  * @path: RENAME_NOREPLACE, or link() + unlink() on file systems without it. */
 static int publish_new(const char *tmp, const char *path, struct gp_error *err)
@@ -1611,7 +1618,7 @@ static int publish_new(const char *tmp, const char *path, struct gp_error *err)
 	return 0;
 fail:
 	if (errno == EEXIST)
-		return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
+		return refuse_existing(path, err);
 	return gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
 }
 
@@ -1642,7 +1649,7 @@ static int write_new(const char *path, const struct vhdx_metadata *md, struct gp
 				    path, (unsigned long long)bat_len);
 	file_len = CREATE_BAT_OFFSET + bat_len;
 	if (access(path, F_OK) == 0)
-		return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
+		return refuse_existing(path, err);
 	buf = calloc(1, CREATE_META_LENGTH);
 	if (!buf || asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
 		free(buf);
@@ -1785,7 +1792,7 @@ int vhdx_create_child(const char *path, const char *parent_path, struct gp_error
 	int ret;
 
 	if (stat(path, &st) == 0)
-		return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
+		return refuse_existing(path, err);
 	ret = vhdx_open(parent_path, &po, &p, err);
 	if (ret)
 		return ret;
