@@ -4,6 +4,9 @@
 # Exit non-zero when any binary failed or crashed.
 set -u
 passed=0 failed=0 rc=0
+# Failure lines of every binary, repeated at the end: CI shows only the
+# tail of a long log, and the closing line alone does not say what failed.
+fails=$(mktemp)
 for bin in "$@"; do
 	echo "== $bin"
 	log=$(mktemp)
@@ -11,6 +14,8 @@ for bin in "$@"; do
 	status=$?
 	# Criterion's closing line: "[====] Synthesis: Tested: 12 | Passing: 12 | Failing: 0 | Crashing: 0"
 	line=$(grep 'Synthesis:' "$log" | tail -n 1)
+	grep -E '^\[(----|FAIL)\]|CRASH|Timeout|ERROR: .*Sanitizer|runtime error' "$log" |
+		sed "s|^|$bin: |" >> "$fails"
 	rm -f "$log"
 	if [ -z "$line" ]; then
 		echo "$bin: no Criterion summary (the binary died?)"
@@ -19,8 +24,13 @@ for bin in "$@"; do
 	p=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
 	f=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
 	c=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
-	passed=$((passed + p)); failed=$((failed + f + c))
+	passed=$((passed + p)); failed=$((failed + f)) # Crashing is part of Failing
 	[ "$f" -eq 0 ] && [ "$c" -eq 0 ] || rc=1
 done
+if [ -s "$fails" ]; then
+	echo "== what failed"
+	head -n 60 "$fails"
+fi
+rm -f "$fails"
 echo "check: $passed passed, $failed failed"
 exit $rc
