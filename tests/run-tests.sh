@@ -14,7 +14,9 @@ for bin in "$@"; do
 	status=$?
 	# Criterion's closing line: "[====] Synthesis: Tested: 12 | Passing: 12 | Failing: 0 | Crashing: 0"
 	line=$(grep 'Synthesis:' "$log" | tail -n 1)
-	grep -E '^\[(----|FAIL)\]|CRASH|Timeout|ERROR: .*Sanitizer|runtime error' "$log" |
+	# Criterion's failure lines: "[----] file.c:12: Assertion Failed", the
+	# message indented below it, "[FAIL] suite::test"; not cr_log_info lines.
+	grep -E '^\[----\] [^ ]+:[0-9]+: |^\[----\]   |^\[FAIL\]|CRASH|Timeout|ERROR: .*Sanitizer|runtime error' "$log" |
 		sed "s|^|$bin: |" >> "$fails"
 	rm -f "$log"
 	if [ -z "$line" ]; then
