@@ -899,29 +899,38 @@ out:
 /*
  * Everything the archive costs — reading, decompressing, checking entries
  * — runs on a reader thread, into a ring the caller's read() copies out of;
- * the caller's thread keeps its image writes. The SHA-256 of every byte,
- * which costs more CPU than either side's other work (bench/RESULTS.md,
- * profile item 2), is shared: a digest is sequential, but it can move
- * between threads, so whichever side holds no other work extends it: the
- * caller over the bytes it just copied out (still in that core's cache),
- * either side instead of sleeping (the reader when the ring is full, the
- * caller when it is empty). Earlier designs gave the whole digest to one thread
- * and that thread set the pace (1.5x a directory inject).
+ * the caller's thread keeps its image writes.
  *
- * The reader serves one file at a time: open() asks for a file and waits
- * until the reader stands on its entry (so a hostile or missing entry fails
- * open(), before the caller creates anything); the reader then fills the
- * ring with the entry's bytes and ends with the file's verdict (the digest
- * once every byte is in it, or the error where the bytes went wrong).
- * read() hands out the bytes before an error, then the error, as reading
- * the archive directly would. A file the caller leaves unfinished is
- * cancelled by the next open() or close().
+ * The reader runs ahead across files: once an entry's bytes are in the
+ * ring it stands on the next entry and streams that too, so the caller
+ * finds a file's first bytes waiting when it opens it. A reader that
+ * started each file only when the caller opened it kept the caller
+ * waiting at every file's start, 0.45 s over the bench package's 850 files
+ * (bench/RESULTS.md, profile item 11). Each entry the reader stands on gets
+ * a lane — its span of the stream and, in the end, its digest — queued in
+ * archive order; open() passes over the lanes of files the caller does not
+ * ask for (those unchanged in the guest), and the reader skips entries
+ * below the file asked for without copying them.
  *
- * Ownership: the counters and flags are under @mu. Ring bytes from
- * min(@consumed, @hashed) to @produced are in use (to copy out, to hash);
- * the rest is the reader's to fill. The digest is the holder's of
- * @hashing; the archive and @next are the reader's while it runs. Memory:
- * RING bytes, whatever the bundle's size.
+ * The SHA-256 of every byte costs more CPU than either side's other work
+ * (profile item 2). A digest is sequential, but it can move between
+ * threads, so whichever side holds no other work extends it: the caller
+ * over the bytes it just copied out (still in that core's cache), either
+ * side instead of sleeping. It moves from lane to lane in order and is
+ * finished at each entry's end; lanes passed over are not hashed.
+ *
+ * Errors: the reader stops at the first one. A missing or hostile entry
+ * fails the open() of that file or of any later one, before the caller
+ * creates anything; an error in an entry's data comes from read() after
+ * the good bytes before it, as reading the archive directly would, and
+ * from close(). Entries beyond the last file asked for are read ahead
+ * but their errors never reported: the caller did not ask for them.
+ *
+ * Ownership: everything below the ring pointer is under @mu, except the
+ * archive and @next (the reader's) and the digest (the holder's of
+ * @hashing). Stream positions count bytes since the first lane; ring bytes
+ * from min(@consumed, @hashed) to @produced are in use. Memory: RING bytes
+ * and LANES lanes, whatever the bundle's size.
  */
 #define RING ((4u << 20) / SIZE_DIV)
 /* Bytes decompressed (and hashed) per step: small enough to stay in cache
@@ -930,18 +939,29 @@ out:
 /* A side waiting for bytes or room is woken once this much is there: a
  * wake-up per STEP cost the reader a tenth of its time in futex calls. */
 #define WAKE ((1u << 20) / SIZE_DIV)
+/* Entries queued ahead of the caller: a ring full of small files. */
+#define LANES 64u
 
-enum reader_state {
-	R_IDLE,      /* waiting for a request */
-	R_SEEKING,   /* reading forward to the requested entry */
-	R_STREAMING, /* filling the ring with the entry's bytes */
-	R_DONE,      /* the file ended: @status and @digest hold the verdict */
+struct lane {
+	size_t idx;          /* manifest index of the entry */
+	uint64_t start, end; /* its bytes' stream positions (@end once @ended) */
+	bool ended;          /* the archive said the entry ends at @end */
+	bool skip;           /* not wanted by the caller: neither copied out nor hashed */
+	bool final;          /* @digest is the SHA-256 of its bytes */
+	bool nohash;         /* the digest could not be started for it */
+	uint8_t digest[32];
+};
+
+enum caller_wait {
+	WAIT_NONE,
+	WAIT_BYTES,  /* read(): woken by WAKE bytes or the entry's end */
+	WAIT_LANES,  /* open(), close(): woken by any lane's progress */
 };
 
 struct bundle_stream {
 	struct gp_bundle *b;
 	struct archive *a;
-	size_t next;            /* manifest index of the next archive entry */
+	size_t next;            /* reader: manifest index of the next entry */
 	EVP_MD_CTX *md;
 	EVP_MD *md_type;        /* fetched once per stream (sha_init) */
 	uint8_t *ring;
@@ -950,23 +970,31 @@ struct bundle_stream {
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* both sides wait on it; one waiter each */
-	enum reader_state state;
-	ssize_t want;           /* the file asked for (R_SEEKING) */
-	bool cancel, quit;
-	uint64_t produced, consumed; /* bytes of the current file into / out of the ring */
-	uint64_t hashed;        /* bytes of the current file in the digest */
+	bool quit;
+	size_t floor;           /* the reader skips entries below it */
+	struct lane lanes[LANES];
+	uint64_t head, tail;    /* queued: lanes head..tail-1 (lane n is lanes[n % LANES]) */
+	uint64_t hlane;         /* the lane the digest is in */
+	uint64_t md_lane;       /* the lane @md was started for (UINT64_MAX: none) */
+	uint64_t produced, consumed, hashed;
 	bool hashing;           /* a thread is extending the digest */
-	bool reader_waits, caller_waits; /* for room or the digest / for bytes */
-	bool positioned;        /* R_DONE: the entry was found (the error, if any, is in its data) */
-	int status;             /* R_DONE: 0 or the error, detailed in @rerr */
+	bool reader_waits;      /* for room, a lane, or the end */
+	enum caller_wait caller_waits;
+	bool stopped;           /* the reader is done: @status, @rerr */
+	int status;
 	struct gp_error rerr;
-	uint8_t digest[32];     /* R_DONE with status 0 */
-	bool failed;            /* the archive reader is in an unknown state */
 
 	/* The caller's side. */
 	ssize_t cur;            /* file open for reading, -1 if none */
+	uint64_t cur_lane;
+	size_t asked;           /* open() may ask for this index or later */
 	uint64_t done;
 };
+
+static struct lane *lane_at(struct bundle_stream *bs, uint64_t n)
+{
+	return &bs->lanes[n % LANES];
+}
 
 /* Of @n bytes from stream position @pos, those before the ring wraps. */
 static uint64_t ring_span(uint64_t pos, uint64_t n)
@@ -984,50 +1012,69 @@ static uint64_t ring_room(const struct bundle_stream *bs)
 	return RING - (bs->produced - low);
 }
 
-/* Either side, @mu held: extend the digest by up to @max bytes, unless
- * another thread holds it or nothing waits to be hashed. Returns whether
- * it hashed. */
-static bool hash_some(struct bundle_stream *bs, uint64_t max)
+/* The end of @l's bytes so far. */
+static uint64_t lane_limit(const struct bundle_stream *bs, const struct lane *l)
 {
-	uint64_t at, n;
-
-	if (bs->hashing || bs->hashed == bs->produced)
-		return false;
-	at = bs->hashed % RING;
-	n = ring_span(bs->hashed, bs->produced - bs->hashed);
-	if (n > max)
-		n = max;
-	bs->hashing = true;
-	pthread_mutex_unlock(&bs->mu);
-	EVP_DigestUpdate(bs->md, bs->ring + at, (size_t)n);
-	pthread_mutex_lock(&bs->mu);
-	bs->hashing = false;
-	bs->hashed += n;
-	/* Room for the reader, or the last bytes of its verdict. */
-	if (bs->reader_waits)
-		pthread_cond_broadcast(&bs->cv);
-	return true;
+	return l->ended ? l->end : bs->produced;
 }
 
-/* Reader: pass over the entries before file @idx, stand on its entry. */
-static int reader_seek(struct bundle_stream *bs, size_t idx, struct gp_error *err)
+static void wake_lanes(struct bundle_stream *bs)
 {
-	struct gp_bundle *b = bs->b;
-	int ret;
+	if (bs->reader_waits || bs->caller_waits == WAIT_LANES)
+		pthread_cond_broadcast(&bs->cv);
+}
 
-	while (bs->next < idx) {
-		if ((ret = expect_entry(b, bs->a, bs->next, err)))
-			return ret;
-		if (archive_read_data_skip(bs->a) != ARCHIVE_OK)
-			return corrupt(err, b->path, "file '%s': %s",
-				       b->m->set.files[bs->next].guest_path,
-				       archive_error_string(bs->a));
-		bs->next++;
+/* Either side, @mu held: move the digest on by up to @max bytes, finishing
+ * the lanes whose bytes are all in it and passing over skipped ones —
+ * unless another thread holds it. Returns whether anything moved. */
+static bool hash_some(struct bundle_stream *bs, uint64_t max)
+{
+	bool moved = false;
+
+	if (bs->hashing)
+		return false;
+	while (bs->hlane < bs->tail) {
+		struct lane *l = lane_at(bs, bs->hlane);
+		uint64_t limit = lane_limit(bs, l), at, n;
+
+		if (!l->skip && !l->nohash && bs->md_lane != bs->hlane) {
+			/* Cannot fail once sha_init() succeeded, short of memory. */
+			if (EVP_DigestInit_ex2(bs->md, bs->md_type, NULL) != 1)
+				l->nohash = true;
+			bs->md_lane = bs->hlane;
+		}
+		if (l->skip || l->nohash) {
+			moved |= bs->hashed != limit;
+			bs->hashed = limit;
+		}
+		if (bs->hashed == limit) {
+			if (!l->ended)
+				break;
+			if (!l->skip && !l->nohash) {
+				sha_final(bs->md, l->digest);
+				l->final = true;
+			}
+			bs->md_lane = UINT64_MAX;
+			bs->hlane++;
+			moved = true;
+			continue;
+		}
+		at = bs->hashed % RING;
+		n = ring_span(bs->hashed, limit - bs->hashed);
+		if (n > max)
+			n = max;
+		bs->hashing = true;
+		pthread_mutex_unlock(&bs->mu);
+		EVP_DigestUpdate(bs->md, bs->ring + at, (size_t)n);
+		pthread_mutex_lock(&bs->mu);
+		bs->hashing = false;
+		bs->hashed += n;
+		moved = true;
+		break;
 	}
-	if ((ret = expect_entry(b, bs->a, bs->next, err)))
-		return ret;
-	bs->next++;
-	return sha_init(&bs->md, &bs->md_type, err);
+	if (moved)
+		wake_lanes(bs);
+	return moved;
 }
 
 /* Reader, @mu held: wait for a change, hashing meanwhile if it can. */
@@ -1040,20 +1087,20 @@ static void reader_idle(struct bundle_stream *bs)
 	bs->reader_waits = false;
 }
 
-/* Reader: the bytes of file @idx into the ring, and into the digest.
- * Called and returns with @mu held. Returns 0 once every byte is hashed
- * at the entry's end, 1 when cancelled, or an error in @err. */
-static int reader_fill(struct bundle_stream *bs, size_t idx, struct gp_error *err)
+/* Reader: the bytes of the entry of lane @l into the ring. Called and
+ * returns with @mu held. Returns 0 at the entry's end, 1 when told to
+ * quit, or an error in @err. */
+static int reader_fill(struct bundle_stream *bs, struct lane *l, struct gp_error *err)
 {
-	const struct gp_inject_file *f = &bs->b->m->set.files[idx];
+	const struct gp_inject_file *f = &bs->b->m->set.files[l->idx];
 
 	for (;;) {
 		uint64_t at, room;
 		la_ssize_t n;
 
-		while (!bs->cancel && ring_room(bs) == 0)
+		while (!bs->quit && ring_room(bs) == 0)
 			reader_idle(bs);
-		if (bs->cancel)
+		if (bs->quit)
 			return 1;
 		at = bs->produced % RING;
 		room = ring_span(bs->produced, ring_room(bs));
@@ -1063,72 +1110,98 @@ static int reader_fill(struct bundle_stream *bs, size_t idx, struct gp_error *er
 		pthread_mutex_unlock(&bs->mu);
 		n = archive_read_data(bs->a, bs->ring + at, (size_t)room);
 		pthread_mutex_lock(&bs->mu);
-		if (n < 0) {
-			bs->failed = true;
+		if (n < 0)
 			return corrupt(err, bs->b->path, "file '%s': %s", f->guest_path,
 				       archive_error_string(bs->a));
-		}
 		if (n == 0)
 			break;
-		if (bs->produced + (uint64_t)n > f->size)
+		if (bs->produced - l->start + (uint64_t)n > f->size)
 			return gp_error_set(err, GP_ERR_MISMATCH,
 					    "%s: file '%s': longer than the manifest's %llu bytes",
 					    bs->b->path, f->guest_path, (unsigned long long)f->size);
 		bs->produced += (uint64_t)n;
-		if (bs->caller_waits && bs->produced - bs->consumed >= WAKE)
+		/* Bytes nobody will copy out: their room is free at once. */
+		if (l->skip && bs->consumed >= l->start)
+			bs->consumed = bs->produced;
+		if (bs->caller_waits == WAIT_BYTES && bs->produced - bs->consumed >= WAKE)
 			pthread_cond_broadcast(&bs->cv);
 	}
-	/* The end of the entry: the verdict needs every byte in the digest. */
-	if (bs->caller_waits)
+	l->end = bs->produced;
+	l->ended = true;
+	if (bs->caller_waits != WAIT_NONE)
 		pthread_cond_broadcast(&bs->cv);
-	while (!bs->cancel && (bs->hashing || bs->hashed != bs->produced))
-		reader_idle(bs);
-	return bs->cancel ? 1 : 0;
+	return 0;
+}
+
+/* Reader: stand on the next entry; 0, or an error in @err. */
+static int reader_step(struct bundle_stream *bs, bool skip, struct gp_error *err)
+{
+	int ret = expect_entry(bs->b, bs->a, bs->next, err);
+
+	if (!ret && skip && archive_read_data_skip(bs->a) != ARCHIVE_OK)
+		ret = corrupt(err, bs->b->path, "file '%s': %s",
+			      bs->b->m->set.files[bs->next].guest_path, archive_error_string(bs->a));
+	if (!ret)
+		bs->next++;
+	return ret;
 }
 
 static void *reader_main(void *arg)
 {
 	struct bundle_stream *bs = arg;
+	size_t count = bs->b->m->set.count;
+	struct gp_error err = { 0 };
+	int ret = 0;
 
 	pthread_mutex_lock(&bs->mu);
-	for (;;) {
-		struct gp_error err = { 0 };
-		size_t idx;
-		int ret;
+	while (!bs->quit && bs->next < count) {
+		struct lane *l;
+		bool skip;
 
-		while (!bs->quit && bs->state != R_SEEKING)
-			pthread_cond_wait(&bs->cv, &bs->mu);
+		while (!bs->quit && bs->tail - bs->head == LANES)
+			reader_idle(bs);
 		if (bs->quit)
 			break;
-		idx = (size_t)bs->want;
+		skip = bs->next < bs->floor;
 		pthread_mutex_unlock(&bs->mu);
-		ret = reader_seek(bs, idx, &err);
+		ret = reader_step(bs, skip, &err);
 		pthread_mutex_lock(&bs->mu);
-		bs->positioned = !ret;
-		if (!ret) {
-			bs->state = R_STREAMING;
+		if (ret)
+			break;
+		if (skip)
+			continue;
+		l = lane_at(bs, bs->tail);
+		*l = (struct lane){ .idx = bs->next - 1, .start = bs->produced };
+		bs->tail++;
+		if (bs->caller_waits == WAIT_LANES)
 			pthread_cond_broadcast(&bs->cv);
-			ret = reader_fill(bs, idx, &err);
-		} else {
-			bs->failed = true;
-		}
-		if (ret == 0)
-			sha_final(bs->md, bs->digest);
-		if (ret == 1) /* cancelled: the caller wants no verdict */
-			ret = GP_ERR_ABORTED;
-		bs->status = ret;
-		bs->rerr = err;
-		bs->state = R_DONE;
-		pthread_cond_broadcast(&bs->cv);
+		ret = reader_fill(bs, l, &err);
+		if (ret)
+			break;
 	}
+	bs->stopped = true;
+	bs->status = ret == 1 ? GP_ERR_ABORTED : ret;
+	bs->rerr = err;
+	if (bs->caller_waits != WAIT_NONE)
+		pthread_cond_broadcast(&bs->cv);
+	/* Nothing left to read: help with the digest until told to quit. */
+	while (!bs->quit)
+		reader_idle(bs);
 	pthread_mutex_unlock(&bs->mu);
 	return NULL;
 }
 
-static int reader_start(struct bundle_stream *bs, struct gp_error *err)
+/* Start the reader at file @from (the first file asked for). */
+static int reader_start(struct bundle_stream *bs, size_t from, struct gp_error *err)
 {
+	int ret;
+
 	if (bs->started)
 		return 0;
+	if ((ret = sha_init(&bs->md, &bs->md_type, err)))
+		return ret;
+	bs->md_lane = UINT64_MAX;
+	bs->floor = from;
 	bs->ring = malloc(RING);
 	if (!bs->ring)
 		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
@@ -1150,18 +1223,54 @@ fail_ring:
 	return gp_error_set(err, GP_ERR_NOMEM, "cannot start the bundle reading thread");
 }
 
-/* Caller, @mu held: stop the reader's work on the current file, if any,
- * and wait until it is idle again. */
-static void reader_settle(struct bundle_stream *bs)
+/* Caller, @mu held: wait for a lane's progress. */
+static void caller_wait(struct bundle_stream *bs, enum caller_wait what)
 {
-	if (bs->state == R_SEEKING || bs->state == R_STREAMING) {
-		bs->cancel = true;
-		pthread_cond_broadcast(&bs->cv);
-		while (bs->state == R_SEEKING || bs->state == R_STREAMING)
-			pthread_cond_wait(&bs->cv, &bs->mu);
+	bs->caller_waits = what;
+	pthread_cond_wait(&bs->cv, &bs->mu);
+	bs->caller_waits = WAIT_NONE;
+}
+
+/* Caller, @mu held: pass over the lanes before file @idx and find its own.
+ * Returns 0 with the lane at @head, or the reader's error. */
+static int seek_lane(struct bundle_stream *bs, size_t idx, const char *path,
+		     struct gp_error *err)
+{
+	for (;;) {
+		struct lane *l = lane_at(bs, bs->head);
+
+		if (bs->head == bs->tail) {
+			if (bs->stopped)
+				return bs->status ? gp_error_copy(err, &bs->rerr)
+						  : gp_error_set(err, GP_ERR_CORRUPT,
+								 "%s: '%s' is not in the archive",
+								 bs->b->path, path);
+		} else if (l->idx == idx) {
+			return 0;
+		} else if (l->idx > idx) {
+			return gp_error_set(err, GP_ERR_INVALID, "%s: '%s' was passed over",
+					    bs->b->path, path);
+		} else {
+			/* A file not asked for, or given up on. */
+			l->skip = true;
+			if (bs->consumed < lane_limit(bs, l)) {
+				bs->consumed = lane_limit(bs, l);
+				if (bs->reader_waits)
+					pthread_cond_broadcast(&bs->cv);
+			}
+			if (l->ended && bs->hlane > bs->head) {
+				bs->head++;
+				if (bs->reader_waits)
+					pthread_cond_broadcast(&bs->cv);
+				continue;
+			}
+			if (bs->stopped && !l->ended)
+				return gp_error_copy(err, &bs->rerr);
+			if (hash_some(bs, RING))
+				continue;
+		}
+		caller_wait(bs, WAIT_LANES);
 	}
-	bs->cancel = false;
-	bs->state = R_IDLE;
 }
 
 static int stream_open(struct gp_inject_stream *s, const struct gp_inject_file *f,
@@ -1172,34 +1281,24 @@ static int stream_open(struct gp_inject_stream *s, const struct gp_inject_file *
 	ssize_t idx = find_file(b, f->guest_path);
 	int ret;
 
-	if ((ret = reader_start(bs, err)))
+	bs->cur = -1;
+	if (idx < 0)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: '%s' is not in the bundle", b->path,
+				    f->guest_path);
+	if ((size_t)idx < bs->asked)
+		return gp_error_set(err, GP_ERR_INVALID,
+				    "%s: '%s' asked for after a later file (a bundle streams forward only)",
+				    b->path, f->guest_path);
+	if ((ret = reader_start(bs, (size_t)idx, err)))
 		return ret;
 	pthread_mutex_lock(&bs->mu);
-	reader_settle(bs);
-	bs->cur = -1;
-	if (bs->failed) {
-		ret = gp_error_set(err, GP_ERR_IO, "%s: the stream failed earlier", b->path);
-	} else if (idx < 0) {
-		ret = gp_error_set(err, GP_ERR_INVALID, "%s: '%s' is not in the bundle", b->path,
-				   f->guest_path);
-	} else if ((size_t)idx < bs->next) {
-		ret = gp_error_set(err, GP_ERR_INVALID,
-				   "%s: '%s' asked for after a later file (a bundle streams forward only)",
-				   b->path, f->guest_path);
-	} else {
-		bs->want = idx;
-		bs->produced = bs->consumed = bs->hashed = 0;
-		bs->state = R_SEEKING;
-		pthread_cond_broadcast(&bs->cv);
-		while (bs->state == R_SEEKING)
-			pthread_cond_wait(&bs->cv, &bs->mu);
-		/* A missing or hostile entry fails here, before the caller
-		 * creates anything; errors in the data come from read(). */
-		if (bs->state == R_DONE && !bs->positioned)
-			ret = gp_error_copy(err, &bs->rerr);
-	}
+	bs->asked = (size_t)idx + 1;
+	if (bs->floor < (size_t)idx)
+		bs->floor = (size_t)idx;
+	ret = seek_lane(bs, (size_t)idx, f->guest_path, err);
 	if (!ret) {
 		bs->cur = idx;
+		bs->cur_lane = bs->head;
 		bs->done = 0;
 	}
 	pthread_mutex_unlock(&bs->mu);
@@ -1210,29 +1309,28 @@ static int64_t stream_read(struct gp_inject_stream *s, void *buf, size_t len,
 			   struct gp_error *err)
 {
 	struct bundle_stream *bs = s->ctx;
-	uint64_t at, n, from;
+	struct lane *l;
+	uint64_t at, n, from, limit;
 
 	if (bs->cur < 0)
 		return gp_error_set(err, GP_ERR_INVALID, "%s: read without an open file", bs->b->path);
+	l = lane_at(bs, bs->cur_lane);
 	pthread_mutex_lock(&bs->mu);
-	while (bs->produced == bs->consumed && bs->state == R_STREAMING) {
-		/* Nothing to copy yet: extend the digest rather than sleep. */
-		if (hash_some(bs, STEP))
-			continue;
-		bs->caller_waits = true;
-		pthread_cond_wait(&bs->cv, &bs->mu);
-		bs->caller_waits = false;
-	}
-	if (bs->produced == bs->consumed) {
-		/* The reader is done with the file: its end, or what went wrong. */
-		int ret = bs->status ? gp_error_copy(err, &bs->rerr) : 0;
+	while (bs->consumed == (limit = lane_limit(bs, l))) {
+		if (l->ended || bs->stopped) {
+			/* The file's end, or what went wrong in its bytes. */
+			int ret = l->ended ? 0 : gp_error_copy(err, &bs->rerr);
 
-		pthread_mutex_unlock(&bs->mu);
-		return ret;
+			pthread_mutex_unlock(&bs->mu);
+			return ret;
+		}
+		/* Nothing to copy yet: extend the digest rather than sleep. */
+		if (!hash_some(bs, STEP))
+			caller_wait(bs, WAIT_BYTES);
 	}
 	from = bs->consumed;
 	at = from % RING;
-	n = ring_span(from, bs->produced - from);
+	n = ring_span(from, limit - from);
 	if (n > len)
 		n = len;
 	/* [at, at + n) stays put until @consumed moves. */
@@ -1242,7 +1340,7 @@ static int64_t stream_read(struct gp_inject_stream *s, void *buf, size_t len,
 	bs->consumed += n;
 	/* The bytes just copied are in this core's cache: hash them here when
 	 * the digest has reached them and the reader is not at it. */
-	if (bs->hashed >= from && bs->hashed < from + n)
+	if (bs->hlane == bs->cur_lane && bs->hashed >= from && bs->hashed < from + n)
 		hash_some(bs, from + n - bs->hashed);
 	if (bs->reader_waits && ring_room(bs) >= WAKE)
 		pthread_cond_broadcast(&bs->cv);
@@ -1256,26 +1354,34 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 {
 	struct bundle_stream *bs = s->ctx;
 	const struct gp_inject_file *f;
+	struct lane *l;
 	uint8_t got[32];
-	int status;
+	int status = GP_ERR_ABORTED;
+	bool nohash = false;
 
 	if (bs->cur < 0)
 		return gp_error_set(err, GP_ERR_INVALID, "%s: close without an open file", bs->b->path);
 	f = &bs->b->m->set.files[bs->cur];
+	l = lane_at(bs, bs->cur_lane);
 	bs->cur = -1;
 	pthread_mutex_lock(&bs->mu);
-	/* All bytes taken: the reader is at most a check of the entry's end
-	 * away from its verdict (it cannot block on a ring with room). Bytes
-	 * left: the caller gave up on the file. */
-	if (bs->done == f->size)
-		while (bs->state == R_STREAMING)
-			pthread_cond_wait(&bs->cv, &bs->mu);
-	if (bs->state != R_DONE)
-		reader_settle(bs);
-	status = bs->state == R_DONE ? bs->status : GP_ERR_ABORTED;
-	if (status && status != GP_ERR_ABORTED)
-		gp_error_copy(err, &bs->rerr);
-	memcpy(got, bs->digest, 32);
+	if (bs->done == f->size) {
+		/* The verdict: every byte in the digest, or the error in them. */
+		while (!l->final && !l->nohash && !(bs->stopped && !l->ended))
+			if (!hash_some(bs, RING))
+				caller_wait(bs, WAIT_LANES);
+		status = l->ended ? 0 : gp_error_copy(err, &bs->rerr);
+		nohash = l->nohash;
+		memcpy(got, l->digest, 32);
+		if (l->ended) {
+			bs->head++;
+			if (bs->reader_waits)
+				pthread_cond_broadcast(&bs->cv);
+		}
+	} else {
+		/* Given up on (or cut short): the next open() passes over it. */
+		l->skip = true;
+	}
 	pthread_mutex_unlock(&bs->mu);
 	if (status && status != GP_ERR_ABORTED)
 		return status;
@@ -1284,6 +1390,9 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 				    "%s: file '%s': %llu bytes read, the manifest says %llu", bs->b->path,
 				    f->guest_path, (unsigned long long)bs->done,
 				    (unsigned long long)f->size);
+	if (nohash)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: file '%s': cannot set up SHA-256",
+				    bs->b->path, f->guest_path);
 	if (memcmp(got, f->sha256, 32))
 		return mismatch_hash(bs->b, f, got, "content", err);
 	if (sha256 && memcmp(sha256, f->sha256, 32))
@@ -1312,7 +1421,7 @@ static void stream_destroy(struct gp_inject_stream *s)
 	if (bs) {
 		if (bs->started) {
 			pthread_mutex_lock(&bs->mu);
-			bs->quit = bs->cancel = true;
+			bs->quit = true;
 			pthread_cond_broadcast(&bs->cv);
 			pthread_mutex_unlock(&bs->mu);
 			pthread_join(bs->thread, NULL);

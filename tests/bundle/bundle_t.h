@@ -36,12 +36,16 @@ struct t_entry {
 /* A small bundle in pieces: the manifest as a json-c object and the
  * entries that follow it. t_case_base() fills a valid one (4 files, one
  * of them a companion); tests mutate it and write it with t_case_write(). */
+#define T_CASE_MAX 256
 struct t_case {
 	struct json_object *m;
-	struct t_entry e[32];
+	struct t_entry e[T_CASE_MAX];
 	size_t n;
 };
 void t_case_base(struct t_case *c);
+/* The base case plus @extra small files under PKG/many/ (sizes 0..6000,
+ * every fifth empty): more files than the stream reads ahead of. */
+void t_case_many(struct t_case *c, size_t extra);
 void t_case_free(struct t_case *c);
 /* Index of the entry / manifest file whose path ends with @suffix. */
 size_t t_case_find(const struct t_case *c, const char *suffix);

@@ -236,3 +236,131 @@ Test(stream, flip_in_every_file_names_it)
 		free(name);
 	}
 }
+
+/* Stream every @every-th file of @b from @from to @stop (exclusive); the
+ * others are passed over, as the injector passes over files unchanged in
+ * the guest. Pauses now and then so the reader runs as far ahead as it
+ * may. Each file must arrive whole and pass its verdict. */
+static void stream_some(struct gp_bundle *b, struct gp_inject_stream *s, size_t from,
+			size_t every, size_t stop)
+{
+	const struct gp_inject_set *set = gp_bundle_inject_set(b);
+	struct gp_error err = { 0 };
+
+	for (size_t i = from; i < stop && i < set->count; i += every) {
+		uint8_t sha[32];
+		uint64_t bytes;
+
+		if (i % 40 == 0)
+			pause_briefly();
+		cr_assert_eq(s->ops->open(s, &set->files[i], &err), 0, "%zu: %s", i, err.msg);
+		cr_assert_eq(read_all(s, 1000, sha, &bytes, &err), 0, "%s", err.msg);
+		cr_assert_eq(bytes, set->files[i].size, "%s", set->files[i].guest_path);
+		cr_assert_eq(memcmp(sha, set->files[i].sha256, 32), 0, "%s",
+			     set->files[i].guest_path);
+		cr_assert_eq(s->ops->close(s, sha, &err), 0, "%s", err.msg);
+	}
+}
+
+/* Many more files than the stream queues ahead of the caller (small ones,
+ * some empty), in every format: all of them, and every third one, arrive
+ * exactly. */
+Test(stream, many_files_read_ahead_and_passed_over)
+{
+	static const char *const fmts[] = { "tar", "tar.zst", "zip" };
+
+	t_case_free(&c);
+	t_case_many(&c, 200);
+	for (size_t k = 0; k < 3; k++) {
+		char *name = t_strdup_printf("many.%s", fmts[k]);
+		char *p = t_case_write(&c, dir, name, fmts[k], NULL);
+
+		for (size_t every = 1; every <= 3; every += 2) {
+			struct gp_error err = { 0 };
+			struct gp_inject_stream s;
+			struct gp_bundle *b;
+
+			cr_assert_eq(gp_bundle_open(p, &b, &err), 0, "%s", err.msg);
+			cr_assert_eq(gp_bundle_stream(b, &s, &err), 0, "%s", err.msg);
+			stream_some(b, &s, 0, every, SIZE_MAX);
+			s.ops->destroy(&s);
+			gp_bundle_close(b);
+		}
+		free(p);
+		free(name);
+	}
+}
+
+/* The reader runs ahead; what it finds there is reported only for a file
+ * asked for: a flipped byte in a file passed over is never read, one in
+ * a later file asked for is named at that file's close, and a hostile
+ * entry far ahead fails the open() of its file after every earlier file
+ * streamed correctly. */
+Test(stream, errors_ahead_belong_to_their_file)
+{
+	struct gp_error err = { 0 };
+	struct gp_inject_stream s;
+	struct gp_bundle *b;
+	const struct gp_inject_set *set;
+	size_t skipped, flipped, hostile;
+	char *p;
+
+	t_case_free(&c);
+	t_case_many(&c, 200);
+	skipped = t_case_find(&c, "many/f011.bin");
+	flipped = t_case_find(&c, "many/f101.bin");
+	hostile = t_case_find(&c, "many/f150.bin");
+	c.e[skipped].data[0] ^= 1;
+	c.e[flipped].data[3] ^= 1;
+	free(c.e[hostile].name);
+	c.e[hostile].name = strdup(PKG "/many/../../escape.bin");
+	p = t_case_write(&c, dir, "ahead.tar.zst", "tar.zst", NULL);
+
+	cr_assert_eq(gp_bundle_open(p, &b, &err), 0, "%s", err.msg);
+	set = gp_bundle_inject_set(b);
+	cr_assert_eq(gp_bundle_stream(b, &s, &err), 0, "%s", err.msg);
+	/* Past the file with the flipped byte, asking for none in between. */
+	stream_some(b, &s, 0, 1, skipped);
+	pause_briefly();
+	for (size_t i = skipped + 1; i < flipped; i++) {
+		uint8_t sha[32];
+		uint64_t bytes;
+
+		cr_assert_eq(s.ops->open(&s, &set->files[i], &err), 0, "%s", err.msg);
+		cr_assert_eq(read_all(&s, 4096, sha, &bytes, &err), 0, "%s", err.msg);
+		cr_assert_eq(s.ops->close(&s, sha, &err), 0, "%s: %s", set->files[i].guest_path,
+			     err.msg);
+	}
+	{
+		uint8_t sha[32];
+		uint64_t bytes;
+
+		cr_assert_eq(s.ops->open(&s, &set->files[flipped], &err), 0, "%s", err.msg);
+		cr_assert_eq(read_all(&s, 4096, sha, &bytes, &err), 0, "%s", err.msg);
+		cr_assert_eq(s.ops->close(&s, NULL, &err), GP_ERR_MISMATCH);
+		cr_assert(strstr(err.msg, "many/f101.bin': content SHA-256"), "%s", err.msg);
+	}
+	s.ops->destroy(&s);
+
+	/* A fresh stream up to the hostile entry: every file before it fine. */
+	gp_error_clear(&err);
+	cr_assert_eq(gp_bundle_stream(b, &s, &err), 0, "%s", err.msg);
+	stream_some(b, &s, skipped + 1, 2, flipped);
+	for (size_t i = flipped + 1; i < hostile; i++) {
+		uint8_t sha[32];
+		uint64_t bytes;
+
+		cr_assert_eq(s.ops->open(&s, &set->files[i], &err), 0, "%s", err.msg);
+		cr_assert_eq(read_all(&s, 4096, sha, &bytes, &err), 0, "%s", err.msg);
+		cr_assert_eq(s.ops->close(&s, sha, &err), 0, "%s", err.msg);
+	}
+	cr_assert_eq(s.ops->open(&s, &set->files[hostile], &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "unsafe path"), "%s", err.msg);
+	/* And so does any later file: the archive cannot be read past it. */
+	gp_error_clear(&err);
+	cr_assert_eq(s.ops->open(&s, &set->files[hostile + 1], &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "unsafe path"), "%s", err.msg);
+	s.ops->destroy(&s);
+	gp_bundle_close(b);
+	free(p);
+}

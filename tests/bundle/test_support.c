@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,11 @@ static void add_file(struct t_case *c, const char *name, size_t len, uint64_t se
 
 void t_case_base(struct t_case *c)
 {
+	t_case_many(c, 0);
+}
+
+void t_case_many(struct t_case *c, size_t extra)
+{
 	struct json_object *m = json_object_new_object(), *pkg = json_object_new_object();
 	struct json_object *files = json_object_new_array(), *arr;
 	uint64_t total = 0;
@@ -168,6 +174,14 @@ void t_case_base(struct t_case *c)
 	add_file(c, PKG "/sub/x.dll", 1, 3);
 	add_file(c, "Windows/System32/gpu32.dll", 100, 4);
 	add_file(c, "Windows/SysWOW64/gpu32.dll", 0, 5);
+	cr_assert_leq(c->n + extra, T_CASE_MAX);
+	for (size_t i = 0; i < extra; i++) {
+		char name[128];
+
+		snprintf(name, sizeof(name), PKG "/many/f%03zu.bin", i);
+		/* Every fifth one empty; the rest up to ~6 KB, none alike. */
+		add_file(c, name, i % 5 ? (i * 1237) % 6000 + 1 : 0, 100 + i);
+	}
 	qsort(c->e, c->n, sizeof(c->e[0]), entry_cmp);
 
 	json_object_object_add(m, "format", jstr("gpup-bundle"));
@@ -253,7 +267,7 @@ char *t_case_write(const struct t_case *c, const char *dir, const char *name, co
 		   const char *manifest_text)
 {
 	char *path = t_strdup_printf("%s/%s", dir, name);
-	struct t_entry all[33];
+	struct t_entry all[T_CASE_MAX + 1];
 	const char *text = manifest_text ? manifest_text
 					 : json_object_to_json_string_ext(c->m, JSON_C_TO_STRING_PRETTY);
 
