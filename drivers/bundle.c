@@ -1341,8 +1341,8 @@ static int64_t stream_read(struct gp_inject_stream *s, void *buf, size_t len,
 	/* Bring the digest up to the bytes just copied (in this core's cache)
 	 * unless the reader is at it: a digest left behind the caller pins
 	 * the ring, and the reader, which then can only hash, starves the
-	 * caller (0.33 s of waiting for bytes over the bench package, against
-	 * 0.10-0.23 s). */
+	 * caller (it waited 0.32-0.42 s for bytes over the bench package,
+	 * against 0.10-0.39 s; bench/RESULTS.md, profile item 11). */
 	if (bs->hlane == bs->cur_lane && bs->hashed < from + n)
 		hash_some(bs, from + n - bs->hashed);
 	if (bs->reader_waits && ring_room(bs) >= WAKE)

@@ -212,9 +212,14 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
  *    f is not in it), without touching the archive.
  *  - destroy() releases the archive reader and the reading thread.
  * The archive is read on a second thread, started by the first open(),
- * into a 4 MiB ring that read() copies out of; the SHA-256 is extended by
- * whichever of the two threads is free (the caller's, inside read()), and
- * close() waits for the digest before comparing.
+ * into a 4 MiB ring that read() copies out of. That thread reads ahead of
+ * the caller across files (up to 64 entries, within the ring), so what it
+ * finds ahead is reported only for the file it belongs to: a hostile or
+ * missing entry by that file's open() and every later one, bad data by its
+ * read() and close() — never by an earlier file, and not at all for a file
+ * nobody asks for. The SHA-256 is extended by whichever of the two threads
+ * is free (the caller's, inside read()), and close() waits for the digest
+ * before comparing.
  * The stream keeps a pointer to @b: destroy it before gp_bundle_close().
  * Returns 0, GP_ERR_IO, GP_ERR_CORRUPT, GP_ERR_MISMATCH (the archive's
  * manifest changed since gp_bundle_open()), GP_ERR_NOMEM. */
