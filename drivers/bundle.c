@@ -1223,6 +1223,15 @@ fail_ring:
 	return gp_error_set(err, GP_ERR_NOMEM, "cannot start the bundle reading thread");
 }
 
+/* Caller, @mu held: the head lane is done with (its verdict given, or
+ * passed over); its slot and ring bytes are the reader's again. */
+static void release_head(struct bundle_stream *bs)
+{
+	bs->head++;
+	if (bs->reader_waits)
+		pthread_cond_broadcast(&bs->cv);
+}
+
 /* Caller, @mu held: wait for a lane's progress. */
 static void caller_wait(struct bundle_stream *bs, enum caller_wait what)
 {
@@ -1259,9 +1268,7 @@ static int seek_lane(struct bundle_stream *bs, size_t idx, const char *path,
 					pthread_cond_broadcast(&bs->cv);
 			}
 			if (l->ended && bs->hlane > bs->head) {
-				bs->head++;
-				if (bs->reader_waits)
-					pthread_cond_broadcast(&bs->cv);
+				release_head(bs);
 				continue;
 			}
 			if (bs->stopped && !l->ended)
@@ -1376,11 +1383,8 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 		status = l->ended ? 0 : gp_error_copy(err, &bs->rerr);
 		nohash = l->nohash;
 		memcpy(got, l->digest, 32);
-		if (l->ended) {
-			bs->head++;
-			if (bs->reader_waits)
-				pthread_cond_broadcast(&bs->cv);
-		}
+		if (l->ended)
+			release_head(bs);
 	} else {
 		/* Given up on (or cut short): the next open() passes over it. */
 		l->skip = true;

@@ -322,15 +322,7 @@ Test(stream, errors_ahead_belong_to_their_file)
 	/* Past the file with the flipped byte, asking for none in between. */
 	stream_some(b, &s, 0, 1, skipped);
 	pause_briefly();
-	for (size_t i = skipped + 1; i < flipped; i++) {
-		uint8_t sha[32];
-		uint64_t bytes;
-
-		cr_assert_eq(s.ops->open(&s, &set->files[i], &err), 0, "%s", err.msg);
-		cr_assert_eq(read_all(&s, 4096, sha, &bytes, &err), 0, "%s", err.msg);
-		cr_assert_eq(s.ops->close(&s, sha, &err), 0, "%s: %s", set->files[i].guest_path,
-			     err.msg);
-	}
+	stream_some(b, &s, skipped + 1, 1, flipped);
 	{
 		uint8_t sha[32];
 		uint64_t bytes;
@@ -346,14 +338,7 @@ Test(stream, errors_ahead_belong_to_their_file)
 	gp_error_clear(&err);
 	cr_assert_eq(gp_bundle_stream(b, &s, &err), 0, "%s", err.msg);
 	stream_some(b, &s, skipped + 1, 2, flipped);
-	for (size_t i = flipped + 1; i < hostile; i++) {
-		uint8_t sha[32];
-		uint64_t bytes;
-
-		cr_assert_eq(s.ops->open(&s, &set->files[i], &err), 0, "%s", err.msg);
-		cr_assert_eq(read_all(&s, 4096, sha, &bytes, &err), 0, "%s", err.msg);
-		cr_assert_eq(s.ops->close(&s, sha, &err), 0, "%s", err.msg);
-	}
+	stream_some(b, &s, flipped + 1, 1, hostile);
 	cr_assert_eq(s.ops->open(&s, &set->files[hostile], &err), GP_ERR_CORRUPT);
 	cr_assert(strstr(err.msg, "unsafe path"), "%s", err.msg);
 	/* And so does any later file: the archive cannot be read past it. */
