@@ -485,34 +485,30 @@ static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return ret;
 }
 
-int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
-		    struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
-		    struct gp_inject_report *rep, struct gp_error *err)
+int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
+		   struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		   struct gp_inject_report *rep, struct gp_error *err)
 {
 	static const struct gp_inject_apply_opts defaults;
 	struct gp_ntfs_volinfo vi;
 	uint64_t need = 0, meta = 0, total = 0, have;
-	bool *existed = NULL;
 	int ret = 0;
 
 	if (!opts)
 		opts = &defaults;
 	memset(rep, 0, sizeof(*rep));
 	rep->actions = calloc(set->count ? set->count : 1, sizeof(*rep->actions));
-	existed = calloc(set->n_folders ? set->n_folders : 1, sizeof(*existed));
-	if (!rep->actions || !existed) {
-		ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
-		goto out;
-	}
+	if (!rep->actions)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
 	gp_ntfs_volinfo(v, &vi);
 
-	/* Plan: what is new, what differs, what is already there. */
+	/* What is new, what differs, what is already there. */
 	for (size_t i = 0; i < set->count; i++) {
 		uint64_t old_alloc, want;
 
 		ret = classify(v, src, &set->files[i], &rep->actions[i], &old_alloc, err);
 		if (ret)
-			goto out;
+			return ret;
 		switch (rep->actions[i]) {
 		case GP_INJECT_UNCHANGED:
 			rep->n_unchanged++;
@@ -528,14 +524,9 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 			break;
 		}
 	}
-	for (size_t i = 0; i < set->n_folders; i++) {
-		struct gp_ntfs_stat st;
-
-		existed[i] = gp_ntfs_stat(v, set->folders[i], &st) == 0;
-	}
 	ret = gp_inject_find_stale(v, set, &rep->removed, &rep->removed_bytes, &rep->n_removed, err);
 	if (ret)
-		goto out;
+		return ret;
 	for (size_t i = 0; i < rep->n_removed; i++)
 		rep->bytes_removed += rep->removed_bytes[i];
 	if (opts->keep_old) {
@@ -552,20 +543,40 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 	 * their space does not count). */
 	ret = plan_overhead(v, set, rep->actions, &meta, err);
 	if (ret)
-		goto out;
+		return ret;
 	have = gp_ntfs_free_bytes(v);
-	if (add_u64(need, meta, &total) < 0 || total > have) {
-		ret = gp_error_set(err, GP_ERR_NOSPACE,
-				   "not enough free space in the guest volume: need %llu bytes "
-				   "(%llu of file data, %llu of NTFS metadata), have %llu",
-				   (unsigned long long)(total < need ? UINT64_MAX : total),
-				   (unsigned long long)need, (unsigned long long)meta,
-				   (unsigned long long)have);
-		goto out;
-	}
-	if (opts->dry_run)
-		goto out;
+	if (add_u64(need, meta, &total) < 0 || total > have)
+		return gp_error_set(err, GP_ERR_NOSPACE,
+				    "not enough free space in the guest volume: need %llu bytes "
+				    "(%llu of file data, %llu of NTFS metadata), have %llu",
+				    (unsigned long long)(total < need ? UINT64_MAX : total),
+				    (unsigned long long)need, (unsigned long long)meta,
+				    (unsigned long long)have);
+	return 0;
+}
 
+int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		     struct gp_inject_report *rep, struct gp_error *err)
+{
+	static const struct gp_inject_apply_opts defaults;
+	bool *existed;
+	int ret = 0;
+
+	if (!opts)
+		opts = &defaults;
+	if (!rep->actions)
+		return gp_error_set(err, GP_ERR_INVALID, "gp_inject_commit() without a plan");
+	/* Which package folders are there before the first write: a failed
+	 * run removes only the ones it created. */
+	existed = calloc(set->n_folders ? set->n_folders : 1, sizeof(*existed));
+	if (!existed)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < set->n_folders; i++) {
+		struct gp_ntfs_stat st;
+
+		existed[i] = gp_ntfs_stat(v, set->folders[i], &st) == 0;
+	}
 	ret = write_files(v, set, src, opts, rep, err);
 	if (ret) {
 		rollback(v, set, existed, rep, err);
@@ -587,6 +598,17 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 out:
 	free(existed);
 	return ret;
+}
+
+int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
+		    struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		    struct gp_inject_report *rep, struct gp_error *err)
+{
+	int ret = gp_inject_plan(v, set, src, opts, rep, err);
+
+	if (ret || (opts && opts->dry_run))
+		return ret;
+	return gp_inject_commit(v, set, src, opts, rep, err);
 }
 
 void gp_inject_report_free(struct gp_inject_report *rep)

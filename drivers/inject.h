@@ -122,6 +122,28 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
 		    struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
 		    struct gp_inject_report *rep, struct gp_error *err);
 
+/*
+ * The two stages of gp_inject_apply(), for a command that plans everything
+ * before it writes anything (prepare: the guest, the source and the host
+ * configuration are all checked before the first byte goes to the image).
+ *
+ * gp_inject_plan() fills @rep (actions, counts, stale builds, changed) and
+ * refuses a set that does not fit (GP_ERR_NOSPACE) without writing: @v may
+ * be mounted read-only. opts->dry_run is ignored.
+ *
+ * gp_inject_commit() executes @rep's plan on @v, now mounted writable and
+ * unchanged since the plan (the caller holds the image's write lock across
+ * both): writes the NEW and REPLACE files, rolls a failed write back as
+ * gp_inject_apply() describes, then removes the stale builds @rep lists.
+ * It never classifies again, so a rerun's unchanged files are read once.
+ */
+int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
+		   struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		   struct gp_inject_report *rep, struct gp_error *err);
+int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
+		     struct gp_inject_report *rep, struct gp_error *err);
+
 void gp_inject_report_free(struct gp_inject_report *rep);
 
 /* ---- Verifying --------------------------------------------------------- */

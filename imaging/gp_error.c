@@ -90,22 +90,23 @@ static const struct {
 	int code;
 	const char *name;
 	int exit_code;
+	const char *id;      /* stable, for --json "error": {"code": ...} */
 } status_table[] = {
-	{ GP_OK, "success", 0 },
-	{ GP_ERR_IO, "I/O error", 1 },
-	{ GP_ERR_NOMEM, "out of memory", 1 },
-	{ GP_ERR_INVALID, "invalid argument", 2 },
-	{ GP_ERR_CORRUPT, "corrupt input", 1 },
-	{ GP_ERR_UNSUPPORTED, "unsupported", 1 },
-	{ GP_ERR_NOTFOUND, "not found", 1 },
-	{ GP_ERR_EXISTS, "already exists", 1 },
-	{ GP_ERR_NOSPACE, "no space left", 1 },
-	{ GP_ERR_REFUSED, "refused: unsafe guest state", 3 },
-	{ GP_ERR_LOCKED, "image is locked", 3 },
-	{ GP_ERR_MISMATCH, "verification failed", 4 },
-	{ GP_ERR_ABORTED, "aborted", 1 },
-	{ GP_ERR_READONLY, "read-only", 1 },
-	{ GP_ERR_EXTERNAL, "external program failed", 1 },
+	{ GP_OK, "success", 0, "ok" },
+	{ GP_ERR_IO, "I/O error", 1, "io" },
+	{ GP_ERR_NOMEM, "out of memory", 1, "nomem" },
+	{ GP_ERR_INVALID, "invalid argument", 2, "invalid" },
+	{ GP_ERR_CORRUPT, "corrupt input", 1, "corrupt" },
+	{ GP_ERR_UNSUPPORTED, "unsupported", 1, "unsupported" },
+	{ GP_ERR_NOTFOUND, "not found", 1, "notfound" },
+	{ GP_ERR_EXISTS, "already exists", 1, "exists" },
+	{ GP_ERR_NOSPACE, "no space left", 1, "nospace" },
+	{ GP_ERR_REFUSED, "refused: unsafe guest state", 3, "refused" },
+	{ GP_ERR_LOCKED, "image is locked", 3, "locked" },
+	{ GP_ERR_MISMATCH, "verification failed", 4, "mismatch" },
+	{ GP_ERR_ABORTED, "aborted", 1, "aborted" },
+	{ GP_ERR_READONLY, "read-only", 1, "readonly" },
+	{ GP_ERR_EXTERNAL, "external program failed", 1, "external" },
 };
 
 const char *gp_status_name(int code)
@@ -114,6 +115,14 @@ const char *gp_status_name(int code)
 		if (status_table[i].code == code)
 			return status_table[i].name;
 	return "unknown error";
+}
+
+const char *gp_status_id(int code)
+{
+	for (size_t i = 0; i < sizeof(status_table) / sizeof(status_table[0]); i++)
+		if (status_table[i].code == code)
+			return status_table[i].id;
+	return "unknown";
 }
 
 int gp_status_exit_code(int code)

@@ -78,6 +78,9 @@ const char *gp_error_message(const struct gp_error *err);
 
 /* Short fixed text for a code ("I/O error", "corrupt input", ...). */
 const char *gp_status_name(int code);
+/* A short stable identifier of @code ("nospace", "refused", ...) for
+ * machine-readable output; "unknown" for a code not in the table. */
+const char *gp_status_id(int code);
 
 /* The CLI's exit status for a code: 0 ok, 1 error, 2 usage (GP_ERR_INVALID),
  * 3 refused (GP_ERR_REFUSED, GP_ERR_LOCKED), 4 verification (GP_ERR_MISMATCH). */

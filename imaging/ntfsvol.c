@@ -524,6 +524,12 @@ static int probe(struct gp_ntfs *v, uint64_t off, uint64_t len, bool repair,
 	probe_hiberfile(v->vol, info);
 	probe_logfile(v->vol, info);
 	unmount(v);
+	/* The probes read what they can and take a failed read for "not
+	 * there"; a disk error among those reads must not pass for a safe
+	 * volume (libntfs-3g's error went to our device). */
+	if (v->dev.err.code)
+		return gp_error_set(err, v->dev.err.code, "%s: %s", v->where,
+				    gp_error_message(&v->dev.err));
 	return 0;
 }
 
@@ -565,6 +571,12 @@ static void list_numbers(char *buf, size_t size, const struct cand *c, size_t n,
 }
 
 /* Choose the volume per @opts among the disk's partitions; fills @chosen. */
+/* May this open repair gpup's own interrupted write (mirror_check())? */
+static bool repairs(const struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts)
+{
+	return opts->writable || (opts->plan && gp_disk_is_writable(v->disk));
+}
+
 static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struct cand *chosen,
 		  struct gp_error *err)
 {
@@ -628,7 +640,7 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 			goto out;
 		}
 		set_where(v, c[i].number);
-		ret = probe(v, c[i].off, c[i].len, opts->writable, &c[i].info, err);
+		ret = probe(v, c[i].off, c[i].len, repairs(v, opts), &c[i].info, err);
 		if (ret)
 			goto out;
 		if (opts->require_windows && !c[i].info.has_windows) {
@@ -648,7 +660,7 @@ static int choose(struct gp_ntfs *v, const struct gp_ntfs_open_opts *opts, struc
 		set_where(v, c[i].number);
 		/* One unreadable volume (a damaged recovery partition) must not
 		 * hide the good ones: remember the first failure, go on. */
-		ret = probe(v, c[i].off, c[i].len, opts->writable, &c[i].info, &perr);
+		ret = probe(v, c[i].off, c[i].len, repairs(v, opts), &c[i].info, &perr);
 		if (ret == GP_ERR_NOMEM) {
 			gp_error_copy(err, &perr);
 			goto out;
@@ -751,7 +763,7 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
 	set_where(v, chosen.number);
 	v->info = chosen.info;
 	v->info.partition = chosen.number;
-	if (opts->writable) {
+	if (opts->writable || opts->plan) {
 		ret = check_safe(v, &v->info, opts, err);
 		if (ret)
 			goto fail;
@@ -777,8 +789,14 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
 	/* New files are compressed only where Windows would compress them
 	 * (in a compressed directory); ntfs_files.c turns this on per parent. */
 	NVolClearCompression(v->vol);
-	if (ntfs_volume_get_free_space(v->vol) < 0) {
-		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot read $Bitmap", v->where);
+	/* libntfs-3g counts the free clusters past a failed $Bitmap read
+	 * (it stops early and reports success); the disk error it dropped is
+	 * still on our device: an image that fails a read is never trusted. */
+	if (ntfs_volume_get_free_space(v->vol) < 0 || v->dev.err.code) {
+		ret = v->dev.err.code ? gp_error_set(err, v->dev.err.code, "%s: cannot read $Bitmap: %s",
+						     v->where, gp_error_message(&v->dev.err))
+				      : gp_error_set_errno(err, GP_ERR_IO, errno,
+							   "%s: cannot read $Bitmap", v->where);
 		goto fail_mounted;
 	}
 	v->scx.vol = v->vol;

@@ -60,7 +60,14 @@ struct gp_ntfs_open_opts {
 	/* Mount read-write (the disk must be writable). Read-only opens refuse
 	 * nothing and never write. */
 	bool writable;
-	/* Accept VOLUME_IS_DIRTY (writable only). */
+	/* A read-only open for a writing command's plan stage: refuse exactly
+	 * what a writable open would (below), so that a plan -- and so
+	 * `-n` -- fails as the real run would, while nothing is written.
+	 * On a writable disk it also repairs, like a writable open, an
+	 * $MFTMirr that an interrupted gpup run left behind: that completes
+	 * gpup's own earlier write, which libntfs-3g would not mount without. */
+	bool plan;
+	/* Accept VOLUME_IS_DIRTY (writable and plan opens). */
 	bool force;
 	/* Accept an unclean $LogFile 1.1, discarding the journal. */
 	bool recover;

@@ -22,11 +22,13 @@
  *   "host_script": PATH|"stdout"|"applied"|null }
  */
 #include <errno.h>
+#include <libgen.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "plan_opts.h"
 #include "session.h"
@@ -67,32 +69,274 @@ struct prepare {
 	const char *base_image;   /* IMAGE as given */
 	const char *into_child;
 	bool keep_old, no_verify, dry_run;
+	/* The plan: everything known before the first write. */
+	bool child_exists;        /* --into-child names IMAGE's own child (a rerun) */
 	struct session_guest guest;
+	struct gp_inject_stream stream;
 	struct gp_inject_report rep;
+	struct gp_plan host;      /* the host configuration (--vm) */
+	bool host_planned;
+	/* The commit. */
+	bool committing;          /* a write to an image began */
+	bool child_created;       /* this run created the child ... */
+	bool child_removed;       /* ... and removed it again after a failure */
 	int verified;             /* -1 not run, 0 failed, 1 ok */
 	const char *host_script;
 	const char *verify_backend; /* "libvhdi" or "raw": who read it back */
 };
 
-/* --into-child: create CHILD of IMAGE unless it already is one (a rerun). */
-static int make_child(struct prepare *p, struct gp_error *err)
+/* ---- Plan: nothing below writes anything anywhere ---------------------- */
+
+/*
+ * --into-child: a new CHILD is created at commit time; an existing one is
+ * reused only when it is IMAGE's own differencing child (its parent linkage
+ * names IMAGE's DataWriteGuid): a rerun. Anything else -- IMAGE itself, an
+ * unrelated VHDX, another file -- would be written into instead of a new
+ * child while IMAGE was promised untouched: refused, both files left alone.
+ */
+static int plan_child(struct prepare *p, struct gp_error *err)
 {
+	struct vhdx_open_opts vo = { .writable = false, .parent_path = p->base_image };
 	enum gp_disk_format fmt;
-	struct stat st;
+	struct stat sb, sc;
+	struct vhdx *v;
+	struct vhdx_info vi;
 	int ret;
 
 	ret = gp_disk_detect_format(p->base_image, &fmt, err);
 	if (ret)
 		return ret;
 	if (fmt != GP_DISK_FORMAT_VHDX)
-		return gp_error_set(err, GP_ERR_INVALID,
+		return gp_error_set(err, GP_ERR_UNSUPPORTED,
 				    "%s: --into-child needs a VHDX base image, this is %s",
 				    p->base_image, gp_disk_format_name(fmt));
-	if (stat(p->into_child, &st) == 0)
+	if (stat(p->into_child, &sc) != 0) {
+		char *dir;
+		int e = errno;
+
+		if (e != ENOENT)
+			return gp_error_set_errno(err, GP_ERR_IO, e, "%s", p->into_child);
+		/* The child is made beside its final name: its directory must
+		 * take a new file. */
+		dir = strdup(p->into_child);
+		if (!dir)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+		ret = access(dirname(dir), W_OK) == 0 ? 0 : errno;
+		free(dir);
+		if (ret)
+			return gp_error_set_errno(err, ret == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, ret,
+						  "%s: cannot create the child there", p->into_child);
+		p->child_exists = false;
 		return 0;
-	if (p->dry_run)
+	}
+	if (stat(p->base_image, &sb) == 0 && sb.st_dev == sc.st_dev && sb.st_ino == sc.st_ino)
+		return gp_error_set(err, GP_ERR_EXISTS,
+				    "%s: --into-child names IMAGE itself; give the name of a new child",
+				    p->into_child);
+	if (!S_ISREG(sc.st_mode))
+		return gp_error_set(err, GP_ERR_EXISTS, "%s: exists and is not a file", p->into_child);
+	ret = gp_disk_detect_format(p->into_child, &fmt, err);
+	if (ret)
+		return ret;
+	if (fmt != GP_DISK_FORMAT_VHDX)
+		return gp_error_set(err, GP_ERR_EXISTS,
+				    "%s: exists and is not a VHDX child of %s (it is %s); refusing to write into it",
+				    p->into_child, p->base_image, gp_disk_format_name(fmt));
+	ret = vhdx_open(p->into_child, &vo, &v, err);
+	if (ret == GP_ERR_MISMATCH) {
+		gp_error_clear(err);
+		return gp_error_set(err, GP_ERR_EXISTS,
+				    "%s: exists and is not a child of %s (its parent linkage names another image, or %s changed since the child was made); refusing to write into it",
+				    p->into_child, p->base_image, p->base_image);
+	}
+	if (ret)
+		return ret;
+	ret = vhdx_get_info(v, &vi);
+	vhdx_close(v, NULL);
+	if (ret)
+		return gp_error_set(err, ret, "%s: cannot read its metadata", p->into_child);
+	if (!vi.has_parent)
+		ret = gp_error_set(err, GP_ERR_EXISTS,
+				   "%s: exists and is not a differencing image (it is %s); refusing to write into it",
+				   p->into_child, vhdx_disk_type_name(vi.type));
+	vhdx_info_free(&vi);
+	p->child_exists = ret == 0;
+	return ret;
+}
+
+/* The guest, and the driver resolved for it. The plan reads the image the
+ * commit will write: an existing child, else IMAGE (a new child equals its
+ * parent). A real run opens it locked for writing, so that nobody changes
+ * it between plan and commit; its volume stays mounted read-only. */
+static int plan_guest(struct prepare *p, struct gp_error *err)
+{
+	const struct gp_inject_set *set;
+	bool lock = !p->dry_run && (!p->into_child || p->child_exists);
+	int ret;
+
+	p->s.image = p->into_child && p->child_exists ? p->into_child : p->base_image;
+	ret = session_open_plan(&p->s, lock, err);
+	if (ret)
+		return ret;
+	ret = session_guest(&p->s, &p->guest, err);
+	if (!ret)
+		ret = session_check_guest(&p->s, &p->guest, err);
+	if (ret)
+		return ret;
+	if (!p->guest.known && !p->s.quiet)
+		cli_warn("%s: cannot read the guest's registry; assuming amd64, newest build",
+			 p->s.image);
+	ret = session_open_source(&p->s, p->guest.f.arch[0] ? p->guest.f.arch : NULL,
+				  p->guest.build_num, err);
+	if (ret)
+		return ret;
+	set = gp_source_set(p->s.src);
+	/* --allow-missing let files through that the guest will lack: say
+	 * which, every time (a guest without them may show Code 43). */
+	for (size_t i = 0; !p->s.quiet && i < set->n_missing; i++)
+		cli_warn("%s: found nowhere on the host, not injected (--allow-missing)",
+			 set->missing[i]);
+	if (p->guest.f.arch[0] && set->pkg->arch && *set->pkg->arch &&
+	    strcasecmp(set->pkg->arch, p->guest.f.arch) != 0)
+		return gp_error_set(err, GP_ERR_REFUSED, "%s: package %s is for %s, but the guest is %s",
+				    p->s.image, set->pkg->folder, set->pkg->arch, p->guest.f.arch);
+	return 0;
+}
+
+/* Every file to write, replace or leave, the stale builds to remove, and
+ * the room the volume needs for them. */
+static int plan_inject(struct prepare *p, struct gp_error *err)
+{
+	struct gp_inject_apply_opts io = { .keep_old = p->keep_old };
+	int ret;
+
+	ret = gp_source_stream(p->s.src, &p->stream, err);
+	if (!ret)
+		ret = gp_inject_plan(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep, err);
+	/* The injector's refusals (guest volume full, a directory where a
+	 * file goes) know the guest, not the image: name it. */
+	if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
+	    strncmp(gp_error_message(err), p->s.image, strlen(p->s.image)) != 0)
+		gp_error_prefix(err, "%s: ", p->s.image);
+	return ret;
+}
+
+/* --vm: the host configuration, computed and rendered before the guest is
+ * touched, so that a bad --from, --surveydda or -o fails a run that has
+ * written nothing. */
+static int plan_host(struct prepare *p, struct gp_error *err)
+{
+	int ret;
+
+	if (!p->po.plan.vm_name)
 		return 0;
-	return vhdx_create_child(p->into_child, p->base_image, err);
+	ret = plan_opts_build(&p->po, &p->host, err);
+	p->host_planned = ret == 0;
+	return ret;
+}
+
+/* ---- Commit: only executes the plan ------------------------------------ */
+
+static int commit_inject(struct prepare *p, struct gp_error *err)
+{
+	struct gp_inject_apply_opts io = { .keep_old = p->keep_old };
+	struct cli_progress cp;
+	int ret, r;
+
+	if (p->into_child && !p->child_exists) {
+		ret = session_close_image(&p->s, err);
+		if (ret)
+			return ret;
+		p->committing = true;
+		ret = vhdx_create_child(p->into_child, p->base_image, err);
+		if (ret)
+			return ret;
+		p->child_created = true;
+		p->s.image = p->into_child;
+		if (!p->rep.changed)
+			return 0;
+		ret = session_open_image(&p->s, true, false, err);
+	} else {
+		if (!p->rep.changed)
+			return session_close_image(&p->s, err);
+		ret = session_begin_commit(&p->s, err);
+		p->committing = true;
+	}
+	if (!ret) {
+		cli_progress_init(&cp, p->s.quiet ? CLI_PROGRESS_NONE : p->s.progress);
+		io.progress = &cp.progress;
+		ret = gp_inject_commit(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep,
+				       err);
+		cli_progress_done(&cp);
+		if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
+		    strncmp(gp_error_message(err), p->s.image, strlen(p->s.image)) != 0)
+			gp_error_prefix(err, "%s: ", p->s.image);
+	}
+	r = session_close_image(&p->s, err);
+	if (!ret)
+		ret = r;
+	/* A child this run made and could not complete is removed: the run
+	 * leaves the directory as it found it. */
+	if (ret && p->child_created && unlink(p->into_child) == 0)
+		p->child_removed = true;
+	return ret;
+}
+
+static int verify_independently(struct prepare *p, struct gp_error *err)
+{
+	struct gp_inject_stream stream = { 0 };
+	struct gp_verify_report vr;
+	int ret;
+
+	/* A child written next to its parent resolves the parent by name; one
+	 * elsewhere needs it spelled out for libvhdi. */
+	if (p->into_child && !p->s.disk_opts.parent_path)
+		p->s.disk_opts.parent_path = p->base_image;
+	ret = session_open_image(&p->s, false, true, err);
+	if (ret)
+		return ret;
+	p->verify_backend = gp_disk_backend_name(p->s.disk);
+	ret = gp_source_stream(p->s.src, &stream, err);
+	if (!ret) {
+		ret = gp_inject_verify(p->s.vol, gp_source_set(p->s.src), &stream, NULL, &vr, err);
+		if (ret == 0 || ret == GP_ERR_MISMATCH)
+			gp_verify_report_free(&vr);
+	}
+	if (stream.ops && stream.ops->destroy)
+		stream.ops->destroy(&stream);
+	{
+		int r = session_close_image(&p->s, err);
+		if (!ret)
+			ret = r;
+	}
+	p->verified = ret == 0;
+	return ret;
+}
+
+/* The script goes to -o FILE or, with --apply, runs; never mixed into
+ * --json stdout. */
+static int commit_host(struct prepare *p)
+{
+	int ret;
+
+	if (!p->host_planned)
+		return EXIT_OK;
+	ret = plan_opts_run(&p->po);
+	if (ret == EXIT_OK)
+		p->host_script = p->po.apply ? "applied" : p->po.output ? p->po.output : "stdout";
+	return ret;
+}
+
+/* ---- Report ------------------------------------------------------------ */
+
+static const char *action_name(enum gp_inject_action a)
+{
+	switch (a) {
+	case GP_INJECT_UNCHANGED: return "unchanged";
+	case GP_INJECT_NEW: return "new";
+	case GP_INJECT_REPLACE: return "replace";
+	}
+	return "unknown";
 }
 
 static struct json_object *report_json(struct prepare *p)
@@ -101,7 +345,8 @@ static struct json_object *report_json(struct prepare *p)
 	struct json_object *o = session_json_new("prepare"), *g, *src, *pkg, *files, *rm;
 
 	json_object_object_add(o, "image", json_object_new_string(p->base_image));
-	json_object_object_add(o, "written_image", json_object_new_string(p->s.image));
+	json_object_object_add(o, "written_image",
+			       json_object_new_string(p->into_child ? p->into_child : p->base_image));
 	json_object_object_add(o, "dry_run", json_object_new_boolean(p->dry_run));
 	json_object_object_add(o, "changed", json_object_new_boolean(p->rep.changed));
 	g = json_object_new_object();
@@ -150,6 +395,28 @@ static struct json_object *report_json(struct prepare *p)
 		json_object_array_add(rm, r);
 	}
 	json_object_object_add(o, "removed", rm);
+	if (p->dry_run) {
+		/* -n --json: the plan itself, file by file. */
+		struct json_object *plan = json_object_new_object(), *arr = json_object_new_array();
+
+		for (size_t i = 0; i < set->count; i++) {
+			struct json_object *f = json_object_new_object();
+
+			json_object_object_add(f, "path", json_object_new_string(set->files[i].guest_path));
+			json_object_object_add(f, "size", json_object_new_int64((int64_t)set->files[i].size));
+			json_object_object_add(f, "action",
+					       json_object_new_string(action_name(p->rep.actions[i])));
+			json_object_array_add(arr, f);
+		}
+		json_object_object_add(plan, "files", arr);
+		json_object_object_add(plan, "create_child",
+				       json_object_new_boolean(p->into_child && !p->child_exists));
+		json_object_object_add(plan, "host_vm", p->host_planned
+							? json_object_new_string(p->host.vm_name) : NULL);
+		json_object_object_add(o, "plan", plan);
+	}
+	json_object_object_add(o, "image_changed",
+			       json_object_new_boolean(p->committing && !p->child_removed));
 	json_object_object_add(o, "verified", p->verified < 0 ? NULL
 							      : json_object_new_boolean(p->verified));
 	json_object_object_add(o, "host_script",
@@ -202,128 +469,67 @@ static void list_planned(struct prepare *p)
 			       set->files[i].guest_path, (unsigned long long)set->files[i].size);
 }
 
-static int verify_independently(struct prepare *p, struct gp_error *err)
-{
-	struct gp_inject_stream stream = { 0 };
-	struct gp_verify_report vr;
-	int ret;
 
-	/* A child written next to its parent resolves the parent by name; one
-	 * elsewhere needs it spelled out for libvhdi. */
-	if (p->into_child && !p->s.disk_opts.parent_path)
-		p->s.disk_opts.parent_path = p->base_image;
-	ret = session_open_image(&p->s, false, true, err);
-	if (ret)
-		return ret;
-	p->verify_backend = gp_disk_backend_name(p->s.disk);
-	ret = gp_source_stream(p->s.src, &stream, err);
-	if (!ret) {
-		ret = gp_inject_verify(p->s.vol, gp_source_set(p->s.src), &stream, NULL, &vr, err);
-		if (ret == 0 || ret == GP_ERR_MISMATCH)
-			gp_verify_report_free(&vr);
+/* A failure, after its one line on stderr: with --json also one object on
+ * stdout saying what failed and whether the image changed (it did only
+ * when the failure came after the commit began and was not undone). */
+static int fail(struct prepare *p, const struct gp_error *err)
+{
+	int status = cli_fail(err);
+
+	if (p->s.json) {
+		struct json_object *o = session_json_new("prepare"), *e = json_object_new_object();
+
+		json_object_object_add(o, "image", json_object_new_string(p->base_image));
+		json_object_object_add(o, "dry_run", json_object_new_boolean(p->dry_run));
+		json_object_object_add(e, "code", json_object_new_string(gp_status_id(err->code)));
+		json_object_object_add(e, "exit_status", json_object_new_int(status));
+		json_object_object_add(e, "message", json_object_new_string(gp_error_message(err)));
+		json_object_object_add(o, "error", e);
+		json_object_object_add(o, "image_changed",
+				       json_object_new_boolean(p->committing && !p->child_removed));
+		session_print_json(o);
 	}
-	if (stream.ops && stream.ops->destroy)
-		stream.ops->destroy(&stream);
-	{
-		int r = session_close_image(&p->s, err);
-		if (!ret)
-			ret = r;
-	}
-	p->verified = ret == 0;
-	return ret;
+	return status;
 }
 
+/* The stages in order: plan (child, guest and driver, injection, host),
+ * then -- unless -n -- commit, independent verification, host. */
 static int run(struct prepare *p)
 {
 	struct gp_error err = { 0 };
-	struct gp_inject_stream stream = { 0 };
-	struct cli_progress cp;
 	int ret;
 
-	if (p->into_child) {
-		ret = make_child(p, &err);
-		if (ret)
-			return cli_fail(&err);
-		p->s.image = p->into_child;
-		if (p->dry_run) {
-			struct stat st;
-
-			/* Nothing to read yet: the child would equal its parent. */
-			if (stat(p->into_child, &st) != 0)
-				p->s.image = p->base_image;
-		}
-	}
-	ret = session_open_image(&p->s, !p->dry_run, false, &err);
+	ret = p->into_child ? plan_child(p, &err) : 0;
+	if (!ret)
+		ret = plan_guest(p, &err);
+	if (!ret)
+		ret = plan_inject(p, &err);
+	if (!ret)
+		ret = plan_host(p, &err);
 	if (ret)
-		return cli_fail(&err);
-	ret = session_guest(&p->s, &p->guest, &err);
-	if (!ret)
-		ret = session_check_guest(&p->s, &p->guest, &err);
-	if (!ret && !p->guest.known && !p->s.quiet)
-		cli_warn("%s: cannot read the guest's registry; assuming amd64, newest build",
-			 p->s.image);
-	if (!ret)
-		ret = session_open_source(&p->s, p->guest.f.arch[0] ? p->guest.f.arch : NULL,
-					  p->guest.build_num, &err);
-	/* --allow-missing let files through that the guest will lack: say
-	 * which, every time (a guest without them may show Code 43). */
-	for (size_t i = 0; !ret && !p->s.quiet && i < gp_source_set(p->s.src)->n_missing; i++)
-		cli_warn("%s: found nowhere on the host, not injected (--allow-missing)",
-			 gp_source_set(p->s.src)->missing[i]);
-	if (!ret && p->guest.f.arch[0]) {
-		const char *pa = gp_source_set(p->s.src)->pkg->arch;
-
-		if (pa && *pa && strcasecmp(pa, p->guest.f.arch) != 0)
-			ret = gp_error_set(&err, GP_ERR_REFUSED,
-					   "%s: package %s is for %s, but the guest is %s",
-					   p->s.image, gp_source_set(p->s.src)->pkg->folder, pa,
-					   p->guest.f.arch);
-	}
-	if (!ret)
-		ret = gp_source_stream(p->s.src, &stream, &err);
-	if (!ret) {
-		struct gp_inject_apply_opts io = { .keep_old = p->keep_old, .dry_run = p->dry_run };
-
-		cli_progress_init(&cp, p->s.quiet ? CLI_PROGRESS_NONE : p->s.progress);
-		io.progress = &cp.progress;
-		ret = gp_inject_apply(p->s.vol, gp_source_set(p->s.src), &stream, &io, &p->rep, &err);
-		cli_progress_done(&cp);
-		/* The injector's own refusals (guest volume full, a directory
-		 * where a file goes) know the guest, not the image: name it. */
-		if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
-		    strncmp(gp_error_message(&err), p->s.image, strlen(p->s.image)) != 0)
-			gp_error_prefix(&err, "%s: ", p->s.image);
-	}
-	if (stream.ops && stream.ops->destroy)
-		stream.ops->destroy(&stream);
-	{
-		int r = session_close_image(&p->s, &err);
-		if (!ret)
-			ret = r;
-	}
-	if (ret)
-		return cli_fail(&err);
-
+		return fail(p, &err);
 	if (p->dry_run) {
-		if (!p->s.json)
-			list_planned(p);
-	} else if (!p->no_verify) {
-		ret = verify_independently(p, &err);
+		ret = session_close_image(&p->s, &err);
 		if (ret)
-			return cli_fail(&err);
-	}
-	if (plan_opts_given(&p->po) && p->po.plan.vm_name) {
-		if (p->dry_run) {
-			if (!p->s.json)
-				printf("would configure the host for VM '%s'\n", p->po.plan.vm_name);
-		} else {
-			/* The script goes to -o FILE or, with --apply, runs; never
-			 * mixed into --json stdout. */
-			ret = plan_opts_run(&p->po);
-			if (ret)
-				return ret;
-			p->host_script = p->po.apply ? "applied" : p->po.output ? p->po.output : "stdout";
+			return fail(p, &err);
+		if (!p->s.json) {
+			list_planned(p);
+			if (p->host_planned)
+				printf("would configure the host for VM '%s'\n", p->host.vm_name);
 		}
+	} else {
+		ret = commit_inject(p, &err);
+		if (p->stream.ops && p->stream.ops->destroy)
+			p->stream.ops->destroy(&p->stream);
+		p->stream.ops = NULL;
+		if (!ret && !p->no_verify)
+			ret = verify_independently(p, &err);
+		if (ret)
+			return fail(p, &err);
+		ret = commit_host(p);
+		if (ret)
+			return ret;
 	}
 	if (p->s.json)
 		session_print_json(report_json(p));
@@ -393,11 +599,17 @@ int cmd_prepare(int argc, char **argv)
 		return cli_usage("prepare", "--driverstore and --bundle exclude each other");
 	if (p.po.plan.vm_name && plan_opts_check(&p.po, "prepare") != 0)
 		return EXIT_USAGE;
+	if (p.po.plan.revert)
+		return cli_usage("prepare", "--revert removes the host configuration; it cannot go with an injection (use 'gpup hostconf --revert')");
 	if (!p.po.plan.vm_name && (p.po.apply || p.po.output))
 		return cli_usage("prepare", "-o and --apply configure the host and need --vm NAME");
 	if (p.s.json && p.po.plan.vm_name && !p.po.output && !p.po.apply)
 		return cli_usage("prepare", "with --json, the host script needs -o FILE or --apply");
 	ret = run(&p);
+	if (p.stream.ops && p.stream.ops->destroy)
+		p.stream.ops->destroy(&p.stream);
+	if (p.host_planned)
+		gp_plan_free(&p.host);
 	gp_inject_report_free(&p.rep);
 	gp_guest_facts_free(&p.guest.f);
 	session_end(&p.s);

@@ -165,8 +165,10 @@ static bool linux_guest(struct gp_disk *d)
 	return found;
 }
 
-int session_open_image(struct session *s, bool writable, bool independent,
-		       struct gp_error *err)
+/* Open the disk (@disk_writable: read-write, exclusive lock) and mount its
+ * Windows volume (@vol_writable: read-write). */
+static int session_open_image_disk(struct session *s, bool disk_writable, bool vol_writable,
+				   bool independent, struct gp_error *err)
 {
 	struct gp_disk_open_opts dopts = s->disk_opts;
 	struct gp_ntfs_open_opts nopts = s->ntfs_opts;
@@ -178,13 +180,13 @@ int session_open_image(struct session *s, bool writable, bool independent,
 		if (ret)
 			return ret;
 	}
-	dopts.writable = writable;
+	dopts.writable = disk_writable;
 	dopts.backend = independent && fmt != GP_DISK_FORMAT_RAW ? GP_DISK_BACKEND_LIBVHDI
 								 : GP_DISK_BACKEND_DEFAULT;
 	ret = gp_disk_open(s->image, &dopts, &s->disk, err);
 	if (ret)
 		return ret;
-	nopts.writable = writable;
+	nopts.writable = vol_writable;
 	ret = gp_ntfs_open(s->disk, &nopts, &s->vol, err);
 	if (ret == GP_ERR_NOTFOUND && nopts.require_windows && linux_guest(s->disk))
 	{
@@ -200,6 +202,38 @@ int session_open_image(struct session *s, bool writable, bool independent,
 		s->disk = NULL;
 	}
 	return ret;
+}
+
+int session_open_image(struct session *s, bool writable, bool independent,
+		       struct gp_error *err)
+{
+	return session_open_image_disk(s, writable, writable, independent, err);
+}
+
+int session_open_plan(struct session *s, bool lock, struct gp_error *err)
+{
+	bool plan = s->ntfs_opts.plan;
+	int ret;
+
+	s->ntfs_opts.plan = true;
+	ret = session_open_image_disk(s, lock, false, false, err);
+	s->ntfs_opts.plan = plan;
+	return ret;
+}
+
+int session_begin_commit(struct session *s, struct gp_error *err)
+{
+	struct gp_ntfs_open_opts nopts = s->ntfs_opts;
+	int ret;
+
+	if (!s->disk || !gp_disk_is_writable(s->disk))
+		return gp_error_set(err, GP_ERR_READONLY, "%s: not planned for writing", s->image);
+	ret = gp_ntfs_close(s->vol, err);
+	s->vol = NULL;
+	if (ret)
+		return ret;
+	nopts.writable = true;
+	return gp_ntfs_open(s->disk, &nopts, &s->vol, err);
 }
 
 int session_close_image(struct session *s, struct gp_error *err)

@@ -98,6 +98,19 @@ void session_default_source(struct session *s);
 int session_open_image(struct session *s, bool writable, bool independent,
 		       struct gp_error *err);
 
+/*
+ * The plan stage of a writing command: open s->image with its Windows volume
+ * mounted read-only, refusing what a writable open would refuse
+ * (gp_ntfs_open_opts.plan), so that planning writes nothing. @lock: open
+ * the disk read-write, which takes the exclusive lock the commit needs and
+ * holds it from plan to commit (a dry run passes false).
+ */
+int session_open_plan(struct session *s, bool lock, struct gp_error *err);
+
+/* The commit stage: remount the planned volume read-write (the disk stays
+ * open and locked since session_open_plan(s, true, ...)). */
+int session_begin_commit(struct session *s, struct gp_error *err);
+
 /* Unmount and close (flushing). Returns 0 or the first error. */
 int session_close_image(struct session *s, struct gp_error *err);
 
