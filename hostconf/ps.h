@@ -70,13 +70,16 @@ enum gp_ps_kind {
 
 struct gp_ps_shell {
 	enum gp_ps_kind kind;
-	char program[64];    /* "powershell.exe" or "pwsh", found on PATH */
+	char program[1024];  /* "powershell.exe" or "pwsh" (found on PATH), or
+				the absolute path of ~/.dotnet/tools/pwsh */
 };
 
 /*
- * Find a PowerShell on PATH: powershell.exe first (WSL on a Windows host:
- * the Hyper-V module lives there), then pwsh.
- * Returns 0, or GP_ERR_NOTFOUND ("no PowerShell on PATH ...").
+ * Find a PowerShell: powershell.exe on PATH first (WSL on a Windows host:
+ * the Hyper-V module lives there), then pwsh on PATH, then
+ * ~/.dotnet/tools/pwsh (where `dotnet tool install --global PowerShell`
+ * puts it, often not on PATH).
+ * Returns 0, or GP_ERR_NOTFOUND ("no PowerShell found ...").
  */
 int gp_ps_find_shell(struct gp_ps_shell *sh, struct gp_error *err);
 
@@ -93,17 +96,17 @@ int gp_ps_run_file(const struct gp_ps_shell *sh, const char *path, int *exit_sta
 		   struct gp_error *err);
 
 /*
- * Render @plan into a fresh file and run it (gp_ps_run_file()); the file is
- * removed afterwards. Where the file goes: powershell.exe must be able to
+ * Write @script (@len bytes, e.g. from gp_ps_render_string()) into a fresh
+ * file and run it (gp_ps_run_file()); the file is removed afterwards. Where the file goes: powershell.exe must be able to
  * read it, so for GP_PS_WINDOWS it is created in the current directory
  * (wslpath turns a Linux directory into a \\wsl.localhost\... path Windows
  * reads, and /mnt/c/... into C:\...); for pwsh it goes to $TMPDIR or /tmp.
  * $GPUP_PS_TMPDIR overrides both. The name is gpup-hostconf-XXXXXX.ps1.
  * Returns 0 with the script's exit status in *exit_status, or as
- * gp_ps_render() / gp_ps_run_file(), GP_ERR_IO (cannot create the file).
+ * gp_ps_run_file(), GP_ERR_IO (cannot create or write the file).
  */
-int gp_ps_apply(const struct gp_ps_shell *sh, const struct gp_plan *plan, int *exit_status,
-		struct gp_error *err);
+int gp_ps_apply_script(const struct gp_ps_shell *sh, const char *script, size_t len,
+		       int *exit_status, struct gp_error *err);
 
 /*
  * Ask the host for its partitionable GPUs: runs

@@ -41,6 +41,21 @@ static bool on_path(const char *name)
 	return false;
 }
 
+/* ~/.dotnet/tools/pwsh: where `dotnet tool install --global PowerShell`
+ * puts pwsh, a directory often not on PATH. */
+static bool dotnet_tool_pwsh(char *buf, size_t size)
+{
+	const char *home = getenv("HOME");
+	struct stat st;
+	int n;
+
+	if (!home || !*home)
+		return false;
+	n = snprintf(buf, size, "%s/.dotnet/tools/pwsh", home);
+	return n > 0 && (size_t)n < size && stat(buf, &st) == 0 && S_ISREG(st.st_mode) &&
+	       access(buf, X_OK) == 0;
+}
+
 int gp_ps_find_shell(struct gp_ps_shell *sh, struct gp_error *err)
 {
 	memset(sh, 0, sizeof(*sh));
@@ -54,9 +69,14 @@ int gp_ps_find_shell(struct gp_ps_shell *sh, struct gp_error *err)
 		snprintf(sh->program, sizeof(sh->program), "pwsh");
 		return 0;
 	}
+	if (dotnet_tool_pwsh(sh->program, sizeof(sh->program))) {
+		sh->kind = GP_PS_PWSH;
+		return 0;
+	}
 	return gp_error_set(err, GP_ERR_NOTFOUND,
-			    "no PowerShell on PATH (powershell.exe through WSL, or pwsh); "
-			    "save the script with -o FILE and run it on the Hyper-V host");
+			    "no PowerShell found (powershell.exe through WSL, pwsh on PATH or in "
+			    "~/.dotnet/tools); save the script with -o FILE and run it on the "
+			    "Hyper-V host");
 }
 
 /* Wait for @pid; the exit status, or 128+signal. */
@@ -316,13 +336,12 @@ int gp_ps_run_file(const struct gp_ps_shell *sh, const char *path, int *exit_sta
 	return rc;
 }
 
-int gp_ps_apply(const struct gp_ps_shell *sh, const struct gp_plan *plan, int *exit_status,
-		struct gp_error *err)
+int gp_ps_apply_script(const struct gp_ps_shell *sh, const char *script, size_t len,
+		       int *exit_status, struct gp_error *err)
 {
 	const char *dir = getenv("GPUP_PS_TMPDIR");
 	char *path;
-	FILE *f;
-	int fd, rc;
+	int fd, rc = 0;
 
 	if (!dir || !*dir) {
 		if (sh->kind == GP_PS_WINDOWS) {
@@ -345,18 +364,21 @@ int gp_ps_apply(const struct gp_ps_shell *sh, const struct gp_plan *plan, int *e
 		free(path);
 		return rc;
 	}
-	f = fdopen(fd, "w");
-	if (!f) {
-		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
-		close(fd);
-		goto out_unlink;
+	for (size_t off = 0; off < len && rc == 0;) {
+		ssize_t n = write(fd, script + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			rc = gp_error_set_errno(err, GP_ERR_IO, n < 0 ? errno : ENOSPC, "%s: write",
+						path);
+		else
+			off += (size_t)n;
 	}
-	rc = gp_ps_render(plan, f, err);
-	if (fclose(f) != 0 && rc == 0)
+	if (close(fd) != 0 && rc == 0)
 		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: write", path);
 	if (rc == 0)
 		rc = gp_ps_run_file(sh, path, exit_status, err);
-out_unlink:
 	unlink(path);
 	free(path);
 	return rc;

@@ -200,7 +200,7 @@ int cmd_gpus(int argc, char **argv)
 		if (rc) {
 			gp_error_clear(&err);
 			gp_error_set(&err, GP_ERR_NOTFOUND,
-				     "no PowerShell on PATH to ask the host; run "
+				     "no PowerShell (on PATH or in ~/.dotnet/tools) to ask the host; run "
 				     "`Get-VMHostPartitionableGpu | ConvertTo-Json > gpus.json` on it "
 				     "and use --from gpus.json");
 		} else {

@@ -14,14 +14,11 @@ enum { OPT_JSON = 1 };
  *   "gpu", "revert", "server", "host_os", "low_mmio", "high_mmio",
  *   "quota": { "VRAM": {min, optimal, max}, ... }, "output", "applied",
  *   "changed" }. The script itself goes to -o FILE or runs (--apply). */
-static int print_json(struct plan_opts *po)
+static void print_json(const struct plan_opts *po, const struct gp_plan *p)
 {
-	struct gp_error err = { 0 };
-	struct gp_plan plan;
+	const struct gp_plan plan = *p;
 	json_object *o, *q;
 
-	if (plan_opts_build(po, &plan, &err))
-		return cli_fail(&err);
 	o = json_object_new_object();
 	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(o, "command", json_object_new_string("hostconf"));
@@ -58,8 +55,6 @@ static int print_json(struct plan_opts *po)
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							 JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
-	gp_plan_free(&plan);
-	return EXIT_OK;
 }
 
 static void usage(FILE *f)
@@ -114,8 +109,19 @@ int cmd_hostconf(int argc, char **argv)
 		return EXIT_USAGE;
 	if (json && !po.output && !po.apply)
 		return cli_usage("hostconf", "--json describes the plan on stdout; the script then needs -o FILE or --apply");
-	ret = plan_opts_run(&po);
-	if (ret == EXIT_OK && json)
-		ret = print_json(&po);
-	return ret;
+	if (!json)
+		return plan_opts_run(&po);
+	/* One plan for both the script and the JSON: a live query runs once. */
+	{
+		struct gp_error err = { 0 };
+		struct plan_opts_prepared pp;
+
+		ret = plan_opts_prepare(&po, &pp, &err);
+		if (ret == 0)
+			ret = plan_opts_commit(&pp, &err);
+		if (ret == 0)
+			print_json(&po, &pp.plan);
+		plan_opts_prepared_free(&pp);
+		return ret ? cli_fail(&err) : EXIT_OK;
+	}
 }

@@ -3,6 +3,7 @@
 #include "plan_opts.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -152,6 +153,13 @@ int plan_opts_check(struct plan_opts *po, const char *cmd)
 		cli_usage(cmd, "-o and --apply exclude each other");
 		return -1;
 	}
+	if (p->revert && strcmp(cmd, "prepare") == 0) {
+		/* Injecting the driver and removing the partition at once
+		 * contradict each other: one of them is a mistake. */
+		cli_usage(cmd, "--revert removes the VM's GPU partition; it has no place in "
+			       "prepare, which injects the driver (use gpup hostconf --revert)");
+		return -1;
+	}
 	if (p->revert) {
 		if (any_share || po->surveydda || p->high_mmio || p->low_mmio || p->server) {
 			cli_usage(cmd, "--revert takes no shares, MMIO sizes or --server: it restores "
@@ -186,7 +194,7 @@ static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, struct gp_erro
 	if (rc) {
 		gp_error_clear(err);
 		return gp_error_set(err, GP_ERR_NOTFOUND,
-				    "no --from FILE given and no PowerShell on PATH to ask the host; "
+				    "no --from FILE given and no PowerShell (on PATH or in ~/.dotnet/tools) to ask the host; "
 				    "save `Get-VMHostPartitionableGpu | ConvertTo-Json` on the host "
 				    "and pass it with --from");
 	}
@@ -232,9 +240,66 @@ out:
 	return rc;
 }
 
-/* Write the script to @path through a temporary file and rename(), so a
- * failed run never leaves half a script behind. */
-static int write_script(const struct gp_plan *plan, const char *path, struct gp_error *err)
+/* Can -o PATH be written? Checked before anything is written anywhere, and
+ * without creating anything: the parent must be an existing, writable
+ * directory and PATH must not be a directory. access() alone would say yes
+ * to root for almost anything, hence the stat() checks. */
+static int check_target(const char *path, struct gp_error *err)
+{
+	char *copy = strdup(path);
+	const char *parent;
+	struct stat st;
+	int rc = 0;
+
+	if (!copy)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	parent = dirname(copy);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		rc = gp_error_set(err, GP_ERR_INVALID, "%s: is a directory, not a script file", path);
+	else if (stat(parent, &st) != 0)
+		rc = gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
+					"%s: directory %s", path, parent);
+	else if (!S_ISDIR(st.st_mode))
+		rc = gp_error_set(err, GP_ERR_NOTFOUND, "%s: %s is not a directory", path, parent);
+	else if (access(parent, W_OK | X_OK) != 0)
+		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot write in %s", path,
+					parent);
+	free(copy);
+	return rc;
+}
+
+int plan_opts_prepare(struct plan_opts *po, struct plan_opts_prepared *out, struct gp_error *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->po = po;
+	rc = plan_opts_build(po, &out->plan, err);
+	if (rc)
+		return rc;
+	out->have_plan = true;
+	rc = gp_ps_render_string(&out->plan, &out->script, &out->script_len, err);
+	if (rc == 0 && po->apply)
+		rc = gp_ps_find_shell(&out->shell, err);
+	else if (rc == 0 && po->output && strcmp(po->output, "-") != 0)
+		rc = check_target(po->output, err);
+	if (rc)
+		plan_opts_prepared_free(out);
+	return rc;
+}
+
+/* Write @len bytes to @f; 0 or GP_ERR_IO naming @what. */
+static int write_all(FILE *f, const char *buf, size_t len, const char *what,
+		     struct gp_error *err)
+{
+	if (fwrite(buf, 1, len, f) != len || fflush(f) != 0)
+		return gp_error_set_errno(err, GP_ERR_IO, errno, "%s: write", what);
+	return 0;
+}
+
+/* Write the script to @path through a temporary file beside it and
+ * rename(), so a failed run never leaves half a script behind. */
+static int write_script(const char *script, size_t len, const char *path, struct gp_error *err)
 {
 	char *tmp = NULL;
 	FILE *f;
@@ -257,7 +322,7 @@ static int write_script(const struct gp_plan *plan, const char *path, struct gp_
 		free(tmp);
 		return rc;
 	}
-	rc = gp_ps_render(plan, f, err);
+	rc = write_all(f, script, len, path, err);
 	if (fclose(f) != 0 && rc == 0)
 		rc = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: write", path);
 	if (rc == 0 && rename(tmp, path) != 0)
@@ -268,42 +333,49 @@ static int write_script(const struct gp_plan *plan, const char *path, struct gp_
 	return rc;
 }
 
-int plan_opts_run(struct plan_opts *po)
+int plan_opts_commit(struct plan_opts_prepared *pp, struct gp_error *err)
 {
-	struct gp_error err = { 0 };
-	struct gp_plan plan;
+	const struct plan_opts *po = pp->po;
 	int rc, status = 0;
 
-	rc = plan_opts_build(po, &plan, &err);
-	if (rc)
-		return cli_fail(&err);
 	if (po->apply) {
-		struct gp_ps_shell sh;
-
-		rc = gp_ps_find_shell(&sh, &err);
-		if (rc == 0)
-			rc = gp_ps_apply(&sh, &plan, &status, &err);
-		if (rc == 0 && status != 0) {
-			fprintf(stderr, "gpup: the PowerShell script failed with exit status %d\n",
-				status);
-			gp_plan_free(&plan);
-			return EXIT_ERROR;
-		}
+		rc = gp_ps_apply_script(&pp->shell, pp->script, pp->script_len, &status, err);
+		if (rc == 0 && status != 0)
+			rc = gp_error_set(err, GP_ERR_EXTERNAL,
+					  "the PowerShell script failed with exit status %d", status);
 	} else if (po->output && strcmp(po->output, "-") != 0) {
-		rc = write_script(&plan, po->output, &err);
+		rc = write_script(pp->script, pp->script_len, po->output, err);
 		if (rc == 0)
 			fprintf(stderr, "gpup: wrote %s; run it on the Hyper-V host as Administrator:\n"
 					"  powershell.exe -NoProfile -ExecutionPolicy Bypass -File %s\n",
 				po->output, po->output);
 	} else {
-		rc = gp_ps_render(&plan, stdout, &err);
-		if (rc == 0 && fflush(stdout) != 0)
-			rc = gp_error_set_errno(&err, GP_ERR_IO, errno, "stdout");
+		rc = write_all(stdout, pp->script, pp->script_len, "stdout", err);
 	}
-	gp_plan_free(&plan);
-	if (rc)
-		return cli_fail(&err);
-	return EXIT_OK;
+	return rc;
+}
+
+void plan_opts_prepared_free(struct plan_opts_prepared *pp)
+{
+	if (!pp)
+		return;
+	if (pp->have_plan)
+		gp_plan_free(&pp->plan);
+	free(pp->script);
+	memset(pp, 0, sizeof(*pp));
+}
+
+int plan_opts_run(struct plan_opts *po)
+{
+	struct gp_error err = { 0 };
+	struct plan_opts_prepared pp;
+	int rc;
+
+	rc = plan_opts_prepare(po, &pp, &err);
+	if (rc == 0)
+		rc = plan_opts_commit(&pp, &err);
+	plan_opts_prepared_free(&pp);
+	return rc ? cli_fail(&err) : EXIT_OK;
 }
 
 void plan_opts_help(FILE *f)

@@ -62,6 +62,7 @@
 #include <stdio.h>
 
 #include "plan.h"
+#include "ps.h"
 
 enum {
 	PLAN_OPT_BASE = 0x1000,
@@ -134,7 +135,8 @@ int plan_opts_handle(struct plan_opts *po, int c, const char *arg, const char *c
 bool plan_opts_given(const struct plan_opts *po);
 
 /* Check combinations after parsing (--vm present, --gpu unless --revert,
- * -o xor --apply, no shares with --revert, --mmio-buffer needs --surveydda).
+ * -o xor --apply, no shares with --revert, --mmio-buffer needs --surveydda;
+ * with @cmd "prepare", no --revert at all).
  * Returns 0, or -1 after printing the usage message. */
 int plan_opts_check(struct plan_opts *po, const char *cmd);
 
@@ -148,8 +150,46 @@ int plan_opts_check(struct plan_opts *po, const char *cmd);
 int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error *err);
 
 /*
- * plan_opts_build(), then write the script to -o FILE (atomically, through a
- * temporary file in the same directory) or stdout, or run it (--apply).
+ * Host configuration as a transaction of two steps, so that `prepare` can
+ * learn everything that can fail before it writes the guest:
+ *
+ * plan_opts_prepare() builds the plan (GPU list from --from or the live
+ * query, --surveydda), renders the script in memory, and checks where it
+ * goes: -o FILE must be creatable (its directory exists, is a directory
+ * and writable; FILE is not a directory) — nothing is created; --apply
+ * needs a PowerShell (gp_ps_find_shell()). No side effects: no file is
+ * written, no script runs (the live GPU query only reads).
+ * Returns 0 (free @out with plan_opts_prepared_free()), or a GP_ERR_* code
+ * with @err set (as plan_opts_build(), GP_ERR_NOTFOUND: no PowerShell for
+ * --apply or no directory for -o, GP_ERR_INVALID: -o names a directory,
+ * GP_ERR_IO: the directory is not writable); @out is then empty.
+ *
+ * plan_opts_commit() writes the prepared script to -o FILE (through a
+ * temporary FILE.tmp-XXXXXX beside it, renamed once complete; "gpup: wrote
+ * FILE; run it ..." goes to stderr) or to stdout, or runs it (--apply; its
+ * output streams to ours). Returns 0, GP_ERR_IO (writing failed),
+ * GP_ERR_EXTERNAL ("the PowerShell script failed with exit status N", or
+ * PowerShell could not be started).
+ *
+ * plan_opts_prepared_free() releases what prepare allocated (safe on a
+ * zeroed or already freed struct).
+ */
+struct plan_opts_prepared {
+	struct plan_opts *po;            /* borrowed: the options prepared from */
+	struct gp_plan plan;
+	bool have_plan;
+	char *script;                    /* the rendered script (owned) */
+	size_t script_len;
+	struct gp_ps_shell shell;        /* --apply: the PowerShell that runs it */
+};
+
+int plan_opts_prepare(struct plan_opts *po, struct plan_opts_prepared *out,
+		      struct gp_error *err);
+int plan_opts_commit(struct plan_opts_prepared *pp, struct gp_error *err);
+void plan_opts_prepared_free(struct plan_opts_prepared *pp);
+
+/*
+ * plan_opts_prepare() then plan_opts_commit(), for `gpup hostconf`.
  * Returns the exit status: 0, 1 (error, printed; a script that failed gives
  * "gpup: the PowerShell script failed with exit status N"), 2.
  */

@@ -40,11 +40,12 @@ static void install_fake(const char *script, const char *name)
 }
 
 /* Run gpup in DIR with DIR/bin first on PATH (and nothing else that could
- * hold a real PowerShell); @env is extra "VAR=value ..." assignments. */
+ * hold a real PowerShell: HOME is DIR, so no ~/.dotnet/tools/pwsh either);
+ * @env is extra "VAR=value ..." assignments. */
 static int gpup_in_dir(struct t_run *r, const char *env, const char *args)
 {
-	return t_run(r, "cd '%s' && env PATH='%s/bin:/usr/bin:/bin' GPUP_FAKE_PS_LOG='%s/log' %s '%s' %s",
-		     dir, dir, dir, env, t_env("GPUP_BIN"), args);
+	return t_run(r, "cd '%s' && env PATH='%s/bin:/usr/bin:/bin' HOME='%s' GPUP_FAKE_PS_LOG='%s/log' %s '%s' %s",
+		     dir, dir, dir, dir, env, t_env("GPUP_BIN"), args);
 }
 
 Test(hostconf_cli, gpus_human)
@@ -112,7 +113,7 @@ Test(hostconf_cli, gpus_errors)
 	t_run_free(&r);
 	/* No --from and no PowerShell on PATH. */
 	cr_assert_eq(gpup_in_dir(&r, "", "gpus"), 1);
-	cr_assert(strstr(r.err, "no PowerShell on PATH"), "%s", r.err);
+	cr_assert(strstr(r.err, "no PowerShell (on PATH or in ~/.dotnet/tools)"), "%s", r.err);
 	t_run_free(&r);
 	free(f);
 }
@@ -357,7 +358,7 @@ Test(hostconf_cli, apply_without_powershell)
 	struct t_run r;
 
 	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --revert --apply"), 1);
-	cr_assert(strstr(r.err, "no PowerShell on PATH"), "%s", r.err);
+	cr_assert(strstr(r.err, "no PowerShell found"), "%s", r.err);
 	t_run_free(&r);
 }
 
@@ -370,5 +371,41 @@ Test(hostconf_cli, apply_without_wslpath)
 	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --revert --apply"), 1);
 	cr_assert(strstr(r.err, "cannot run wslpath: No such file or directory"), "%s", r.err);
 	cr_assert_eq(count_scripts(dir), 0);
+	t_run_free(&r);
+}
+
+/* -o is checked before anything is written (plan_opts_prepare): a missing
+ * directory, a directory as target, a file as parent directory. */
+Test(hostconf_cli, output_target_checked)
+{
+	struct t_run r;
+	char *f = hc_data("howto-two-gpus.txt");
+	char *file = t_strdup_printf("%s/file", dir);
+
+	cr_assert_eq(t_write_file(file, "x", 1), 0);
+	cr_assert_eq(t_gpup(&r, "hostconf --vm v --gpu 10de --from '%s' -o '%s/none/x.ps1'", f, dir), 1);
+	cr_assert(strstr(r.err, "/none"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "hostconf --vm v --gpu 10de --from '%s' -o '%s'", f, dir), 2);
+	cr_assert(strstr(r.err, "is a directory"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "hostconf --vm v --gpu 10de --from '%s' -o '%s/x.ps1'", f, file), 1);
+	cr_assert(strstr(r.err, "not a directory"), "%s", r.err);
+	t_run_free(&r);
+	/* Nothing was created: the directory holds only "file". */
+	cr_assert_eq(t_run(&r, "ls -A '%s'", dir), 0);
+	cr_assert_str_eq(r.out, "file\n");
+	t_run_free(&r);
+	free(file);
+	free(f);
+}
+
+/* prepare --revert would inject a driver and remove the partition at once. */
+Test(hostconf_cli, prepare_revert_is_usage_error)
+{
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "prepare '%s/g.vhdx' --driverstore '%s' --vm v --revert", dir, dir), 2);
+	cr_assert(strstr(r.err, "--revert"), "%s", r.err);
 	t_run_free(&r);
 }
