@@ -5,7 +5,9 @@
  * at) and reports every finding with the command that fixes it.
  *
  * JSON (schema 1): { "schema", "command": "doctor", "image", "healthy",
- *   "findings": [ { "id", "message", "fix" } ] }
+ *   "findings": [ { "id", "message", "fix" } ], "notes": [ { "id", "message" } ] }
+ * A note is information, not a finding (interrupted-write once the package
+ * is complete again).
  * Finding ids: vhdx-log, hibernated, fast-startup, ntfs-journal,
  * volume-dirty, guest-build, guest-arch, no-windows-facts,
  * interrupted-write, hostdriverstore-missing, hostdriverstore-empty, package-missing,
@@ -32,6 +34,8 @@ struct doctor {
 	struct session s;
 	struct finding *f;
 	size_t n, cap;
+	bool interrupted;       /* gpup's in-progress marker on a dirty volume */
+	char note[GP_ERROR_MSG_MAX]; /* information that is not a finding, or "" */
 	char prepare_cmd[768];  /* "gpup prepare IMAGE --driverstore DIR ..." */
 };
 
@@ -129,12 +133,10 @@ static void check_volume(struct doctor *d, const struct session_guest *g)
 		struct gp_ntfs_volinfo vi;
 
 		gp_ntfs_volinfo(d->s.vol, &vi);
-		if (vi.interrupted)
-			add(d, "interrupted-write", d->prepare_cmd,
-			    "a gpup run was interrupted while writing this volume: run the same command "
-			    "again to complete it (once complete, a rerun changes nothing); the volume "
-			    "stays marked for the chkdsk Windows runs at the next boot");
-		else if (g->f.dirty)
+		/* Judged at the end (interrupted_write()): whether it is still
+		 * a finding depends on the package being complete. */
+		d->interrupted = vi.interrupted;
+		if (!vi.interrupted && g->f.dirty)
 			add(d, "volume-dirty", "run 'chkdsk C: /f' in the guest (or pass --force)",
 			    "the NTFS volume is marked dirty: Windows will check it at the next boot");
 	}
@@ -314,6 +316,40 @@ static void check_acls(struct doctor *d, const struct session_guest *g)
 	}
 }
 
+/*
+ * An interrupted gpup write leaves the volume dirty with gpup's marker, and
+ * a rerun that completes the package leaves it so (Windows checks the
+ * volume at the next boot). It is a finding while the package may be
+ * incomplete; once a source shows the package complete and matching, it is
+ * only information, so that doctor can exit 0 after the repair.
+ */
+static void interrupted_write(struct doctor *d)
+{
+	static const char *const package_ids[] = {
+		"hostdriverstore-missing", "hostdriverstore-empty", "package-missing",
+		"package-build", "file-missing", "file-differs", "companion-missing",
+		"companion-differs",
+	};
+	bool complete = d->s.src != NULL;
+
+	if (!d->interrupted)
+		return;
+	for (size_t i = 0; complete && i < d->n; i++)
+		for (size_t j = 0; j < sizeof(package_ids) / sizeof(package_ids[0]); j++)
+			if (!strcmp(d->f[i].id, package_ids[j]))
+				complete = false;
+	if (complete)
+		snprintf(d->note, sizeof(d->note),
+			 "interrupted-write: a gpup write to this volume was interrupted and has been "
+			 "completed since; Windows will check the volume at the next boot");
+	else
+		add(d, "interrupted-write", d->prepare_cmd,
+		    "a gpup run was interrupted while writing this volume: run the same command "
+		    "again to complete it (once complete, a rerun changes nothing); the volume "
+		    "stays marked for the chkdsk Windows runs at the next boot%s",
+		    d->s.src ? "" : " (give --driverstore or --bundle to check whether it is complete)");
+}
+
 static void build_prepare_cmd(struct doctor *d)
 {
 	const struct gp_source_opts *o = &d->s.src_opts;
@@ -356,6 +392,7 @@ static int run(struct doctor *d)
 		check_duplicates(d, &g);
 	}
 	check_acls(d, &g);
+	interrupted_write(d);
 out:
 	gp_guest_facts_free(&g.f);
 	if (ret)
@@ -374,10 +411,21 @@ out:
 			json_object_array_add(arr, f);
 		}
 		json_object_object_add(o, "findings", arr);
+		arr = json_object_new_array();
+		if (d->note[0]) {
+			struct json_object *n = json_object_new_object();
+
+			json_object_object_add(n, "id", json_object_new_string("interrupted-write"));
+			json_object_object_add(n, "message", json_object_new_string(d->note));
+			json_object_array_add(arr, n);
+		}
+		json_object_object_add(o, "notes", arr);
 		session_print_json(o);
 	} else {
 		for (size_t i = 0; i < d->n; i++)
 			printf("[%s] %s\n    fix: %s\n", d->f[i].id, d->f[i].message, d->f[i].fix);
+		if (d->note[0])
+			printf("note: %s\n", d->note);
 		printf("%s: %s\n", d->s.image,
 		       d->n ? "problems found" : "healthy: nothing stands in the way of GPU-P");
 	}

@@ -74,7 +74,7 @@ struct prepare {
 	struct session_guest guest;
 	struct gp_inject_stream stream;
 	struct gp_inject_report rep;
-	struct gp_plan host;      /* the host configuration (--vm) */
+	struct plan_opts_prepared host; /* the host configuration (--vm), rendered */
 	bool host_planned;
 	/* The commit. */
 	bool committing;          /* a write to an image began */
@@ -230,7 +230,7 @@ static int plan_host(struct prepare *p, struct gp_error *err)
 
 	if (!p->po.plan.vm_name)
 		return 0;
-	ret = plan_opts_build(&p->po, &p->host, err);
+	ret = plan_opts_prepare(&p->po, &p->host, err);
 	p->host_planned = ret == 0;
 	return ret;
 }
@@ -315,14 +315,14 @@ static int verify_independently(struct prepare *p, struct gp_error *err)
 
 /* The script goes to -o FILE or, with --apply, runs; never mixed into
  * --json stdout. */
-static int commit_host(struct prepare *p)
+static int commit_host(struct prepare *p, struct gp_error *err)
 {
 	int ret;
 
 	if (!p->host_planned)
-		return EXIT_OK;
-	ret = plan_opts_run(&p->po);
-	if (ret == EXIT_OK)
+		return 0;
+	ret = plan_opts_commit(&p->host, err);
+	if (!ret)
 		p->host_script = p->po.apply ? "applied" : p->po.output ? p->po.output : "stdout";
 	return ret;
 }
@@ -412,7 +412,12 @@ static struct json_object *report_json(struct prepare *p)
 		json_object_object_add(plan, "create_child",
 				       json_object_new_boolean(p->into_child && !p->child_exists));
 		json_object_object_add(plan, "host_vm", p->host_planned
-							? json_object_new_string(p->host.vm_name) : NULL);
+							? json_object_new_string(p->host.plan.vm_name) : NULL);
+		json_object_object_add(plan, "host_script_text",
+				       p->host_planned && p->host.script
+					       ? json_object_new_string_len(p->host.script,
+									    (int)p->host.script_len)
+					       : NULL);
 		json_object_object_add(o, "plan", plan);
 	}
 	json_object_object_add(o, "image_changed",
@@ -516,7 +521,7 @@ static int run(struct prepare *p)
 		if (!p->s.json) {
 			list_planned(p);
 			if (p->host_planned)
-				printf("would configure the host for VM '%s'\n", p->host.vm_name);
+				printf("would configure the host for VM '%s'\n", p->host.plan.vm_name);
 		}
 	} else {
 		ret = commit_inject(p, &err);
@@ -525,11 +530,10 @@ static int run(struct prepare *p)
 		p->stream.ops = NULL;
 		if (!ret && !p->no_verify)
 			ret = verify_independently(p, &err);
+		if (!ret)
+			ret = commit_host(p, &err);
 		if (ret)
 			return fail(p, &err);
-		ret = commit_host(p);
-		if (ret)
-			return ret;
 	}
 	if (p->s.json)
 		session_print_json(report_json(p));
@@ -608,8 +612,7 @@ int cmd_prepare(int argc, char **argv)
 	ret = run(&p);
 	if (p.stream.ops && p.stream.ops->destroy)
 		p.stream.ops->destroy(&p.stream);
-	if (p.host_planned)
-		gp_plan_free(&p.host);
+	plan_opts_prepared_free(&p.host);
 	gp_inject_report_free(&p.rep);
 	gp_guest_facts_free(&p.guest.f);
 	session_end(&p.s);
