@@ -828,6 +828,11 @@ fail:
 	return ret;
 }
 
+bool gp_ntfs_began_writing(const struct gp_ntfs *v)
+{
+	return v->began_writing;
+}
+
 bool gp_ntfs_write_pending(const struct gp_ntfs *v)
 {
 	return !v->writable || (!v->marked_dirty && !v->info.dirty);
@@ -837,6 +842,7 @@ int gp_ntfs_begin_write(struct gp_ntfs *v)
 {
 	if (!v->writable)
 		return gp_error_set(&v->err, GP_ERR_READONLY, "%s: volume is open read-only", v->where);
+	v->began_writing = true;
 	if (v->marked_dirty || v->info.dirty)
 		return 0;
 	/* Marker first, flag second: a crash or a disk failure in between

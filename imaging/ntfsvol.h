@@ -134,6 +134,11 @@ struct gp_ntfs_volinfo {
 };
 void gp_ntfs_volinfo(const struct gp_ntfs *v, struct gp_ntfs_volinfo *out);
 
+/* Has this handle begun to modify the volume (so that the image may no
+ * longer be byte-identical)? False for read-only handles and for writable
+ * ones that only read. */
+bool gp_ntfs_began_writing(const struct gp_ntfs *v);
+
 /* Free space now, in bytes (changes as files are written). */
 uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v);
 

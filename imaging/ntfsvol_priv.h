@@ -55,6 +55,7 @@ struct gp_ntfs {
 	bool secure_open;              /* ntfs_open_secure() succeeded */
 	bool writable;
 	bool marked_dirty;             /* we set VOLUME_IS_DIRTY */
+	bool began_writing;   /* gp_ntfs_begin_write() was called: the image may differ */
 	bool failed;                   /* a modifying operation failed */
 	char where[96];                /* "IMAGE: volume N" for messages */
 	struct gp_ntfs_volinfo info;

@@ -9,12 +9,36 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "cli.h"
 
 int cli_fail(const struct gp_error *err)
 {
 	fprintf(stderr, "gpup: %s\n", gp_error_message(err));
 	return gp_status_exit_code(err->code ? err->code : GP_ERR_IO);
+}
+
+int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
+		  bool image_changed)
+{
+	int status = cli_fail(err);
+	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+	int code = err->code ? err->code : GP_ERR_IO;
+
+	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(o, "command", json_object_new_string(cmd));
+	if (image)
+		json_object_object_add(o, "image", json_object_new_string(image));
+	json_object_object_add(e, "code", json_object_new_string(gp_status_id(code)));
+	json_object_object_add(e, "exit_status", json_object_new_int(status));
+	json_object_object_add(e, "message", json_object_new_string(gp_error_message(err)));
+	json_object_object_add(o, "error", e);
+	json_object_object_add(o, "image_changed", json_object_new_boolean(image_changed));
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+					       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return status;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)

@@ -31,6 +31,13 @@ struct cli_command {
 /* Print "gpup: MESSAGE" for @err on stderr; return the exit status for it. */
 int cli_fail(const struct gp_error *err);
 
+/* cli_fail(), then -- for --json -- one object on stdout: {"schema",
+ * "command", "image", "error": {"code" (gp_status_id()), "exit_status",
+ * "message"}, "image_changed"}. @image_changed: whether anything was
+ * written to @image (NULL: no image) before the failure. */
+int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
+		  bool image_changed);
+
 /* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; return 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

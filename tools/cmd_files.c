@@ -390,6 +390,7 @@ int cmd_rm(int argc, char **argv)
 	struct file_opts o;
 	struct gp_disk *d = NULL;
 	struct gp_ntfs *v = NULL;
+	bool changed;
 	int ret = parse("rm", argc, argv, &o, "wrj", rm_help);
 
 	if (ret >= 0)
@@ -398,12 +399,31 @@ int cmd_rm(int argc, char **argv)
 		return cli_usage("rm", "expected IMAGE PATH...");
 	ret = open_vol(argv[optind], &o, true, &d, &v, &err);
 	if (ret)
-		return cli_fail(&err);
+		return o.json ? cli_fail_json("rm", argv[optind], &err, false) : cli_fail(&err);
+	/* Plan: every path exists, and is a file unless -r, before the first
+	 * one goes; `rm a b missing` removes nothing. */
+	for (int i = optind + 1; !ret && i < argc; i++) {
+		struct gp_ntfs_stat st;
+
+		ret = gp_ntfs_stat(v, argv[i], &st);
+		if (!ret && st.is_dir && !o.recursive)
+			ret = gp_error_set(&err, GP_ERR_INVALID, "%s: %s is a directory (use -r)",
+					   argv[optind], argv[i]);
+		else if (ret)
+			gp_error_copy(&err, gp_ntfs_error(v));
+	}
+	if (ret) {
+		gp_ntfs_clear_error(v);
+		gp_ntfs_close(v, NULL);
+		gp_disk_close(d, NULL);
+		return o.json ? cli_fail_json("rm", argv[optind], &err, false) : cli_fail(&err);
+	}
 	for (int i = optind + 1; !ret && i < argc; i++)
 		ret = gp_ntfs_remove(v, argv[i], o.recursive);
+	changed = gp_ntfs_began_writing(v);
 	ret = close_vol(d, v, ret, &err);
 	if (ret)
-		return cli_fail(&err);
+		return o.json ? cli_fail_json("rm", argv[optind], &err, changed) : cli_fail(&err);
 	if (o.json)
 		print_write_json("rm", argv[optind], "removed", argv + optind + 1, argc - optind - 1, NULL);
 	return EXIT_OK;

@@ -480,22 +480,9 @@ static void list_planned(struct prepare *p)
  * when the failure came after the commit began and was not undone). */
 static int fail(struct prepare *p, const struct gp_error *err)
 {
-	int status = cli_fail(err);
-
-	if (p->s.json) {
-		struct json_object *o = session_json_new("prepare"), *e = json_object_new_object();
-
-		json_object_object_add(o, "image", json_object_new_string(p->base_image));
-		json_object_object_add(o, "dry_run", json_object_new_boolean(p->dry_run));
-		json_object_object_add(e, "code", json_object_new_string(gp_status_id(err->code)));
-		json_object_object_add(e, "exit_status", json_object_new_int(status));
-		json_object_object_add(e, "message", json_object_new_string(gp_error_message(err)));
-		json_object_object_add(o, "error", e);
-		json_object_object_add(o, "image_changed",
-				       json_object_new_boolean(p->committing && !p->child_removed));
-		session_print_json(o);
-	}
-	return status;
+	if (!p->s.json)
+		return cli_fail(err);
+	return cli_fail_json("prepare", p->base_image, err, p->committing && !p->child_removed);
 }
 
 /* The stages in order: plan (child, guest and driver, injection, host),

@@ -337,3 +337,30 @@ Test(transaction, dry_run_json_is_the_plan)
 	free(img_sha);
 	free(from);
 }
+
+/* ---- rm plans too -------------------------------------------------------- */
+
+/* `rm a b missing` used to remove a and b, then fail: every path is looked
+ * up first, so it removes nothing, says which path is missing, and the
+ * image stays byte-identical; --json says image_changed: false. */
+Test(transaction, rm_removes_nothing_when_one_path_is_missing)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx"), *before = sha(img);
+	struct t_run r;
+
+	t_gpup(&r, "rm '%s' 'C:\\Windows\\System32\\ntoskrnl.exe' 'C:\\nope.txt' --json", img);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert(strstr(r.err, "nope.txt"), "%s", r.err);
+	assert_json_failure(&r, "notfound", false, "rm with a missing path");
+	t_run_free(&r);
+	t_gpup(&r, "rm '%s' 'C:\\Windows' --json", img);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "-r"), "%s", r.err);
+	t_run_free(&r);
+	assert_sha(img, before, "a refused rm");
+	t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\ntoskrnl.exe'", img);
+	cr_assert_eq(r.status, 0, "ntoskrnl.exe is gone: %s", r.err);
+	t_run_free(&r);
+	free(img);
+	free(before);
+}
