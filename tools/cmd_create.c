@@ -138,7 +138,9 @@ int cmd_create(int argc, char **argv)
 		ret = vhdx_create_child(argv[optind], parent, &err);
 	else
 		ret = vhdx_create(argv[optind], &co, &err);
+	/* A failed create leaves nothing (the image is made under a
+	 * temporary name and named only when complete). */
 	if (ret)
-		return cli_fail(&err);
+		return json ? cli_fail_json("create", argv[optind], &err, false) : cli_fail(&err);
 	return json ? print_json(argv[optind], parent) : EXIT_OK;
 }
