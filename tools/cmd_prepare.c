@@ -1,25 +1,40 @@
 /*
- * cmd_prepare.c — `gpup prepare`: the whole job in one command.
+ * cmd_prepare.c — `gpup prepare`: the whole job in one command, as a
+ * transaction. Nothing is written until everything that can be known is
+ * known:
  *
- *  1. open the image read-write (or first create a differencing child with
- *     --into-child and write only into it), find the Windows volume;
- *  2. check the guest (build, architecture; the volume layer refuses
- *     hibernated, dirty and BitLocker volumes);
- *  3. resolve the driver for this guest from --driverstore or --bundle;
- *  4. inject it (unchanged files are left alone; stale builds removed
- *     unless --keep-old), close cleanly;
- *  5. verify through libvhdi, independent of gpup's own VHDX engine
- *     (unless --no-verify);
- *  6. write or apply the host PowerShell when --vm is given.
+ *  plan (writes nothing anywhere)
+ *   1. --into-child: a new CHILD, or IMAGE's own existing child; anything
+ *      else is refused (plan_child);
+ *   2. open the image the commit will write (locked for writing; its volume
+ *      mounted read-only, refusing what a writable open refuses), read the
+ *      guest, check it, resolve the driver for its build and architecture
+ *      (plan_guest);
+ *   3. decide each file's action, the stale builds to remove and the room
+ *      the volume needs (plan_inject);
+ *   4. --vm: GPU list, SurveyDDA, the rendered script, its -o target or the
+ *      PowerShell for --apply (plan_host);
+ *  commit (only executes the plan; -n stops before it)
+ *   5. create the child or remount read-write, write the files, remove the
+ *      stale builds, close cleanly (commit_inject); a child this run made
+ *      and could not complete is removed;
+ *   6. verify through libvhdi, independent of gpup's own VHDX engine
+ *      (unless --no-verify);
+ *   7. write or run the host script (commit_host).
  *
  * JSON output (schema 1): { "schema", "command": "prepare", "image",
- *   "written_image", "dry_run", "changed", "guest": {product, edition,
- *   installation, build, ubr, arch}, "source": {kind, path},
+ *   "written_image", "dry_run", "changed", "image_changed",
+ *   "guest": {product, edition, installation, build, ubr, arch},
+ *   "source": {kind, path},
  *   "package": {folder, inf, provider, driver_ver_date, driver_ver_version},
  *   "files": {new, replaced, unchanged, bytes_written, total, missing (guest
  *            paths skipped by --allow-missing)},
  *   "removed": [{path, bytes}], "verified": true|false|null,
- *   "host_script": PATH|"stdout"|"applied"|null }
+ *   "host_script": PATH|"stdout"|"applied"|null,
+ *   with -n: "plan": {files: [{path, size, action: new|replace|unchanged}],
+ *            create_child, host_vm, host_script_text} }
+ * A failure: { "schema", "command", "image", "error": {code, exit_status,
+ *   message}, "image_changed" } (cli_fail_json()).
  */
 #include <errno.h>
 #include <libgen.h>
