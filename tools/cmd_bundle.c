@@ -220,6 +220,7 @@ static int list_json(struct gp_bundle *b)
 	}
 	json_object_object_add(out, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(out, "bundle", json_object_new_string(bi->path));
+	json_object_object_add(out, "command", json_object_new_string("bundle list"));
 	json_object_object_add(out, "archive_format", json_object_new_string(bi->archive_format));
 	json_object_object_add(out, "archive_size", json_object_new_int64((int64_t)bi->archive_size));
 	json_object_object_add(out, "manifest", json_object_get(root));
@@ -307,6 +308,7 @@ static int do_verify(const struct opts *o)
 
 		json_object_object_add(out, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 		json_object_object_add(out, "bundle", json_object_new_string(o->file));
+		json_object_object_add(out, "command", json_object_new_string("bundle verify"));
 		json_object_object_add(out, "ok", json_object_new_boolean(ret == 0));
 		if (b) {
 			const struct gp_inject_set *set = gp_bundle_inject_set(b);

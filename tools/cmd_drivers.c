@@ -194,6 +194,7 @@ static int print_json(const struct result *r)
 	json_object *guest = json_object_new_object();
 
 	json_object_object_add(root, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(root, "command", json_object_new_string("drivers"));
 	json_object_object_add(root, "driverstore", jstr(gp_store_repository_dir(s)));
 	json_object_object_add(root, "windows_dir", jstr(gp_store_windows_dir(s)));
 	json_object_object_add(guest, "arch", jstr(r->arch));

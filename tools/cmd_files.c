@@ -252,6 +252,7 @@ int cmd_ls(int argc, char **argv)
 
 		json_object_object_add(root, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 		json_object_object_add(root, "path", json_object_new_string(path));
+		json_object_object_add(root, "command", json_object_new_string("ls"));
 		json_object_object_add(root, "entries", c.arr);
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 								      JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -107,6 +107,7 @@ static int print_json(const struct gp_gpu_list *l, const char *source)
 	json_object *root = json_object_new_object(), *arr = json_object_new_array();
 
 	json_object_object_add(root, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+	json_object_object_add(root, "command", json_object_new_string("gpus"));
 	json_object_object_add(root, "source", json_object_new_string(source));
 	for (size_t i = 0; i < l->count; i++) {
 		const struct gp_gpu *g = &l->gpus[i];

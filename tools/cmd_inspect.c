@@ -393,6 +393,7 @@ int cmd_inspect(int argc, char **argv)
 	if (json) {
 		json_object *o = json_object_new_object(), *w = json_object_new_array();
 		json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+		json_object_object_add(o, "command", json_object_new_string("inspect"));
 		json_object_object_add(o, "image", jstr(gp_disk_path(d)));
 		json_object_object_add(o, "format", jstr(gp_disk_format_name(gp_disk_format(d))));
 		json_object_object_add(o, "backend", jstr(gp_disk_backend_name(d)));

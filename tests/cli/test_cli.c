@@ -193,3 +193,49 @@ Test(cli, second_writer_and_reader_are_refused_while_writing, .timeout = 120)
 	free(src);
 	free(dir);
 }
+
+/* Every --json object names its command ("schema" and "command" first),
+ * the read-only commands included: a pipeline can dispatch on it. */
+Test(cli, every_json_object_names_its_command, .timeout = 120)
+{
+	char *dir = t_tmpdir();
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	char *st = t_fixture("mkstore.sh", "");
+	char *bundle = t_strdup_printf("%s/nv.tar.gz", dir);
+	char *from = t_strdup_printf("%s/tests/hostconf/data/json-array.json", t_env("GPUP_SRC"));
+	struct {
+		const char *command;
+		char *args;
+	} cases[] = {
+		{ "inspect", t_strdup_printf("inspect '%s'", img) },
+		{ "ls", t_strdup_printf("ls '%s' 'C:\\Windows'", img) },
+		{ "drivers", t_strdup_printf("drivers --driverstore '%s'", st) },
+		{ "bundle list", t_strdup_printf("bundle list '%s'", bundle) },
+		{ "bundle verify", t_strdup_printf("bundle verify '%s'", bundle) },
+		{ "gpus", t_strdup_printf("gpus --from '%s'", from) },
+		{ "doctor", t_strdup_printf("doctor '%s'", img) },
+		{ "verify", t_strdup_printf("verify '%s' --bundle '%s'", img, bundle) },
+	};
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu 'PCI\\VEN_10DE&DEV_2860' -o '%s'", st,
+	       bundle);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *want = t_strdup_printf("\"command\":\"%s\"", cases[i].command);
+
+		t_gpup(&r, "%s --json", cases[i].args);
+		cr_assert(strstr(r.out, "\"schema\":1"), "%s: %s %s", cases[i].command, r.out, r.err);
+		cr_assert(strstr(r.out, want), "%s: no command: %s", cases[i].command, r.out);
+		t_run_free(&r);
+		free(want);
+		free(cases[i].args);
+	}
+	t_rm_rf(dir);
+	free(dir);
+	free(img);
+	free(st);
+	free(bundle);
+	free(from);
+}
