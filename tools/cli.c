@@ -1,6 +1,7 @@
 /* cli.c — error printing, size parsing and progress rendering shared by the
  * commands. See cli.h. */
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,7 +23,12 @@ int cli_fail(const struct gp_error *err)
 int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
 		  bool image_changed)
 {
-	int status = cli_fail(err);
+	return cli_fail_json_status(cmd, image, err, image_changed, cli_fail(err));
+}
+
+int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
+			 bool image_changed, int status)
+{
 	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
 	int code = err->code ? err->code : GP_ERR_IO;
 
@@ -129,10 +135,48 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/*
+ * Ctrl-C (SIGINT) and SIGTERM during a command that installed
+ * cli_catch_interrupts(). A signal handler can only set a flag, and a flag
+ * it sets must be reachable without a context pointer: this is the one
+ * piece of mutable process-wide state in gpup. The writing code sees it
+ * through the progress callback (which every long loop calls) and between
+ * stages, turns it into GP_ERR_ABORTED, and rolls back like any failure.
+ */
+static volatile sig_atomic_t interrupted_by;
+
+static void on_interrupt(int sig)
+{
+	interrupted_by = sig;
+}
+
+void cli_catch_interrupts(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void)
+{
+	return interrupted_by;
+}
+
 static int render(enum gp_progress_kind kind, const struct gp_progress_info *info, void *ctx)
 {
 	struct cli_progress *cp = ctx;
-	double t = now(), elapsed = t - cp->start;
+	double t, elapsed;
+
+	if (interrupted_by)
+		return GP_PROGRESS_ABORT;
+	if (cp->mode == CLI_PROGRESS_NONE)
+		return GP_PROGRESS_CONTINUE;
+	t = now();
+	elapsed = t - cp->start;
 
 	if (cp->mode == CLI_PROGRESS_JSON) {
 		fprintf(stderr, "{\"event\":\"%s\",\"stage\":", kind_name(kind));
@@ -171,7 +215,9 @@ void cli_progress_init(struct cli_progress *cp, enum cli_progress_mode mode)
 	cp->mode = mode;
 	cp->start = now();
 	cp->last_draw = 0;
-	cp->progress.fn = mode == CLI_PROGRESS_NONE ? NULL : render;
+	/* Called even when nothing is shown: it is where an interrupt is
+	 * noticed. */
+	cp->progress.fn = render;
 	cp->progress.ctx = cp;
 }
 

@@ -37,6 +37,10 @@ int cli_fail(const struct gp_error *err);
  * written to @image (NULL: no image) before the failure. */
 int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
 		  bool image_changed);
+/* Only the JSON object of cli_fail_json(), with @status as "exit_status"
+ * (the caller printed its own line); returns @status. */
+int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
+			 bool image_changed, int status);
 
 /* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; return 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -60,6 +64,14 @@ struct cli_progress {
 };
 void cli_progress_init(struct cli_progress *cp, enum cli_progress_mode mode);
 void cli_progress_done(struct cli_progress *cp);
+
+/* Catch SIGINT and SIGTERM instead of dying at once: a writing command
+ * then stops at its next progress call or stage boundary, rolls back like
+ * any failure and says what state the image is in. cli_interrupted()
+ * returns the signal number seen, or 0. Exit status 130 by convention. */
+void cli_catch_interrupts(void);
+int cli_interrupted(void);
+#define EXIT_INTERRUPTED 130
 
 /* The commands (tools/cmd_*.c). */
 int cmd_inspect(int argc, char **argv);

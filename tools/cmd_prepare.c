@@ -313,7 +313,12 @@ static int verify_independently(struct prepare *p, struct gp_error *err)
 	p->verify_backend = gp_disk_backend_name(p->s.disk);
 	ret = gp_source_stream(p->s.src, &stream, err);
 	if (!ret) {
-		ret = gp_inject_verify(p->s.vol, gp_source_set(p->s.src), &stream, NULL, &vr, err);
+		struct cli_progress cp;
+
+		cli_progress_init(&cp, p->s.quiet ? CLI_PROGRESS_NONE : p->s.progress);
+		ret = gp_inject_verify(p->s.vol, gp_source_set(p->s.src), &stream, &cp.progress, &vr,
+				       err);
+		cli_progress_done(&cp);
 		if (ret == 0 || ret == GP_ERR_MISMATCH)
 			gp_verify_report_free(&vr);
 	}
@@ -495,9 +500,31 @@ static void list_planned(struct prepare *p)
  * when the failure came after the commit began and was not undone). */
 static int fail(struct prepare *p, const struct gp_error *err)
 {
+	bool changed = p->committing && !p->child_removed;
+
+	if (cli_interrupted() && (err->code == GP_ERR_ABORTED || !err->code)) {
+		struct gp_error e = { 0 };
+
+		/* Say what state the image is in: the user decides from it
+		 * whether to run the command again. */
+		gp_error_set(&e, GP_ERR_ABORTED, "%s: interrupted: %s", p->base_image,
+			     !p->committing ? "nothing was written"
+			     : p->child_removed ? "the new child was removed; nothing was written"
+			     : "run the same command again to complete it");
+		fprintf(stderr, "gpup: %s\n", gp_error_message(&e));
+		if (p->s.json)
+			cli_fail_json_status("prepare", p->base_image, &e, changed, EXIT_INTERRUPTED);
+		return EXIT_INTERRUPTED;
+	}
 	if (!p->s.json)
 		return cli_fail(err);
-	return cli_fail_json("prepare", p->base_image, err, p->committing && !p->child_removed);
+	return cli_fail_json("prepare", p->base_image, err, changed);
+}
+
+/* A stage boundary: stop here when the user pressed Ctrl-C. */
+static int check_interrupt(struct gp_error *err)
+{
+	return cli_interrupted() ? gp_error_set(err, GP_ERR_ABORTED, "interrupted") : 0;
 }
 
 /* The stages in order: plan (child, guest and driver, injection, host),
@@ -514,6 +541,8 @@ static int run(struct prepare *p)
 		ret = plan_inject(p, &err);
 	if (!ret)
 		ret = plan_host(p, &err);
+	if (!ret)
+		ret = check_interrupt(&err);
 	if (ret)
 		return fail(p, &err);
 	if (p->dry_run) {
@@ -532,6 +561,8 @@ static int run(struct prepare *p)
 		p->stream.ops = NULL;
 		if (!ret && !p->no_verify)
 			ret = verify_independently(p, &err);
+		if (!ret)
+			ret = check_interrupt(&err);
 		if (!ret)
 			ret = commit_host(p, &err);
 		if (ret)
@@ -611,6 +642,7 @@ int cmd_prepare(int argc, char **argv)
 		return cli_usage("prepare", "-o and --apply configure the host and need --vm NAME");
 	if (p.s.json && p.po.plan.vm_name && !p.po.output && !p.po.apply)
 		return cli_usage("prepare", "with --json, the host script needs -o FILE or --apply");
+	cli_catch_interrupts();
 	ret = run(&p);
 	if (p.stream.ops && p.stream.ops->destroy)
 		p.stream.ops->destroy(&p.stream);

@@ -576,31 +576,38 @@ Test(prepare, tampered_bundle_leaves_no_partial_package)
 }
 
 /* --progress=json: one JSON object per line on stderr, begin → file/bytes →
- * end, totals matching the set; stdout stays the report. -v lists files. */
+ * end for the inject and again for the verify step, totals matching the
+ * set; stdout stays the report. -v lists files. */
 Test(prepare, progress_json_lines_and_verbose_listing)
 {
 	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
 	char *st = store();
 	struct t_run r;
-	int begins = 0, ends = 0, files = 0;
+	int begins = 0, ends = 0, files = 0, verify_begins = 0;
 
 	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --progress=json -v", img, st);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	for (char *line = strtok(r.err, "\n"); line; line = strtok(NULL, "\n")) {
-		struct json_object *o, *ev;
+		struct json_object *o, *ev, *stage;
+		bool inject;
 
 		if (strncmp(line, "gpup: warning:", 14) == 0)
 			continue;
 		o = json_tokener_parse(line);
 		cr_assert_not_null(o, "not a JSON line: %s", line);
 		cr_assert(json_object_object_get_ex(o, "event", &ev));
+		cr_assert(json_object_object_get_ex(o, "stage", &stage));
+		inject = !strcmp(json_object_get_string(stage), "inject");
 		begins += !strcmp(json_object_get_string(ev), "begin");
+		verify_begins += !strcmp(json_object_get_string(ev), "begin") &&
+				 !strcmp(json_object_get_string(stage), "verify");
 		ends += !strcmp(json_object_get_string(ev), "end");
-		files += !strcmp(json_object_get_string(ev), "file");
+		files += inject && !strcmp(json_object_get_string(ev), "file");
 		json_object_put(o);
 	}
-	cr_assert_eq(begins, 1);
-	cr_assert_eq(ends, 1);
+	cr_assert_eq(begins, 2, "one begin for the inject, one for the verify");
+	cr_assert_eq(verify_begins, 1);
+	cr_assert_eq(ends, 2);
 	cr_assert_eq(files, 31, "one file event per file written: %d", files);
 	cr_assert(strstr(r.out, "wrote:    Windows/System32/nvml.dll"), "%s", r.out);
 	t_run_free(&r);

@@ -8,11 +8,15 @@
  * SHA-256 of every file involved, before and after.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -363,4 +367,65 @@ Test(transaction, rm_removes_nothing_when_one_path_is_missing)
 	t_run_free(&r);
 	free(img);
 	free(before);
+}
+
+/* ---- Ctrl-C ------------------------------------------------------------- */
+
+/*
+ * SIGINT in the middle of the inject (gpup blocked on its progress pipe,
+ * several files into the package): gpup stops at its next progress call,
+ * rolls back like any failure, says in one line what state the image is
+ * in and exits 130; the image passes qemu-img check and the same command
+ * completes it. Before the commit began, an interrupt writes nothing.
+ */
+Test(transaction, ctrl_c_says_what_state_the_image_is_in)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx"), *st = store();
+	char buf[65536], *err = NULL;
+	size_t len = 0;
+	int p[2], avail = 0, status;
+	struct t_run r;
+	pid_t pid;
+	ssize_t n;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %m");
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(p[1], 2);
+		execl(t_env("GPUP_BIN"), "gpup", "prepare", img, "--driverstore", st, "--gpu", NV_GPU,
+		      "--no-verify", "--progress=json", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	for (int i = 0; i < 3000 && avail < 4096 - 300; i++) {
+		usleep(10000);
+		cr_assert_eq(ioctl(p[0], FIONREAD, &avail), 0);
+	}
+	cr_assert_geq(avail, 4096 - 300, "gpup never filled its progress pipe (%d bytes)", avail);
+	kill(pid, SIGINT);
+	while ((n = read(p[0], buf, sizeof(buf))) > 0) {
+		err = realloc(err, len + (size_t)n + 1);
+		memcpy(err + len, buf, (size_t)n);
+		len += (size_t)n;
+		err[len] = '\0';
+	}
+	close(p[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "gpup died of the signal instead of handling it");
+	cr_assert_eq(WEXITSTATUS(status), 130, "exit %d", WEXITSTATUS(status));
+	cr_assert_not_null(err);
+	cr_assert(strstr(err, "interrupted: "), "%s", err);
+	cr_assert_eq(t_run(&r, "qemu-img check '%s'", img), 0, "%s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+	cr_assert_eq(r.status, 0, "the rerun: %s", r.err);
+	t_run_free(&r);
+	free(err);
+	free(img);
+	free(st);
 }
