@@ -107,6 +107,7 @@ static const struct {
 	{ GP_ERR_ABORTED, "aborted", 1, "aborted" },
 	{ GP_ERR_READONLY, "read-only", 1, "readonly" },
 	{ GP_ERR_EXTERNAL, "external program failed", 1, "external" },
+	{ GP_ERR_ISDIR, "is a directory", 1, "isdir" },
 };
 
 const char *gp_status_name(int code)

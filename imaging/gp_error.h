@@ -41,6 +41,7 @@ enum gp_status {
 	GP_ERR_ABORTED = -12,    /* a progress callback asked to stop */
 	GP_ERR_READONLY = -13,   /* a write reached a read-only handle */
 	GP_ERR_EXTERNAL = -14,   /* a program gpup ran (PowerShell) failed */
+	GP_ERR_ISDIR = -15,      /* a directory where a file is needed (cat, rm without -r) */
 };
 
 #define GP_ERROR_MSG_MAX 1024

@@ -787,7 +787,7 @@ static int open_data(struct gp_ntfs *v, const char *path, ntfs_inode **ni, ntfs_
 		return ret;
 	if (inode_is_dir(*ni)) {
 		ntfs_inode_close(*ni);
-		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s is a directory", v->where, path);
+		return gp_error_set(&v->err, GP_ERR_ISDIR, "%s: %s is a directory", v->where, path);
 	}
 	*na = ntfs_attr_open(*ni, AT_DATA, AT_UNNAMED, 0);
 	if (!*na) {
@@ -1688,7 +1688,7 @@ int gp_ntfs_remove(struct gp_ntfs *v, const char *path, bool recursive)
 	if (ret)
 		goto out;
 	if (st.is_dir && !recursive) {
-		ret = gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s is a directory (remove it recursively)",
+		ret = gp_error_set(&v->err, GP_ERR_ISDIR, "%s: %s is a directory (remove it recursively)",
 				   v->where, path);
 		goto out;
 	}

@@ -408,7 +408,7 @@ int cmd_rm(int argc, char **argv)
 
 		ret = gp_ntfs_stat(v, argv[i], &st);
 		if (!ret && st.is_dir && !o.recursive)
-			ret = gp_error_set(&err, GP_ERR_INVALID, "%s: %s is a directory (use -r)",
+			ret = gp_error_set(&err, GP_ERR_ISDIR, "%s: %s is a directory (use -r)",
 					   argv[optind], argv[i]);
 		else if (ret)
 			gp_error_copy(&err, gp_ntfs_error(v));

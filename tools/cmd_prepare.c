@@ -449,6 +449,18 @@ static struct json_object *report_json(struct prepare *p)
 	return o;
 }
 
+/* The bytes the plan writes (new and replaced files). */
+static uint64_t planned_bytes(const struct prepare *p)
+{
+	const struct gp_inject_set *set = gp_source_set(p->s.src);
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < set->count; i++)
+		if (p->rep.actions[i] != GP_INJECT_UNCHANGED)
+			n += set->files[i].size;
+	return n;
+}
+
 static void report_human(struct prepare *p)
 {
 	const struct gp_inject_set *set = gp_source_set(p->s.src);
@@ -469,7 +481,8 @@ static void report_human(struct prepare *p)
 	       set->pkg->driver_ver_date, set->pkg->driver_ver_version);
 	printf("%s %zu new, %zu replaced, %zu unchanged (%s of %s)\n",
 	       p->dry_run ? "would write:" : "files:   ", p->rep.n_new, p->rep.n_replaced,
-	       p->rep.n_unchanged, session_human_size(p->rep.bytes_written, a, sizeof(a)),
+	       p->rep.n_unchanged,
+	       session_human_size(p->dry_run ? planned_bytes(p) : p->rep.bytes_written, a, sizeof(a)),
 	       session_human_size(set->total_bytes, b, sizeof(b)));
 	for (size_t i = 0; i < p->rep.n_removed; i++)
 		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",

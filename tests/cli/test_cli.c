@@ -239,3 +239,20 @@ Test(cli, every_json_object_names_its_command, .timeout = 120)
 	free(bundle);
 	free(from);
 }
+
+/* `cat` of a directory is an error about the guest (exit 1), not a usage
+ * error (2): the command line was right, the path is not a file. */
+Test(cli, cat_of_a_directory_exits_1)
+{
+	char *dir = t_tmpdir();
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	struct t_run r;
+
+	t_gpup(&r, "cat '%s' 'C:\\Windows'", img);
+	cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "is a directory"), "%s", r.err);
+	t_run_free(&r);
+	t_rm_rf(dir);
+	free(dir);
+	free(img);
+}

@@ -358,7 +358,8 @@ Test(transaction, rm_removes_nothing_when_one_path_is_missing)
 	assert_json_failure(&r, "notfound", false, "rm with a missing path");
 	t_run_free(&r);
 	t_gpup(&r, "rm '%s' 'C:\\Windows' --json", img);
-	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	assert_json_failure(&r, "isdir", false, "rm of a directory without -r");
 	cr_assert(strstr(r.err, "-r"), "%s", r.err);
 	t_run_free(&r);
 	assert_sha(img, before, "a refused rm");
