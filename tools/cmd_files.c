@@ -339,6 +339,7 @@ int cmd_put(int argc, char **argv)
 {
 	struct gp_error err = { 0 };
 	struct file_opts o;
+	struct gp_ntfs_space space = { 0 };
 	struct cli_progress cp;
 	struct gp_disk *d = NULL;
 	struct gp_ntfs *v = NULL;
@@ -361,6 +362,12 @@ int cmd_put(int argc, char **argv)
 	ret = open_vol(argv[optind], &o, true, &d, &v, &err);
 	if (ret)
 		return cli_fail(&err);
+	/* The space all sources take together is checked before the first
+	 * write (each put_tree() checks only its own). */
+	for (int i = optind + 1; !ret && i < argc - 1; i++)
+		ret = gp_ntfs_put_tree_space(v, argv[i], dest, &space);
+	if (!ret)
+		ret = gp_ntfs_space_check(v, &space);
 	cli_progress_init(&cp, o.progress);
 	for (int i = optind + 1; !ret && i < argc - 1; i++)
 		ret = gp_ntfs_put_tree(v, argv[i], dest, &cp.progress);
