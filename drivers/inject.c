@@ -528,6 +528,20 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 	}
 	rep->changed = rep->n_new || rep->n_replaced || rep->n_removed;
 
+	/* A $Bitmap that marks clusters of live files as free would hand
+	 * them to the new files (a guest's SYSTEM hive was overwritten that
+	 * way): an unsafe guest state, refused before anything is written. */
+	if (rep->changed) {
+		struct gp_ntfs_bitmap_report br;
+
+		ret = gp_ntfs_check_bitmap(v, &br);
+		if (ret) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			if (ret == GP_ERR_CORRUPT)
+				ret = err->code = GP_ERR_REFUSED;
+			return ret;
+		}
+	}
 	/* Refuse up front rather than fail half-way: the new data and the
 	 * metadata of the new files must fit beside what is there (stale
 	 * builds are removed only after the new package is complete, so

@@ -189,6 +189,32 @@ void gp_ntfs_space_add_dir(struct gp_ntfs_space *s, const char *name);
  * (bitmaps unreadable). Reads only. */
 int gp_ntfs_space_check(struct gp_ntfs *v, struct gp_ntfs_space *s);
 
+/*
+ * Check that $Bitmap marks every cluster a file uses as used: reads every
+ * in-use MFT record (extension records included) once, sequentially, and
+ * decodes its non-resident attributes' runs. A volume that fails this would
+ * hand live files' clusters to new files (chkdsk repairs it; ntfsfix does
+ * not notice). Any mount will do; nothing is written. Memory: twice
+ * $Bitmap's size (4 MiB per 128 GiB of 4 KiB clusters) plus 4 MiB.
+ * Fills @rep; returns 0 when no file's cluster is marked free (leaked
+ * clusters, marked used but owned by no file, are counted but harmless),
+ * GP_ERR_CORRUPT naming the first such file ("IMAGE: volume N: NTFS $Bitmap
+ * marks clusters A-B of \Windows\System32\config\SYSTEM as free (...; run
+ * chkdsk /f in Windows)") or a malformed record, GP_ERR_IO, GP_ERR_NOMEM.
+ */
+struct gp_ntfs_bitmap_report {
+	uint64_t records;        /* in-use MFT records read */
+	uint64_t free_in_use;    /* clusters files use that $Bitmap marks free */
+	uint64_t leaked;         /* clusters marked used that no file owns */
+	/* The first file with clusters marked free (free_in_use > 0): its base
+	 * MFT record, the first such stretch of clusters, and its path
+	 * ("\dir\name", or "MFT record N" when it has no reachable name). */
+	uint64_t first_record;
+	uint64_t first_lcn, first_count;
+	char first_path[512];
+};
+int gp_ntfs_check_bitmap(struct gp_ntfs *v, struct gp_ntfs_bitmap_report *rep);
+
 /* FILE_ATTRIBUTE_* bits as Windows defines them. */
 enum {
 	GP_NTFS_ATTR_READONLY = 0x1,
