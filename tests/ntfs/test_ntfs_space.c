@@ -50,7 +50,7 @@ static void check_margin(uint64_t payload, uint64_t seed)
 	struct gp_ntfs *v;
 	uint64_t before, after, used, bound;
 
-	t_make_tree(tree, payload, seed);
+	t_make_tree(tree, payload, payload / 2, seed);
 	open_vol(img, true, &d, &v);
 	cr_assert_eq(gp_ntfs_put_tree_space(v, tree, "/Program Files/pkg", &sp), 0, "%s",
 		     gp_ntfs_error(v)->msg);
@@ -87,7 +87,7 @@ Test(ntfs_space, refuses_with_need_and_have_before_writing)
 	struct gp_ntfs *v;
 	char before[65], after[65], want[128];
 
-	t_make_tree(tree, 90u << 20, 5);
+	t_make_tree(tree, 90u << 20, 0, 5);
 	cr_assert_eq(t_sha256_file(img, before), 0);
 	open_vol(img, true, &d, &v);
 	cr_assert_eq(gp_ntfs_put_tree_space(v, tree, "/pkg", &sp), 0);
@@ -112,7 +112,7 @@ Test(ntfs_space, a_replaced_file_counts_only_its_growth)
 	struct gp_disk *d;
 	struct gp_ntfs *v;
 
-	t_make_tree(tree, 50u << 20, 6);
+	t_make_tree(tree, 50u << 20, 0, 6);
 	open_vol(img, true, &d, &v);
 	cr_assert_eq(gp_ntfs_put_tree_space(v, tree, "/pkg", &first), 0);
 	cr_assert_eq(gp_ntfs_put_tree(v, tree, "/pkg", NULL), 0, "%s", gp_ntfs_error(v)->msg);
