@@ -1438,10 +1438,13 @@ static int guest_stat(struct gp_ntfs *v, const char *gpath, struct gp_ntfs_stat 
 
 /* First pass: count, size, and check every name before anything changes,
  * and account the space the copy to guest @gpath takes: files and
- * directories there already are replaced or reused. */
+ * directories there already are replaced or reused. *@parent_counted says
+ * whether the (existing) parent directory is already counted as receiving
+ * a new entry. */
 static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, const char *gpath,
-		     struct tree_ctx *t, unsigned depth)
+		     bool *parent_counted, struct tree_ctx *t, unsigned depth)
 {
+	bool counted = false;
 	struct gp_error nerr = { 0 };
 	struct gp_ntfs_stat gst;
 	struct stat st;
@@ -1459,6 +1462,10 @@ static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, cons
 	g = guest_stat(v, gpath, &gst);
 	if (g && g != GP_ERR_NOTFOUND)
 		return g;
+	if (g && gpath && !*parent_counted) {
+		t->space->n_parents++; /* a new entry in an existing directory */
+		*parent_counted = true;
+	}
 	if (S_ISREG(st.st_mode)) {
 		t->info.total_files++;
 		t->info.total_bytes += (uint64_t)st.st_size;
@@ -1472,8 +1479,6 @@ static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, cons
 				    "%s: only regular files and directories can be copied", host);
 	if (g)
 		gp_ntfs_space_add_dir(t->space, name);
-	else
-		t->space->n_parents++;
 	ret = host_names(v, host, &names, &n);
 	for (size_t i = 0; !ret && i < n; i++) {
 		char *sub, *gsub = NULL;
@@ -1483,7 +1488,7 @@ static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, cons
 			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
 			break;
 		}
-		ret = tree_scan(v, sub, names[i], gsub, t, depth + 1);
+		ret = tree_scan(v, sub, names[i], gsub, &counted, t, depth + 1);
 		free(gsub);
 		free(sub);
 	}
@@ -1581,7 +1586,7 @@ static int tree_plan(struct gp_ntfs *v, const char *hcopy, const char *base,
 	struct gp_ntfs_stat st;
 	struct gpath p;
 	char *prefix = NULL, *gpath = NULL;
-	bool exists = true;
+	bool exists = true, counted = false;
 	int ret = gpath_parse(v, guest_dir, &p);
 
 	if (ret)
@@ -1616,8 +1621,10 @@ static int tree_plan(struct gp_ntfs *v, const char *hcopy, const char *base,
 		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	t->space->n_parents++;
-	ret = tree_scan(v, hcopy, base, gpath, t, 0);
+	/* The deepest existing level receives the first new directory. */
+	if (!exists)
+		t->space->n_parents++;
+	ret = tree_scan(v, hcopy, base, gpath, &counted, t, 0);
 out:
 	free(gpath);
 	free(prefix);

@@ -18,16 +18,22 @@
  *     each directory receiving entries may leave one block partly filled and
  *     take one more for a split or a new root level (rounded to clusters
  *     when index blocks are smaller than clusters);
- *   - a fixed reserve for what does not scale with the package: new
- *     security descriptors in $Secure ($SDS grows in 256 KiB halves with a
- *     mirror copy), gpup's in-progress marker, the root directory.
+ *   - new security descriptors: a new file or directory inherits its
+ *     parent's ACEs, which may make (at most) one new descriptor for files
+ *     and one for directories per directory receiving entries; $Secure keeps
+ *     them in $SDS (256 KiB blocks, each followed by its mirror copy, so a
+ *     full block makes the stream jump by 512 KiB) and indexes them in $SII
+ *     and $SDH;
+ *   - a fixed reserve for gpup's in-progress marker (a named stream on the
+ *     root directory) and anything else that does not scale.
  * Every free cluster counts as "have": ntfs_alloc.c claims free runs
  * explicitly where libntfs-3g's own allocator would give up, the MFT zone
  * included.
  *
  * The margin. The estimate is an upper bound, so near the edge a package
- * that would just fit may be refused: by the fixed reserve (1 MiB), the
- * index allowance (twice the entries) and the record rounding, which stays
+ * that would just fit may be refused: by the fixed reserve (32 KiB), the
+ * $Secure and index allowances (twice the entries, a split per index) and
+ * the record rounding, which stays
  * below max(1 % of the payload, 4 MiB) for packages of up to some ten
  * thousand files (tests/ntfs/test_ntfs_space.c measures it). It never errs
  * the other way. */
@@ -56,7 +62,14 @@
  * (header, attribute header, end marker and some slack subtracted). */
 #define EXT_RECORD_OVERHEAD 256
 /* See the header comment. */
-#define FIXED_RESERVE (1u << 20)
+#define FIXED_RESERVE (32u << 10)
+/* $SDS: blocks of 256 KiB, each followed by its mirror copy. */
+#define SDS_BLOCK (256u << 10)
+/* Upper bound of one inherited security descriptor in $SDS (header and
+ * alignment included; Windows' System32 descriptor takes ~300 bytes). */
+#define SD_MAX 1024u
+/* An entry of $SII (40 bytes) or $SDH (48 bytes). */
+#define SD_INDEX_ENTRY 48u
 /* Bitmap bytes read per step. */
 #define SCAN_BYTES (1u << 20)
 
@@ -165,6 +178,37 @@ static int count_free_runs(ntfs_volume *vol, uint64_t *out)
 	return 0;
 }
 
+/* Bytes $Secure may grow by for @n_sd new security descriptors (0 when
+ * the volume has no $Secure: descriptors then live in the files' records,
+ * which RECORD_FIXED allows for). */
+static uint64_t secure_growth(ntfs_volume *vol, uint64_t n_sd)
+{
+	static const ntfschar sds_name[] = { const_cpu_to_le16('$'), const_cpu_to_le16('S'),
+					     const_cpu_to_le16('D'), const_cpu_to_le16('S') };
+	uint64_t cs = vol->cluster_size, blk = vol->indx_record_size, last, pair, used, end, grow = 0;
+	ntfs_attr *na;
+
+	if (!n_sd || !vol->secure_ni)
+		return 0;
+	na = ntfs_attr_open(vol->secure_ni, AT_DATA, (ntfschar *)sds_name, 4);
+	if (!na)
+		return 2 * SDS_BLOCK + n_sd * SD_MAX; /* unknown layout: a new block pair */
+	last = (uint64_t)na->data_size;
+	pair = last ? (last - 1) / (2 * SDS_BLOCK) : 0;
+	used = last > pair * 2 * SDS_BLOCK + SDS_BLOCK ? last - pair * 2 * SDS_BLOCK - SDS_BLOCK : 0;
+	/* Appended to the last block (and its mirror), or, when that block
+	 * is full, in the next pair. */
+	if (used + n_sd * SD_MAX <= SDS_BLOCK)
+		end = last + n_sd * SD_MAX;
+	else
+		end = (pair + 1) * 2 * SDS_BLOCK + SDS_BLOCK + n_sd * SD_MAX;
+	if (round_up(end, cs) > (uint64_t)na->allocated_size)
+		grow = round_up(end, cs) - (uint64_t)na->allocated_size;
+	ntfs_attr_close(na);
+	/* $SII and $SDH: half-full blocks, a split in each. */
+	return grow + round_up(2 * 2 * n_sd * SD_INDEX_ENTRY, cs) + 2 * 2 * round_up(blk, cs);
+}
+
 /* Bytes one mapping pair can take on this volume: header byte, length and
  * offset as signed little-endian integers of up to the volume's size. */
 static uint64_t pair_bytes(const ntfs_volume *vol)
@@ -227,13 +271,15 @@ int gp_ntfs_space_check(struct gp_ntfs *v, struct gp_ntfs_space *s)
 		mftbmp = round_up(bmp_need - (uint64_t)vol->mftbmp_na->allocated_size, cs) + cs;
 	/* Extension records' attribute lists may go non-resident. */
 	meta = round_up(index, cs) + round_up(mft, cs) + mftbmp + round_up(ext * 40, cs) + ext / 16 * cs +
-	       FIXED_RESERVE;
+	       secure_growth(vol, 2 * (s->n_dirs + s->n_parents)) + FIXED_RESERVE;
 	s->meta = meta;
 	s->need = s->data + meta < s->data ? UINT64_MAX : s->data + meta;
 	if (s->need <= s->have)
 		return 0;
 refuse:
 	return gp_error_set(&v->err, GP_ERR_NOSPACE,
-			    "%s: not enough free space in the guest volume: need %llu bytes, have %llu",
-			    v->where, (unsigned long long)s->need, (unsigned long long)s->have);
+			    "%s: not enough free space in the guest volume: need %llu bytes, have %llu "
+			    "(%llu of file data, %llu of NTFS metadata and reserve)",
+			    v->where, (unsigned long long)s->need, (unsigned long long)s->have,
+			    (unsigned long long)s->data, (unsigned long long)s->meta);
 }

@@ -155,7 +155,8 @@ uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v);
  * MFT record per new file and directory and extension records for
  * fragmented runlists, beyond the free records of the current $MFT the
  * $MFT and $MFT-bitmap growth steps libntfs-3g takes, directory index
- * blocks, and a fixed 1 MiB reserve ($Secure, gpup's marker). It is an upper
+ * blocks, $Secure growth for inherited security descriptors, and a fixed
+ * 32 KiB reserve (gpup's marker). It is an upper
  * bound: a run the check accepts never fails for space (every free cluster
  * is usable, see ntfs_alloc.c). Near the edge it may refuse a set that would
  * just fit, by at most max(1 % of the payload, 4 MiB) for packages of up to
@@ -167,7 +168,7 @@ struct gp_ntfs_space {
 	uint64_t data;         /* bytes of the clusters the data takes */
 	uint64_t n_files;      /* new files */
 	uint64_t n_dirs;       /* new directories */
-	uint64_t n_parents;    /* existing directories receiving entries */
+	uint64_t n_parents;    /* existing directories receiving new entries */
 	uint64_t name_units;   /* UTF-16 units of the new names */
 	/* Filled by gp_ntfs_space_check(). */
 	uint64_t meta;         /* bytes of NTFS metadata and reserve */
@@ -185,7 +186,8 @@ void gp_ntfs_space_add_dir(struct gp_ntfs_space *s, const char *name);
 
 /* Fill s->meta, s->need and s->have from the volume's bitmaps. Returns 0
  * when need <= have, GP_ERR_NOSPACE ("IMAGE: volume N: not enough free
- * space in the guest volume: need N bytes, have M") otherwise, GP_ERR_IO
+ * space in the guest volume: need N bytes, have M (D of file data, X of
+ * NTFS metadata and reserve)") otherwise, GP_ERR_IO
  * (bitmaps unreadable). Reads only. */
 int gp_ntfs_space_check(struct gp_ntfs *v, struct gp_ntfs_space *s);
 
