@@ -19,11 +19,6 @@
  * cluster multiples; 1 MiB keeps syscall and callback counts low). */
 #define HASH_CHUNK (1u << 20)
 
-static uint64_t round_up(uint64_t v, uint64_t unit)
-{
-	return unit ? (v + unit - 1) / unit * unit : v;
-}
-
 /* ---- guest-side hashing ---- */
 
 struct hash_sink {
@@ -404,7 +399,7 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return ret;
 }
 
-/* Directories the plan touches, for gp_ntfs_create_overhead(). */
+/* Directories the plan touches, for gp_ntfs_space_check(). */
 struct dirset {
 	char **paths;
 	size_t n;
@@ -431,14 +426,14 @@ static int dirset_add(struct dirset *d, const char *dir, size_t len)
 	return 1;
 }
 
-/* The metadata the new files of the plan take beyond their data: counts
- * the new files, the directories that do not exist yet (every level up to
- * one that does) and the existing ones that receive entries. */
-static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
-			 const enum gp_inject_action *actions, uint64_t *out, struct gp_error *err)
+/* Accounts in @sp the directories the new files of the plan need: those
+ * that do not exist yet (every level up to one that does) and the
+ * existing ones that receive entries. */
+static int plan_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     const enum gp_inject_action *actions, struct gp_ntfs_space *sp,
+		     struct gp_error *err)
 {
 	struct dirset seen = { 0 };
-	uint64_t n_files = 0, n_dirs = 0, n_parents = 0, name_bytes = 0;
 	int ret = 0;
 
 	for (size_t i = 0; !ret && i < set->count; i++) {
@@ -448,8 +443,6 @@ static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
 
 		if (actions[i] != GP_INJECT_NEW)
 			continue;
-		n_files++;
-		name_bytes += strlen(slash ? slash + 1 : p);
 		/* Up the tree until a directory seen before or existing. */
 		for (len = slash ? (size_t)(slash - p) : 0; len > 0;) {
 			struct gp_ntfs_stat st;
@@ -464,7 +457,7 @@ static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
 			dir = seen.paths[seen.n - 1];
 			r = gp_ntfs_stat(v, dir, &st);
 			if (r == 0) {
-				n_parents++;
+				sp->n_parents++;
 				break;
 			}
 			if (r != GP_ERR_NOTFOUND) {
@@ -472,16 +465,14 @@ static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
 				break;
 			}
 			gp_ntfs_clear_error(v);
-			n_dirs++;
 			up = memrchr(p, '/', len);
-			name_bytes += len - (up ? (size_t)(up - p) + 1 : 0);
+			gp_ntfs_space_add_dir(sp, up ? dir + (up - p) + 1 : dir);
 			len = up ? (size_t)(up - p) : 0;
 		}
 	}
 	for (size_t i = 0; i < seen.n; i++)
 		free(seen.paths[i]);
 	free(seen.paths);
-	*out = ret ? 0 : gp_ntfs_create_overhead(v, n_files, n_dirs, name_bytes, n_parents);
 	return ret;
 }
 
@@ -490,8 +481,7 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 		   struct gp_inject_report *rep, struct gp_error *err)
 {
 	static const struct gp_inject_apply_opts defaults;
-	struct gp_ntfs_volinfo vi;
-	uint64_t need = 0, meta = 0, total = 0, have;
+	struct gp_ntfs_space sp = { 0 };
 	int ret = 0;
 
 	if (!opts)
@@ -500,11 +490,11 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 	rep->actions = calloc(set->count ? set->count : 1, sizeof(*rep->actions));
 	if (!rep->actions)
 		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
-	gp_ntfs_volinfo(v, &vi);
 
 	/* What is new, what differs, what is already there. */
 	for (size_t i = 0; i < set->count; i++) {
-		uint64_t old_alloc, want;
+		const char *base = strrchr(set->files[i].guest_path, '/');
+		uint64_t old_alloc;
 
 		ret = classify(v, src, &set->files[i], &rep->actions[i], &old_alloc, err);
 		if (ret)
@@ -519,8 +509,9 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 				rep->n_new++;
 			else
 				rep->n_replaced++;
-			want = round_up(set->files[i].size, vi.cluster_size);
-			need += want > old_alloc ? want - old_alloc : 0;
+			gp_ntfs_space_add_file(v, &sp, base ? base + 1 : set->files[i].guest_path,
+					       set->files[i].size, rep->actions[i] == GP_INJECT_NEW,
+					       old_alloc);
 			break;
 		}
 	}
@@ -537,21 +528,32 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 	}
 	rep->changed = rep->n_new || rep->n_replaced || rep->n_removed;
 
+	/* A $Bitmap that marks clusters of live files as free would hand
+	 * them to the new files (a guest's SYSTEM hive was overwritten that
+	 * way): an unsafe guest state, refused before anything is written. */
+	if (rep->changed) {
+		struct gp_ntfs_bitmap_report br;
+
+		ret = gp_ntfs_check_bitmap(v, &br);
+		if (ret) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			if (ret == GP_ERR_CORRUPT)
+				ret = err->code = GP_ERR_REFUSED;
+			return ret;
+		}
+	}
 	/* Refuse up front rather than fail half-way: the new data and the
 	 * metadata of the new files must fit beside what is there (stale
 	 * builds are removed only after the new package is complete, so
 	 * their space does not count). */
-	ret = plan_overhead(v, set, rep->actions, &meta, err);
+	ret = plan_dirs(v, set, rep->actions, &sp, err);
 	if (ret)
 		return ret;
-	have = gp_ntfs_free_bytes(v);
-	if (add_u64(need, meta, &total) < 0 || total > have)
-		return gp_error_set(err, GP_ERR_NOSPACE,
-				    "not enough free space in the guest volume: need %llu bytes "
-				    "(%llu of file data, %llu of NTFS metadata), have %llu",
-				    (unsigned long long)(total < need ? UINT64_MAX : total),
-				    (unsigned long long)need, (unsigned long long)meta,
-				    (unsigned long long)have);
+	ret = gp_ntfs_space_check(v, &sp);
+	rep->space_need = sp.need;
+	rep->space_have = sp.have;
+	if (ret)
+		return gp_error_copy(err, gp_ntfs_error(v));
 	return 0;
 }
 

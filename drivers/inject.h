@@ -97,6 +97,9 @@ struct gp_inject_report {
 	size_t n_removed;
 	uint64_t bytes_removed;
 	bool changed;            /* anything written or removed (or, dry run: would be) */
+	/* Bytes of free space the set needs and the volume has
+	 * (gp_ntfs_space_check()); filled in dry runs and refusals too. */
+	uint64_t space_need, space_have;
 };
 
 /*

@@ -41,12 +41,15 @@
 #include <string.h>
 
 #include <ntfs-3g/bitmap.h>
+#include <ntfs-3g/lcnalloc.h>
 #include <ntfs-3g/runlist.h>
 
 #include "le.h"
 
-/* Clusters covered by one read of the allocator's bitmap buffer. */
+/* Clusters covered by one read of the allocator's bitmap buffer
+ * (NTFS_LCNALLOC_BSIZE in lcnalloc.c, 4096 bytes). */
 #define WINDOW_CLUSTERS 32768
+#define NTFS_LCNALLOC_BSIZE_BITS WINDOW_CLUSTERS
 /* Clusters kept free in a window for the index/MFT growth a file causes. */
 #define WINDOW_SLACK 8
 /* Phase-2 regions kept: the longest free runs. */
@@ -458,6 +461,197 @@ static void advance(struct gp_ntfs_placer *p, const runlist_element *rl)
 	}
 }
 
+/* A free run of clusters (alloc_by_runs()). */
+struct frun {
+	LCN start;
+	int64_t len;
+};
+
+static int frun_by_len(const void *a, const void *b)
+{
+	const struct frun *x = a, *y = b;
+
+	if (x->len != y->len)
+		return x->len > y->len ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int frun_by_lcn(const void *a, const void *b)
+{
+	const struct frun *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Every free run of @vol's $Bitmap, into a malloc'ed array. Returns 0 or
+ * -1 with errno set. */
+static int free_runs(ntfs_volume *vol, struct frun **out, size_t *n)
+{
+	uint8_t *bm = malloc(SCAN_BYTES);
+	struct frun *r = NULL;
+	size_t cap = 0;
+	int64_t run = -1, nr = vol->nr_clusters;
+
+	*n = 0;
+	if (!bm)
+		return -1;
+	for (int64_t lcn = 0; lcn < nr; lcn += (int64_t)SCAN_BYTES * 8) {
+		int64_t cnt = nr - lcn < (int64_t)SCAN_BYTES * 8 ? nr - lcn : (int64_t)SCAN_BYTES * 8;
+		s64 bytes = (cnt + 7) / 8;
+
+		if (ntfs_attr_pread(vol->lcnbmp_na, lcn / 8, bytes, bm) != bytes) {
+			free(bm);
+			free(r);
+			errno = EIO;
+			return -1;
+		}
+		for (int64_t i = 0; i <= cnt; i++) {
+			bool used = i == cnt ? lcn + cnt == nr : (bm[i >> 3] >> (i & 7)) & 1;
+
+			if (i == cnt && !used)
+				break; /* the run continues in the next piece */
+			if (!used && run < 0) {
+				run = lcn + i;
+			} else if (used && run >= 0) {
+				if (*n == cap) {
+					struct frun *nrl = realloc(r, (cap = cap ? cap * 2 : 64) * sizeof(*r));
+
+					if (!nrl) {
+						free(bm);
+						free(r);
+						return -1;
+					}
+					r = nrl;
+				}
+				r[*n].start = run;
+				r[*n].len = lcn + i - run;
+				(*n)++;
+				run = -1;
+			}
+		}
+	}
+	free(bm);
+	*out = r;
+	return 0;
+}
+
+/*
+ * Why this exists: ntfs_cluster_alloc() takes at most one free run (the
+ * longest) from each 4096-byte piece of $Bitmap it reads, and reads each
+ * zone in at most two passes, so a file larger than the few longest runs
+ * fails with ENOSPC on a volume with plenty of free clusters (a 200 MB
+ * guest: 74 MB refused with 83 MB free, the rest being two more runs and
+ * the MFT zone). Here the runs are chosen from the bitmap (longest first,
+ * so the file has as few fragments as the free space allows; the MFT zone
+ * included, as the library's last resort is) and each is claimed with an
+ * explicit start, never crossing a 32768-cluster piece, which the
+ * allocator then fills exactly. The runlist is attached to @na (empty and
+ * non-resident) and ntfs_attr_truncate_solid() sets the size without
+ * allocating more. Returns 0 or -1 with errno (ENOSPC: really full).
+ */
+static int alloc_by_runs(ntfs_volume *vol, ntfs_attr *na, uint64_t size)
+{
+	int64_t need = (int64_t)((size + vol->cluster_size - 1) / vol->cluster_size);
+	struct frun *fr = NULL;
+	size_t n = 0, k = 0;
+	runlist *rl = NULL;
+	int64_t sum = 0;
+	VCN vcn = 0;
+	int e;
+
+	if (!NAttrNonResident(na) || na->allocated_size != 0 || vol->free_clusters < need) {
+		errno = ENOSPC;
+		return -1;
+	}
+	if (free_runs(vol, &fr, &n))
+		return -1;
+	qsort(fr, n, sizeof(*fr), frun_by_len);
+	for (; k < n && sum < need; k++)
+		sum += fr[k].len;
+	if (sum < need) {
+		free(fr);
+		errno = ENOSPC;
+		return -1;
+	}
+	qsort(fr, k, sizeof(*fr), frun_by_lcn);
+	for (size_t i = 0; i < k && vcn < need; i++) {
+		LCN at = fr[i].start, end = fr[i].start + fr[i].len;
+
+		while (at < end && vcn < need) {
+			/* The piece of bitmap the allocator reads at @at. */
+			LCN piece_end = (at & ~(LCN)7) + (LCN)NTFS_LCNALLOC_BSIZE_BITS;
+			int64_t cnt = (piece_end < end ? piece_end : end) - at;
+			runlist *one, *merged;
+
+			if (cnt > need - vcn)
+				cnt = need - vcn;
+			one = ntfs_cluster_alloc(vol, vcn, cnt, at, DATA_ZONE);
+			if (!one)
+				goto fail;
+			if (rl) {
+				merged = ntfs_runlists_merge(rl, one);
+				if (!merged) {
+					e = errno;
+					ntfs_cluster_free_from_rl(vol, one);
+					free(one);
+					errno = e;
+					goto fail;
+				}
+				rl = merged;
+			} else {
+				rl = one;
+			}
+			/* The bits were free a moment ago and nothing else
+			 * allocates meanwhile: the allocator took exactly
+			 * [at, at + cnt) (ntfs_runlists_merge() owns @one). */
+			at += cnt;
+			vcn += cnt;
+		}
+	}
+	free(fr);
+	fr = NULL;
+	if (vcn < need) {
+		errno = ENOSPC;
+		goto fail;
+	}
+	if (ntfs_attr_map_whole_runlist(na))
+		goto fail;
+	free(na->rl);
+	na->rl = rl;
+	rl = NULL;
+	NAttrSetRunlistDirty(na);
+	na->allocated_size = need * (int64_t)vol->cluster_size;
+	if (ntfs_attr_update_mapping_pairs(na, 0) || ntfs_attr_truncate_solid(na, (s64)size)) {
+		/* The clusters stay with the attribute: the file is removed or
+		 * truncated by the caller's failure path, which frees them. */
+		return -1;
+	}
+	return 0;
+fail:
+	e = errno;
+	if (rl) {
+		ntfs_cluster_free_from_rl(vol, rl);
+		free(rl);
+	}
+	free(fr);
+	errno = e;
+	return -1;
+}
+
+/* ntfs_attr_truncate_solid(), and when the library's allocator refuses
+ * although the volume has the clusters, alloc_by_runs(). */
+static int truncate_solid(ntfs_attr *na, uint64_t size)
+{
+	ntfs_volume *vol = na->ni->vol;
+	int64_t need = (int64_t)((size + vol->cluster_size - 1) / vol->cluster_size);
+
+	if (!ntfs_attr_truncate_solid(na, (s64)size))
+		return 0;
+	if (errno != ENOSPC || vol->free_clusters < need)
+		return -1;
+	return alloc_by_runs(vol, na, size);
+}
+
 int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t size)
 {
 	struct window *chosen;
@@ -465,7 +659,7 @@ int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t si
 	int k = -1, ret;
 
 	if (!p)
-		return ntfs_attr_truncate_solid(na, (s64)size);
+		return truncate_solid(na, size);
 	need = (int64_t)((size + p->vol->cluster_size - 1) / p->vol->cluster_size);
 	chosen = choose_window(p, need);
 	if (chosen) {
@@ -477,7 +671,7 @@ int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t si
 			p->cur = (size_t)k;
 		}
 	}
-	ret = ntfs_attr_truncate_solid(na, (s64)size);
+	ret = truncate_solid(na, size);
 	if (!ret && NAttrNonResident(na) && na->rl)
 		advance(p, na->rl);
 	if (chosen)

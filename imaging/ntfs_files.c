@@ -1419,18 +1419,38 @@ static void free_names(char **names, size_t n)
 struct tree_ctx {
 	const struct gp_progress *progress;
 	struct gp_progress_info info;
-	uint64_t need;   /* bytes of clusters all files need */
+	struct gp_ntfs_space *space; /* what the files take (gp_ntfs_space_check()) */
 };
 
-/* First pass: count, size, and check every name before anything changes. */
-static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, struct tree_ctx *t,
-		     unsigned depth)
+/* What guest @gpath (NULL: its parent does not exist) holds: *@st, or
+ * GP_ERR_NOTFOUND; other failures are the volume's. */
+static int guest_stat(struct gp_ntfs *v, const char *gpath, struct gp_ntfs_stat *st)
 {
+	int ret;
+
+	if (!gpath)
+		return GP_ERR_NOTFOUND;
+	ret = gp_ntfs_stat(v, gpath, st);
+	if (ret == GP_ERR_NOTFOUND)
+		gp_error_clear(&v->err);
+	return ret;
+}
+
+/* First pass: count, size, and check every name before anything changes,
+ * and account the space the copy to guest @gpath takes: files and
+ * directories there already are replaced or reused. *@parent_counted says
+ * whether the (existing) parent directory is already counted as receiving
+ * a new entry. */
+static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, const char *gpath,
+		     bool *parent_counted, struct tree_ctx *t, unsigned depth)
+{
+	bool counted = false;
 	struct gp_error nerr = { 0 };
+	struct gp_ntfs_stat gst;
 	struct stat st;
 	char **names = NULL;
 	size_t n = 0;
-	int ret;
+	int ret, g;
 
 	if (depth > 64)
 		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: directories nested too deep", host);
@@ -1439,24 +1459,37 @@ static int tree_scan(struct gp_ntfs *v, const char *host, const char *name, stru
 					  "%s", host);
 	if (gp_ntfs_check_name(name, &nerr))
 		return gp_error_set(&v->err, GP_ERR_INVALID, "%s: %s", host, nerr.msg);
+	g = guest_stat(v, gpath, &gst);
+	if (g && g != GP_ERR_NOTFOUND)
+		return g;
+	if (g && gpath && !*parent_counted) {
+		t->space->n_parents++; /* a new entry in an existing directory */
+		*parent_counted = true;
+	}
 	if (S_ISREG(st.st_mode)) {
 		t->info.total_files++;
 		t->info.total_bytes += (uint64_t)st.st_size;
-		t->need += clusters_for(v, (uint64_t)st.st_size) * v->vol->cluster_size;
+		/* A directory of that name fails the put itself. */
+		gp_ntfs_space_add_file(v, t->space, name, (uint64_t)st.st_size, g != 0,
+				       g ? 0 : gst.allocated);
 		return 0;
 	}
 	if (!S_ISDIR(st.st_mode))
 		return gp_error_set(&v->err, GP_ERR_INVALID,
 				    "%s: only regular files and directories can be copied", host);
+	if (g)
+		gp_ntfs_space_add_dir(t->space, name);
 	ret = host_names(v, host, &names, &n);
 	for (size_t i = 0; !ret && i < n; i++) {
-		char *sub;
+		char *sub, *gsub = NULL;
 
-		if (asprintf(&sub, "%s/%s", host, names[i]) < 0) {
+		if (asprintf(&sub, "%s/%s", host, names[i]) < 0 ||
+		    (!g && asprintf(&gsub, "%s/%s", gpath, names[i]) < 0)) {
 			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
 			break;
 		}
-		ret = tree_scan(v, sub, names[i], t, depth + 1);
+		ret = tree_scan(v, sub, names[i], gsub, &counted, t, depth + 1);
+		free(gsub);
 		free(sub);
 	}
 	free_names(names, n);
@@ -1528,36 +1561,113 @@ out:
 	return ret;
 }
 
+/* A copy of @host_path without trailing slashes ("dir/" copies "dir" as
+ * "dir", like cp -r), and *@base its last component. NULL: no memory. */
+static char *host_copy(const char *host_path, char **base)
+{
+	char *hcopy = strdup(host_path);
+	size_t hl;
+
+	if (!hcopy)
+		return NULL;
+	hl = strlen(hcopy);
+	while (hl > 1 && hcopy[hl - 1] == '/')
+		hcopy[--hl] = '\0';
+	*base = strrchr(hcopy, '/');
+	*base = *base ? *base + 1 : hcopy;
+	return hcopy;
+}
+
+/* tree_scan() of @hcopy (named @base) into guest directory @guest_dir,
+ * whose missing components count as new directories. */
+static int tree_plan(struct gp_ntfs *v, const char *hcopy, const char *base,
+		     const char *guest_dir, struct tree_ctx *t)
+{
+	struct gp_ntfs_stat st;
+	struct gpath p;
+	char *prefix = NULL, *gpath = NULL;
+	bool exists = true, counted = false;
+	int ret = gpath_parse(v, guest_dir, &p);
+
+	if (ret)
+		return ret;
+	/* "" is the root; each level appended in turn. */
+	prefix = strdup("");
+	for (size_t i = 0; prefix && i < p.n && exists; i++) {
+		char *next;
+
+		if (asprintf(&next, "%s/%s", prefix, p.comp[i]) < 0)
+			next = NULL;
+		free(prefix);
+		prefix = next;
+		if (!prefix)
+			break;
+		ret = guest_stat(v, prefix, &st);
+		if (ret == GP_ERR_NOTFOUND) {
+			exists = false;
+			ret = 0;
+		} else if (ret) {
+			goto out;
+		}
+	}
+	if (!prefix) {
+		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* The missing levels of @guest_dir are created. */
+	for (size_t i = 0; !exists && i < p.n; i++)
+		gp_ntfs_space_add_dir(t->space, p.comp[i]);
+	if (exists && asprintf(&gpath, "%s/%s", prefix, base) < 0) {
+		ret = gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* The deepest existing level receives the first new directory. */
+	if (!exists)
+		t->space->n_parents++;
+	ret = tree_scan(v, hcopy, base, gpath, &counted, t, 0);
+out:
+	free(gpath);
+	free(prefix);
+	gpath_free(&p);
+	return ret;
+}
+
+int gp_ntfs_put_tree_space(struct gp_ntfs *v, const char *host_path, const char *guest_dir,
+			   struct gp_ntfs_space *space)
+{
+	struct tree_ctx t = { .space = space };
+	char *base, *hcopy;
+	int ret;
+
+	gp_error_clear(&v->err);
+	hcopy = host_copy(host_path, &base);
+	if (!hcopy)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
+	ret = tree_plan(v, hcopy, base, guest_dir, &t);
+	free(hcopy);
+	return ret;
+}
+
 int gp_ntfs_put_tree(struct gp_ntfs *v, const char *host_path, const char *guest_dir,
 		     const struct gp_progress *progress)
 {
-	struct tree_ctx t = { .progress = progress, .info = { .stage = "put" } };
+	struct gp_ntfs_space space = { 0 };
+	struct tree_ctx t = { .progress = progress, .info = { .stage = "put" }, .space = &space };
 	struct gpath p;
 	char *hcopy, *base, *shown;
-	uint64_t have;
-	size_t hl;
 	u64 dir;
 	int ret;
 
 	gp_error_clear(&v->err); /* each call reports its own failure */
 
-	hcopy = strdup(host_path);
+	hcopy = host_copy(host_path, &base);
 	if (!hcopy)
 		return gp_error_set(&v->err, GP_ERR_NOMEM, "out of memory");
-	/* "dir/" copies "dir" as "dir", like cp -r. */
-	hl = strlen(hcopy);
-	while (hl > 1 && hcopy[hl - 1] == '/')
-		hcopy[--hl] = '\0';
-	base = strrchr(hcopy, '/');
-	base = base ? base + 1 : hcopy;
-	ret = tree_scan(v, hcopy, base, &t, 0);
+	ret = tree_plan(v, hcopy, base, guest_dir, &t);
+	if (!ret)
+		ret = gp_ntfs_space_check(v, &space);
 	if (ret)
 		goto out_h;
-	have = gp_ntfs_free_bytes(v);
-	if (t.need > have) {
-		ret = nospace(v, t.need, have);
-		goto out_h;
-	}
 	ret = gpath_parse(v, guest_dir, &p);
 	if (ret)
 		goto out_h;

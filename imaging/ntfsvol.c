@@ -920,31 +920,3 @@ uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v)
 	return v->vol->free_clusters > 0
 		       ? (uint64_t)v->vol->free_clusters * v->vol->cluster_size : 0;
 }
-
-/* Index entry of a $FILE_NAME key: 16-byte entry header + 66-byte
- * FILE_NAME attribute + the name in UTF-16, 8-byte aligned. */
-#define GP_NTFS_INDEX_ENTRY_FIXED (16u + 66u + 7u)
-
-uint64_t gp_ntfs_create_overhead(const struct gp_ntfs *v, uint64_t n_files, uint64_t n_dirs,
-				 uint64_t name_bytes, uint64_t n_parents)
-{
-	uint64_t rec = v->vol->mft_record_size, blk = v->vol->indx_record_size;
-	uint64_t cl = v->vol->cluster_size, items, entries, total;
-
-	/* The counts come from a package listing; past 2^32 (no real package)
-	 * the products below could wrap into a small figure, so say "all". */
-	if ((n_files | n_dirs | n_parents | name_bytes) >> 32)
-		return UINT64_MAX;
-	items = n_files + n_dirs;
-	/* B+tree index blocks are at least half full after a split, so
-	 * entries take at most twice their size in blocks. */
-	entries = items * GP_NTFS_INDEX_ENTRY_FIXED + 2 * name_bytes;
-	total = items * rec + 2 * entries;
-	/* Per directory receiving entries: its last, partly filled block
-	 * and one more for a split (or a new root level). */
-	total += (n_dirs + n_parents) * 2 * blk;
-	/* libntfs-3g grows $MFT 16 records at a time, and its bitmap by a
-	 * cluster; the tail of the last step is not accounted above. */
-	total += 16 * rec + 2 * cl;
-	return (total + cl - 1) / cl * cl;
-}

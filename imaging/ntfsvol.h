@@ -142,16 +142,80 @@ bool gp_ntfs_began_writing(const struct gp_ntfs *v);
 /* Free space now, in bytes (changes as files are written). */
 uint64_t gp_ntfs_free_bytes(const struct gp_ntfs *v);
 
-/* An upper bound of the space, beyond the files' own data clusters, that
- * creating @n_files files and @n_dirs directories takes: one MFT record
- * each, their directory index entries (names totalling @name_bytes bytes
- * of UTF-8, which is at least their UTF-16 length), index blocks that may
- * be left half full by splits in each of the @n_dirs new and @n_parents
- * existing directories that receive entries, and one step of $MFT growth.
- * Callers add it to the data they plan to write to refuse, before writing,
- * a volume that would otherwise run out half-way through. */
-uint64_t gp_ntfs_create_overhead(const struct gp_ntfs *v, uint64_t n_files, uint64_t n_dirs,
-				 uint64_t name_bytes, uint64_t n_parents);
+/*
+ * Space accounting: will a set of new and replaced files fit? Callers list
+ * what they are about to write (gp_ntfs_space_add_file() per file,
+ * gp_ntfs_space_add_dir() per directory that does not exist yet, n_parents
+ * += 1 per existing directory that receives entries), then ask
+ * gp_ntfs_space_check() before the first write.
+ *
+ * The need is computed from the volume's real state (see ntfs_space.c):
+ * whole clusters per file (small new files that stay resident in their MFT
+ * record take none; a replaced file's old clusters are freed first), one
+ * MFT record per new file and directory and extension records for
+ * fragmented runlists, beyond the free records of the current $MFT the
+ * $MFT and $MFT-bitmap growth steps libntfs-3g takes, directory index
+ * blocks, $Secure growth for inherited security descriptors, and a fixed
+ * 32 KiB reserve (gpup's marker). It is an upper
+ * bound: a run the check accepts never fails for space (every free cluster
+ * is usable, see ntfs_alloc.c). Near the edge it may refuse a set that would
+ * just fit, by at most max(1 % of the payload, 4 MiB) for packages of up to
+ * some ten thousand files.
+ */
+struct gp_ntfs_space {
+	/* Filled by the caller through the add functions. */
+	uint64_t payload;      /* bytes of file data */
+	uint64_t data;         /* bytes of the clusters the data takes */
+	uint64_t n_files;      /* new files */
+	uint64_t n_dirs;       /* new directories */
+	uint64_t n_parents;    /* existing directories receiving new entries */
+	uint64_t name_units;   /* UTF-16 units of the new names */
+	/* Filled by gp_ntfs_space_check(). */
+	uint64_t meta;         /* bytes of NTFS metadata and reserve */
+	uint64_t need;         /* data + meta */
+	uint64_t have;         /* free bytes of the volume */
+};
+
+/* Account file @name (the last path component, UTF-8) of @size bytes:
+ * @is_new, or replacing a file that holds @old_allocated bytes of
+ * clusters. */
+void gp_ntfs_space_add_file(const struct gp_ntfs *v, struct gp_ntfs_space *s, const char *name,
+			    uint64_t size, bool is_new, uint64_t old_allocated);
+/* Account a new directory named @name. */
+void gp_ntfs_space_add_dir(struct gp_ntfs_space *s, const char *name);
+
+/* Fill s->meta, s->need and s->have from the volume's bitmaps. Returns 0
+ * when need <= have, GP_ERR_NOSPACE ("IMAGE: volume N: not enough free
+ * space in the guest volume: need N bytes, have M (D of file data, X of
+ * NTFS metadata and reserve)") otherwise, GP_ERR_IO
+ * (bitmaps unreadable). Reads only. */
+int gp_ntfs_space_check(struct gp_ntfs *v, struct gp_ntfs_space *s);
+
+/*
+ * Check that $Bitmap marks every cluster a file uses as used: reads every
+ * in-use MFT record (extension records included) once, sequentially, and
+ * decodes its non-resident attributes' runs. A volume that fails this would
+ * hand live files' clusters to new files (chkdsk repairs it; ntfsfix does
+ * not notice). Any mount will do; nothing is written. Memory: twice
+ * $Bitmap's size (4 MiB per 128 GiB of 4 KiB clusters) plus 4 MiB.
+ * Fills @rep; returns 0 when no file's cluster is marked free (leaked
+ * clusters, marked used but owned by no file, are counted but harmless),
+ * GP_ERR_CORRUPT naming the first such file ("IMAGE: volume N: NTFS $Bitmap
+ * marks clusters A-B of \Windows\System32\config\SYSTEM as free (...; run
+ * chkdsk /f in Windows)") or a malformed record, GP_ERR_IO, GP_ERR_NOMEM.
+ */
+struct gp_ntfs_bitmap_report {
+	uint64_t records;        /* in-use MFT records read */
+	uint64_t free_in_use;    /* clusters files use that $Bitmap marks free */
+	uint64_t leaked;         /* clusters marked used that no file owns */
+	/* The first file with clusters marked free (free_in_use > 0): its base
+	 * MFT record, the first such stretch of clusters, and its path
+	 * ("\dir\name", or "MFT record N" when it has no reachable name). */
+	uint64_t first_record;
+	uint64_t first_lcn, first_count;
+	char first_path[512];
+};
+int gp_ntfs_check_bitmap(struct gp_ntfs *v, struct gp_ntfs_bitmap_report *rep);
 
 /* FILE_ATTRIBUTE_* bits as Windows defines them. */
 enum {
@@ -251,12 +315,20 @@ int gp_ntfs_put_file(struct gp_ntfs *v, const char *host_path, const char *guest
 /*
  * Copy @host_path (file or directory tree) to @guest_dir/<its name>, like
  * `cp -r`. Regular files and directories only (symlinks are followed,
- * other types refused). The space for all files is checked before anything
- * is written. @progress may be NULL. Returns as gp_ntfs_put_stream(), and
+ * other types refused). The space the copy takes is checked
+ * (gp_ntfs_space_check()) before anything is written. @progress may be NULL. Returns as gp_ntfs_put_stream(), and
  * GP_ERR_ABORTED.
  */
 int gp_ntfs_put_tree(struct gp_ntfs *v, const char *host_path, const char *guest_dir,
 		     const struct gp_progress *progress);
+
+/* Account in @space (see gp_ntfs_space_check()) what gp_ntfs_put_tree()
+ * of the same arguments would write: files that exist in the guest are
+ * replaced, missing directories created. Reads the host tree and the
+ * volume, writes nothing. Returns 0 or as gp_ntfs_put_tree()'s checks
+ * (GP_ERR_NOTFOUND, GP_ERR_INVALID, GP_ERR_IO, GP_ERR_NOMEM). */
+int gp_ntfs_put_tree_space(struct gp_ntfs *v, const char *host_path, const char *guest_dir,
+			   struct gp_ntfs_space *space);
 
 /* Remove @path; a directory only when @recursive (then with everything
  * in it). The root cannot be removed. Returns 0, GP_ERR_NOTFOUND,

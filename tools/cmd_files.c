@@ -339,6 +339,8 @@ int cmd_put(int argc, char **argv)
 {
 	struct gp_error err = { 0 };
 	struct file_opts o;
+	struct gp_ntfs_space space = { 0 };
+	struct gp_ntfs_bitmap_report br;
 	struct cli_progress cp;
 	struct gp_disk *d = NULL;
 	struct gp_ntfs *v = NULL;
@@ -361,6 +363,21 @@ int cmd_put(int argc, char **argv)
 	ret = open_vol(argv[optind], &o, true, &d, &v, &err);
 	if (ret)
 		return cli_fail(&err);
+	/* Before the first write: $Bitmap must not offer clusters of live
+	 * files (an unsafe guest state, exit 3), and the space all sources
+	 * take together must be there (each put_tree() checks only its own). */
+	ret = gp_ntfs_check_bitmap(v, &br);
+	if (ret == GP_ERR_CORRUPT) {
+		gp_error_copy(&err, gp_ntfs_error(v));
+		err.code = GP_ERR_REFUSED;
+		gp_ntfs_close(v, NULL);
+		gp_disk_close(d, NULL);
+		return cli_fail(&err);
+	}
+	for (int i = optind + 1; !ret && i < argc - 1; i++)
+		ret = gp_ntfs_put_tree_space(v, argv[i], dest, &space);
+	if (!ret)
+		ret = gp_ntfs_space_check(v, &space);
 	cli_progress_init(&cp, o.progress);
 	for (int i = optind + 1; !ret && i < argc - 1; i++)
 		ret = gp_ntfs_put_tree(v, argv[i], dest, &cp.progress);

@@ -379,3 +379,43 @@ long long t_find_in_file(const char *path, const char *needle)
 	free(buf);
 	return found;
 }
+
+size_t t_make_tree(const char *root, uint64_t total, uint64_t big, uint64_t seed)
+{
+	static const uint64_t sizes[] = { 200, 3000, 40000, 300000, 2500000 };
+	uint64_t state = seed ? seed : 1;
+	uint8_t *buf = malloc(2500000);
+	FILE *f;
+	size_t n = 0;
+	struct t_run r;
+
+	cr_assert_not_null(buf);
+	t_run(&r, "mkdir -p '%s'", root);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	while (total > 0) {
+		uint64_t want = n == 0 && big ? big : sizes[n % 5];
+		uint64_t size = want < total ? want : total;
+		char *sub = t_strdup_printf("%s/d%02zu", root, n / 16), *path;
+
+		if (n % 16 == 0)
+			cr_assert_eq(mkdir(sub, 0755), 0, "mkdir %s", sub);
+		path = t_strdup_printf("%s/f%03zu.bin", sub, n);
+		f = fopen(path, "wb");
+		cr_assert_not_null(f, "%s", path);
+		total -= size;
+		while (size > 0) {
+			size_t k = size < 2500000 ? (size_t)size : 2500000;
+
+			t_fill_random(buf, k, &state);
+			cr_assert_eq(fwrite(buf, 1, k, f), k, "%s", path);
+			size -= k;
+		}
+		cr_assert_eq(fclose(f), 0, "%s", path);
+		n++;
+		free(path);
+		free(sub);
+	}
+	free(buf);
+	return n;
+}

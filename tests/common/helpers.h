@@ -83,6 +83,14 @@ int t_write_file(const char *path, const void *buf, size_t len);
 void t_fill_random(void *buf, size_t len, uint64_t *state);
 uint64_t t_rand(uint64_t *state);
 
+/* Write a tree of pseudo-random files totalling exactly @total bytes under
+ * directory @root (created): subdirectories d00, d01, ... of 16 files each;
+ * the first file (d00/f000.bin) has @big bytes (0: like the rest; real
+ * driver packages have one file of a large share), the others cycle through
+ * 200 B (resident in NTFS), 3 KB, 40 KB, 300 KB and 2.5 MB, the last one
+ * cut to fit. Returns the number of files. */
+size_t t_make_tree(const char *root, uint64_t total, uint64_t big, uint64_t seed);
+
 /* Format into a malloc'ed string. */
 char *t_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

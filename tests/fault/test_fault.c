@@ -533,11 +533,11 @@ Test(fault, guest_volume_metadata_is_counted_up_front)
 		p = strstr(r.err, "need ");
 		cr_assert_not_null(p, "%s", r.err);
 		need = atoll(p + 5);
-		p = strstr(r.err, " bytes (");
+		p = strstr(r.err, " (");
 		cr_assert_not_null(p, "%s", r.err);
-		data = atoll(p + 8);
-		cr_assert(strstr(r.err, " of file data, ") && strstr(r.err, " of NTFS metadata), have "),
-			  "%s", r.err);
+		data = atoll(p + 2);
+		cr_assert(strstr(r.err, " bytes, have ") && strstr(r.err, " of file data, ") &&
+			  strstr(r.err, " of NTFS metadata and reserve)"), "%s", r.err);
 		cr_assert_gt(data, 0);
 		cr_assert_gt(need, data + 16384, "%s", r.err);
 		t_run_free(&r);
