@@ -32,7 +32,8 @@
  *   "removed": [{path, bytes}], "verified": true|false|null,
  *   "host_script": PATH|"stdout"|"applied"|null,
  *   with -n: "plan": {files: [{path, size, action: new|replace|unchanged}],
- *            create_child, host_vm, host_script_text} }
+ *            space_need, space_have (bytes), create_child, host_vm,
+ *            host_script_text} }
  * A failure: { "schema", "command", "image", "error": {code, exit_status,
  *   message}, "image_changed" } (cli_fail_json()).
  */
@@ -429,6 +430,12 @@ static struct json_object *report_json(struct prepare *p)
 			json_object_array_add(arr, f);
 		}
 		json_object_object_add(plan, "files", arr);
+		/* The room the volume needs for them (data and NTFS metadata,
+		 * gp_ntfs_space_check()) and what it has. */
+		json_object_object_add(plan, "space_need",
+				       json_object_new_int64((int64_t)p->rep.space_need));
+		json_object_object_add(plan, "space_have",
+				       json_object_new_int64((int64_t)p->rep.space_have));
 		json_object_object_add(plan, "create_child",
 				       json_object_new_boolean(p->into_child && !p->child_exists));
 		json_object_object_add(plan, "host_vm", p->host_planned
@@ -484,6 +491,10 @@ static void report_human(struct prepare *p)
 	       p->rep.n_unchanged,
 	       session_human_size(p->dry_run ? planned_bytes(p) : p->rep.bytes_written, a, sizeof(a)),
 	       session_human_size(set->total_bytes, b, sizeof(b)));
+	if (p->dry_run && p->rep.changed)
+		printf("space:    needs %s of the volume's %s free\n",
+		       session_human_size(p->rep.space_need, a, sizeof(a)),
+		       session_human_size(p->rep.space_have, b, sizeof(b)));
 	for (size_t i = 0; i < p->rep.n_removed; i++)
 		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",
 		       p->rep.removed[i], session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));

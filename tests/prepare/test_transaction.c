@@ -324,6 +324,10 @@ Test(transaction, dry_run_json_is_the_plan)
 		cr_assert(json_object_object_get_ex(f, "size", &s));
 		sum += json_object_get_int64(s);
 	}
+	cr_assert(json_object_object_get_ex(plan, "space_need", &v));
+	cr_assert_geq(json_object_get_int64(v), sum, "the plan needs less than the data: %s", r.out);
+	cr_assert(json_object_object_get_ex(plan, "space_have", &v));
+	cr_assert_gt(json_object_get_int64(v), 0);
 	cr_assert(json_object_object_get_ex(plan, "create_child", &v));
 	cr_assert(json_object_get_boolean(v));
 	cr_assert(json_object_object_get_ex(plan, "host_script_text", &v));
