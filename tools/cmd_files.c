@@ -335,6 +335,14 @@ static void print_write_json(const char *cmd, const char *image, const char *lis
 	json_object_put(root);
 }
 
+/* A failed put: its line, and with --json the error object saying whether
+ * the image changed (only a failure after the first write can). */
+static int put_fail(const struct file_opts *o, const char *image, const struct gp_error *err,
+		    bool changed)
+{
+	return o->json ? cli_fail_json("put", image, err, changed) : cli_fail(err);
+}
+
 int cmd_put(int argc, char **argv)
 {
 	struct gp_error err = { 0 };
@@ -345,6 +353,7 @@ int cmd_put(int argc, char **argv)
 	struct gp_disk *d = NULL;
 	struct gp_ntfs *v = NULL;
 	const char *dest;
+	bool changed = false;
 	int ret = parse("put", argc, argv, &o, "wpj", put_help);
 
 	if (ret >= 0)
@@ -357,12 +366,12 @@ int cmd_put(int argc, char **argv)
 		if (access(argv[i], R_OK) != 0) {
 			gp_error_set_errno(&err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
 					   "%s", argv[i]);
-			return cli_fail(&err);
+			return put_fail(&o, argv[optind], &err, false);
 		}
 	}
 	ret = open_vol(argv[optind], &o, true, &d, &v, &err);
 	if (ret)
-		return cli_fail(&err);
+		return put_fail(&o, argv[optind], &err, false);
 	/* Before the first write: $Bitmap must not offer clusters of live
 	 * files (an unsafe guest state, exit 3), and the space all sources
 	 * take together must be there (each put_tree() checks only its own). */
@@ -372,7 +381,7 @@ int cmd_put(int argc, char **argv)
 		err.code = GP_ERR_REFUSED;
 		gp_ntfs_close(v, NULL);
 		gp_disk_close(d, NULL);
-		return cli_fail(&err);
+		return put_fail(&o, argv[optind], &err, false);
 	}
 	for (int i = optind + 1; !ret && i < argc - 1; i++)
 		ret = gp_ntfs_put_tree_space(v, argv[i], dest, &space);
@@ -382,9 +391,10 @@ int cmd_put(int argc, char **argv)
 	for (int i = optind + 1; !ret && i < argc - 1; i++)
 		ret = gp_ntfs_put_tree(v, argv[i], dest, &cp.progress);
 	cli_progress_done(&cp);
+	changed = gp_ntfs_began_writing(v);
 	ret = close_vol(d, v, ret, &err);
 	if (ret)
-		return cli_fail(&err);
+		return put_fail(&o, argv[optind], &err, changed);
 	if (o.json)
 		print_write_json("put", argv[optind], "sources", argv + optind + 1, argc - optind - 2, dest);
 	return EXIT_OK;
