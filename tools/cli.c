@@ -59,6 +59,32 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
+{
+	char msg[GP_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cli_usage(cmd, "%s", msg);
+	if (json) {
+		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+		json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
+		json_object_object_add(o, "command", json_object_new_string(cmd));
+		json_object_object_add(e, "code", json_object_new_string("usage"));
+		json_object_object_add(e, "exit_status", json_object_new_int(EXIT_USAGE));
+		json_object_object_add(e, "message", json_object_new_string(msg));
+		json_object_object_add(o, "error", e);
+		json_object_object_add(o, "image_changed", json_object_new_boolean(false));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	}
+	return EXIT_USAGE;
+}
+
 void cli_warn(const char *fmt, ...)
 {
 	va_list ap;

@@ -44,6 +44,11 @@ int cli_fail_json_status(const char *cmd, const char *image, const struct gp_err
 
 /* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; return 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* cli_usage(), and with @json also the failure object on stdout (code
+ * "usage", image_changed false): for the checks a command makes after its
+ * options are parsed, when --json is known to have been asked for. */
+int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Print a warning line "gpup: warning: ..." on stderr (unless quiet). */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

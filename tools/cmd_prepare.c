@@ -649,23 +649,23 @@ int cmd_prepare(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc)
-		return cli_usage("prepare", optind == argc ? "IMAGE is required" : "too many arguments");
+		return cli_usage_json("prepare", p.s.json, optind == argc ? "IMAGE is required" : "too many arguments");
 	p.base_image = p.s.image = argv[optind];
 	/* --gpu is both the driver's GPU and the plan's. */
 	p.s.src_opts.gpu = p.po.gpu;
 	session_default_source(&p.s);
 	if (!p.s.src_opts.driverstore && !p.s.src_opts.bundle)
-		return cli_usage("prepare", "a driver source is required: --driverstore DIR or --bundle FILE");
+		return cli_usage_json("prepare", p.s.json, "a driver source is required: --driverstore DIR or --bundle FILE");
 	if (p.s.src_opts.driverstore && p.s.src_opts.bundle)
-		return cli_usage("prepare", "--driverstore and --bundle exclude each other");
+		return cli_usage_json("prepare", p.s.json, "--driverstore and --bundle exclude each other");
 	if (p.po.plan.vm_name && plan_opts_check(&p.po, "prepare") != 0)
 		return EXIT_USAGE;
 	if (p.po.plan.revert)
-		return cli_usage("prepare", "--revert removes the host configuration; it cannot go with an injection (use 'gpup hostconf --revert')");
+		return cli_usage_json("prepare", p.s.json, "--revert removes the host configuration; it cannot go with an injection (use 'gpup hostconf --revert')");
 	if (!p.po.plan.vm_name && (p.po.apply || p.po.output))
-		return cli_usage("prepare", "-o and --apply configure the host and need --vm NAME");
+		return cli_usage_json("prepare", p.s.json, "-o and --apply configure the host and need --vm NAME");
 	if (p.s.json && p.po.plan.vm_name && !p.po.output && !p.po.apply)
-		return cli_usage("prepare", "with --json, the host script needs -o FILE or --apply");
+		return cli_usage_json("prepare", p.s.json, "with --json, the host script needs -o FILE or --apply");
 	cli_catch_interrupts();
 	ret = run(&p);
 	if (p.stream.ops && p.stream.ops->destroy)

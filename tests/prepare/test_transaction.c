@@ -434,3 +434,19 @@ Test(transaction, ctrl_c_says_what_state_the_image_is_in)
 	free(img);
 	free(st);
 }
+
+/* A usage error found after the options are read still answers --json
+ * with one object (code "usage", exit 2, nothing written). */
+Test(transaction, usage_errors_answer_json_too)
+{
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s/g.vhdx' --json", dir);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	assert_json_failure(&r, "usage", false, "prepare without a source");
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s/g.vhdx' --driverstore '%s' --bundle x.tar.zst --json", dir, dir);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	assert_json_failure(&r, "usage", false, "two sources");
+	t_run_free(&r);
+}
