@@ -812,6 +812,30 @@ static int expect_end(const struct gp_bundle *b, struct archive *a, struct gp_er
 		       name ? name : "(unnamed)");
 }
 
+int gp_bundle_check(struct gp_bundle *b, bool full, struct gp_error *err)
+{
+	struct archive *a = NULL;
+	int ret;
+
+	/* A zip is read through its central directory (libarchive's seekable
+	 * reader, a file being seekable): skipping an entry is a seek. A tar
+	 * must be read, and decompressed, to its end. */
+	if (!full && strcmp(b->archive_format, "zip") != 0)
+		return 0;
+	if ((ret = reopen(b, &a, err)))
+		return ret;
+	for (size_t i = 0; !ret && i < b->m->set.count; i++) {
+		ret = expect_entry(b, a, i, err);
+		if (!ret && archive_read_data_skip(a) != ARCHIVE_OK)
+			ret = corrupt(err, b->path, "file '%s': %s", b->m->set.files[i].guest_path,
+				      archive_error_string(a));
+	}
+	if (!ret)
+		ret = expect_end(b, a, err);
+	archive_read_free(a);
+	return ret;
+}
+
 static int mismatch_hash(const struct gp_bundle *b, const struct gp_inject_file *f,
 			 const uint8_t got[32], const char *what, struct gp_error *err)
 {
@@ -1179,6 +1203,12 @@ static void *reader_main(void *arg)
 		if (ret)
 			break;
 	}
+	if (!ret && !bs->quit && bs->next == count) {
+		/* Nothing may follow the last file; only finish() reports it. */
+		pthread_mutex_unlock(&bs->mu);
+		ret = expect_end(bs->b, bs->a, &err);
+		pthread_mutex_lock(&bs->mu);
+	}
 	bs->stopped = true;
 	bs->status = ret == 1 ? GP_ERR_ABORTED : ret;
 	bs->rerr = err;
@@ -1241,7 +1271,8 @@ static void caller_wait(struct bundle_stream *bs, enum caller_wait what)
 }
 
 /* Caller, @mu held: pass over the lanes before file @idx and find its own.
- * Returns 0 with the lane at @head, or the reader's error. */
+ * Returns 0 with the lane at @head, or the reader's error. @path NULL:
+ * pass over every lane to the archive's end (0 when all was well). */
 static int seek_lane(struct bundle_stream *bs, size_t idx, const char *path,
 		     struct gp_error *err)
 {
@@ -1251,6 +1282,7 @@ static int seek_lane(struct bundle_stream *bs, size_t idx, const char *path,
 		if (bs->head == bs->tail) {
 			if (bs->stopped)
 				return bs->status ? gp_error_copy(err, &bs->rerr)
+				       : !path    ? 0
 						  : gp_error_set(err, GP_ERR_CORRUPT,
 								 "%s: '%s' is not in the archive",
 								 bs->b->path, path);
@@ -1407,6 +1439,30 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 	return 0;
 }
 
+static int stream_check(struct gp_inject_stream *s, bool full, struct gp_error *err)
+{
+	return gp_bundle_check(((struct bundle_stream *)s->ctx)->b, full, err);
+}
+
+/* The reader goes on past the last file asked for, skipping, to the
+ * archive's end; every entry it passes is checked as it goes. */
+static int stream_finish(struct gp_inject_stream *s, struct gp_error *err)
+{
+	struct bundle_stream *bs = s->ctx;
+	int ret;
+
+	if (!bs->started)
+		return 0;
+	pthread_mutex_lock(&bs->mu);
+	bs->floor = SIZE_MAX;
+	bs->asked = SIZE_MAX;
+	if (bs->reader_waits)
+		pthread_cond_broadcast(&bs->cv);
+	ret = seek_lane(bs, SIZE_MAX, NULL, err);
+	pthread_mutex_unlock(&bs->mu);
+	return ret;
+}
+
 /* The manifest knows every file's hash: no archive reading needed. */
 static int stream_expected(struct gp_inject_stream *s, const struct gp_inject_file *f,
 			   uint8_t sha256[32], struct gp_error *err)
@@ -1449,6 +1505,8 @@ static const struct gp_inject_stream_ops bundle_stream_ops = {
 	.read = stream_read,
 	.close = stream_close,
 	.expected = stream_expected,
+	.check = stream_check,
+	.finish = stream_finish,
 	.destroy = stream_destroy,
 };
 

@@ -195,6 +195,16 @@ const struct gp_inject_set *gp_bundle_inject_set(struct gp_bundle *b);
 int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
 		     struct gp_error *err);
 
+/* Check every entry's header against the manifest, as gp_bundle_verify()
+ * does but without reading the data: type, path, order, size, nothing
+ * after the last file, an archive that ends where it should. Without
+ * @full only a zip is read (through its central directory, which costs
+ * seeks); a tar, which would have to be decompressed to its end, is left
+ * to the stream, which checks each entry it passes (finish() to the end).
+ * Returns 0, GP_ERR_CORRUPT, GP_ERR_MISMATCH (a size, or the manifest
+ * changed since gp_bundle_open()), GP_ERR_IO, GP_ERR_NOMEM. */
+int gp_bundle_check(struct gp_bundle *b, bool full, struct gp_error *err);
+
 /* A gp_inject_stream (inject.h) over the archive, for the files of
  * gp_bundle_inject_set(b) (a file is found by its guest path, so a copy of
  * the set works too):
@@ -220,6 +230,10 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
  * nobody asks for. The SHA-256 is extended by whichever of the two threads
  * is free (the caller's, inside read()), and close() waits for the digest
  * before comparing.
+ *  - check(full) is gp_bundle_check();
+ *  - finish() reads on, skipping data, to the archive's end, and fails as
+ *    gp_bundle_verify() would for any entry after the last file opened
+ *    (0 when no file was opened).
  * The stream keeps a pointer to @b: destroy it before gp_bundle_close().
  * Returns 0, GP_ERR_IO, GP_ERR_CORRUPT, GP_ERR_MISMATCH (the archive's
  * manifest changed since gp_bundle_open()), GP_ERR_NOMEM. */

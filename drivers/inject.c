@@ -328,36 +328,13 @@ static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
 	return 0;
 }
 
-/* Undo what a failed run added: the set's folders that did not exist
- * before (a package is either complete or absent) and the companion files
- * it created. Files it replaced keep their new bytes: the old ones are gone,
- * and a rerun completes the set. Errors here are secondary (the first error
- * wins) but still recorded. */
-static void rollback(struct gp_ntfs *v, const struct gp_inject_set *set, const bool *existed,
-		     const struct gp_inject_report *rep, struct gp_error *err)
-{
-	for (size_t i = 0; i < set->count; i++) {
-		struct gp_ntfs_stat st;
-
-		if (rep->actions[i] != GP_INJECT_NEW || set->files[i].role != GP_INJECT_COMPANION ||
-		    gp_ntfs_stat(v, set->files[i].guest_path, &st) != 0)
-			continue;
-		if (gp_ntfs_remove(v, set->files[i].guest_path, false))
-			gp_error_copy(err, gp_ntfs_error(v));
-	}
-	for (size_t i = 0; i < set->n_folders; i++) {
-		struct gp_ntfs_stat st;
-
-		if (existed[i] || gp_ntfs_stat(v, set->folders[i], &st) != 0)
-			continue;
-		if (gp_ntfs_remove(v, set->folders[i], true))
-			gp_error_copy(err, gp_ntfs_error(v));
-	}
-}
-
+/* Write the files the plan marked new or different. *@began is set once
+ * the first write began, *@replaced once a file's old bytes were given up
+ * (its replacement began), which no rollback can undo. */
 static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		       struct gp_inject_stream *src, const struct gp_inject_apply_opts *o,
-		       struct gp_inject_report *rep, struct gp_error *err)
+		       struct gp_inject_report *rep, bool *began, bool *replaced,
+		       struct gp_error *err)
 {
 	struct gp_progress_info info = { .stage = "inject" };
 	int ret;
@@ -384,6 +361,9 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		/* No second hash here: a stream that knows the expected bytes
 		 * (a bundle) hashes what it delivers itself, and host files
 		 * are checked by the independent read-back afterwards. */
+		*began = true;
+		if (rep->actions[i] == GP_INJECT_REPLACE)
+			*replaced = true;
 		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed, NULL);
 		if (ret) {
 			/* The stream's own error (recorded in @err by feed_read)
@@ -399,6 +379,9 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		rep->bytes_written += f->size;
 	}
 	info.path = NULL;
+	/* Nothing the stream holds beyond the last file may go unchecked. */
+	if (!ret && info.done_files && src->ops->finish)
+		ret = src->ops->finish(src, err);
 	if (!ret)
 		ret = gp_progress_call(o->progress, GP_PROGRESS_END, &info, err);
 	return ret;
@@ -485,6 +468,88 @@ static int plan_overhead(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return ret;
 }
 
+/* The directories a run creates: for each new file, the top-most missing
+ * directory above it (HostDriverStore itself on a guest without one, else
+ * the package folder, or a new System32 subdirectory). Removing these, and
+ * the new files outside them, undoes the run. Files are sorted, so a
+ * directory seen for the file before is not looked up again. */
+static int created_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
+			const enum gp_inject_action *actions, struct dirset *out,
+			struct gp_error *err)
+{
+	const char *prev = NULL;
+	size_t prev_len = 0;
+
+	for (size_t i = 0; i < set->count; i++) {
+		const char *p = set->files[i].guest_path, *slash = strrchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : 0, top = 0;
+
+		if (actions[i] != GP_INJECT_NEW || len == 0 ||
+		    (prev && len == prev_len && !strncmp(p, prev, len)))
+			continue;
+		prev = p;
+		prev_len = len;
+		while (len > 0) {
+			struct gp_ntfs_stat st;
+			char *dir = strndup(p, len);
+			const char *up;
+			int r;
+
+			if (!dir)
+				return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			r = gp_ntfs_stat(v, dir, &st);
+			free(dir);
+			if (r == 0)
+				break;
+			if (r != GP_ERR_NOTFOUND)
+				return gp_error_copy(err, gp_ntfs_error(v));
+			gp_ntfs_clear_error(v);
+			top = len;
+			up = memrchr(p, '/', len);
+			len = up ? (size_t)(up - p) : 0;
+		}
+		if (top && dirset_add(out, p, top) < 0)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Undo a failed run: remove the directories it created (@dirs, with all
+ * in them) and the new files elsewhere. Returns true when that left the
+ * volume as it was: every removal worked and no file had been replaced
+ * in place (@replaced). Errors here are secondary (the first error wins)
+ * but still recorded. */
+static bool rollback(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     const struct dirset *dirs, const struct gp_inject_report *rep, bool replaced,
+		     struct gp_error *err)
+{
+	bool complete = !replaced;
+
+	for (size_t i = 0; i < dirs->n; i++) {
+		struct gp_ntfs_stat st;
+
+		if (gp_ntfs_stat(v, dirs->paths[i], &st) != 0) {
+			gp_ntfs_clear_error(v);
+		} else if (gp_ntfs_remove(v, dirs->paths[i], true)) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			complete = false;
+		}
+	}
+	for (size_t i = 0; i < set->count; i++) {
+		struct gp_ntfs_stat st;
+
+		if (rep->actions[i] != GP_INJECT_NEW)
+			continue;
+		if (gp_ntfs_stat(v, set->files[i].guest_path, &st) != 0) {
+			gp_ntfs_clear_error(v);
+		} else if (gp_ntfs_remove(v, set->files[i].guest_path, false)) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			complete = false;
+		}
+	}
+	return complete;
+}
+
 int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 		   struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
 		   struct gp_inject_report *rep, struct gp_error *err)
@@ -552,6 +617,10 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 				    (unsigned long long)(total < need ? UINT64_MAX : total),
 				    (unsigned long long)need, (unsigned long long)meta,
 				    (unsigned long long)have);
+	/* What the source shows before its bytes: a dry run fails where the
+	 * real run would. */
+	if (src->ops->check)
+		return src->ops->check(src, opts->dry_run, err);
 	return 0;
 }
 
@@ -560,26 +629,34 @@ int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
 		     struct gp_inject_report *rep, struct gp_error *err)
 {
 	static const struct gp_inject_apply_opts defaults;
-	bool *existed;
+	struct dirset created = { 0 };
+	bool began = false, replaced = false;
 	int ret = 0;
 
 	if (!opts)
 		opts = &defaults;
 	if (!rep->actions)
 		return gp_error_set(err, GP_ERR_INVALID, "gp_inject_commit() without a plan");
-	/* Which package folders are there before the first write: a failed
-	 * run removes only the ones it created. */
-	existed = calloc(set->n_folders ? set->n_folders : 1, sizeof(*existed));
-	if (!existed)
-		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < set->n_folders; i++) {
-		struct gp_ntfs_stat st;
-
-		existed[i] = gp_ntfs_stat(v, set->folders[i], &st) == 0;
-	}
-	ret = write_files(v, set, src, opts, rep, err);
+	/* Which directories the run creates, looked up before the first
+	 * write: a failed run removes only those. */
+	ret = created_dirs(v, set, rep->actions, &created, err);
+	if (ret)
+		goto out;
+	ret = write_files(v, set, src, opts, rep, &began, &replaced, err);
 	if (ret) {
-		rollback(v, set, existed, rep, err);
+		bool undone = rollback(v, set, &created, rep, replaced, err);
+
+		/* Only a run that wrote something has something rolled back. */
+		rep->rolled_back = gp_ntfs_settle(v, undone) && undone && began;
+		if (began) {
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, "%s",
+				 rep->rolled_back ? "; rolled back: the guest volume is as it was"
+				 : replaced ? "; files were already replaced: run the same command "
+					      "again to complete the package"
+					    : "; the guest volume stays marked dirty");
+		}
 		goto out;
 	}
 	for (size_t i = 0; i < rep->n_removed; i++) {
@@ -596,7 +673,9 @@ int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
 		}
 	}
 out:
-	free(existed);
+	for (size_t i = 0; i < created.n; i++)
+		free(created.paths[i]);
+	free(created.paths);
 	return ret;
 }
 

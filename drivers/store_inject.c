@@ -14,6 +14,7 @@
 
 #include "inf.h"
 #include "le.h"
+#include "ntfsvol.h"
 
 /* setupapi AddReg flags (FLG_ADDREG_*). */
 #define ADDREG_APPEND 0x00000008u
@@ -386,6 +387,7 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 			 const char *origin)
 {
 	const char *host_dir = guest_dir + strlen("Windows/");
+	struct gp_error why = { 0 };
 	char *guest, *path;
 	struct stat st;
 	size_t at;
@@ -401,6 +403,15 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 				 c->pkg->inf_name, origin, dest)))
 			return nomem(c);
 		return 0;
+	}
+	if (gp_ntfs_check_name(dest, &why)) {
+		/* The rule the guest writer applies (CON, nul.txt, "a."):
+		 * caught here, the run is refused before anything is written
+		 * instead of failing half-way through the guest. */
+		c->rc = gp_error_set(&c->s->err, GP_ERR_CORRUPT,
+				     "%s: %s: bad destination name: %s", c->pkg->inf_name, origin,
+				     gp_error_message(&why));
+		return c->rc;
 	}
 	if (!*src)
 		src = dest;
@@ -447,8 +458,9 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 /* Guest directory for a DestinationDirs entry "dirid[,subdir]": *out is
  * NULL when the files do not go to System32 / SysWOW64 (13 = the driver
  * store itself, 12 = drivers, ...). Subdirectories are kept
- * ("11,lxss\\lib"); ones that would climb out (".."), or carry a drive,
- * make the entry no companion directory. Returns 0 or GP_ERR_NOMEM. */
+ * ("11,lxss\\lib"); a component that is no Windows file name
+ * (gp_ntfs_check_name(): "..", a drive or stream ':', CON) makes the
+ * entry no companion directory. Returns 0 or GP_ERR_NOMEM. */
 static int guest_dir_for(const char *dirid_text, const char *sub, char **out)
 {
 	unsigned long dirid;
@@ -486,7 +498,9 @@ static int guest_dir_for(const char *dirid_text, const char *sub, char **out)
 	dir = strdup(base);
 	for (tok = strtok_r(clean, "/", &save); dir && tok; tok = strtok_r(NULL, "/", &save)) {
 		char *n;
-		if (strcmp(tok, ".") == 0 || strcmp(tok, "..") == 0 || strchr(tok, ':')) {
+		struct gp_error why = { 0 };
+
+		if (gp_ntfs_check_name(tok, &why)) {
 			free(dir);
 			free(clean);
 			return 0;

@@ -45,6 +45,10 @@ static int run(struct session *s)
 		ret = session_open_source(s, g.f.arch[0] ? g.f.arch : NULL, g.build_num, &err);
 	if (!ret)
 		ret = gp_source_stream(s->src, &stream, &err);
+	/* A bundle's bytes are not read here (the manifest has their
+	 * digests), but a hostile or truncated archive is still no good. */
+	if (!ret && stream.ops->check)
+		ret = stream.ops->check(&stream, true, &err);
 	if (!ret)
 		ret = gp_inject_verify(s->vol, gp_source_set(s->src), &stream, NULL, &vr, &err);
 	if (stream.ops && stream.ops->destroy)
