@@ -83,7 +83,11 @@
 #include "store.h"
 
 #define GP_BUNDLE_MANIFEST_NAME "gpup-bundle.json"
-#define GP_BUNDLE_FORMAT_VERSION 1
+/* 2: the manifest carries the package's INF and the GPU it was made for,
+ * and the archive every file any target of the INF may copy, so that the
+ * files are chosen for the guest at inject time. 1 (a set fixed when the
+ * bundle was made) is still read, but not injected (source.h). */
+#define GP_BUNDLE_FORMAT_VERSION 2
 /* Limits a manifest may not exceed. */
 #define GP_BUNDLE_MAX_FILES 1000000u
 #define GP_BUNDLE_MAX_FILE_SIZE (1ull << 40)            /* 1 TiB */
@@ -123,6 +127,9 @@ struct gp_bundle_create_opts {
 	 * resolution's model); NULL = the first ID of every model of the
 	 * package, without duplicates (the "auto" resolution). */
 	const struct gp_model *model;
+	/* The GPU asked for, recorded for the resolution at inject time
+	 * ("auto" or an ID; NULL = "auto"). */
+	const char *gpu;
 	const struct gp_progress *progress;  /* stage "bundle"; may be NULL */
 };
 
@@ -170,6 +177,11 @@ struct gp_bundle_info {
 	size_t n_hardware_ids;
 	const char *manifest_json;    /* the manifest's text, as stored */
 	size_t manifest_len;
+	/* Format 2 on (NULL before): the GPU it was made for ("auto" or a
+	 * hardware ID), and the package's INF (the bytes of its file). */
+	const char *gpu;
+	const uint8_t *inf_text;
+	size_t inf_len;
 };
 const struct gp_bundle_info *gp_bundle_info(const struct gp_bundle *b);
 

@@ -156,6 +156,9 @@ static int do_create(const struct opts *o)
 		.gpu = o->gpu ? o->gpu : "auto",
 		.target = { .arch = o->arch, .build = (uint32_t)o->build },
 		.allow_missing = o->allow_missing,
+		/* Every file the INF may copy: the guest's build picks at
+		 * inject time (bundle.h). */
+		.every_model = true,
 	};
 	struct gp_bundle_create_opts bo = { .tool_version = GPUP_VERSION };
 	struct gp_error err = { 0 };
@@ -163,6 +166,7 @@ static int do_create(const struct opts *o)
 	const struct gp_inject_set *set;
 	const struct gp_resolution *res;
 	struct cli_progress cp;
+	char gpu[64] = "auto";
 	int ret;
 
 	if (o->file)
@@ -185,6 +189,9 @@ static int do_create(const struct opts *o)
 	set = gp_source_set(src);
 	res = gp_source_resolution(src);
 	bo.model = res ? res->model : NULL;
+	if (res && !res->automatic)
+		gp_gpu_id_format(&res->gpu, gpu, sizeof(gpu));
+	bo.gpu = gpu;
 	for (size_t i = 0; !o->quiet && i < set->n_missing; i++)
 		cli_warn("%s: found nowhere, not in the bundle (--allow-missing)", set->missing[i]);
 	cli_progress_init(&cp, progress_mode(o));

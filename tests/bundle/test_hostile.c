@@ -203,9 +203,9 @@ Test(hostile, unknown_format_version)
 {
 	char *p;
 
-	json_object_object_add(c.m, "format_version", json_object_new_int(2));
-	p = t_case_write(&c, dir, "v2.tar.zst", "tar.zst", NULL);
-	t_expect_open_fails(p, GP_ERR_UNSUPPORTED, "format version 2 is not supported");
+	json_object_object_add(c.m, "format_version", json_object_new_int(3));
+	p = t_case_write(&c, dir, "v3.tar.zst", "tar.zst", NULL);
+	t_expect_open_fails(p, GP_ERR_UNSUPPORTED, "format version 3 is not supported");
 	free(p);
 }
 

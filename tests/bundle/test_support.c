@@ -157,6 +157,36 @@ static void add_file(struct t_case *c, const char *name, size_t len, uint64_t se
 	e->type = AE_IFREG;
 }
 
+/* The INF of the hand-made bundle: one model whose install section
+ * copies gpu32.dll to System32 and SysWOW64 (host files the package lacks,
+ * which a bundle carries at their guest paths). CRLF, as INFs are. */
+static const char case_inf[] =
+	"[Version]\r\n"
+	"Signature = \"$Windows NT$\"\r\n"
+	"Class = Display\r\n"
+	"ClassGuid = {4d36e968-e325-11ce-bfc1-08002be10318}\r\n"
+	"Provider = Test GPUs\r\n"
+	"DriverVer = 03/20/2024, 1.2.3.4\r\n"
+	"CatalogFile = gpu.cat\r\n"
+	"\r\n[Manufacturer]\r\n"
+	"Test = Models, NTamd64\r\n"
+	"\r\n[Models.NTamd64]\r\n"
+	"Test GPU = Install, PCI\\VEN_1234&DEV_5678\r\n"
+	"\r\n[DestinationDirs]\r\n"
+	"Sys32 = 11\r\n"
+	"Wow = 10,SysWOW64\r\n"
+	"\r\n[SourceDisksNames]\r\n"
+	"1 = disk\r\n"
+	"\r\n[SourceDisksFiles]\r\n"
+	"gpu.sys = 1\r\n"
+	"x.dll = 1,sub\r\n"
+	"\r\n[Install]\r\n"
+	"CopyFiles = Sys32, Wow\r\n"
+	"\r\n[Sys32]\r\n"
+	"gpu32.dll\r\n"
+	"\r\n[Wow]\r\n"
+	"gpu32.dll\r\n";
+
 void t_case_base(struct t_case *c)
 {
 	t_case_many(c, 0);
@@ -169,7 +199,10 @@ void t_case_many(struct t_case *c, size_t extra)
 	uint64_t total = 0;
 
 	memset(c, 0, sizeof(*c));
-	add_file(c, PKG "/gpu.inf", 300, 1);
+	add_file(c, PKG "/gpu.inf", 0, 1);
+	free(c->e[c->n - 1].data);
+	c->e[c->n - 1].data = strdup(case_inf);
+	c->e[c->n - 1].len = strlen(case_inf);
 	add_file(c, PKG "/gpu.sys", 70000, 2);
 	add_file(c, PKG "/sub/x.dll", 1, 3);
 	add_file(c, "Windows/System32/gpu32.dll", 100, 4);
@@ -185,7 +218,8 @@ void t_case_many(struct t_case *c, size_t extra)
 	qsort(c->e, c->n, sizeof(c->e[0]), entry_cmp);
 
 	json_object_object_add(m, "format", jstr("gpup-bundle"));
-	json_object_object_add(m, "format_version", json_object_new_int(1));
+	json_object_object_add(m, "format_version", json_object_new_int(2));
+	json_object_object_add(m, "gpu", jstr("auto"));
 	json_object_object_add(m, "tool_version", jstr("test"));
 	json_object_object_add(m, "arch", jstr("amd64"));
 	json_object_object_add(pkg, "folder", jstr("gpu.inf_amd64_0123456789abcdef"));
@@ -198,6 +232,13 @@ void t_case_many(struct t_case *c, size_t extra)
 	json_object_object_add(pkg, "catalog_file", jstr("gpu.cat"));
 	json_object_object_add(pkg, "arch", jstr("amd64"));
 	json_object_object_add(pkg, "copyinf", json_object_new_array());
+	{
+		char b64[sizeof(case_inf) * 2];
+
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)case_inf,
+				(int)strlen(case_inf));
+		json_object_object_add(pkg, "inf_text", jstr(b64));
+	}
 	json_object_object_add(m, "package", pkg);
 	json_object_object_add(m, "copyinf_packages", json_object_new_array());
 	arr = json_object_new_array();
