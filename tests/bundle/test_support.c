@@ -400,3 +400,58 @@ void t_expect_stream_fails(const char *path, int code, const char *substr)
 	gp_bundle_close(b);
 	EVP_MD_CTX_free(md);
 }
+
+/* ---- through the CLI, into a guest ------------------------------------- */
+
+void t_expect_prepare_refuses(const char *path, int code, const char *substr)
+{
+	char *d = t_tmpdir();
+	char *img = t_guest_copy(d, "--size 2G --vhdx", "g.vhdx");
+	size_t len = strlen(path);
+	bool zip = len > 4 && !strcmp(path + len - 4, ".zip");
+	int want = gp_status_exit_code(code);
+	char before[65], after[65];
+	struct t_run r;
+
+	cr_assert_eq(t_sha256_file(img, before), 0);
+	t_gpup(&r, "prepare '%s' -n -q --bundle '%s'", img, path);
+	cr_assert_eq(r.status, want, "%s: prepare -n: exit %d: %s", path, r.status, r.err);
+	cr_assert(strstr(r.err, substr), "%s: prepare -n: '%s' lacks '%s'", path, r.err, substr);
+	t_run_free(&r);
+	cr_assert_eq(t_sha256_file(img, after), 0);
+	cr_assert_str_eq(before, after, "%s: prepare -n changed the image", path);
+
+	t_gpup(&r, "prepare '%s' -q --bundle '%s'", img, path);
+	cr_assert_eq(r.status, want, "%s: prepare: exit %d: %s", path, r.status, r.err);
+	cr_assert(strstr(r.err, substr), "%s: prepare: '%s' lacks '%s'", path, r.err, substr);
+	cr_assert_eq(t_sha256_file(img, after), 0);
+	if (strcmp(before, after))
+		cr_assert(!zip && strstr(r.err, "rolled back"),
+			  "%s: prepare changed the image without rolling back: %s", path, r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "verify '%s' --bundle '%s'", img, path);
+	cr_assert_eq(r.status, want, "%s: verify: exit %d: %s", path, r.status, r.err);
+	cr_assert(strstr(r.err, substr), "%s: verify: '%s' lacks '%s'", path, r.err, substr);
+	t_run_free(&r);
+	t_rm_rf(d);
+	free(d);
+	free(img);
+}
+
+void t_expect_prepare_works(const char *path)
+{
+	char *d = t_tmpdir();
+	char *img = t_guest_copy(d, "--size 2G --vhdx", "g.vhdx");
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' -q --bundle '%s'", img, path);
+	cr_assert_eq(r.status, 0, "%s: prepare: %s", path, r.err);
+	t_run_free(&r);
+	t_gpup(&r, "verify '%s' --bundle '%s'", img, path);
+	cr_assert_eq(r.status, 0, "%s: verify: %s%s", path, r.out, r.err);
+	t_run_free(&r);
+	t_rm_rf(d);
+	free(d);
+	free(img);
+}

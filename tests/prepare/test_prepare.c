@@ -587,6 +587,62 @@ Test(prepare, tampered_bundle_leaves_no_partial_package)
 	free(st);
 }
 
+/* A bundle made on a host whose newest target is Windows 11, for the
+ * generic NVIDIA model (Section_W11 on 22621 and later, Section_Generic
+ * before), goes into a build 19045 guest: the files are those the INF
+ * copies there, the 30 that --driverstore writes, not the Windows 11 set
+ * with its System32 nvW11only.dll (31, as bundles fixed at creation did).
+ * Into a build 22631 guest the same bundle writes the Windows 11 set. */
+Test(prepare, bundle_files_are_resolved_for_the_guest_build)
+{
+	static const char *const builds[] = { "--size 2G --vhdx --build 19045", "--size 2G --vhdx" };
+	static const char *const generic = "PCI\\VEN_10DE&DEV_2860";
+	char *st = store();
+	char *bundle = t_strdup_printf("%s/w11.tar.zst", dir);
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu '%s' -q -o '%s'", st, generic, bundle);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	for (size_t i = 0; i < 2; i++) {
+		char *a = t_guest_copy(dir, builds[i], "a.vhdx");
+		char *b = t_guest_copy(dir, builds[i], "b.vhdx");
+		struct json_object *oa, *ob, *fa, *fb;
+
+		t_gpup(&r, "prepare '%s' --bundle '%s' --json -q", a, bundle);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		oa = json_tokener_parse(r.out);
+		t_run_free(&r);
+		t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '%s' --json -q", b, st, generic);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		ob = json_tokener_parse(r.out);
+		t_run_free(&r);
+		cr_assert(json_object_object_get_ex(oa, "files", &fa) &&
+			  json_object_object_get_ex(ob, "files", &fb));
+		cr_assert_eq(json_object_get_int(json_object_object_get(fa, "new")),
+			     json_object_get_int(json_object_object_get(fb, "new")),
+			     "bundle %s, driverstore %s", json_object_to_json_string(fa),
+			     json_object_to_json_string(fb));
+		cr_assert_eq(json_object_get_int(json_object_object_get(fa, "new")), i ? 31 : 30);
+		/* Which companion is in the guest (gpup ls); verify against the
+		 * store below compares the bytes. */
+		t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\nvW11only.dll'", a);
+		cr_assert_eq(r.status, i ? 0 : 1, "nvW11only.dll on build %s: %s%s", builds[i], r.out,
+			     r.err);
+		t_run_free(&r);
+		t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '%s'", a, st, generic);
+		cr_assert_eq(r.status, 0, "the bundle's files differ from the store's: %s%s", r.out,
+			     r.err);
+		t_run_free(&r);
+		json_object_put(oa);
+		json_object_put(ob);
+		free(a);
+		free(b);
+	}
+	free(bundle);
+	free(st);
+}
+
 /* What ntfs-3g's tools say about the volume of @img: it holds no
  * HostDriverStore (the guest fixture has none) and none of the set's
  * companions, is not marked dirty, and carries no gpup marker stream on
