@@ -1,7 +1,17 @@
 /*
- * bundle.h — reusable driver bundles: a resolved injection set (store.h)
- * captured once into one archive, verifiable and injectable anywhere,
- * without a GPU or a host DriverStore.
+ * bundle.h — reusable driver bundles: a driver package captured once into
+ * one archive, verifiable and injectable anywhere, without a GPU or a host
+ * DriverStore.
+ *
+ * What it holds (format 2). The injection set (store.h) of *every* model
+ * and target of the package's INF: the whole package folder with the INF,
+ * its CopyINF packages, and every System32 / SysWOW64 file the INF may
+ * copy for any device and Windows build. The manifest carries the INF's
+ * text and the GPU the bundle was made for, so that the files for one
+ * guest are resolved at inject time from the INF, for that guest's build
+ * and architecture, by the code that resolves a DriverStore (source.h).
+ * A bundle fixed for one build when it was made (format 1) is still read
+ * here, but source.h refuses to inject it.
  *
  * Layout. A bundle is a tar (zstd, xz or gzip compressed) or a zip archive
  * (libarchive reads and writes it). Its FIRST entry is the manifest
@@ -49,13 +59,16 @@
  *
  * Manifest (format version GP_BUNDLE_FORMAT_VERSION):
  *   {
- *     "format": "gpup-bundle", "format_version": 1, "tool_version": "0.1.0",
+ *     "format": "gpup-bundle", "format_version": 2, "tool_version": "0.1.0",
  *     "arch": "amd64",
  *     "package": { "folder", "inf", "provider", "class", "class_guid",
  *                  "driver_ver_date", "driver_ver_version", "catalog_file",
- *                  "arch", "copyinf": [INF names] },
+ *                  "arch", "copyinf": [INF names],
+ *                  "inf_text": the INF's bytes in base64 (format 2; they
+ *                  hash as the INF's entry among "files") },
  *     "copyinf_packages": [ package objects as above ],
  *     "hardware_ids": [ "PCI\\VEN_10DE&DEV_2860", ... ],
+ *     "gpu": "auto" or the hardware ID it was made for (format 2),
  *     "folders": [ guest folder paths ],
  *     "missing": [ guest paths ], "copyinf_missing": [ INF names ],
  *     "file_count": N, "total_bytes": N,

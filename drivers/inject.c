@@ -514,6 +514,32 @@ static int created_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return 0;
 }
 
+/* A file the plan would replace that belongs to Windows itself (owned by
+ * TrustedInstaller: ntoskrnl.exe, an in-box DLL a driver also ships) is
+ * refused unless asked for: replacing one can leave a guest that does not
+ * boot, and Windows' own updates would fight over it. */
+static int refuse_system_files(struct gp_ntfs *v, const struct gp_inject_set *set,
+			       const enum gp_inject_action *actions, struct gp_error *err)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		bool windows;
+		int ret;
+
+		if (actions[i] != GP_INJECT_REPLACE)
+			continue;
+		ret = gp_inject_owned_by_windows(v, set->files[i].guest_path, &windows, err);
+		if (ret)
+			return ret;
+		if (windows)
+			return gp_error_set(err, GP_ERR_REFUSED,
+					    "%s is a file of Windows itself (owned by TrustedInstaller), "
+					    "which the driver would replace (%s); refused (pass "
+					    "--replace-system-files to replace it)",
+					    set->files[i].guest_path, set->files[i].origin);
+	}
+	return 0;
+}
+
 /* Undo a failed run: remove the directories it created (@dirs, with all
  * in them) and the new files elsewhere. Returns true when that left the
  * volume as it was: every removal worked and no file had been replaced
@@ -588,6 +614,11 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 			need += want > old_alloc ? want - old_alloc : 0;
 			break;
 		}
+	}
+	if (!opts->replace_system_files) {
+		ret = refuse_system_files(v, set, rep->actions, err);
+		if (ret)
+			return ret;
 	}
 	ret = gp_inject_find_stale(v, set, &rep->removed, &rep->removed_bytes, &rep->n_removed, err);
 	if (ret)
@@ -707,6 +738,7 @@ void gp_inject_report_free(struct gp_inject_report *rep)
 /* SECURITY_DESCRIPTOR_RELATIVE (MS-DTYP 2.4.6), ACL (2.4.5), ACE header
  * (2.4.4.1) and ACCESS_ALLOWED_ACE (2.4.4.2). */
 #define SD_CONTROL 2
+#define SD_OFFSET_OWNER 4
 #define SD_OFFSET_DACL 16
 #define SD_HEADER_SIZE 20
 #define SE_DACL_PRESENT 0x0004
@@ -724,27 +756,72 @@ void gp_inject_report_free(struct gp_inject_report *rep)
 /* S-1-1-0: revision 1, one sub-authority, authority 1, sub-authority 0. */
 static const uint8_t sid_everyone[12] = { 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0 };
 
+/* S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464,
+ * NT SERVICE\TrustedInstaller (a service SID: S-1-5-80- and the SHA-1 of
+ * "TRUSTEDINSTALLER" in UTF-16LE), which owns the files of Windows itself. */
+#define LE32(x) (uint8_t)(x), (uint8_t)((x) >> 8), (uint8_t)((x) >> 16), (uint8_t)((x) >> 24)
+static const uint8_t sid_trusted_installer[32] = {
+	1, 6, 0, 0, 0, 0, 0, 5,  /* revision 1, 6 sub-authorities, NT authority */
+	LE32(80u), LE32(956008885u), LE32(3418522649u), LE32(1831038044u), LE32(1853292631u),
+	LE32(2271478464u),
+};
+#undef LE32
+
+/* The security descriptor of guest @path, at least its fixed header long
+ * (*sd malloc'ed). Returns 0, GP_ERR_CORRUPT, or the volume's codes. */
+static int read_sd(struct gp_ntfs *v, const char *path, uint8_t **sd, size_t *len,
+		   struct gp_error *err)
+{
+	void *p = NULL;
+	int ret = gp_ntfs_get_sd(v, path, &p, len);
+
+	*sd = NULL;
+	if (ret)
+		return gp_error_copy(err, gp_ntfs_error(v));
+	if (*len < SD_HEADER_SIZE) {
+		free(p);
+		return gp_error_set(err, GP_ERR_CORRUPT, "%s: security descriptor of %zu bytes", path,
+				    *len);
+	}
+	*sd = p;
+	return 0;
+}
+
+int gp_inject_owned_by_windows(struct gp_ntfs *v, const char *path, bool *windows,
+			       struct gp_error *err)
+{
+	uint8_t *sd;
+	size_t len;
+	uint32_t owner;
+	int ret = read_sd(v, path, &sd, &len, err);
+
+	*windows = false;
+	if (ret)
+		return ret;
+	owner = get_le32(sd + SD_OFFSET_OWNER);
+	/* A SID: 8 bytes of header, then 4 per sub-authority (count at +1). */
+	if (owner && (owner > len || len - owner < 8 ||
+		      len - owner < 8 + 4u * sd[owner + 1]))
+		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: owner SID at %u outside the %zu-byte "
+				   "descriptor", path, owner, len);
+	else if (owner && len - owner >= sizeof(sid_trusted_installer))
+		*windows = !memcmp(sd + owner, sid_trusted_installer, sizeof(sid_trusted_installer));
+	free(sd);
+	return ret;
+}
+
 int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_acl,
 				struct gp_error *err)
 {
-	const uint8_t *p;
-	void *sd = NULL;
+	uint8_t *p;
 	size_t len = 0, off;
 	uint32_t dacl;
 	int ret;
 
 	*open_acl = false;
-	ret = gp_ntfs_get_sd(v, path, &sd, &len);
-	if (ret) {
-		gp_error_copy(err, gp_ntfs_error(v));
+	ret = read_sd(v, path, &p, &len, err);
+	if (ret)
 		return ret;
-	}
-	p = sd;
-	ret = 0;
-	if (len < SD_HEADER_SIZE) {
-		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: security descriptor of %zu bytes", path, len);
-		goto out;
-	}
 	dacl = get_le32(p + SD_OFFSET_DACL);
 	if (!(get_le16(p + SD_CONTROL) & SE_DACL_PRESENT) || dacl == 0) {
 		*open_acl = true;  /* a NULL DACL grants everyone everything */
@@ -779,7 +856,7 @@ int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_
 		off += size;
 	}
 out:
-	free(sd);
+	free(p);
 	return ret;
 }
 

@@ -91,6 +91,10 @@ struct gp_inject_apply_opts {
 	bool keep_old;
 	/* Compute the report, write nothing. */
 	bool dry_run;
+	/* Replace guest files that belong to Windows itself (owned by
+	 * TrustedInstaller) when the set has other bytes for them; by default
+	 * the plan refuses (GP_ERR_REFUSED, naming the file). */
+	bool replace_system_files;
 	/* Progress (may be NULL). Stages "inject" and "remove". */
 	const struct gp_progress *progress;
 };
@@ -142,7 +146,8 @@ struct gp_inject_report {
  * of the same INF names are removed from HostDriverStore unless keep_old.
  *
  * @rep is filled (free with gp_inject_report_free()) on success and on
- * failure. Returns 0 or: GP_ERR_NOSPACE (message: need X, have Y), the
+ * failure. Returns 0 or: GP_ERR_REFUSED (a file of Windows itself would be
+ * replaced, see replace_system_files), GP_ERR_NOSPACE (message: need X, have Y), the
  * stream's codes (GP_ERR_NOTFOUND, GP_ERR_IO, GP_ERR_MISMATCH,
  * GP_ERR_CORRUPT), the volume's codes, GP_ERR_ABORTED, GP_ERR_NOMEM.
  * Details in @err.
@@ -240,6 +245,16 @@ int gp_inject_tree_size(struct gp_ntfs *v, const char *path, uint64_t *bytes,
  */
 int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_acl,
 				struct gp_error *err);
+
+/*
+ * Is guest @path a file of Windows itself: owned (security descriptor's
+ * owner SID) by NT SERVICE\TrustedInstaller,
+ * S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464? Sets
+ * *@windows. Returns 0, GP_ERR_CORRUPT (malformed descriptor), or the
+ * volume's codes.
+ */
+int gp_inject_owned_by_windows(struct gp_ntfs *v, const char *path, bool *windows,
+			       struct gp_error *err);
 
 /* SHA-256 of host file @path. Returns 0, GP_ERR_NOTFOUND, GP_ERR_IO. */
 int gp_sha256_file(const char *path, uint8_t out[32], struct gp_error *err);

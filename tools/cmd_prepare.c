@@ -222,7 +222,8 @@ static int plan_guest(struct prepare *p, struct gp_error *err)
  * the room the volume needs for them. */
 static int plan_inject(struct prepare *p, struct gp_error *err)
 {
-	struct gp_inject_apply_opts io = { .keep_old = p->keep_old, .dry_run = p->dry_run };
+	struct gp_inject_apply_opts io = { .keep_old = p->keep_old, .dry_run = p->dry_run,
+					   .replace_system_files = p->s.replace_system_files };
 	int ret;
 
 	ret = gp_source_stream(p->s.src, &p->stream, err);

@@ -643,6 +643,42 @@ Test(prepare, bundle_files_are_resolved_for_the_guest_build)
 	free(st);
 }
 
+/* A guest whose System32 already holds nvapi64.dll as a file of Windows
+ * (owned by TrustedInstaller, as mkguest.sh --system-file makes it): the
+ * driver's companion of that name is refused in the plan (exit 3, for -n
+ * too), naming the file, with the image byte-identical; with
+ * --replace-system-files it goes in and reads back right through ntfs-3g. */
+Test(prepare, files_of_windows_are_replaced_only_when_asked)
+{
+	static const char *const args = "--size 2G --vhdx --system-file nvapi64.dll";
+	char *img = guest_copy(args, "g.vhdx");
+	char *st = store();
+	char *fx = t_fixture("mkguest.sh", args);
+	char *partfile = t_strdup_printf("%s/guest.part", fx);
+	char before[65];
+	struct t_run r;
+
+	strcpy(before, sha_of(img));
+	for (int dry = 1; dry >= 0; dry--) {
+		t_gpup(&r, "prepare '%s' %s --driverstore '%s' --gpu '" NV_GPU "' -q", img,
+		       dry ? "-n" : "", st);
+		cr_assert_eq(r.status, 3, "exit %d: %s", r.status, r.err);
+		cr_assert(strstr(r.err, "Windows/System32/nvapi64.dll is a file of Windows itself") &&
+			  strstr(r.err, "--replace-system-files"), "%s", r.err);
+		t_run_free(&r);
+		cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
+	}
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --replace-system-files",
+	       img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_gt(check_independently(img, st, partfile), 20);
+	free(partfile);
+	free(fx);
+	free(img);
+	free(st);
+}
+
 /* What ntfs-3g's tools say about the volume of @img: it holds no
  * HostDriverStore (the guest fixture has none) and none of the set's
  * companions, is not marked dirty, and carries no gpup marker stream on
