@@ -439,7 +439,8 @@ static int check_media_files(struct ctx *c)
 				rc = c->rc = gp_error_set(&c->s->err, GP_ERR_NOTFOUND,
 							  "%s: %s, listed in [%s] of %s, is missing from the package "
 							  "folder (an incomplete copy of the DriverStore?); allow missing "
-							  "files to skip it", c->pkg->dir_path, file,
+							  "files to skip it",
+							  c->pkg->dir_path ? c->pkg->dir_path : c->s->repo_dir, file,
 							  secs[k]->name, c->pkg->inf_name);
 			}
 			free(guest);
