@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "inf.h"
 #include "le.h"
 
 /* Buffer sizes below are divided by this in fuzzing builds: the fuzzer's
@@ -383,13 +384,62 @@ static int make_temp(const char *path, char **tmp, int *fd, struct gp_error *err
 	return 0;
 }
 
+/* The bytes of the package's INF, from its file in @set (the manifest
+ * carries them, bundle.h). The manifest's parse checks they hash as the
+ * file's entry, so a change between the passes fails the creation. */
+static int read_inf(const struct gp_inject_set *set, uint8_t **out, size_t *len,
+		    struct gp_error *err)
+{
+	const struct gp_package *p = set->pkg;
+	const struct gp_inject_file *f = NULL;
+	size_t plen = strlen(GP_GUEST_HOSTDRIVERSTORE), flen = strlen(p->folder);
+	ssize_t n;
+	int fd;
+
+	*out = NULL;
+	for (size_t i = 0; i < set->count && !f; i++) {
+		const char *g = set->files[i].guest_path;
+
+		if (!strncmp(g, GP_GUEST_HOSTDRIVERSTORE, plen) && g[plen] == '/' &&
+		    !strncmp(g + plen + 1, p->folder, flen) && g[plen + 1 + flen] == '/' &&
+		    !strcmp(g + plen + flen + 2, p->inf_name))
+			f = &set->files[i];
+	}
+	if (!f)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: the package's INF is not in the set",
+				    p->folder);
+	if (f->size > GP_INF_MAX_FILE)
+		return gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: INF larger than %u bytes",
+				    f->source_path, GP_INF_MAX_FILE);
+	*out = malloc(f->size + 1);
+	if (!*out)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	fd = open(f->source_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		free(*out);
+		*out = NULL;
+		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
+					  "%s", f->source_path);
+	}
+	n = read(fd, *out, f->size + 1);
+	close(fd);
+	if (n < 0 || (uint64_t)n != f->size) {
+		free(*out);
+		*out = NULL;
+		return gp_error_set(err, GP_ERR_IO, "%s: changed while being bundled", f->source_path);
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
 int gp_bundle_create(const char *path, const struct gp_inject_set *set,
 		     const struct gp_bundle_create_opts *opts, struct gp_error *err)
 {
 	struct creator c = { .path = path, .set = set, .opts = opts, .err = err };
 	const char **hwids = NULL;
 	char *manifest = NULL, *tmp = NULL;
-	size_t manifest_len = 0, n_hwids = 0;
+	uint8_t *inf = NULL;
+	size_t manifest_len = 0, n_hwids = 0, inf_len = 0;
 	int fd = -1, ret;
 
 	if (!opts || !opts->tool_version || !set || !set->pkg)
@@ -417,8 +467,10 @@ int gp_bundle_create(const char *path, const struct gp_inject_set *set,
 		    (ret = pump_source(&c, &set->files[i], NULL, c.sha[i])))
 			goto out;
 	if ((ret = collect_hwids(set->pkg, opts->model, &hwids, &n_hwids, err)) ||
+	    (ret = read_inf(set, &inf, &inf_len, err)) ||
 	    (ret = gp_bundle_manifest_serialize(set, (const uint8_t(*)[32])c.sha, hwids, n_hwids,
-						opts->tool_version, &manifest, &manifest_len, err)))
+						opts->gpu, inf, inf_len, opts->tool_version,
+						&manifest, &manifest_len, err)))
 		goto out;
 	if ((ret = make_temp(path, &tmp, &fd, err)))
 		goto out;
@@ -452,6 +504,7 @@ out:
 	EVP_MD_CTX_free(c.md);
 	EVP_MD_free(c.md_type);
 	free(hwids);
+	free(inf);
 	free(manifest);
 	free(c.sha);
 	free(c.buf);
@@ -639,6 +692,9 @@ int gp_bundle_open(const char *path, struct gp_bundle **out, struct gp_error *er
 	b->info.n_hardware_ids = b->m->n_hwids;
 	b->info.manifest_json = b->manifest;
 	b->info.manifest_len = b->manifest_len;
+	b->info.gpu = b->m->gpu;
+	b->info.inf_text = b->m->inf_text;
+	b->info.inf_len = b->m->inf_len;
 	*out = b;
 	return 0;
 fail:
@@ -810,6 +866,30 @@ static int expect_end(const struct gp_bundle *b, struct archive *a, struct gp_er
 		return corrupt(err, b->path, "entry '%s': duplicate", name);
 	return corrupt(err, b->path, "entry '%s': not in the manifest",
 		       name ? name : "(unnamed)");
+}
+
+int gp_bundle_check(struct gp_bundle *b, bool full, struct gp_error *err)
+{
+	struct archive *a = NULL;
+	int ret;
+
+	/* A zip is read through its central directory (libarchive's seekable
+	 * reader, a file being seekable): skipping an entry is a seek. A tar
+	 * must be read, and decompressed, to its end. */
+	if (!full && strcmp(b->archive_format, "zip") != 0)
+		return 0;
+	if ((ret = reopen(b, &a, err)))
+		return ret;
+	for (size_t i = 0; !ret && i < b->m->set.count; i++) {
+		ret = expect_entry(b, a, i, err);
+		if (!ret && archive_read_data_skip(a) != ARCHIVE_OK)
+			ret = corrupt(err, b->path, "file '%s': %s", b->m->set.files[i].guest_path,
+				      archive_error_string(a));
+	}
+	if (!ret)
+		ret = expect_end(b, a, err);
+	archive_read_free(a);
+	return ret;
 }
 
 static int mismatch_hash(const struct gp_bundle *b, const struct gp_inject_file *f,
@@ -1179,6 +1259,12 @@ static void *reader_main(void *arg)
 		if (ret)
 			break;
 	}
+	if (!ret && !bs->quit && bs->next == count) {
+		/* Nothing may follow the last file; only finish() reports it. */
+		pthread_mutex_unlock(&bs->mu);
+		ret = expect_end(bs->b, bs->a, &err);
+		pthread_mutex_lock(&bs->mu);
+	}
 	bs->stopped = true;
 	bs->status = ret == 1 ? GP_ERR_ABORTED : ret;
 	bs->rerr = err;
@@ -1241,7 +1327,8 @@ static void caller_wait(struct bundle_stream *bs, enum caller_wait what)
 }
 
 /* Caller, @mu held: pass over the lanes before file @idx and find its own.
- * Returns 0 with the lane at @head, or the reader's error. */
+ * Returns 0 with the lane at @head, or the reader's error. @path NULL:
+ * pass over every lane to the archive's end (0 when all was well). */
 static int seek_lane(struct bundle_stream *bs, size_t idx, const char *path,
 		     struct gp_error *err)
 {
@@ -1251,6 +1338,7 @@ static int seek_lane(struct bundle_stream *bs, size_t idx, const char *path,
 		if (bs->head == bs->tail) {
 			if (bs->stopped)
 				return bs->status ? gp_error_copy(err, &bs->rerr)
+				       : !path    ? 0
 						  : gp_error_set(err, GP_ERR_CORRUPT,
 								 "%s: '%s' is not in the archive",
 								 bs->b->path, path);
@@ -1407,6 +1495,30 @@ static int stream_close(struct gp_inject_stream *s, const uint8_t sha256[32],
 	return 0;
 }
 
+static int stream_check(struct gp_inject_stream *s, bool full, struct gp_error *err)
+{
+	return gp_bundle_check(((struct bundle_stream *)s->ctx)->b, full, err);
+}
+
+/* The reader goes on past the last file asked for, skipping, to the
+ * archive's end; every entry it passes is checked as it goes. */
+static int stream_finish(struct gp_inject_stream *s, struct gp_error *err)
+{
+	struct bundle_stream *bs = s->ctx;
+	int ret;
+
+	if (!bs->started)
+		return 0;
+	pthread_mutex_lock(&bs->mu);
+	bs->floor = SIZE_MAX;
+	bs->asked = SIZE_MAX;
+	if (bs->reader_waits)
+		pthread_cond_broadcast(&bs->cv);
+	ret = seek_lane(bs, SIZE_MAX, NULL, err);
+	pthread_mutex_unlock(&bs->mu);
+	return ret;
+}
+
 /* The manifest knows every file's hash: no archive reading needed. */
 static int stream_expected(struct gp_inject_stream *s, const struct gp_inject_file *f,
 			   uint8_t sha256[32], struct gp_error *err)
@@ -1449,6 +1561,8 @@ static const struct gp_inject_stream_ops bundle_stream_ops = {
 	.read = stream_read,
 	.close = stream_close,
 	.expected = stream_expected,
+	.check = stream_check,
+	.finish = stream_finish,
 	.destroy = stream_destroy,
 };
 

@@ -1,7 +1,17 @@
 /*
- * bundle.h — reusable driver bundles: a resolved injection set (store.h)
- * captured once into one archive, verifiable and injectable anywhere,
- * without a GPU or a host DriverStore.
+ * bundle.h — reusable driver bundles: a driver package captured once into
+ * one archive, verifiable and injectable anywhere, without a GPU or a host
+ * DriverStore.
+ *
+ * What it holds (format 2). The injection set (store.h) of *every* model
+ * and target of the package's INF: the whole package folder with the INF,
+ * its CopyINF packages, and every System32 / SysWOW64 file the INF may
+ * copy for any device and Windows build. The manifest carries the INF's
+ * text and the GPU the bundle was made for, so that the files for one
+ * guest are resolved at inject time from the INF, for that guest's build
+ * and architecture, by the code that resolves a DriverStore (source.h).
+ * A bundle fixed for one build when it was made (format 1) is still read
+ * here, but source.h refuses to inject it.
  *
  * Layout. A bundle is a tar (zstd, xz or gzip compressed) or a zip archive
  * (libarchive reads and writes it). Its FIRST entry is the manifest
@@ -49,13 +59,16 @@
  *
  * Manifest (format version GP_BUNDLE_FORMAT_VERSION):
  *   {
- *     "format": "gpup-bundle", "format_version": 1, "tool_version": "0.1.0",
+ *     "format": "gpup-bundle", "format_version": 2, "tool_version": "0.1.0",
  *     "arch": "amd64",
  *     "package": { "folder", "inf", "provider", "class", "class_guid",
  *                  "driver_ver_date", "driver_ver_version", "catalog_file",
- *                  "arch", "copyinf": [INF names] },
+ *                  "arch", "copyinf": [INF names],
+ *                  "inf_text": the INF's bytes in base64 (format 2; they
+ *                  hash as the INF's entry among "files") },
  *     "copyinf_packages": [ package objects as above ],
  *     "hardware_ids": [ "PCI\\VEN_10DE&DEV_2860", ... ],
+ *     "gpu": "auto" or the hardware ID it was made for (format 2),
  *     "folders": [ guest folder paths ],
  *     "missing": [ guest paths ], "copyinf_missing": [ INF names ],
  *     "file_count": N, "total_bytes": N,
@@ -83,7 +96,11 @@
 #include "store.h"
 
 #define GP_BUNDLE_MANIFEST_NAME "gpup-bundle.json"
-#define GP_BUNDLE_FORMAT_VERSION 1
+/* 2: the manifest carries the package's INF and the GPU it was made for,
+ * and the archive every file any target of the INF may copy, so that the
+ * files are chosen for the guest at inject time. 1 (a set fixed when the
+ * bundle was made) is still read, but not injected (source.h). */
+#define GP_BUNDLE_FORMAT_VERSION 2
 /* Limits a manifest may not exceed. */
 #define GP_BUNDLE_MAX_FILES 1000000u
 #define GP_BUNDLE_MAX_FILE_SIZE (1ull << 40)            /* 1 TiB */
@@ -123,6 +140,9 @@ struct gp_bundle_create_opts {
 	 * resolution's model); NULL = the first ID of every model of the
 	 * package, without duplicates (the "auto" resolution). */
 	const struct gp_model *model;
+	/* The GPU asked for, recorded for the resolution at inject time
+	 * ("auto" or an ID; NULL = "auto"). */
+	const char *gpu;
 	const struct gp_progress *progress;  /* stage "bundle"; may be NULL */
 };
 
@@ -170,6 +190,11 @@ struct gp_bundle_info {
 	size_t n_hardware_ids;
 	const char *manifest_json;    /* the manifest's text, as stored */
 	size_t manifest_len;
+	/* Format 2 on (NULL before): the GPU it was made for ("auto" or a
+	 * hardware ID), and the package's INF (the bytes of its file). */
+	const char *gpu;
+	const uint8_t *inf_text;
+	size_t inf_len;
 };
 const struct gp_bundle_info *gp_bundle_info(const struct gp_bundle *b);
 
@@ -194,6 +219,16 @@ const struct gp_inject_set *gp_bundle_inject_set(struct gp_bundle *b);
  * GP_ERR_IO, GP_ERR_ABORTED, GP_ERR_NOMEM. Stops at the first problem. */
 int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
 		     struct gp_error *err);
+
+/* Check every entry's header against the manifest, as gp_bundle_verify()
+ * does but without reading the data: type, path, order, size, nothing
+ * after the last file, an archive that ends where it should. Without
+ * @full only a zip is read (through its central directory, which costs
+ * seeks); a tar, which would have to be decompressed to its end, is left
+ * to the stream, which checks each entry it passes (finish() to the end).
+ * Returns 0, GP_ERR_CORRUPT, GP_ERR_MISMATCH (a size, or the manifest
+ * changed since gp_bundle_open()), GP_ERR_IO, GP_ERR_NOMEM. */
+int gp_bundle_check(struct gp_bundle *b, bool full, struct gp_error *err);
 
 /* A gp_inject_stream (inject.h) over the archive, for the files of
  * gp_bundle_inject_set(b) (a file is found by its guest path, so a copy of
@@ -220,6 +255,10 @@ int gp_bundle_verify(struct gp_bundle *b, const struct gp_progress *progress,
  * nobody asks for. The SHA-256 is extended by whichever of the two threads
  * is free (the caller's, inside read()), and close() waits for the digest
  * before comparing.
+ *  - check(full) is gp_bundle_check();
+ *  - finish() reads on, skipping data, to the archive's end, and fails as
+ *    gp_bundle_verify() would for any entry after the last file opened
+ *    (0 when no file was opened).
  * The stream keeps a pointer to @b: destroy it before gp_bundle_close().
  * Returns 0, GP_ERR_IO, GP_ERR_CORRUPT, GP_ERR_MISMATCH (the archive's
  * manifest changed since gp_bundle_open()), GP_ERR_NOMEM. */

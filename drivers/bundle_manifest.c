@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
+#include "inf.h"
 #include "le.h"
 
 #define ROLE_PACKAGE "package"
@@ -576,6 +579,58 @@ static int parse_folders(struct parse_ctx *c, struct gp_bundle_manifest *m,
 	return 0;
 }
 
+/* Format 2: package.inf_text, the INF in base64. It must be the bytes of
+ * the package's INF among the files (same SHA-256), which the readers
+ * check as they read the archive: what gpup resolves from is what it
+ * writes. */
+static int parse_inf_text(struct parse_ctx *c, struct gp_bundle_manifest *m,
+			  struct json_object *pkg)
+{
+	const struct gp_package *p = &m->pkgs[0];
+	const struct gp_inject_file *f = NULL;
+	char *b64 = NULL, *guest;
+	uint8_t sha[32];
+	unsigned int sha_len = 32;
+	size_t n;
+	int len, ret;
+
+	if ((ret = get_text(c, pkg, "inf_text", GP_INF_MAX_FILE / 3 * 4 + 4, &b64)))
+		return ret;
+	n = strlen(b64);
+	if (n % 4) {
+		free(b64);
+		return bad(c, "package.inf_text", "not base64");
+	}
+	m->inf_text = malloc(n / 4 * 3 + 1);
+	if (!m->inf_text) {
+		free(b64);
+		return nomem(c);
+	}
+	len = n ? EVP_DecodeBlock(m->inf_text, (const unsigned char *)b64, (int)n) : 0;
+	/* EVP_DecodeBlock() counts the padding as bytes. */
+	while (len > 0 && n && b64[--n] == '=')
+		len--;
+	free(b64);
+	if (len < 0)
+		return bad(c, "package.inf_text", "not base64");
+	m->inf_len = (size_t)len;
+	guest = malloc(strlen(GP_GUEST_HOSTDRIVERSTORE) + strlen(p->folder) + strlen(p->inf_name) + 3);
+	if (!guest)
+		return nomem(c);
+	sprintf(guest, "%s/%s/%s", GP_GUEST_HOSTDRIVERSTORE, p->folder, p->inf_name);
+	for (size_t i = 0; i < m->set.count && !f; i++)
+		if (!strcmp(m->set.files[i].guest_path, guest))
+			f = &m->set.files[i];
+	free(guest);
+	if (!f)
+		return bad(c, "package.inf_text", "the package's INF is not among the files");
+	if (EVP_Digest(m->inf_text, m->inf_len, sha, &sha_len, EVP_sha256(), NULL) != 1)
+		return nomem(c);
+	if (f->size != m->inf_len || memcmp(sha, f->sha256, 32))
+		return bad(c, "package.inf_text", "differs from the package's INF among the files");
+	return 0;
+}
+
 static int parse_root(struct parse_ctx *c, struct gp_bundle_manifest *m,
 		      struct json_object *root, uint64_t archive_size)
 {
@@ -593,10 +648,10 @@ static int parse_root(struct parse_ctx *c, struct gp_bundle_manifest *m,
 	free(format);
 	if (ret || (ret = get_int(c, root, "format_version", 0, INT32_MAX, &version)))
 		return ret;
-	if (version != GP_BUNDLE_FORMAT_VERSION)
+	if (version < 1 || version > GP_BUNDLE_FORMAT_VERSION)
 		return gp_error_set(c->err, GP_ERR_UNSUPPORTED,
-				    "%s: %s: format version %lld is not supported (this gpup reads %d)",
-				    c->name, GP_BUNDLE_MANIFEST_NAME, (long long)version,
+				    "%s: %s: format version %lld is not supported (this gpup reads "
+				    "1 to %d)", c->name, GP_BUNDLE_MANIFEST_NAME, (long long)version,
 				    GP_BUNDLE_FORMAT_VERSION);
 	m->format_version = (unsigned)version;
 	if ((ret = get_text(c, root, "tool_version", 64, &m->tool_version)) ||
@@ -640,6 +695,10 @@ static int parse_root(struct parse_ctx *c, struct gp_bundle_manifest *m,
 				  &m->set.copyinf_missing, &m->set.n_copyinf_missing)))
 		return ret;
 	if ((ret = parse_files(c, m, root, archive_size)))
+		return ret;
+	if (m->format_version >= 2 &&
+	    ((ret = get_text(c, root, "gpu", 512, &m->gpu)) ||
+	     (ret = parse_inf_text(c, m, member(root, "package")))))
 		return ret;
 	/* The synthesised package: one model carrying the hardware IDs, under
 	 * one undecorated target of the package's architecture. */
@@ -719,6 +778,8 @@ void gp_bundle_manifest_free(struct gp_bundle_manifest *m)
 	if (!m)
 		return;
 	free(m->tool_version);
+	free(m->gpu);
+	free(m->inf_text);
 	free_strv(m->hwids, m->n_hwids);
 	for (size_t i = 0; m->pkgs && i < m->n_pkgs; i++)
 		free_package(&m->pkgs[i]);
@@ -781,7 +842,8 @@ static struct json_object *strv(struct builder *bl, char *const *v, size_t n)
 	return a;
 }
 
-static struct json_object *package_json(struct builder *bl, const struct gp_package *p)
+static struct json_object *package_json(struct builder *bl, const struct gp_package *p,
+					const void *inf, size_t inf_len)
 {
 	struct json_object *o = json_object_new_object();
 
@@ -795,15 +857,23 @@ static struct json_object *package_json(struct builder *bl, const struct gp_pack
 	put(bl, o, "catalog_file", str(bl, p->catalog_file));
 	put(bl, o, "arch", str(bl, p->arch));
 	put(bl, o, "copyinf", strv(bl, p->copyinf, p->n_copyinf));
+	if (inf) {
+		char *b64 = inf_len <= GP_INF_MAX_FILE ? malloc((inf_len + 2) / 3 * 4 + 1) : NULL;
+
+		if (b64)
+			EVP_EncodeBlock((unsigned char *)b64, inf, (int)inf_len);
+		put(bl, o, "inf_text", b64 ? str(bl, b64) : NULL);
+		free(b64);
+	}
 	if (!o)
 		bl->failed = true;
 	return o;
 }
 
 int gp_bundle_manifest_serialize(const struct gp_inject_set *set, const uint8_t (*sha)[32],
-				 const char *const *hwids, size_t n_hwids,
-				 const char *tool_version, char **out, size_t *len,
-				 struct gp_error *err)
+				 const char *const *hwids, size_t n_hwids, const char *gpu,
+				 const void *inf, size_t inf_len, const char *tool_version,
+				 char **out, size_t *len, struct gp_error *err)
 {
 	struct builder bl = { false };
 	struct json_object *root = json_object_new_object(), *files, *copyinf;
@@ -812,16 +882,21 @@ int gp_bundle_manifest_serialize(const struct gp_inject_set *set, const uint8_t 
 	int ret = 0;
 
 	*out = NULL;
+	if (!inf) {
+		json_object_put(root);
+		return gp_error_set(err, GP_ERR_INVALID, "%s: no INF text to bundle", set->pkg->folder);
+	}
 	put(&bl, root, "format", str(&bl, "gpup-bundle"));
 	put(&bl, root, "format_version", json_object_new_int(GP_BUNDLE_FORMAT_VERSION));
 	put(&bl, root, "tool_version", str(&bl, tool_version));
 	put(&bl, root, "arch", str(&bl, set->pkg->arch));
-	put(&bl, root, "package", package_json(&bl, set->pkg));
+	put(&bl, root, "package", package_json(&bl, set->pkg, inf, inf_len));
 	copyinf = json_object_new_array();
 	for (size_t i = 0; i < set->n_copyinf; i++)
-		push(&bl, copyinf, package_json(&bl, set->copyinf[i]));
+		push(&bl, copyinf, package_json(&bl, set->copyinf[i], NULL, 0));
 	put(&bl, root, "copyinf_packages", copyinf);
 	put(&bl, root, "hardware_ids", strv(&bl, (char *const *)hwids, n_hwids));
+	put(&bl, root, "gpu", str(&bl, gpu ? gpu : "auto"));
 	put(&bl, root, "folders", strv(&bl, set->folders, set->n_folders));
 	put(&bl, root, "missing", strv(&bl, set->missing, set->n_missing));
 	put(&bl, root, "copyinf_missing", strv(&bl, set->copyinf_missing, set->n_copyinf_missing));

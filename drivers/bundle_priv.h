@@ -20,6 +20,11 @@ struct gp_bundle_manifest {
 	struct gp_model model;            /* ids = hwids (not separately owned) */
 	struct gp_target_os target;
 	struct gp_inject_set set;         /* files[i].sha256 filled, source_path NULL */
+	/* Format 2 on: the GPU the bundle was made for ("auto" or a hardware
+	 * ID) and the package's INF, whose SHA-256 is its file's in set. */
+	char *gpu;
+	uint8_t *inf_text;
+	size_t inf_len;
 };
 
 /* Parse and validate the manifest text @json (@len bytes, not necessarily
@@ -33,14 +38,17 @@ int gp_bundle_manifest_parse(const char *json, size_t len, uint64_t archive_size
 void gp_bundle_manifest_free(struct gp_bundle_manifest *m);
 
 /* Serialize the manifest of @set whose files hash to @sha[i], recording
- * @hwids and @tool_version. *out is malloc'ed text (caller frees), *len its
- * length. The output is a pure function of the inputs (reproducible).
- * Returns 0, GP_ERR_INVALID (the set breaks a manifest rule: the message
- * names the path), GP_ERR_NOMEM. The result always parses back. */
+ * @hwids, @gpu (the GPU asked for, "auto" or an ID), the package's INF
+ * (@inf, @inf_len bytes: it must be the set's copy, whose hash the parse
+ * checks) and @tool_version. *out is malloc'ed text (caller frees), *len
+ * its length. The output is a pure function of the inputs (reproducible).
+ * Returns 0, GP_ERR_INVALID (no @inf; the set breaks a manifest rule:
+ * the message names the path), GP_ERR_NOMEM. The result always parses
+ * back. */
 int gp_bundle_manifest_serialize(const struct gp_inject_set *set, const uint8_t (*sha)[32],
-				 const char *const *hwids, size_t n_hwids,
-				 const char *tool_version, char **out, size_t *len,
-				 struct gp_error *err);
+				 const char *const *hwids, size_t n_hwids, const char *gpu,
+				 const void *inf, size_t inf_len, const char *tool_version,
+				 char **out, size_t *len, struct gp_error *err);
 
 /* Where a guest path may live in a bundle. */
 enum gp_bundle_path_kind {

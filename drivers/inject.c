@@ -323,36 +323,13 @@ static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
 	return 0;
 }
 
-/* Undo what a failed run added: the set's folders that did not exist
- * before (a package is either complete or absent) and the companion files
- * it created. Files it replaced keep their new bytes: the old ones are gone,
- * and a rerun completes the set. Errors here are secondary (the first error
- * wins) but still recorded. */
-static void rollback(struct gp_ntfs *v, const struct gp_inject_set *set, const bool *existed,
-		     const struct gp_inject_report *rep, struct gp_error *err)
-{
-	for (size_t i = 0; i < set->count; i++) {
-		struct gp_ntfs_stat st;
-
-		if (rep->actions[i] != GP_INJECT_NEW || set->files[i].role != GP_INJECT_COMPANION ||
-		    gp_ntfs_stat(v, set->files[i].guest_path, &st) != 0)
-			continue;
-		if (gp_ntfs_remove(v, set->files[i].guest_path, false))
-			gp_error_copy(err, gp_ntfs_error(v));
-	}
-	for (size_t i = 0; i < set->n_folders; i++) {
-		struct gp_ntfs_stat st;
-
-		if (existed[i] || gp_ntfs_stat(v, set->folders[i], &st) != 0)
-			continue;
-		if (gp_ntfs_remove(v, set->folders[i], true))
-			gp_error_copy(err, gp_ntfs_error(v));
-	}
-}
-
+/* Write the files the plan marked new or different. *@began is set once
+ * the first write began, *@replaced once a file's old bytes were given up
+ * (its replacement began), which no rollback can undo. */
 static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		       struct gp_inject_stream *src, const struct gp_inject_apply_opts *o,
-		       struct gp_inject_report *rep, struct gp_error *err)
+		       struct gp_inject_report *rep, bool *began, bool *replaced,
+		       struct gp_error *err)
 {
 	struct gp_progress_info info = { .stage = "inject" };
 	int ret;
@@ -379,6 +356,9 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		/* No second hash here: a stream that knows the expected bytes
 		 * (a bundle) hashes what it delivers itself, and host files
 		 * are checked by the independent read-back afterwards. */
+		*began = true;
+		if (rep->actions[i] == GP_INJECT_REPLACE)
+			*replaced = true;
 		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed, NULL);
 		if (ret) {
 			/* The stream's own error (recorded in @err by feed_read)
@@ -394,6 +374,9 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		rep->bytes_written += f->size;
 	}
 	info.path = NULL;
+	/* Nothing the stream holds beyond the last file may go unchecked. */
+	if (!ret && info.done_files && src->ops->finish)
+		ret = src->ops->finish(src, err);
 	if (!ret)
 		ret = gp_progress_call(o->progress, GP_PROGRESS_END, &info, err);
 	return ret;
@@ -476,6 +459,114 @@ static int plan_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return ret;
 }
 
+/* The directories a run creates: for each new file, the top-most missing
+ * directory above it (HostDriverStore itself on a guest without one, else
+ * the package folder, or a new System32 subdirectory). Removing these, and
+ * the new files outside them, undoes the run. Files are sorted, so a
+ * directory seen for the file before is not looked up again. */
+static int created_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
+			const enum gp_inject_action *actions, struct dirset *out,
+			struct gp_error *err)
+{
+	const char *prev = NULL;
+	size_t prev_len = 0;
+
+	for (size_t i = 0; i < set->count; i++) {
+		const char *p = set->files[i].guest_path, *slash = strrchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : 0, top = 0;
+
+		if (actions[i] != GP_INJECT_NEW || len == 0 ||
+		    (prev && len == prev_len && !strncmp(p, prev, len)))
+			continue;
+		prev = p;
+		prev_len = len;
+		while (len > 0) {
+			struct gp_ntfs_stat st;
+			char *dir = strndup(p, len);
+			const char *up;
+			int r;
+
+			if (!dir)
+				return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			r = gp_ntfs_stat(v, dir, &st);
+			free(dir);
+			if (r == 0)
+				break;
+			if (r != GP_ERR_NOTFOUND)
+				return gp_error_copy(err, gp_ntfs_error(v));
+			gp_ntfs_clear_error(v);
+			top = len;
+			up = memrchr(p, '/', len);
+			len = up ? (size_t)(up - p) : 0;
+		}
+		if (top && dirset_add(out, p, top) < 0)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* A file the plan would replace that belongs to Windows itself (owned by
+ * TrustedInstaller: ntoskrnl.exe, an in-box DLL a driver also ships) is
+ * refused unless asked for: replacing one can leave a guest that does not
+ * boot, and Windows' own updates would fight over it. */
+static int refuse_system_files(struct gp_ntfs *v, const struct gp_inject_set *set,
+			       const enum gp_inject_action *actions, struct gp_error *err)
+{
+	for (size_t i = 0; i < set->count; i++) {
+		bool windows;
+		int ret;
+
+		if (actions[i] != GP_INJECT_REPLACE)
+			continue;
+		ret = gp_inject_owned_by_windows(v, set->files[i].guest_path, &windows, err);
+		if (ret)
+			return ret;
+		if (windows)
+			return gp_error_set(err, GP_ERR_REFUSED,
+					    "%s is a file of Windows itself (owned by TrustedInstaller), "
+					    "which the driver would replace (%s); refused (pass "
+					    "--replace-system-files to replace it)",
+					    set->files[i].guest_path, set->files[i].origin);
+	}
+	return 0;
+}
+
+/* Undo a failed run: remove the directories it created (@dirs, with all
+ * in them) and the new files elsewhere. Returns true when that left the
+ * volume as it was: every removal worked and no file had been replaced
+ * in place (@replaced). Errors here are secondary (the first error wins)
+ * but still recorded. */
+static bool rollback(struct gp_ntfs *v, const struct gp_inject_set *set,
+		     const struct dirset *dirs, const struct gp_inject_report *rep, bool replaced,
+		     struct gp_error *err)
+{
+	bool complete = !replaced;
+
+	for (size_t i = 0; i < dirs->n; i++) {
+		struct gp_ntfs_stat st;
+
+		if (gp_ntfs_stat(v, dirs->paths[i], &st) != 0) {
+			gp_ntfs_clear_error(v);
+		} else if (gp_ntfs_remove(v, dirs->paths[i], true)) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			complete = false;
+		}
+	}
+	for (size_t i = 0; i < set->count; i++) {
+		struct gp_ntfs_stat st;
+
+		if (rep->actions[i] != GP_INJECT_NEW)
+			continue;
+		if (gp_ntfs_stat(v, set->files[i].guest_path, &st) != 0) {
+			gp_ntfs_clear_error(v);
+		} else if (gp_ntfs_remove(v, set->files[i].guest_path, false)) {
+			gp_error_copy(err, gp_ntfs_error(v));
+			complete = false;
+		}
+	}
+	return complete;
+}
+
 int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 		   struct gp_inject_stream *src, const struct gp_inject_apply_opts *opts,
 		   struct gp_inject_report *rep, struct gp_error *err)
@@ -514,6 +605,11 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 					       old_alloc);
 			break;
 		}
+	}
+	if (!opts->replace_system_files) {
+		ret = refuse_system_files(v, set, rep->actions, err);
+		if (ret)
+			return ret;
 	}
 	ret = gp_inject_find_stale(v, set, &rep->removed, &rep->removed_bytes, &rep->n_removed, err);
 	if (ret)
@@ -554,6 +650,10 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 	rep->space_have = sp.have;
 	if (ret)
 		return gp_error_copy(err, gp_ntfs_error(v));
+	/* What the source shows before its bytes: a dry run fails where the
+	 * real run would. */
+	if (src->ops->check)
+		return src->ops->check(src, opts->dry_run, err);
 	return 0;
 }
 
@@ -562,26 +662,34 @@ int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
 		     struct gp_inject_report *rep, struct gp_error *err)
 {
 	static const struct gp_inject_apply_opts defaults;
-	bool *existed;
+	struct dirset created = { 0 };
+	bool began = false, replaced = false;
 	int ret = 0;
 
 	if (!opts)
 		opts = &defaults;
 	if (!rep->actions)
 		return gp_error_set(err, GP_ERR_INVALID, "gp_inject_commit() without a plan");
-	/* Which package folders are there before the first write: a failed
-	 * run removes only the ones it created. */
-	existed = calloc(set->n_folders ? set->n_folders : 1, sizeof(*existed));
-	if (!existed)
-		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
-	for (size_t i = 0; i < set->n_folders; i++) {
-		struct gp_ntfs_stat st;
-
-		existed[i] = gp_ntfs_stat(v, set->folders[i], &st) == 0;
-	}
-	ret = write_files(v, set, src, opts, rep, err);
+	/* Which directories the run creates, looked up before the first
+	 * write: a failed run removes only those. */
+	ret = created_dirs(v, set, rep->actions, &created, err);
+	if (ret)
+		goto out;
+	ret = write_files(v, set, src, opts, rep, &began, &replaced, err);
 	if (ret) {
-		rollback(v, set, existed, rep, err);
+		bool undone = rollback(v, set, &created, rep, replaced, err);
+
+		/* Only a run that wrote something has something rolled back. */
+		rep->rolled_back = gp_ntfs_settle(v, undone) && undone && began;
+		if (began) {
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, "%s",
+				 rep->rolled_back ? "; rolled back: the guest volume is as it was"
+				 : replaced ? "; files were already replaced: run the same command "
+					      "again to complete the package"
+					    : "; the guest volume stays marked dirty");
+		}
 		goto out;
 	}
 	for (size_t i = 0; i < rep->n_removed; i++) {
@@ -598,7 +706,9 @@ int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
 		}
 	}
 out:
-	free(existed);
+	for (size_t i = 0; i < created.n; i++)
+		free(created.paths[i]);
+	free(created.paths);
 	return ret;
 }
 
@@ -630,6 +740,7 @@ void gp_inject_report_free(struct gp_inject_report *rep)
 /* SECURITY_DESCRIPTOR_RELATIVE (MS-DTYP 2.4.6), ACL (2.4.5), ACE header
  * (2.4.4.1) and ACCESS_ALLOWED_ACE (2.4.4.2). */
 #define SD_CONTROL 2
+#define SD_OFFSET_OWNER 4
 #define SD_OFFSET_DACL 16
 #define SD_HEADER_SIZE 20
 #define SE_DACL_PRESENT 0x0004
@@ -647,27 +758,72 @@ void gp_inject_report_free(struct gp_inject_report *rep)
 /* S-1-1-0: revision 1, one sub-authority, authority 1, sub-authority 0. */
 static const uint8_t sid_everyone[12] = { 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0 };
 
+/* S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464,
+ * NT SERVICE\TrustedInstaller (a service SID: S-1-5-80- and the SHA-1 of
+ * "TRUSTEDINSTALLER" in UTF-16LE), which owns the files of Windows itself. */
+#define LE32(x) (uint8_t)(x), (uint8_t)((x) >> 8), (uint8_t)((x) >> 16), (uint8_t)((x) >> 24)
+static const uint8_t sid_trusted_installer[32] = {
+	1, 6, 0, 0, 0, 0, 0, 5,  /* revision 1, 6 sub-authorities, NT authority */
+	LE32(80u), LE32(956008885u), LE32(3418522649u), LE32(1831038044u), LE32(1853292631u),
+	LE32(2271478464u),
+};
+#undef LE32
+
+/* The security descriptor of guest @path, at least its fixed header long
+ * (*sd malloc'ed). Returns 0, GP_ERR_CORRUPT, or the volume's codes. */
+static int read_sd(struct gp_ntfs *v, const char *path, uint8_t **sd, size_t *len,
+		   struct gp_error *err)
+{
+	void *p = NULL;
+	int ret = gp_ntfs_get_sd(v, path, &p, len);
+
+	*sd = NULL;
+	if (ret)
+		return gp_error_copy(err, gp_ntfs_error(v));
+	if (*len < SD_HEADER_SIZE) {
+		free(p);
+		return gp_error_set(err, GP_ERR_CORRUPT, "%s: security descriptor of %zu bytes", path,
+				    *len);
+	}
+	*sd = p;
+	return 0;
+}
+
+int gp_inject_owned_by_windows(struct gp_ntfs *v, const char *path, bool *windows,
+			       struct gp_error *err)
+{
+	uint8_t *sd;
+	size_t len;
+	uint32_t owner;
+	int ret = read_sd(v, path, &sd, &len, err);
+
+	*windows = false;
+	if (ret)
+		return ret;
+	owner = get_le32(sd + SD_OFFSET_OWNER);
+	/* A SID: 8 bytes of header, then 4 per sub-authority (count at +1). */
+	if (owner && (owner > len || len - owner < 8 ||
+		      len - owner < 8 + 4u * sd[owner + 1]))
+		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: owner SID at %u outside the %zu-byte "
+				   "descriptor", path, owner, len);
+	else if (owner && len - owner >= sizeof(sid_trusted_installer))
+		*windows = !memcmp(sd + owner, sid_trusted_installer, sizeof(sid_trusted_installer));
+	free(sd);
+	return ret;
+}
+
 int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_acl,
 				struct gp_error *err)
 {
-	const uint8_t *p;
-	void *sd = NULL;
+	uint8_t *p;
 	size_t len = 0, off;
 	uint32_t dacl;
 	int ret;
 
 	*open_acl = false;
-	ret = gp_ntfs_get_sd(v, path, &sd, &len);
-	if (ret) {
-		gp_error_copy(err, gp_ntfs_error(v));
+	ret = read_sd(v, path, &p, &len, err);
+	if (ret)
 		return ret;
-	}
-	p = sd;
-	ret = 0;
-	if (len < SD_HEADER_SIZE) {
-		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: security descriptor of %zu bytes", path, len);
-		goto out;
-	}
 	dacl = get_le32(p + SD_OFFSET_DACL);
 	if (!(get_le16(p + SD_CONTROL) & SE_DACL_PRESENT) || dacl == 0) {
 		*open_acl = true;  /* a NULL DACL grants everyone everything */
@@ -702,7 +858,7 @@ int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_
 		off += size;
 	}
 out:
-	free(sd);
+	free(p);
 	return ret;
 }
 

@@ -57,6 +57,21 @@ struct gp_inject_stream_ops {
 	 * Returns 0, GP_ERR_NOTFOUND or GP_ERR_IO with details in @err. */
 	int (*open_fd)(struct gp_inject_stream *s, const struct gp_inject_file *f, int *fd,
 		       struct gp_error *err);
+	/* Optional. Check the whole source before anything is written: with
+	 * @full everything short of the bytes themselves (a bundle: every
+	 * entry's header — type, path, order, size — and the archive's end,
+	 * as gp_bundle_verify() does), without it only what is cheap (a
+	 * zip's central directory; nothing for a tar, which the stream
+	 * checks entry by entry and finish() to its end). Returns 0 or a
+	 * negative code with details in @err (GP_ERR_CORRUPT, GP_ERR_MISMATCH
+	 * for a size, GP_ERR_IO). */
+	int (*check)(struct gp_inject_stream *s, bool full, struct gp_error *err);
+	/* Optional. After the last file: read what is left of the source and
+	 * fail when it holds anything it should not (a bundle: any entry
+	 * after the last file asked for that breaks the rules of check(),
+	 * a truncated end). A stream that delivered nothing returns 0.
+	 * Returns 0 or a negative code with details in @err. */
+	int (*finish)(struct gp_inject_stream *s, struct gp_error *err);
 	/* Release the stream (optional). */
 	void (*destroy)(struct gp_inject_stream *s);
 };
@@ -76,6 +91,10 @@ struct gp_inject_apply_opts {
 	bool keep_old;
 	/* Compute the report, write nothing. */
 	bool dry_run;
+	/* Replace guest files that belong to Windows itself (owned by
+	 * TrustedInstaller) when the set has other bytes for them; by default
+	 * the plan refuses (GP_ERR_REFUSED, naming the file). */
+	bool replace_system_files;
 	/* Progress (may be NULL). Stages "inject" and "remove". */
 	const struct gp_progress *progress;
 };
@@ -100,6 +119,10 @@ struct gp_inject_report {
 	/* Bytes of free space the set needs and the volume has
 	 * (gp_ntfs_space_check()); filled in dry runs and refusals too. */
 	uint64_t space_need, space_have;
+	/* A write failed after it began, and everything the run had written
+	 * was removed again: the volume is as before the run (not marked
+	 * dirty, without gpup's in-progress marker, unless it was so before). */
+	bool rolled_back;
 };
 
 /*
@@ -109,14 +132,25 @@ struct gp_inject_report {
  * hash taken from the stream) are left alone, so a second identical run
  * changes nothing; a file that differs is replaced in place. Before writing
  * anything, the space the new data needs is checked against the volume's
- * free space. When a package folder that did not exist before cannot be
- * completed (source error, bundle hash mismatch, full volume), the folder is
- * removed again, so no partial package is left; an interrupted run (killed)
- * is completed by running it again. After the set is in place, other builds
+ * free space, and the stream's check() runs (full with dry_run, so that a
+ * dry run fails as the real run would for all a header shows). After the
+ * last file, the stream's finish() checks the rest of the source.
+ *
+ * Rollback. When the run fails after writing began (source error, bundle
+ * hash mismatch or hostile entry, truncated stream, full volume), every
+ * file it created is removed again, with every directory it created (the
+ * package folder, and HostDriverStore itself on a guest that had none).
+ * When that is complete and no file had been replaced in place (a replaced
+ * file's old bytes are gone: gpup does not stage replacements), the volume
+ * is as before: rep->rolled_back is set and the volume is not left marked
+ * dirty (gp_ntfs_settle()). Otherwise the volume stays marked dirty with
+ * gpup's marker, and running the same command again completes the set.
+ * After the set is in place, other builds
  * of the same INF names are removed from HostDriverStore unless keep_old.
  *
  * @rep is filled (free with gp_inject_report_free()) on success and on
- * failure. Returns 0 or: GP_ERR_NOSPACE (message: need X, have Y), the
+ * failure. Returns 0 or: GP_ERR_REFUSED (a file of Windows itself would be
+ * replaced, see replace_system_files), GP_ERR_NOSPACE (message: need X, have Y), the
  * stream's codes (GP_ERR_NOTFOUND, GP_ERR_IO, GP_ERR_MISMATCH,
  * GP_ERR_CORRUPT), the volume's codes, GP_ERR_ABORTED, GP_ERR_NOMEM.
  * Details in @err.
@@ -132,7 +166,9 @@ int gp_inject_apply(struct gp_ntfs *v, const struct gp_inject_set *set,
  *
  * gp_inject_plan() fills @rep (actions, counts, stale builds, changed) and
  * refuses a set that does not fit (GP_ERR_NOSPACE) without writing: @v may
- * be mounted read-only. opts->dry_run is ignored.
+ * be mounted read-only. It ends with the stream's check(), full when
+ * opts->dry_run (so a dry run fails as the real run would for everything
+ * an archive's headers show), and fails with its codes.
  *
  * gp_inject_commit() executes @rep's plan on @v, now mounted writable and
  * unchanged since the plan (the caller holds the image's write lock across
@@ -212,6 +248,16 @@ int gp_inject_tree_size(struct gp_ntfs *v, const char *path, uint64_t *bytes,
  */
 int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_acl,
 				struct gp_error *err);
+
+/*
+ * Is guest @path a file of Windows itself: owned (security descriptor's
+ * owner SID) by NT SERVICE\TrustedInstaller,
+ * S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464? Sets
+ * *@windows. Returns 0, GP_ERR_CORRUPT (malformed descriptor), or the
+ * volume's codes.
+ */
+int gp_inject_owned_by_windows(struct gp_ntfs *v, const char *path, bool *windows,
+			       struct gp_error *err);
 
 /* SHA-256 of host file @path. Returns 0, GP_ERR_NOTFOUND, GP_ERR_IO. */
 int gp_sha256_file(const char *path, uint8_t out[32], struct gp_error *err);

@@ -6,13 +6,14 @@
 #include <strings.h>
 
 #include "bundle.h"
+#include "store_priv.h"
 
 struct gp_source {
 	const char *kind;
 	const char *path;
 	struct gp_store *store;
 	struct gp_resolution *res;
-	struct gp_inject_set *set;        /* owned when from a store */
+	struct gp_inject_set *set;        /* owned */
 	struct gp_bundle *bundle;
 };
 
@@ -44,6 +45,130 @@ static int check_bundle_gpu(struct gp_source *s, const char *gpu, struct gp_erro
 			    s->path, bi->hardware_ids[0], gpu);
 }
 
+/* The manifest file at guest path @guest (NTFS: any case), or NULL. */
+static const struct gp_inject_file *manifest_file(const struct gp_inject_set *all,
+						  const char *guest)
+{
+	for (size_t i = 0; i < all->count; i++)
+		if (!strcasecmp(all->files[i].guest_path, guest))
+			return &all->files[i];
+	return NULL;
+}
+
+/* A bundle may carry only files its INF can copy: every companion must be
+ * one of @cand (the INF's files for every model and target), every
+ * CopyINF folder one it names. Anything else (a manifest naming
+ * System32's ntoskrnl.exe, say) is refused before it is believed. */
+static int check_manifest(const struct gp_source *s, const struct gp_inject_set *all,
+			  const struct gp_inject_set *cand, struct gp_error *err)
+{
+	for (size_t i = 0; i < all->count; i++) {
+		const struct gp_inject_file *f = &all->files[i];
+		bool found = false;
+
+		if (f->role != GP_INJECT_COMPANION)
+			continue;
+		for (size_t k = 0; k < cand->count && !found; k++)
+			found = !strcasecmp(cand->files[k].guest_path, f->guest_path);
+		if (!found)
+			return gp_error_set(err, GP_ERR_CORRUPT,
+					    "%s: companion '%s' is no file that %s copies (for any "
+					    "device or Windows build); refused", s->path, f->guest_path,
+					    all->pkg->inf_name);
+	}
+	for (size_t i = 1; i < all->n_folders; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < cand->n_folders && !found; k++)
+			found = !strcasecmp(cand->folders[k], all->folders[i]);
+		if (!found)
+			return gp_error_set(err, GP_ERR_CORRUPT,
+					    "%s: package folder '%s' is named by no CopyINF of %s; refused",
+					    s->path, all->folders[i], all->pkg->inf_name);
+	}
+	return 0;
+}
+
+/* Turn the set resolved from the bundle's listed store into one the bundle
+ * streams: each file at its manifest entry's path, with its size, mtime and
+ * SHA-256. A companion whose bytes the INF takes from a package file must
+ * find those bytes in its own entry (a bundle made by gpup has them). */
+static int bind_to_manifest(const struct gp_source *s, const struct gp_inject_set *all,
+			    struct gp_error *err)
+{
+	struct gp_inject_set *set = s->set;
+
+	set->total_bytes = 0;
+	for (size_t i = 0; i < set->count; i++) {
+		struct gp_inject_file *f = &set->files[i];
+		const struct gp_inject_file *e = manifest_file(all, f->guest_path);
+		const struct gp_inject_file *src = manifest_file(all, f->source_path);
+		char *path;
+
+		if (!e)
+			return gp_error_set(err, GP_ERR_NOTFOUND,
+					    "%s: the bundle lacks %s, which %s copies for this guest; "
+					    "recreate it with this gpup", s->path, f->guest_path,
+					    all->pkg->inf_name);
+		if (src && memcmp(src->sha256, e->sha256, 32))
+			return gp_error_set(err, GP_ERR_CORRUPT,
+					    "%s: %s differs from %s, whose copy it is (%s); refused",
+					    s->path, e->guest_path, src->guest_path, f->origin);
+		path = strdup(e->guest_path);
+		if (!path)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+		free(f->guest_path);
+		free(f->source_path);
+		f->guest_path = path;
+		f->source_path = NULL;
+		f->size = e->size;
+		f->mtime = e->mtime;
+		f->has_sha256 = true;
+		memcpy(f->sha256, e->sha256, 32);
+		set->total_bytes += f->size;
+	}
+	return 0;
+}
+
+/* A bundle of format 2 carries its package's INF and every file it may
+ * copy: resolve the GPU and the files for this guest from it, with the
+ * code that resolves a DriverStore (a listed store, store_priv.h). */
+static int resolve_bundle(struct gp_source *s, const struct gp_source_opts *o,
+			  struct gp_error *err)
+{
+	const struct gp_bundle_info *bi = gp_bundle_info(s->bundle);
+	const struct gp_inject_set *all = gp_bundle_inject_set(s->bundle);
+	struct gp_inject_opts every = { .allow_missing = true };
+	struct gp_inject_opts io = { .allow_missing = o->allow_missing || all->n_missing };
+	struct gp_inject_set *cand = NULL;
+	const char *gpu = o->gpu && strcasecmp(o->gpu, "auto") ? o->gpu : bi->gpu;
+	int ret;
+
+	if (!bi->inf_text)
+		return gp_error_set(err, GP_ERR_UNSUPPORTED,
+				    "%s: made by an older gpup (bundle format %u: its files were "
+				    "chosen for one Windows build when it was made); recreate it "
+				    "with 'gpup bundle create'", s->path, bi->format_version);
+	ret = gp_store_listed(s->path, all->pkg, bi->inf_text, bi->inf_len, all->copyinf,
+			      all->n_copyinf, all->files, all->count, &s->store, err);
+	if (ret)
+		return ret;
+	ret = gp_store_injection_set(s->store, gp_store_package(s->store, 0), NULL, &every, &cand);
+	if (!ret)
+		ret = check_manifest(s, all, cand, err);
+	else
+		gp_error_copy(err, gp_store_error(s->store));
+	gp_inject_set_free(cand);
+	if (ret)
+		return ret;
+	ret = gp_store_resolve(s->store, gpu, &o->target, &s->res);
+	if (!ret)
+		ret = gp_store_injection_set(s->store, s->res->pkg, s->res->model, &io, &s->set);
+	if (ret)
+		return gp_error_copy(err, gp_store_error(s->store));
+	return bind_to_manifest(s, all, err);
+}
+
 int gp_source_open(const struct gp_source_opts *o, struct gp_source **out,
 		   struct gp_error *err)
 {
@@ -64,6 +189,8 @@ int gp_source_open(const struct gp_source_opts *o, struct gp_source **out,
 		ret = gp_bundle_open(o->bundle, &s->bundle, err);
 		if (!ret)
 			ret = check_bundle_gpu(s, o->gpu, err);
+		if (!ret)
+			ret = resolve_bundle(s, o, err);
 		return ret;
 	}
 	s->kind = "driverstore";
@@ -79,7 +206,8 @@ int gp_source_open(const struct gp_source_opts *o, struct gp_source **out,
 	{
 		struct gp_inject_opts io = { .allow_missing = o->allow_missing };
 
-		ret = gp_store_injection_set(s->store, s->res->pkg, s->res->model, &io, &s->set);
+		ret = gp_store_injection_set(s->store, s->res->pkg, o->every_model ? NULL : s->res->model,
+					     &io, &s->set);
 		if (ret)
 			gp_error_copy(err, gp_store_error(s->store));
 	}
@@ -93,14 +221,13 @@ void gp_source_close(struct gp_source *s)
 	gp_inject_set_free(s->set);
 	gp_resolution_free(s->res);
 	gp_store_close(s->store);
+	/* After the store: its listed files are the bundle's. */
 	gp_bundle_close(s->bundle);
 	free(s);
 }
 
 const struct gp_inject_set *gp_source_set(const struct gp_source *s)
 {
-	if (s->bundle)
-		return gp_bundle_inject_set(s->bundle);
 	return s->set;
 }
 

@@ -20,6 +20,10 @@ struct gp_source_opts {
 	const char *gpu;          /* instance path, hardware ID or "auto"; NULL = "auto" */
 	struct gp_guest_target target; /* guest arch/build for TargetOS ranking */
 	bool allow_missing;       /* see gp_inject_opts */
+	/* DriverStore: the files of every model and target of the chosen
+	 * package (what a bundle carries, bundle.h), not only the GPU's for
+	 * @target. */
+	bool every_model;
 };
 
 struct gp_source;
@@ -27,13 +31,24 @@ struct gp_source;
 /*
  * Open the source and compute its injection set. For a DriverStore: scan,
  * resolve @gpu for @target, build the set. For a bundle: read and validate
- * its manifest (a bundle was resolved when it was made; @gpu, when given
- * and not "auto", must match one of its hardware IDs).
+ * its manifest, then resolve the same way from the package's INF it
+ * carries, for @target: the GPU it was made for (or @gpu, which must match
+ * one of its hardware IDs), the install section for this guest's build and
+ * architecture, and so its files (the set holds the manifest's entries
+ * for them, in order, with their SHA-256; source_path NULL). A companion
+ * the manifest lists that the INF copies for no device or build (say
+ * System32's ntoskrnl.exe), or a CopyINF folder the INF does not name,
+ * is refused.
  * Returns 0 or the codes of gp_store_open()/gp_store_resolve()/
  * gp_store_injection_set()/gp_bundle_open(); GP_ERR_INVALID when both or
- * neither source is given or the GPU does not fit the bundle. On a failed
- * resolution *@out is still set when a resolution exists (for --explain);
- * close it either way.
+ * neither source is given or the GPU does not fit the bundle;
+ * GP_ERR_UNSUPPORTED for a bundle of format 1 (made by an older gpup: its
+ * files were chosen for one build when it was made; the message asks to
+ * recreate it); GP_ERR_CORRUPT for a companion or folder the INF does not
+ * account for, or a companion whose bytes differ from the package file
+ * it copies; GP_ERR_NOTFOUND for a file the INF copies for this guest
+ * that the bundle lacks. On a failed resolution *@out is still set when a
+ * resolution exists (for --explain); close it either way.
  */
 int gp_source_open(const struct gp_source_opts *opts, struct gp_source **out,
 		   struct gp_error *err);
@@ -41,7 +56,7 @@ void gp_source_close(struct gp_source *s);
 
 /* The plan. NULL only after a failed open. Owned by the source. */
 const struct gp_inject_set *gp_source_set(const struct gp_source *s);
-/* The resolution (DriverStore only; NULL for bundles). */
+/* The resolution (NULL when none was made). */
 const struct gp_resolution *gp_source_resolution(const struct gp_source *s);
 /* "driverstore" or "bundle", and the path given. */
 const char *gp_source_kind(const struct gp_source *s);

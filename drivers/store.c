@@ -536,6 +536,17 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int add_package(struct gp_store *s, struct gp_package *p)
+{
+	struct gp_package **a = realloc(s->pkgs, (s->n_pkgs + 1) * sizeof(*a));
+
+	if (!a)
+		return GP_ERR_NOMEM;
+	s->pkgs = a;
+	a[s->n_pkgs++] = p;
+	return 0;
+}
+
 /* Read one package folder; a bad INF is a warning, not an error. Returns
  * 0 (added or skipped) or GP_ERR_NOMEM. */
 static int scan_folder(struct gp_store *s, const char *folder)
@@ -596,16 +607,9 @@ static int scan_folder(struct gp_store *s, const char *folder)
 	if (p->is_display && p->n_models == 0)
 		store_warn(s, "%s: display driver INF without models (no [Manufacturer] entries)",
 			   folder);
-	{
-		struct gp_package **a = realloc(s->pkgs, (s->n_pkgs + 1) * sizeof(*a));
-		if (!a) {
-			rc = GP_ERR_NOMEM;
-			goto out;
-		}
-		s->pkgs = a;
-		a[s->n_pkgs++] = p;
+	rc = add_package(s, p);
+	if (!rc)
 		p = NULL;
-	}
 out:
 	gp_inf_free(inf);
 	free_package(p);
@@ -683,6 +687,95 @@ fail:
 	return rc;
 }
 
+/* A package's facts without its models (a CopyINF package of a listed
+ * store). NULL on allocation failure. */
+static struct gp_package *copy_facts(const struct gp_package *o)
+{
+	struct gp_package *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->folder = xstrdup(o->folder);
+	p->inf_name = xstrdup(o->inf_name);
+	p->arch = xstrdup(o->arch);
+	p->class_name = xstrdup(o->class_name);
+	p->class_guid = xstrdup(o->class_guid);
+	p->provider = xstrdup(o->provider);
+	p->driver_ver_date = xstrdup(o->driver_ver_date);
+	p->driver_ver_version = xstrdup(o->driver_ver_version);
+	p->catalog_file = xstrdup(o->catalog_file);
+	p->date_key = o->date_key;
+	memcpy(p->version, o->version, sizeof(p->version));
+	p->is_display = o->is_display;
+	if (!p->folder || !p->inf_name || !p->arch || !p->class_name || !p->class_guid ||
+	    !p->provider || !p->driver_ver_date || !p->driver_ver_version || !p->catalog_file) {
+		free_package(p);
+		return NULL;
+	}
+	return p;
+}
+
+int gp_store_listed(const char *repo, const struct gp_package *pkg, const void *inf,
+		    size_t inf_len, const struct gp_package *const *copyinf, size_t n_copyinf,
+		    const struct gp_inject_file *files, size_t n_files, struct gp_store **out,
+		    struct gp_error *err)
+{
+	struct gp_store *s = calloc(1, sizeof(*s));
+	struct gp_package *p = NULL;
+	struct gp_inf *parsed = NULL;
+	int rc = GP_ERR_NOMEM;
+
+	*out = NULL;
+	if (!s)
+		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", repo);
+	s->listed = files;
+	s->n_listed = n_files;
+	s->repo_dir = strdup(repo);
+	s->inf_text = malloc(inf_len ? inf_len : 1);
+	p = calloc(1, sizeof(*p));
+	if (!s->repo_dir || !s->inf_text || !p)
+		goto fail;
+	memcpy(s->inf_text, inf, inf_len);
+	s->inf_len = inf_len;
+	p->folder = xstrdup(pkg->folder);
+	p->inf_name = xstrdup(pkg->inf_name);
+	p->arch = xstrdup(pkg->arch);
+	if (!p->folder || !p->inf_name || !p->arch)
+		goto fail;
+	rc = gp_inf_parse(inf, inf_len, pkg->inf_name, &parsed, err);
+	if (rc) {
+		gp_error_prefix(err, "%s: %s: ", repo, pkg->folder);
+		goto fail_quiet;
+	}
+	if (!gp_inf_section(parsed, "Version")) {
+		rc = gp_error_set(err, GP_ERR_CORRUPT, "%s: %s: %s has no [Version] section, not a "
+				  "driver INF", repo, pkg->folder, pkg->inf_name);
+		goto fail_quiet;
+	}
+	rc = GP_ERR_NOMEM;
+	if (!read_package(p, parsed) || add_package(s, p))
+		goto fail;
+	p = NULL;
+	for (size_t i = 0; i < n_copyinf; i++) {
+		struct gp_package *c = copy_facts(copyinf[i]);
+
+		if (!c || add_package(s, c)) {
+			free_package(c);
+			goto fail;
+		}
+	}
+	gp_inf_free(parsed);
+	*out = s;
+	return 0;
+fail:
+	gp_error_set(err, rc, "%s: out of memory", repo);
+fail_quiet:
+	gp_inf_free(parsed);
+	free_package(p);
+	gp_store_close(s);
+	return rc;
+}
+
 void gp_store_close(struct gp_store *s)
 {
 	if (!s)
@@ -695,6 +788,7 @@ void gp_store_close(struct gp_store *s)
 	free(s->warnings);
 	free(s->repo_dir);
 	free(s->windows_dir);
+	free(s->inf_text);
 	free(s);
 }
 

@@ -279,14 +279,18 @@ struct gp_inject_set {
  *    bytes come from the package folder (at its [SourceDisksFiles] place),
  *    else from the host's System32 / SysWOW64 under the installed name
  *    (when the store knows the Windows directory). Destination names with a
- *    path in them are skipped with a note. The same guest path twice (any
- *    case) is one file whose origin lists both reasons;
+ *    path in them are skipped with a note; other names Windows cannot
+ *    create (gp_ntfs_check_name(): CON, nul.txt, "a.") fail the set.
+ *    The same guest path twice (any case) is one file whose origin lists
+ *    both reasons;
  *  - CopyINF= packages found in the store (the newest folder of that INF
  *    name and the package's arch), each as its own HostDriverStore folder.
  * @opts may be NULL. Returns 0 with *out set (free with
  * gp_inject_set_free()), GP_ERR_NOTFOUND (a listed companion exists nowhere
  * and !allow_missing: the message names it and its guest path),
- * GP_ERR_CORRUPT (the INF no longer parses, Needs nested too deep),
+ * GP_ERR_CORRUPT (the INF no longer parses, Needs nested too deep, a
+ * destination name Windows cannot create: the message names the INF, the
+ * section and the name),
  * GP_ERR_UNSUPPORTED (package folders nested deeper than 32 levels),
  * GP_ERR_IO, GP_ERR_NOMEM. Errors go to gp_store_error(s). */
 int gp_store_injection_set(struct gp_store *s, const struct gp_package *pkg,

@@ -14,6 +14,7 @@
 
 #include "inf.h"
 #include "le.h"
+#include "ntfsvol.h"
 
 /* setupapi AddReg flags (FLG_ADDREG_*). */
 #define ADDREG_APPEND 0x00000008u
@@ -156,8 +157,8 @@ static int merge_origin(struct ctx *c, size_t i, const char *origin)
 }
 
 /* Add @source as @guest (strings are copied). */
-static int add_file(struct ctx *c, const char *guest, const char *source,
-		    const struct stat *st, enum gp_inject_role role, const char *origin)
+static int add_file(struct ctx *c, const char *guest, const char *source, uint64_t size,
+		    int64_t mtime, enum gp_inject_role role, const char *origin)
 {
 	struct gp_inject_file *f;
 
@@ -174,8 +175,8 @@ static int add_file(struct ctx *c, const char *guest, const char *source,
 	f->guest_path = strdup(guest);
 	f->source_path = strdup(source);
 	f->origin = strdup(origin);
-	f->size = (uint64_t)st->st_size;
-	f->mtime = (int64_t)st->st_mtime;
+	f->size = size;
+	f->mtime = mtime;
 	f->role = role;
 	c->set->count++;
 	if (!f->guest_path || !f->source_path || !f->origin)
@@ -230,13 +231,62 @@ static int add_tree(struct ctx *c, const char *dir, const char *guest_dir,
 						  "%s: %s, not a regular file; a driver package holds only files",
 						  src, S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
 		} else if (find_guest(c, guest) == SIZE_MAX) {
-			rc = add_file(c, guest, src, &st, role, origin);
+			rc = add_file(c, guest, src, (uint64_t)st.st_size, (int64_t)st.st_mtime, role,
+				      origin);
 		}
 		free(src);
 		free(guest);
 	}
 	closedir(d);
 	return rc;
+}
+
+/* ---- a listed store's files (gp_store_listed()) --------------------------- */
+
+/* The listed file at guest path @guest, in any case (as NTFS finds it). */
+static const struct gp_inject_file *listed_file(const struct gp_store *s, const char *guest)
+{
+	for (size_t i = 0; i < s->n_listed; i++)
+		if (strcasecmp(s->listed[i].guest_path, guest) == 0)
+			return &s->listed[i];
+	return NULL;
+}
+
+/* The package folder of a listed store, as add_tree() walks a host one. */
+static int add_listed_tree(struct ctx *c, const char *guest_dir, enum gp_inject_role role,
+			   const char *origin)
+{
+	size_t len = strlen(guest_dir);
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < c->s->n_listed; i++) {
+		const struct gp_inject_file *f = &c->s->listed[i];
+
+		if (!strncmp(f->guest_path, guest_dir, len) && f->guest_path[len] == '/' &&
+		    find_guest(c, f->guest_path) == SIZE_MAX)
+			rc = add_file(c, f->guest_path, f->guest_path, f->size, f->mtime, role, origin);
+	}
+	return rc;
+}
+
+/* The listed copy of package-relative path @rel ('/' or '\' separated):
+ * *out is its guest path (malloc'ed), NULL when absent. ".." and "."
+ * components find nothing, as gp_find_path_ci() refuses them. */
+static int find_listed(struct ctx *c, const char *rel, char **out)
+{
+	char *guest = fmt("%s/%s/%s", GP_GUEST_HOSTDRIVERSTORE, c->pkg->folder, rel);
+	const struct gp_inject_file *f = NULL;
+
+	*out = NULL;
+	if (!guest)
+		return GP_ERR_NOMEM;
+	for (char *p = guest; *p; p++)
+		if (*p == '\\')
+			*p = '/';
+	if (!strstr(guest, "/../") && !strstr(guest, "/./") && (f = listed_file(c->s, guest)))
+		*out = strdup(f->guest_path);
+	free(guest);
+	return f && !*out ? GP_ERR_NOMEM : 0;
 }
 
 /* ---- where a companion's bytes come from -------------------------------- */
@@ -287,6 +337,14 @@ static int find_in_package(struct ctx *c, const char *src, char **out)
 	free(sub);
 	if (!rel)
 		return GP_ERR_NOMEM;
+	if (c->s->listed) {
+		int rc = find_listed(c, rel, out);
+
+		if (!rc && !*out && strcmp(rel, src) != 0)
+			rc = find_listed(c, src, out);
+		free(rel);
+		return rc;
+	}
 	if (gp_find_path_ci(c->pkg->dir_path, rel, &path) == 0 && regular_file(path)) {
 		*out = path;
 	} else if (strcmp(rel, src) != 0) {
@@ -313,6 +371,17 @@ static char *find_source(struct ctx *c, const char *src, const char *host_dir,
 	*oom = find_in_package(c, src, &path) != 0;
 	if (path || *oom)
 		return path;
+	if (c->s->listed) {
+		/* A host file the package lacks was captured at its guest
+		 * path (bundle.h). */
+		char *guest = fmt("Windows/%s/%s", host_dir, dest);
+		const struct gp_inject_file *f = guest ? listed_file(c->s, guest) : NULL;
+
+		free(guest);
+		path = f && f->role == GP_INJECT_COMPANION ? strdup(f->guest_path) : NULL;
+		*oom = !guest || (f && f->role == GP_INJECT_COMPANION && !path);
+		return path;
+	}
 	if (c->s->windows_dir) {
 		char *hrel = fmt("%s/%s", host_dir, dest);
 		if (!hrel) {
@@ -370,7 +439,8 @@ static int check_media_files(struct ctx *c)
 				rc = c->rc = gp_error_set(&c->s->err, GP_ERR_NOTFOUND,
 							  "%s: %s, listed in [%s] of %s, is missing from the package "
 							  "folder (an incomplete copy of the DriverStore?); allow missing "
-							  "files to skip it", c->pkg->dir_path, file,
+							  "files to skip it",
+							  c->pkg->dir_path ? c->pkg->dir_path : c->s->repo_dir, file,
 							  secs[k]->name, c->pkg->inf_name);
 			}
 			free(guest);
@@ -386,6 +456,7 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 			 const char *origin)
 {
 	const char *host_dir = guest_dir + strlen("Windows/");
+	struct gp_error why = { 0 };
 	char *guest, *path;
 	struct stat st;
 	size_t at;
@@ -401,6 +472,15 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 				 c->pkg->inf_name, origin, dest)))
 			return nomem(c);
 		return 0;
+	}
+	if (gp_ntfs_check_name(dest, &why)) {
+		/* The rule the guest writer applies (CON, nul.txt, "a."):
+		 * caught here, the run is refused before anything is written
+		 * instead of failing half-way through the guest. */
+		c->rc = gp_error_set(&c->s->err, GP_ERR_CORRUPT,
+				     "%s: %s: bad destination name: %s", c->pkg->inf_name, origin,
+				     gp_error_message(&why));
+		return c->rc;
 	}
 	if (!*src)
 		src = dest;
@@ -431,11 +511,16 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 		free(guest);
 		return rc;
 	}
-	if (stat(path, &st) < 0) {
+	if (c->s->listed) {
+		const struct gp_inject_file *f = listed_file(c->s, path);
+
+		rc = add_file(c, guest, path, f->size, f->mtime, GP_INJECT_COMPANION, origin);
+	} else if (stat(path, &st) < 0) {
 		int en = errno;
 		rc = c->rc = gp_error_set_errno(&c->s->err, GP_ERR_IO, en, "%s", path);
 	} else {
-		rc = add_file(c, guest, path, &st, GP_INJECT_COMPANION, origin);
+		rc = add_file(c, guest, path, (uint64_t)st.st_size, (int64_t)st.st_mtime,
+			      GP_INJECT_COMPANION, origin);
 	}
 	free(guest);
 	free(path);
@@ -447,8 +532,9 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 /* Guest directory for a DestinationDirs entry "dirid[,subdir]": *out is
  * NULL when the files do not go to System32 / SysWOW64 (13 = the driver
  * store itself, 12 = drivers, ...). Subdirectories are kept
- * ("11,lxss\\lib"); ones that would climb out (".."), or carry a drive,
- * make the entry no companion directory. Returns 0 or GP_ERR_NOMEM. */
+ * ("11,lxss\\lib"); a component that is no Windows file name
+ * (gp_ntfs_check_name(): "..", a drive or stream ':', CON) makes the
+ * entry no companion directory. Returns 0 or GP_ERR_NOMEM. */
 static int guest_dir_for(const char *dirid_text, const char *sub, char **out)
 {
 	unsigned long dirid;
@@ -486,7 +572,9 @@ static int guest_dir_for(const char *dirid_text, const char *sub, char **out)
 	dir = strdup(base);
 	for (tok = strtok_r(clean, "/", &save); dir && tok; tok = strtok_r(NULL, "/", &save)) {
 		char *n;
-		if (strcmp(tok, ".") == 0 || strcmp(tok, "..") == 0 || strchr(tok, ':')) {
+		struct gp_error why = { 0 };
+
+		if (gp_ntfs_check_name(tok, &why)) {
 			free(dir);
 			free(clean);
 			return 0;
@@ -781,7 +869,9 @@ static int add_package_folder(struct ctx *c, const struct gp_package *p, enum gp
 		return nomem(c);
 	}
 	rc = push_str(&c->set->folders, &c->set->n_folders, gdir) ? 0 : nomem(c);
-	if (!rc)
+	if (!rc && c->s->listed)
+		rc = add_listed_tree(c, gdir, role, origin);
+	else if (!rc)
 		rc = add_tree(c, p->dir_path, gdir, role, origin, 0);
 	free(gdir);
 	free(origin);
@@ -829,7 +919,12 @@ int gp_store_injection_set(struct gp_store *s, const struct gp_package *pkg,
 	if (!c.set)
 		return gp_error_set(&s->err, GP_ERR_NOMEM, "out of memory");
 	c.set->pkg = pkg;
-	rc = gp_inf_load(pkg->inf_path, &c.inf, &ierr);
+	if (s->listed && pkg != s->pkgs[0])
+		rc = gp_error_set(&ierr, GP_ERR_INVALID, "no INF text for %s", pkg->inf_name);
+	else if (s->listed)
+		rc = gp_inf_parse(s->inf_text, s->inf_len, pkg->inf_name, &c.inf, &ierr);
+	else
+		rc = gp_inf_load(pkg->inf_path, &c.inf, &ierr);
 	if (rc) {
 		gp_error_copy(&s->err, &ierr);
 		gp_error_prefix(&s->err, "%s: ", pkg->folder);

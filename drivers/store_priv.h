@@ -18,7 +18,34 @@ struct gp_store {
 	char **warnings;
 	size_t n_warnings;
 	struct gp_error err;  /* last failed call */
+	/* A listed store (gp_store_listed()): these files stand in for the
+	 * package folders and the host's System32 / SysWOW64 (borrowed), and
+	 * the first package's INF text is here (owned); NULL otherwise. */
+	const struct gp_inject_file *listed;
+	size_t n_listed;
+	void *inf_text;
+	size_t inf_len;
 };
+
+/*
+ * A store whose files are listed in memory instead of lying in host
+ * folders: a bundle's (source.c), so that its injection set is resolved
+ * for a guest by the very code that resolves a DriverStore's.
+ * @files (sorted by guest path; borrowed, they must outlive the store)
+ * stand in for the package folders (under GP_GUEST_HOSTDRIVERSTORE/
+ * <folder>/) and for the host's System32 / SysWOW64 (the files at those
+ * guest paths); an injection set computed from the store names the
+ * listed file holding each file's bytes as its source_path. The first
+ * package takes folder, inf_name and arch from @pkg and everything else
+ * from its INF, @inf (@inf_len bytes, copied); the @copyinf packages are
+ * copied as they are (only CopyINF lookups use them). @repo names the
+ * source in messages. Returns 0, GP_ERR_CORRUPT (the INF does not parse
+ * or is no driver INF), GP_ERR_NOMEM; close with gp_store_close().
+ */
+int gp_store_listed(const char *repo, const struct gp_package *pkg, const void *inf,
+		    size_t inf_len, const struct gp_package *const *copyinf, size_t n_copyinf,
+		    const struct gp_inject_file *files, size_t n_files, struct gp_store **out,
+		    struct gp_error *err);
 
 /* "a/b" (malloc'ed), NULL on allocation failure. */
 char *gp_path_join(const char *a, const char *b);

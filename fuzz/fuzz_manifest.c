@@ -39,8 +39,9 @@ int fuzz_manifest(const uint8_t *data, size_t size)
 	for (size_t i = 0; sha && i < m->set.count; i++)
 		memcpy(sha[i], m->set.files[i].sha256, 32);
 	if (sha && gp_bundle_manifest_serialize(&m->set, (const uint8_t(*)[32])sha,
-						(const char *const *)m->hwids, m->n_hwids,
-						m->tool_version, &text, &len, &err) == 0) {
+						(const char *const *)m->hwids, m->n_hwids, m->gpu,
+						m->inf_text, m->inf_len, m->tool_version, &text,
+						&len, &err) == 0) {
 		/* "The result always parses back" (bundle_priv.h). */
 		if (gp_bundle_manifest_parse(text, len, (uint64_t)len * 4 + 4096, "fuzz2.tar",
 					     &m2, &err) != 0)

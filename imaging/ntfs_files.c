@@ -1109,7 +1109,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 	ntfs_attr *na = NULL;
 	uint8_t *buf = NULL;
 	uint64_t done = 0, have, need, old_clusters = 0;
-	bool created, fresh = false;
+	bool created, fresh = false, src_fail = false;
 	u64 mref, dangling = 0;
 	int ret;
 
@@ -1205,6 +1205,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 
 			ret = read_cb(buf + fill, want - fill, &got, ctx);
 			if (ret) {
+				src_fail = true;
 				gp_error_set(&v->err, ret, "%s: %s: reading the source failed", v->where, path);
 				goto out;
 			}
@@ -1213,6 +1214,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 			fill += got;
 		}
 		if (fill == 0) {
+			src_fail = true;
 			ret = gp_error_set(&v->err, GP_ERR_CORRUPT,
 					   "%s: %s: the source ended after %llu of %llu bytes", v->where,
 					   path, (unsigned long long)done, (unsigned long long)size);
@@ -1232,6 +1234,7 @@ static int put_at(struct gp_ntfs *v, const char *path, u64 dir_mref, const char 
 		uint8_t extra;
 
 		ret = read_cb(&extra, 1, &got, ctx);
+		src_fail = ret || got;
 		if (!ret && got) {
 			ret = gp_error_set(&v->err, GP_ERR_CORRUPT,
 					   "%s: %s: the source is longer than the declared %llu bytes",
@@ -1260,14 +1263,24 @@ out:
 	free(buf);
 	if (na)
 		ntfs_attr_close(na);
-	if (gp_ntfs_inode_close(ni) && !ret)
-		ret = gp_ntfs_fail(v, errno, "%s: cannot write the MFT record", path);
+	if (gp_ntfs_inode_close(ni)) {
+		src_fail = false;   /* the volume failed, whatever the source did */
+		if (!ret)
+			ret = gp_ntfs_fail(v, errno, "%s: cannot write the MFT record", path);
+	}
 	if (ret) {
-		v->failed = true;
+		/* A source that failed (unreadable, short, long) leaves the
+		 * volume consistent, only this file's bytes incomplete; the
+		 * caller may undo the run and say so (gp_ntfs_settle()).
+		 * Anything else leaves the volume in doubt. */
+		if (src_fail)
+			v->source_failed = true;
+		else
+			v->failed = true;
 		/* No half-written new file is left behind (the first error
 		 * stays the one reported). */
-		if (fresh)
-			unlink_one(v, path, dir_mref, mref, name);
+		if (fresh && unlink_one(v, path, dir_mref, mref, name))
+			v->failed = true;
 	}
 	return ret;
 }

@@ -862,6 +862,12 @@ int gp_ntfs_begin_write(struct gp_ntfs *v)
 	return 0;
 }
 
+bool gp_ntfs_settle(struct gp_ntfs *v, bool undone)
+{
+	v->source_failed = !undone;
+	return !v->failed && !v->info.dirty;
+}
+
 int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err)
 {
 	int ret = 0;
@@ -874,7 +880,8 @@ int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err)
 		v->secure_open = false;
 	}
 	ntfs_destroy_security_context(&v->scx);
-	if (v->writable && v->marked_dirty && !v->failed && !v->info.dirty && v->vol) {
+	if (v->writable && v->marked_dirty && !v->failed && !v->source_failed && !v->info.dirty &&
+	    v->vol) {
 		/* Clean first, marker second: a crash in between leaves a
 		 * clean volume with a stale marker, which means nothing. */
 		if (ntfs_volume_write_flags(v->vol, le16_to_cpu(v->vol->flags) & ~GP_VOLUME_IS_DIRTY))

@@ -103,6 +103,18 @@ int gp_ntfs_open(struct gp_disk *disk, const struct gp_ntfs_open_opts *opts,
  * not closed. */
 int gp_ntfs_close(struct gp_ntfs *v, struct gp_error *err);
 
+/* After a failed run, the caller's word on what it left.
+ * @undone true: every file and directory the run created was removed
+ * again and nothing was replaced, so a write whose *source* failed
+ * (gp_ntfs_put_stream(): unreadable, too short, too long) no longer
+ * counts. @undone false: the run is unfinished (a file was replaced, a
+ * removal failed): the volume stays marked dirty with gpup's marker, so
+ * that a rerun completes it, even when no single operation failed.
+ * Returns true when gp_ntfs_close() will then leave the volume as it was
+ * before the run: no operation of the volume itself failed and it was
+ * clean at open (VOLUME_IS_DIRTY and the marker gpup set are removed). */
+bool gp_ntfs_settle(struct gp_ntfs *v, bool undone);
+
 const struct gp_error *gp_ntfs_error(const struct gp_ntfs *v);
 /* Forget the recorded error (after the caller handled it, e.g. an expected
  * GP_ERR_NOTFOUND from a probe). Does not undo a failed write: a volume

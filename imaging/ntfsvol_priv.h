@@ -57,6 +57,9 @@ struct gp_ntfs {
 	bool marked_dirty;             /* we set VOLUME_IS_DIRTY */
 	bool began_writing;   /* gp_ntfs_begin_write() was called: the image may differ */
 	bool failed;                   /* a modifying operation failed */
+	bool source_failed;            /* a write's source failed: the volume is
+					* consistent, a file may be incomplete
+					* (gp_ntfs_settle() decides) */
 	char where[96];                /* "IMAGE: volume N" for messages */
 	struct gp_ntfs_volinfo info;
 	struct gp_ntfs_placer *placer; /* NULL: library allocator */

@@ -18,17 +18,19 @@ static void usage(FILE *f)
 		"                          [--allow-missing] [--progress[=json]] [-q] -o FILE\n"
 		"       gpup bundle list FILE [--json]\n"
 		"       gpup bundle verify FILE [--json] [--progress[=json]] [-q]\n\n"
-		"A bundle holds the GPU driver's injection set (package folder, CopyINF packages,\n"
-		"System32/SysWOW64 companions) at their guest paths, with a manifest\n"
-		"(%s, first entry) of every file's size and SHA-256. `prepare`, `drivers`\n"
-		"and `verify` take --bundle FILE in place of --driverstore DIR.\n\n"
+		"A bundle holds the GPU driver's package folder with its INF, its CopyINF packages\n"
+		"and every System32/SysWOW64 file the INF may copy for any device and Windows\n"
+		"build, at their guest paths, with a manifest (%s, first entry) of\n"
+		"every file's size and SHA-256. `prepare`, `verify` and `doctor` take --bundle FILE\n"
+		"in place of --driverstore DIR and choose the files for the guest's build from the\n"
+		"bundle's INF, as from a DriverStore.\n\n"
 		"create    resolve the GPU's driver in the host DriverStore DIR and write FILE;\n"
 		"          the format comes from FILE's extension: %s.\n"
 		"          The same inputs always give a byte-identical FILE.\n"
 		"  --driverstore DIR   host root, Windows, DriverStore or FileRepository directory\n"
 		"  --gpu ID|auto       instance path or hardware ID (default: auto)\n"
-		"  --arch A            guest architecture (default: amd64)\n"
-		"  --build N           guest Windows build (default: newest)\n"
+		"  --arch A            architecture to choose the package for (default: amd64)\n"
+		"  --build N           Windows build to choose the package for (default: newest)\n"
 		"  --allow-missing     skip INF-listed files found nowhere instead of failing\n"
 		"  -o, --output FILE   the bundle to write (replaced atomically)\n"
 		"list      show the manifest: package, hardware IDs, files with size and SHA-256.\n"
@@ -156,6 +158,9 @@ static int do_create(const struct opts *o)
 		.gpu = o->gpu ? o->gpu : "auto",
 		.target = { .arch = o->arch, .build = (uint32_t)o->build },
 		.allow_missing = o->allow_missing,
+		/* Every file the INF may copy: the guest's build picks at
+		 * inject time (bundle.h). */
+		.every_model = true,
 	};
 	struct gp_bundle_create_opts bo = { .tool_version = GPUP_VERSION };
 	struct gp_error err = { 0 };
@@ -163,6 +168,7 @@ static int do_create(const struct opts *o)
 	const struct gp_inject_set *set;
 	const struct gp_resolution *res;
 	struct cli_progress cp;
+	char gpu[64] = "auto";
 	int ret;
 
 	if (o->file)
@@ -185,6 +191,9 @@ static int do_create(const struct opts *o)
 	set = gp_source_set(src);
 	res = gp_source_resolution(src);
 	bo.model = res ? res->model : NULL;
+	if (res && !res->automatic)
+		gp_gpu_id_format(&res->gpu, gpu, sizeof(gpu));
+	bo.gpu = gpu;
 	for (size_t i = 0; !o->quiet && i < set->n_missing; i++)
 		cli_warn("%s: found nowhere, not in the bundle (--allow-missing)", set->missing[i]);
 	cli_progress_init(&cp, progress_mode(o));

@@ -223,7 +223,8 @@ static int plan_guest(struct prepare *p, struct gp_error *err)
  * the room the volume needs for them. */
 static int plan_inject(struct prepare *p, struct gp_error *err)
 {
-	struct gp_inject_apply_opts io = { .keep_old = p->keep_old };
+	struct gp_inject_apply_opts io = { .keep_old = p->keep_old, .dry_run = p->dry_run,
+					   .replace_system_files = p->s.replace_system_files };
 	int ret;
 
 	ret = gp_source_stream(p->s.src, &p->stream, err);
@@ -370,6 +371,7 @@ static struct json_object *report_json(struct prepare *p)
 			       json_object_new_string(p->into_child ? p->into_child : p->base_image));
 	json_object_object_add(o, "dry_run", json_object_new_boolean(p->dry_run));
 	json_object_object_add(o, "changed", json_object_new_boolean(p->rep.changed));
+	json_object_object_add(o, "rolled_back", json_object_new_boolean(p->rep.rolled_back));
 	g = json_object_new_object();
 	if (p->guest.known) {
 		json_object_object_add(g, "product", json_object_new_string(p->guest.f.product_name));

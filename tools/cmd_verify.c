@@ -34,7 +34,7 @@ static int run(struct session *s)
 	struct gp_error err = { 0 };
 	const struct gp_inject_set *set;
 	const char *reader;
-	int ret;
+	int ret, checked = 0;
 
 	ret = session_open_image(s, false, true, &err);
 	if (ret)
@@ -45,12 +45,17 @@ static int run(struct session *s)
 		ret = session_open_source(s, g.f.arch[0] ? g.f.arch : NULL, g.build_num, &err);
 	if (!ret)
 		ret = gp_source_stream(s->src, &stream, &err);
+	/* A bundle's bytes are not read here (the manifest has their
+	 * digests), but a hostile or truncated archive is still no good:
+	 * that fails the command (a size lie with exit 4), with no report. */
+	if (!ret && stream.ops->check)
+		checked = ret = stream.ops->check(&stream, true, &err);
 	if (!ret)
 		ret = gp_inject_verify(s->vol, gp_source_set(s->src), &stream, NULL, &vr, &err);
 	if (stream.ops && stream.ops->destroy)
 		stream.ops->destroy(&stream);
 	gp_guest_facts_free(&g.f);
-	if (ret && ret != GP_ERR_MISMATCH)
+	if (checked || (ret && ret != GP_ERR_MISMATCH))
 		return cli_fail(&err);
 	set = gp_source_set(s->src);
 	if (s->json) {

@@ -50,6 +50,9 @@ int session_handle(struct session *s, int c, const char *arg)
 	case SESS_OPT_ALLOW_MISSING:
 		s->src_opts.allow_missing = true;
 		return 1;
+	case SESS_OPT_REPLACE_SYSTEM_FILES:
+		s->replace_system_files = true;
+		return 1;
 	case SESS_OPT_JSON:
 		s->json = true;
 		return 1;
@@ -126,7 +129,9 @@ void session_help(FILE *f, bool with_source)
 			"  --driverstore DIR   host root, Windows, DriverStore or FileRepository dir\n"
 			"  --bundle FILE       a bundle made by 'gpup bundle create'\n"
 			"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n"
-			"  --allow-missing     skip INF-listed files found nowhere (companions, package files)\n");
+			"  --allow-missing     skip INF-listed files found nowhere (companions, package files)\n"
+			"  --replace-system-files  let prepare replace files of Windows itself (owned by\n"
+			"                      TrustedInstaller) that the driver also ships; refused otherwise\n");
 	fprintf(f,
 		"Image:\n"
 		"  --partition N       the Windows volume's partition number\n"

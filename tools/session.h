@@ -32,6 +32,7 @@ enum {
 	SESS_OPT_PROGRESS,
 	SESS_OPT_ARCH,
 	SESS_OPT_BUILD,
+	SESS_OPT_REPLACE_SYSTEM_FILES,
 };
 
 #define SESSION_LONGOPTS \
@@ -43,6 +44,7 @@ enum {
 	{ "format", required_argument, NULL, SESS_OPT_FORMAT }, \
 	{ "parent", required_argument, NULL, SESS_OPT_PARENT }, \
 	{ "allow-missing", no_argument, NULL, SESS_OPT_ALLOW_MISSING }, \
+	{ "replace-system-files", no_argument, NULL, SESS_OPT_REPLACE_SYSTEM_FILES }, \
 	{ "json", no_argument, NULL, SESS_OPT_JSON }, \
 	{ "progress", optional_argument, NULL, SESS_OPT_PROGRESS }, \
 	{ "quiet", no_argument, NULL, 'q' }, \
@@ -58,6 +60,7 @@ struct session {
 	struct gp_ntfs_open_opts ntfs_opts;
 	/* driver source */
 	struct gp_source_opts src_opts;
+	bool replace_system_files;  /* gp_inject_apply_opts (prepare) */
 	/* output */
 	bool json, quiet, verbose;
 	enum cli_progress_mode progress;

@@ -73,4 +73,17 @@ void t_expect_verify_fails(const char *path, int code, const char *substr);
  * close with the hash of what was read) fails with @code. */
 void t_expect_stream_fails(const char *path, int code, const char *substr);
 
+/* On a copy of the guest fixture, `gpup prepare -n`, `prepare` and
+ * `verify --bundle @path` each exit with gp_status_exit_code(@code) and
+ * name @substr. The dry run leaves the image byte-identical; so does the
+ * real run of a zip (its central directory is read before any write). A
+ * tar's real run, which meets the entry while streaming (bench/RESULTS.md:
+ * a header pass first would cost too much), leaves it byte-identical or
+ * says it rolled back what it had written. */
+void t_expect_prepare_refuses(const char *path, int code, const char *substr);
+
+/* On a copy of the guest fixture, `gpup prepare --bundle @path` works and
+ * `verify --bundle` agrees. */
+void t_expect_prepare_works(const char *path);
+
 #endif

@@ -43,9 +43,10 @@ static char *create(const char *name)
 	return out;
 }
 
+/* The store's set as bundle create takes it: every model's files. */
 static struct gp_source *open_store(void)
 {
-	struct gp_source_opts o = { .driverstore = store, .gpu = T_NV_GPU };
+	struct gp_source_opts o = { .driverstore = store, .gpu = T_NV_GPU, .every_model = true };
 	struct gp_error err = { 0 };
 	struct gp_source *s;
 

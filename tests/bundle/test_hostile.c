@@ -70,6 +70,7 @@ Test(hostile, base_case_is_valid_in_every_format)
 		gp_bundle_close(b);
 		cr_assert_eq(t_gpup(&r, "bundle verify '%s'", p), 0, "%s", r.err);
 		t_run_free(&r);
+		t_expect_prepare_works(p);
 		free(name);
 		free(p);
 	}
@@ -203,9 +204,9 @@ Test(hostile, unknown_format_version)
 {
 	char *p;
 
-	json_object_object_add(c.m, "format_version", json_object_new_int(2));
-	p = t_case_write(&c, dir, "v2.tar.zst", "tar.zst", NULL);
-	t_expect_open_fails(p, GP_ERR_UNSUPPORTED, "format version 2 is not supported");
+	json_object_object_add(c.m, "format_version", json_object_new_int(3));
+	p = t_case_write(&c, dir, "v3.tar.zst", "tar.zst", NULL);
+	t_expect_open_fails(p, GP_ERR_UNSUPPORTED, "format version 3 is not supported");
 	free(p);
 }
 
@@ -356,6 +357,8 @@ Test(hostile, symlink_entry)
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "entry '" PKG "/gpu.sys': a symbolic link");
 	t_expect_stream_fails(p, GP_ERR_CORRUPT, "a symbolic link");
 	t_expect_verify_fails(z, GP_ERR_CORRUPT, "a symbolic link");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "a symbolic link");
+	t_expect_prepare_refuses(z, GP_ERR_CORRUPT, "a symbolic link");
 	free(p);
 	free(z);
 }
@@ -368,6 +371,7 @@ Test(hostile, hardlink_entry)
 	p = t_case_write(&c, dir, "hardlink.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "a hard link");
 	t_expect_stream_fails(p, GP_ERR_CORRUPT, "a hard link");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "a hard link");
 	free(p);
 }
 
@@ -384,10 +388,12 @@ Test(hostile, device_fifo_and_directory_entries)
 	p = t_case_write(&c, dir, "fifo.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "a device, FIFO or socket");
 	t_expect_stream_fails(p, GP_ERR_CORRUPT, "a device, FIFO or socket");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "a device, FIFO or socket");
 	free(p);
 	c.e[i].type = AE_IFDIR;
 	p = t_case_write(&c, dir, "dir.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, PKG "/gpu.sys");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, PKG "/gpu.sys");
 	free(p);
 }
 
@@ -401,6 +407,7 @@ Test(hostile, entry_not_in_manifest)
 	p = t_case_write(&c, dir, "extra.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "entry '" PKG "/evil.sys': not in the manifest");
 	t_expect_stream_fails(p, GP_ERR_CORRUPT, "not in the manifest");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "not in the manifest");
 	free(p);
 	free(c.e[i].name);
 	c.e[i].name = strdup(PKG "/GPU.sys");
@@ -431,6 +438,8 @@ Test(hostile, entry_unsafe_paths)
 		p = t_case_write(&c, dir, name, "tar", NULL);
 		t_expect_verify_fails(p, GP_ERR_CORRUPT, cases[k].why);
 		t_expect_stream_fails(p, GP_ERR_CORRUPT, "unsafe path");
+		if (k == 1)
+			t_expect_prepare_refuses(p, GP_ERR_CORRUPT, cases[k].why);
 		free(p);
 		free(name);
 	}
@@ -449,11 +458,13 @@ Test(hostile, duplicate_and_second_manifest_entries)
 	p = t_case_write(&c, dir, "dup.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "duplicate or out of manifest order");
 	t_expect_stream_fails(p, GP_ERR_CORRUPT, "duplicate");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "duplicate or out of manifest order");
 	free(p);
 	free(c.e[2].name);
 	c.e[2].name = strdup(GP_BUNDLE_MANIFEST_NAME);
 	p = t_case_write(&c, dir, "second.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "a second manifest");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "a second manifest");
 	free(p);
 }
 
@@ -469,6 +480,7 @@ Test(hostile, missing_and_reordered_entries)
 	p = t_case_write(&c, dir, "swap.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "is missing from the archive");
 	t_expect_stream_fails(p, GP_ERR_CORRUPT, "is missing from the archive");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "is missing from the archive");
 	free(p);
 	/* Drop the last one. */
 	tmp = c.e[0];
@@ -478,6 +490,7 @@ Test(hostile, missing_and_reordered_entries)
 	p = t_case_write(&c, dir, "short.tar", "tar", NULL);
 	c.n++;
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "missing from the archive (truncated?)");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "missing from the archive (truncated?)");
 	free(p);
 }
 
@@ -491,6 +504,14 @@ Test(hostile, trailing_entry)
 	c.n++;
 	p = t_case_write(&c, dir, "trail.tar", "tar", NULL);
 	t_expect_verify_fails(p, GP_ERR_CORRUPT, "zz_extra.dll': not in the manifest");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "zz_extra.dll': not in the manifest");
+	free(p);
+	/* And a duplicate after the last file, in a zip's central directory. */
+	free(c.e[c.n - 1].name);
+	c.e[c.n - 1].name = strdup(PKG "/gpu.sys");
+	p = t_case_write(&c, dir, "trail.zip", "zip", NULL);
+	t_expect_verify_fails(p, GP_ERR_CORRUPT, "gpu.sys': duplicate");
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT, "gpu.sys': duplicate");
 	free(p);
 }
 
@@ -510,6 +531,7 @@ Test(hostile, size_and_hash_mismatch)
 	t_expect_verify_fails(p, GP_ERR_MISMATCH,
 			      "file '" PKG "/gpu.sys': 69990 bytes in the archive, the manifest says 70000");
 	t_expect_stream_fails(p, GP_ERR_MISMATCH, "the manifest says 70000");
+	t_expect_prepare_refuses(p, GP_ERR_MISMATCH, "the manifest says 70000");
 	free(p);
 }
 
@@ -524,6 +546,7 @@ Test(hostile, truncated_archive)
 	cr_assert_eq(t_write_file(q, data, 12000), 0);
 	t_expect_verify_fails(q, GP_ERR_CORRUPT, "cut.tar");
 	t_expect_stream_fails(q, GP_ERR_CORRUPT, "cut.tar");
+	t_expect_prepare_refuses(q, GP_ERR_CORRUPT, "cut.tar");
 	free(data);
 	free(p);
 	free(q);
@@ -546,6 +569,52 @@ Test(hostile, corrupt_compressed_data)
 	cr_assert(strstr(r.err, "full.tar.gz"), "%s", r.err);
 	t_run_free(&r);
 	free(data);
+	free(p);
+}
+
+/* A companion must be a file the package's INF copies: a manifest naming
+ * System32's ntoskrnl.exe is refused before the archive is read on. */
+Test(hostile, companion_the_inf_does_not_copy)
+{
+	struct json_object *f = json_object_new_object();
+	struct json_object *files = json_object_object_get(c.m, "files");
+	char hex[65];
+	char *p;
+
+	c.e[c.n].name = strdup("Windows/System32/ntoskrnl.exe");
+	c.e[c.n].data = strdup("not a kernel");
+	c.e[c.n].len = strlen(c.e[c.n].data);
+	c.e[c.n].type = AE_IFREG;
+	t_sha256_buf(c.e[c.n].data, c.e[c.n].len, hex);
+	c.n++;
+	set_str(f, "path", "Windows/System32/ntoskrnl.exe");
+	json_object_object_add(f, "size", json_object_new_int64(12));
+	set_str(f, "sha256", hex);
+	json_object_object_add(f, "mtime", json_object_new_int64(1710936000));
+	set_str(f, "role", "companion");
+	set_str(f, "origin", "CopyFiles kernel");
+	json_object_array_add(files, f);
+	json_object_object_add(c.m, "file_count", json_object_new_int64((int64_t)c.n));
+	json_object_object_add(c.m, "total_bytes",
+			       json_object_new_int64(json_object_get_int64(
+				       json_object_object_get(c.m, "total_bytes")) + 12));
+	sort_manifest();
+	p = t_case_write(&c, dir, "kernel.tar", "tar", NULL);
+	/* A well-formed archive: only the INF says no. */
+	t_expect_prepare_refuses(p, GP_ERR_CORRUPT,
+				 "companion 'Windows/System32/ntoskrnl.exe' is no file that gpu.inf copies");
+	free(p);
+}
+
+/* A format 1 bundle fixed its files for one Windows build when it was
+ * made: still readable, but not injected. */
+Test(hostile, format_1_is_not_injected)
+{
+	char *p;
+
+	json_object_object_add(c.m, "format_version", json_object_new_int(1));
+	p = t_case_write(&c, dir, "v1.tar", "tar", NULL);
+	t_expect_prepare_refuses(p, GP_ERR_UNSUPPORTED, "made by an older gpup");
 	free(p);
 }
 

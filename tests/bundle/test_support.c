@@ -157,6 +157,36 @@ static void add_file(struct t_case *c, const char *name, size_t len, uint64_t se
 	e->type = AE_IFREG;
 }
 
+/* The INF of the hand-made bundle: one model whose install section
+ * copies gpu32.dll to System32 and SysWOW64 (host files the package lacks,
+ * which a bundle carries at their guest paths). CRLF, as INFs are. */
+static const char case_inf[] =
+	"[Version]\r\n"
+	"Signature = \"$Windows NT$\"\r\n"
+	"Class = Display\r\n"
+	"ClassGuid = {4d36e968-e325-11ce-bfc1-08002be10318}\r\n"
+	"Provider = Test GPUs\r\n"
+	"DriverVer = 03/20/2024, 1.2.3.4\r\n"
+	"CatalogFile = gpu.cat\r\n"
+	"\r\n[Manufacturer]\r\n"
+	"Test = Models, NTamd64\r\n"
+	"\r\n[Models.NTamd64]\r\n"
+	"Test GPU = Install, PCI\\VEN_1234&DEV_5678\r\n"
+	"\r\n[DestinationDirs]\r\n"
+	"Sys32 = 11\r\n"
+	"Wow = 10,SysWOW64\r\n"
+	"\r\n[SourceDisksNames]\r\n"
+	"1 = disk\r\n"
+	"\r\n[SourceDisksFiles]\r\n"
+	"gpu.sys = 1\r\n"
+	"x.dll = 1,sub\r\n"
+	"\r\n[Install]\r\n"
+	"CopyFiles = Sys32, Wow\r\n"
+	"\r\n[Sys32]\r\n"
+	"gpu32.dll\r\n"
+	"\r\n[Wow]\r\n"
+	"gpu32.dll\r\n";
+
 void t_case_base(struct t_case *c)
 {
 	t_case_many(c, 0);
@@ -169,7 +199,10 @@ void t_case_many(struct t_case *c, size_t extra)
 	uint64_t total = 0;
 
 	memset(c, 0, sizeof(*c));
-	add_file(c, PKG "/gpu.inf", 300, 1);
+	add_file(c, PKG "/gpu.inf", 0, 1);
+	free(c->e[c->n - 1].data);
+	c->e[c->n - 1].data = strdup(case_inf);
+	c->e[c->n - 1].len = strlen(case_inf);
 	add_file(c, PKG "/gpu.sys", 70000, 2);
 	add_file(c, PKG "/sub/x.dll", 1, 3);
 	add_file(c, "Windows/System32/gpu32.dll", 100, 4);
@@ -185,7 +218,8 @@ void t_case_many(struct t_case *c, size_t extra)
 	qsort(c->e, c->n, sizeof(c->e[0]), entry_cmp);
 
 	json_object_object_add(m, "format", jstr("gpup-bundle"));
-	json_object_object_add(m, "format_version", json_object_new_int(1));
+	json_object_object_add(m, "format_version", json_object_new_int(2));
+	json_object_object_add(m, "gpu", jstr("auto"));
 	json_object_object_add(m, "tool_version", jstr("test"));
 	json_object_object_add(m, "arch", jstr("amd64"));
 	json_object_object_add(pkg, "folder", jstr("gpu.inf_amd64_0123456789abcdef"));
@@ -198,6 +232,13 @@ void t_case_many(struct t_case *c, size_t extra)
 	json_object_object_add(pkg, "catalog_file", jstr("gpu.cat"));
 	json_object_object_add(pkg, "arch", jstr("amd64"));
 	json_object_object_add(pkg, "copyinf", json_object_new_array());
+	{
+		char b64[sizeof(case_inf) * 2];
+
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)case_inf,
+				(int)strlen(case_inf));
+		json_object_object_add(pkg, "inf_text", jstr(b64));
+	}
 	json_object_object_add(m, "package", pkg);
 	json_object_object_add(m, "copyinf_packages", json_object_new_array());
 	arr = json_object_new_array();
@@ -358,4 +399,59 @@ void t_expect_stream_fails(const char *path, int code, const char *substr)
 		s.ops->destroy(&s);
 	gp_bundle_close(b);
 	EVP_MD_CTX_free(md);
+}
+
+/* ---- through the CLI, into a guest ------------------------------------- */
+
+void t_expect_prepare_refuses(const char *path, int code, const char *substr)
+{
+	char *d = t_tmpdir();
+	char *img = t_guest_copy(d, "--size 2G --vhdx", "g.vhdx");
+	size_t len = strlen(path);
+	bool zip = len > 4 && !strcmp(path + len - 4, ".zip");
+	int want = gp_status_exit_code(code);
+	char before[65], after[65];
+	struct t_run r;
+
+	cr_assert_eq(t_sha256_file(img, before), 0);
+	t_gpup(&r, "prepare '%s' -n -q --bundle '%s'", img, path);
+	cr_assert_eq(r.status, want, "%s: prepare -n: exit %d: %s", path, r.status, r.err);
+	cr_assert(strstr(r.err, substr), "%s: prepare -n: '%s' lacks '%s'", path, r.err, substr);
+	t_run_free(&r);
+	cr_assert_eq(t_sha256_file(img, after), 0);
+	cr_assert_str_eq(before, after, "%s: prepare -n changed the image", path);
+
+	t_gpup(&r, "prepare '%s' -q --bundle '%s'", img, path);
+	cr_assert_eq(r.status, want, "%s: prepare: exit %d: %s", path, r.status, r.err);
+	cr_assert(strstr(r.err, substr), "%s: prepare: '%s' lacks '%s'", path, r.err, substr);
+	cr_assert_eq(t_sha256_file(img, after), 0);
+	if (strcmp(before, after))
+		cr_assert(!zip && strstr(r.err, "rolled back"),
+			  "%s: prepare changed the image without rolling back: %s", path, r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "verify '%s' --bundle '%s'", img, path);
+	cr_assert_eq(r.status, want, "%s: verify: exit %d: %s", path, r.status, r.err);
+	cr_assert(strstr(r.err, substr), "%s: verify: '%s' lacks '%s'", path, r.err, substr);
+	t_run_free(&r);
+	t_rm_rf(d);
+	free(d);
+	free(img);
+}
+
+void t_expect_prepare_works(const char *path)
+{
+	char *d = t_tmpdir();
+	char *img = t_guest_copy(d, "--size 2G --vhdx", "g.vhdx");
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' -q --bundle '%s'", img, path);
+	cr_assert_eq(r.status, 0, "%s: prepare: %s", path, r.err);
+	t_run_free(&r);
+	t_gpup(&r, "verify '%s' --bundle '%s'", img, path);
+	cr_assert_eq(r.status, 0, "%s: verify: %s%s", path, r.out, r.err);
+	t_run_free(&r);
+	t_rm_rf(d);
+	free(d);
+	free(img);
 }

@@ -679,6 +679,61 @@ Test(store, hostile_destination_names_are_refused)
 	free(root);
 }
 
+/* A destination Windows cannot create (a DOS device name, also with an
+ * extension, a name ending in a dot or a space) fails the set, naming the
+ * INF, the section and the name: `drivers` says so with exit 1, and
+ * `prepare -n` refuses with exit 1 and the image untouched, instead of a
+ * write failing half-way (it used to, with exit 2). */
+Test(store, reserved_destination_names_fail_the_set)
+{
+	static const char *const names[] = { "CON", "nul.txt", "LPT1", "com9.dll", "aux",
+					      "trailing.", "space " };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char text[1024];
+		char *root, *img;
+		struct gp_store *s;
+		struct gp_resolution *r;
+		struct gp_inject_set *set = NULL;
+		struct t_run t;
+		char before[65], after[65];
+
+		snprintf(text, sizeof(text),
+			 "[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+			 "DriverVer=01/01/2024,1.0.0.0\n[Manufacturer]\nM=Dev,NTamd64\n"
+			 "[Dev.NTamd64]\nGPU=S,PCI\\VEN_1234&DEV_5678\n"
+			 "[S]\nCopyFiles=ok,dev\n[DestinationDirs]\nok=11\ndev=11\n"
+			 "[ok]\nfine.dll,deep.inf\n[dev]\n\"%s\",deep.inf\n", names[i]);
+		root = one_package_store(text);
+		s = dt_open(root);
+		r = resolve_ok(s, "PCI\\VEN_1234&DEV_5678", NULL);
+		cr_assert_eq(gp_store_injection_set(s, r->pkg, r->model, NULL, &set), GP_ERR_CORRUPT,
+			     "%s accepted", names[i]);
+		cr_assert(strstr(gp_store_error(s)->msg, "deep.inf: CopyFiles dev:") &&
+			  strstr(gp_store_error(s)->msg, names[i]), "%s", gp_store_error(s)->msg);
+		gp_resolution_free(r);
+		gp_store_close(s);
+
+		t_gpup(&t, "drivers --driverstore '%s' --gpu 'PCI\\VEN_1234&DEV_5678'", root);
+		cr_assert_eq(t.status, 1, "drivers with '%s': exit %d: %s", names[i], t.status, t.err);
+		cr_assert(strstr(t.err, "CopyFiles dev") && strstr(t.err, names[i]), "%s", t.err);
+		t_run_free(&t);
+		img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+		cr_assert_eq(t_sha256_file(img, before), 0);
+		t_gpup(&t, "prepare '%s' -n --driverstore '%s' --gpu 'PCI\\VEN_1234&DEV_5678'", img,
+		       root);
+		cr_assert_eq(t.status, 1, "prepare -n with '%s': exit %d: %s", names[i], t.status,
+			     t.err);
+		t_run_free(&t);
+		cr_assert_eq(t_sha256_file(img, after), 0);
+		cr_assert_str_eq(before, after, "prepare -n changed the image");
+		t_run(&t, "rm -rf '%s'", root);
+		t_run_free(&t);
+		free(img);
+		free(root);
+	}
+}
+
 Test(store, match_only_under_a_newer_target_os)
 {
 	static const char text[] =

@@ -70,28 +70,42 @@ static struct json_object *injection_files(const char *st)
 	return files;
 }
 
-/*
- * Read every file of the injection set back from @img without gpup:
- * qemu-img → raw, the Windows partition cut out with dd, ntfscat per file;
- * compare SHA-256 with the host source. Returns the number of files checked.
- */
-static size_t check_independently(const char *img, const char *st, const char *partfile)
+/* The Windows volume of @img, without gpup: qemu-img → raw, the partition
+ * (offset and length in @partfile, from mkguest.sh) cut out with dd into
+ * DIR/check.part, for ntfs-3g's tools. Returns that path (caller frees). */
+static char *volume_of(const char *img, const char *partfile)
 {
-	struct json_object *files = injection_files(st);
 	unsigned long long off, len;
 	char *raw = t_strdup_printf("%s/check.raw", dir);
 	char *part = t_strdup_printf("%s/check.part", dir);
 	FILE *f = fopen(partfile, "r");
 	struct t_run r;
-	size_t n = json_object_array_length(files);
 
 	cr_assert_not_null(f);
 	cr_assert_eq(fscanf(f, "%llu %llu", &off, &len), 2);
 	fclose(f);
-	t_run(&r, "qemu-img convert -O raw '%s' '%s' && dd if='%s' of='%s' bs=1M skip=%llu count=%llu "
-		  "conv=sparse status=none", img, raw, raw, part, off >> 20, len >> 20);
+	t_run(&r, "rm -f '%s' && qemu-img convert -O raw '%s' '%s' && dd if='%s' of='%s' bs=1M "
+		  "skip=%llu count=%llu conv=sparse status=none", part, img, raw, raw, part, off >> 20,
+	      len >> 20);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	t_run_free(&r);
+	unlink(raw);
+	free(raw);
+	return part;
+}
+
+/*
+ * Read every file of the injection set back from @img without gpup
+ * (volume_of(), ntfscat per file); compare SHA-256 with the host source.
+ * Returns the number of files checked.
+ */
+static size_t check_independently(const char *img, const char *st, const char *partfile)
+{
+	struct json_object *files = injection_files(st);
+	char *part = volume_of(img, partfile);
+	struct t_run r;
+	size_t n = json_object_array_length(files);
+
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(files, i), *gp, *sp;
 		char want[65];
@@ -110,9 +124,7 @@ static size_t check_independently(const char *img, const char *st, const char *p
 	cr_assert_eq(r.status, 0, "ntfsfix -n: %s%s", r.out, r.err);
 	t_run_free(&r);
 	json_object_put(files);
-	unlink(raw);
 	unlink(part);
-	free(raw);
 	free(part);
 	return n;
 }
@@ -571,6 +583,205 @@ Test(prepare, tampered_bundle_leaves_no_partial_package)
 	free(good);
 	free(tar);
 	free(bad);
+	free(img);
+	free(st);
+}
+
+/* A bundle made on a host whose newest target is Windows 11, for the
+ * generic NVIDIA model (Section_W11 on 22621 and later, Section_Generic
+ * before), goes into a build 19045 guest: the files are those the INF
+ * copies there, the 30 that --driverstore writes, not the Windows 11 set
+ * with its System32 nvW11only.dll (31, as bundles fixed at creation did).
+ * Into a build 22631 guest the same bundle writes the Windows 11 set. */
+Test(prepare, bundle_files_are_resolved_for_the_guest_build)
+{
+	static const char *const builds[] = { "--size 2G --vhdx --build 19045", "--size 2G --vhdx" };
+	static const char *const generic = "PCI\\VEN_10DE&DEV_2860";
+	char *st = store();
+	char *bundle = t_strdup_printf("%s/w11.tar.zst", dir);
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu '%s' -q -o '%s'", st, generic, bundle);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	for (size_t i = 0; i < 2; i++) {
+		char *a = t_guest_copy(dir, builds[i], "a.vhdx");
+		char *b = t_guest_copy(dir, builds[i], "b.vhdx");
+		struct json_object *oa, *ob, *fa, *fb;
+
+		t_gpup(&r, "prepare '%s' --bundle '%s' --json -q", a, bundle);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		oa = json_tokener_parse(r.out);
+		t_run_free(&r);
+		t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '%s' --json -q", b, st, generic);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		ob = json_tokener_parse(r.out);
+		t_run_free(&r);
+		cr_assert(json_object_object_get_ex(oa, "files", &fa) &&
+			  json_object_object_get_ex(ob, "files", &fb));
+		cr_assert_eq(json_object_get_int(json_object_object_get(fa, "new")),
+			     json_object_get_int(json_object_object_get(fb, "new")),
+			     "bundle %s, driverstore %s", json_object_to_json_string(fa),
+			     json_object_to_json_string(fb));
+		cr_assert_eq(json_object_get_int(json_object_object_get(fa, "new")), i ? 31 : 30);
+		/* Which companion is in the guest (gpup ls); verify against the
+		 * store below compares the bytes. */
+		t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\nvW11only.dll'", a);
+		cr_assert_eq(r.status, i ? 0 : 1, "nvW11only.dll on build %s: %s%s", builds[i], r.out,
+			     r.err);
+		t_run_free(&r);
+		t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '%s'", a, st, generic);
+		cr_assert_eq(r.status, 0, "the bundle's files differ from the store's: %s%s", r.out,
+			     r.err);
+		t_run_free(&r);
+		json_object_put(oa);
+		json_object_put(ob);
+		free(a);
+		free(b);
+	}
+	free(bundle);
+	free(st);
+}
+
+/* A guest whose System32 already holds nvapi64.dll as a file of Windows
+ * (owned by TrustedInstaller, as mkguest.sh --system-file makes it): the
+ * driver's companion of that name is refused in the plan (exit 3, for -n
+ * too), naming the file, with the image byte-identical; with
+ * --replace-system-files it goes in and reads back right through ntfs-3g. */
+Test(prepare, files_of_windows_are_replaced_only_when_asked)
+{
+	static const char *const args = "--size 2G --vhdx --system-file nvapi64.dll";
+	char *img = guest_copy(args, "g.vhdx");
+	char *st = store();
+	char *fx = t_fixture("mkguest.sh", args);
+	char *partfile = t_strdup_printf("%s/guest.part", fx);
+	char before[65];
+	struct t_run r;
+
+	strcpy(before, sha_of(img));
+	for (int dry = 1; dry >= 0; dry--) {
+		t_gpup(&r, "prepare '%s' %s --driverstore '%s' --gpu '" NV_GPU "' -q", img,
+		       dry ? "-n" : "", st);
+		cr_assert_eq(r.status, 3, "exit %d: %s", r.status, r.err);
+		cr_assert(strstr(r.err, "Windows/System32/nvapi64.dll is a file of Windows itself") &&
+			  strstr(r.err, "--replace-system-files"), "%s", r.err);
+		t_run_free(&r);
+		cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
+	}
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --replace-system-files",
+	       img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_gt(check_independently(img, st, partfile), 20);
+	free(partfile);
+	free(fx);
+	free(img);
+	free(st);
+}
+
+/* What ntfs-3g's tools say about the volume of @img: it holds no
+ * HostDriverStore (the guest fixture has none) and none of the set's
+ * companions, is not marked dirty, and carries no gpup marker stream on
+ * its root directory. */
+static void expect_volume_as_fresh(const char *img, const char *partfile)
+{
+	char *part = volume_of(img, partfile);
+	struct t_run r;
+
+	t_run(&r, "ntfsls -f -p /Windows/System32 '%s'", part);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "ntoskrnl.exe"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "HostDriverStore"), "the package was left: %s", r.out);
+	cr_assert_null(strstr(r.out, "nvapi64.dll"), "a companion was left: %s", r.out);
+	t_run_free(&r);
+	t_run(&r, "ntfsinfo -f -m '%s'", part);
+	cr_assert(strstr(r.out, "Volume Flags: 0x0000"), "the volume is left dirty: %s", r.out);
+	t_run_free(&r);
+	t_run(&r, "ntfsinfo -f -i 5 '%s'", part);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_null(strstr(r.out, "gpup-write-in-progress"), "the marker was left: %s", r.out);
+	t_run_free(&r);
+	unlink(part);
+	free(part);
+}
+
+/* A bundle whose stream turns bad after its first files were written: a
+ * byte of nvlddmkm.sys flipped (exit 4), the archive cut inside it (exit
+ * 1). Everything the run wrote is removed again, the volume is left as
+ * before (not dirty, no marker, as ntfs-3g reads it), the run says so, and
+ * doctor says exactly what it said before the run. A dry run sees the cut
+ * (it reads the archive's structure) but not the flipped byte. */
+Test(prepare, bundle_failing_midstream_rolls_back_to_a_clean_volume)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *fx = t_fixture("mkguest.sh", "--size 2G --vhdx");
+	char *partfile = t_strdup_printf("%s/guest.part", fx);
+	char *good = t_strdup_printf("%s/nv.tar.gz", dir);
+	char *tar = t_strdup_printf("%s/nv.tar", dir);
+	char *bad = t_strdup_printf("%s/bad.tar.gz", dir);
+	char *cut = t_strdup_printf("%s/cut.tar.gz", dir);
+	struct { const char *bundle; int status, dry_status; } cases[] = {
+		{ bad, 4, 0 }, { cut, 1, 1 },
+	};
+	char *doctor_out;
+	int doctor_status;
+	long long at;
+	struct t_run r;
+
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu '" NV_GPU "' -o '%s'", st, good);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_run(&r, "gzip -dc '%s' > '%s'", good, tar);
+	cr_assert_eq(r.status, 0);
+	t_run_free(&r);
+	at = t_find_in_file(tar, "000000000777 nvlddmkm.sys");
+	cr_assert_geq(at, 0);
+	t_run(&r, "head -c %lld '%s' | gzip > '%s' && printf X | dd of='%s' bs=1 seek=%lld "
+		  "conv=notrunc status=none && gzip -c '%s' > '%s'", at, tar, cut, tar, at, tar, bad);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "doctor '%s' --bundle '%s' --json -q", img, good);
+	doctor_out = strdup(r.out);
+	doctor_status = r.status;
+	t_run_free(&r);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char before[65];
+
+		strcpy(before, sha_of(img));
+		t_gpup(&r, "prepare '%s' --bundle '%s' -n -q", img, cases[i].bundle);
+		cr_assert_eq(r.status, cases[i].dry_status, "%s: dry run exit %d: %s", cases[i].bundle,
+			     r.status, r.err);
+		t_run_free(&r);
+		cr_assert_str_eq(sha_of(img), before, "a dry run changed the image");
+
+		t_gpup(&r, "prepare '%s' --bundle '%s' -q", img, cases[i].bundle);
+		cr_assert_eq(r.status, cases[i].status, "%s: exit %d: %s", cases[i].bundle, r.status,
+			     r.err);
+		cr_assert(strstr(r.err, "nvlddmkm.sys"), "%s", r.err);
+		cr_assert(strstr(r.err, "rolled back"), "the run does not say it rolled back: %s", r.err);
+		t_run_free(&r);
+		expect_volume_as_fresh(img, partfile);
+		cr_assert_eq(t_run(&r, "qemu-img check '%s'", img), 0, "%s", r.out);
+		t_run_free(&r);
+		t_gpup(&r, "doctor '%s' --bundle '%s' --json -q", img, good);
+		cr_assert_eq(r.status, doctor_status, "doctor exit %d, %d before: %s", r.status,
+			     doctor_status, r.out);
+		cr_assert_str_eq(r.out, doctor_out, "doctor changed its findings");
+		t_run_free(&r);
+	}
+	/* The good bundle then goes in, and the volume is clean after it. */
+	t_gpup(&r, "prepare '%s' --bundle '%s' -q", img, good);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	free(doctor_out);
+	free(good);
+	free(tar);
+	free(bad);
+	free(cut);
+	free(partfile);
+	free(fx);
 	free(img);
 	free(st);
 }
