@@ -23,11 +23,11 @@ int cli_fail(const struct gp_error *err)
 int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
 		  bool image_changed)
 {
-	return cli_fail_json_status(cmd, image, err, image_changed, cli_fail(err));
+	return cli_fail_json_status(cmd, image, err, image_changed, cli_fail(err), NULL);
 }
 
 int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
-			 bool image_changed, int status)
+			 bool image_changed, int status, struct json_object *extra)
 {
 	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
 	int code = err->code ? err->code : GP_ERR_IO;
@@ -41,6 +41,11 @@ int cli_fail_json_status(const char *cmd, const char *image, const struct gp_err
 	json_object_object_add(e, "message", json_object_new_string(gp_error_message(err)));
 	json_object_object_add(o, "error", e);
 	json_object_object_add(o, "image_changed", json_object_new_boolean(image_changed));
+	if (extra) {
+		json_object_object_foreach(extra, key, val)
+			json_object_object_add(o, key, json_object_get(val));
+		json_object_put(extra);
+	}
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 					       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);

@@ -38,9 +38,11 @@ int cli_fail(const struct gp_error *err);
 int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
 		  bool image_changed);
 /* Only the JSON object of cli_fail_json(), with @status as "exit_status"
- * (the caller printed its own line); returns @status. */
+ * (the caller printed its own line) and the members of @extra (may be
+ * NULL; consumed) added; returns @status. */
+struct json_object;
 int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
-			 bool image_changed, int status);
+			 bool image_changed, int status, struct json_object *extra);
 
 /* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; return 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

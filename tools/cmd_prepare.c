@@ -35,7 +35,7 @@
  *            space_need, space_have (bytes), create_child, host_vm,
  *            host_script_text} }
  * A failure: { "schema", "command", "image", "error": {code, exit_status,
- *   message}, "image_changed" } (cli_fail_json()).
+ *   message}, "image_changed", "dry_run", "rolled_back" } (cli_fail_json()).
  */
 #include <errno.h>
 #include <libgen.h>
@@ -527,24 +527,32 @@ static void list_planned(struct prepare *p)
 static int fail(struct prepare *p, const struct gp_error *err)
 {
 	bool changed = p->committing && !p->child_removed;
+	struct gp_error e = { 0 };
+	int status;
 
 	if (cli_interrupted() && (err->code == GP_ERR_ABORTED || !err->code)) {
-		struct gp_error e = { 0 };
-
 		/* Say what state the image is in: the user decides from it
 		 * whether to run the command again. */
 		gp_error_set(&e, GP_ERR_ABORTED, "%s: interrupted: %s", p->base_image,
 			     !p->committing ? "nothing was written"
 			     : p->child_removed ? "the new child was removed; nothing was written"
+			     : p->rep.rolled_back ? "what was written was rolled back; the volume is as before the run"
 			     : "run the same command again to complete it");
 		fprintf(stderr, "gpup: %s\n", gp_error_message(&e));
-		if (p->s.json)
-			cli_fail_json_status("prepare", p->base_image, &e, changed, EXIT_INTERRUPTED);
-		return EXIT_INTERRUPTED;
+		err = &e;
+		status = EXIT_INTERRUPTED;
+	} else {
+		status = cli_fail(err);
 	}
-	if (!p->s.json)
-		return cli_fail(err);
-	return cli_fail_json("prepare", p->base_image, err, changed);
+	if (p->s.json) {
+		struct json_object *extra = json_object_new_object();
+
+		json_object_object_add(extra, "dry_run", json_object_new_boolean(p->dry_run));
+		json_object_object_add(extra, "rolled_back",
+				       json_object_new_boolean(p->rep.rolled_back));
+		cli_fail_json_status("prepare", p->base_image, err, changed, status, extra);
+	}
+	return status;
 }
 
 /* A stage boundary: stop here when the user pressed Ctrl-C. */

@@ -424,8 +424,16 @@ Test(transaction, ctrl_c_says_what_state_the_image_is_in)
 	cr_assert(WIFEXITED(status), "gpup died of the signal instead of handling it");
 	cr_assert_eq(WEXITSTATUS(status), 130, "exit %d", WEXITSTATUS(status));
 	cr_assert_not_null(err);
-	cr_assert(strstr(err, "interrupted: "), "%s", err);
+	/* Every file of the interrupted run was new: the rollback is complete,
+	 * and the volume is not left marked dirty. */
+	cr_assert(strstr(err, "interrupted: what was written was rolled back"), "%s", err);
 	cr_assert_eq(t_run(&r, "qemu-img check '%s'", img), 0, "%s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "inspect '%s' --json", img);
+	cr_assert(strstr(r.out, "\"dirty\":false"), "%s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "ls '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img);
+	cr_assert_null(strstr(r.out, "nv_dispi"), "a partial package was left: %s", r.out);
 	t_run_free(&r);
 	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
 	cr_assert_eq(r.status, 0, "the rerun: %s", r.err);
