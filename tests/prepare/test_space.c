@@ -178,8 +178,8 @@ Test(space, bitmap_lie_under_the_system_hive_is_refused)
 	free(fx);
 }
 
-/* -n --json states the need and the volume's free space; a refusal's
- * message gives the same need. */
+/* -n --json states the need (data and metadata of the plan) and the
+ * volume's free space. */
 Test(space, dry_run_json_states_need_and_have)
 {
 	char *img = t_guest_copy(dir, GUEST, "g.vhdx");
