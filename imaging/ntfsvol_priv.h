@@ -6,7 +6,10 @@
  *    volume through gpup's disk stack (no loop device, FUSE or root);
  *  - ntfsvol.c: choosing the volume, the safety checks, mounting, and the
  *    file operations;
- *  - ntfs_alloc.c: where new file data goes (compact placement).
+ *  - ntfs_alloc.c: where new file data goes (compact placement), and
+ *    claiming free runs explicitly where libntfs-3g's allocator gives up;
+ *  - ntfs_space.c: how much space a set of files takes (the plan's check);
+ *  - ntfs_bitmap.c: whether $Bitmap marks every cluster files use as used.
  */
 #ifndef GPUP_NTFSVOL_PRIV_H
 #define GPUP_NTFSVOL_PRIV_H
@@ -116,9 +119,11 @@ struct gp_ntfs_placer *gp_ntfs_placer_new(ntfs_volume *vol, struct gp_disk *disk
 void gp_ntfs_placer_free(struct gp_ntfs_placer *p);
 
 /* Give the non-resident, empty, unnamed $DATA attribute @na its clusters
- * for @size bytes at the places the plan prefers. Returns 0, or -1 with
- * errno set (ENOSPC when the volume is full). With @p NULL, uses
- * ntfs_attr_truncate_solid() unchanged. */
+ * for @size bytes at the places the plan prefers (@p NULL: where
+ * ntfs_attr_truncate_solid() puts them). When libntfs-3g's allocator
+ * refuses although the volume has the clusters, the longest free runs are
+ * claimed explicitly, so this fails only on a volume that is really full.
+ * Returns 0, or -1 with errno set (ENOSPC when the volume is full). */
 int gp_ntfs_placer_allocate(struct gp_ntfs_placer *p, ntfs_attr *na, uint64_t size);
 
 #endif

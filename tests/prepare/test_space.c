@@ -177,3 +177,29 @@ Test(space, bitmap_lie_under_the_system_hive_is_refused)
 	free(src);
 	free(fx);
 }
+
+/* -n --json states the need (data and metadata of the plan) and the
+ * volume's free space. */
+Test(space, dry_run_json_states_need_and_have)
+{
+	char *img = t_guest_copy(dir, GUEST, "g.vhdx");
+	char *st = t_fixture("mkstore.sh", "");
+	uint64_t avail = free_bytes(img), need, have;
+	struct t_run r;
+	const char *p;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -n --json", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	p = strstr(r.out, "\"space_need\":");
+	cr_assert_not_null(p, "%s", r.out);
+	need = strtoull(p + strlen("\"space_need\":"), NULL, 10);
+	p = strstr(r.out, "\"space_have\":");
+	cr_assert_not_null(p, "%s", r.out);
+	have = strtoull(p + strlen("\"space_have\":"), NULL, 10);
+	t_run_free(&r);
+	cr_assert_eq(have, avail);
+	/* ~800 KB of files in 31 new entries and a few new directories. */
+	cr_assert(need > 800000 && need < 2000000, "need %llu", (unsigned long long)need);
+	free(st);
+	free(img);
+}
