@@ -412,3 +412,30 @@ Test(hostconf_cli, prepare_revert_is_usage_error)
 	cr_assert(strstr(r.err, "--revert"), "%s", r.err);
 	t_run_free(&r);
 }
+
+/* Without a GPU list (no --from, no PowerShell): the script still comes,
+ * the JSON gives the shares and no values. */
+Test(hostconf_cli, json_without_gpu_list)
+{
+	struct t_run r;
+
+	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --gpu 10de --share 50% -o h.ps1 --json"), 0,
+		     "%s", r.err);
+	cr_assert(strstr(r.err, "the script chooses GPU '10de' and computes the quotas on the host"),
+		  "%s", r.err);
+	{
+		json_object *root = json_tokener_parse(r.out), *q, *vram, *v;
+
+		cr_assert_not_null(root, "%s", r.out);
+		cr_assert(json_object_object_get_ex(root, "quota", &q));
+		cr_assert(json_object_object_get_ex(q, "VRAM", &vram));
+		cr_assert(json_object_object_get_ex(vram, "share", &v));
+		cr_assert_str_eq(json_object_get_string(v), "50%");
+		cr_assert(json_object_object_get_ex(vram, "min", &v));
+		cr_assert_null(v);
+		cr_assert(json_object_object_get_ex(root, "instance_path", &v));
+		cr_assert_null(v);
+		json_object_put(root);
+	}
+	t_run_free(&r);
+}

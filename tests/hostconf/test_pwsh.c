@@ -743,3 +743,82 @@ Test(pwsh, live_gpus_through_pwsh)
 	cr_assert(strstr(r.err, "Get-VMHostPartitionableGpu failed (exit status 1)"), "%s", r.err);
 	t_run_free(&r);
 }
+
+/* `prepare --vm X --share 50%` with no --from and no PowerShell: the
+ * driver goes in and the script it writes configures the VM on the host,
+ * to the same values a script rendered from the GPU list gives. */
+Test(pwsh, prepare_without_gpu_list, .timeout = 300)
+{
+	json_object *st = state_new("win11", "howto-two-gpus.txt");
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	char *store = t_fixture("mkstore.sh", "");
+	char *script = t_strdup_printf("%s/host.ps1", dir);
+	char *golden = golden_path("client.ps1");
+	struct expect e;
+	struct t_run r;
+
+	pwsh();
+	cr_assert_eq(t_run(&r, "env PATH=/usr/bin:/bin HOME=/nonexistent '%s' prepare '%s' "
+			       "--driverstore '%s' --gpu 'PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1' "
+			       "--vm 'Win11 GPU-P' --share 50%% -o '%s' -q",
+			   t_env("GPUP_BIN"), img, store, script), 0, "%s", r.err);
+	cr_assert(strstr(r.err, "computes the quotas on the host"), "%s", r.err);
+	t_run_free(&r);
+	state_add_vm(st, "Win11 GPU-P", "Off");
+	state_write(st);
+	cr_assert_eq(ps_file(&r, script, ""), 0, "%s\n%s", r.out, r.err);
+	t_run_free(&r);
+	json_object_put(st);
+	st = state_read();
+	expect_from_script(golden, &e);
+	e.instance_path = "\\\\?\\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&2a7e4f6b&0&0008"
+			  "#{064092b3-625e-43bf-9eb5-dc845897dd59}";
+	assert_configured(vm_named(st, "Win11 GPU-P"), &e);
+	json_object_put(st);
+	free(golden);
+	free(script);
+	free(store);
+	free(img);
+}
+
+/* The stand-in refuses what Hyper-V refuses, so that a wrong script fails
+ * here too: a string for -VM, an unknown parameter, a quota that is not a
+ * number, changes to a Running VM, quotas out of order. */
+Test(pwsh, stand_in_refuses_like_hyperv)
+{
+	static const char probe[] =
+		"Set-StrictMode -Version Latest\n"
+		"$ErrorActionPreference = 'Stop'\n"
+		"$vm = Hyper-V\\Get-VM | Where-Object { $_.Name -eq 'on' }\n"
+		"$off = Hyper-V\\Get-VM | Where-Object { $_.Name -eq 'off' }\n"
+		"$tries = @(\n"
+		"    { Hyper-V\\Set-VM -VM 'on' -LowMemoryMappedIoSpace 1GB },\n"
+		"    { Hyper-V\\Set-VM -VM $off -Bogus 1 },\n"
+		"    { Hyper-V\\Add-VMGpuPartitionAdapter -VM $off -MinPartitionVRAM 'lots' },\n"
+		"    { Hyper-V\\Set-VM -VM $vm -LowMemoryMappedIoSpace 1GB },\n"
+		"    { Hyper-V\\Add-VMGpuPartitionAdapter -VM $vm },\n"
+		"    { Hyper-V\\Add-VMGpuPartitionAdapter -VM $off -InstancePath 'no such GPU' },\n"
+		"    { Hyper-V\\Add-VMGpuPartitionAdapter -VM $off -MinPartitionVRAM 9 -MaxPartitionVRAM 5 }\n"
+		")\n"
+		"$refused = 0\n"
+		"foreach ($t in $tries) { try { & $t; Write-Host \"accepted: $t\" } catch { $refused++ } }\n"
+		"Write-Host \"refused $refused of $($tries.Count)\"\n";
+	json_object *st = state_new("win11", "howto-two-gpus.txt");
+	char *path = t_strdup_printf("%s/probe.ps1", dir);
+	struct t_run r;
+
+	pwsh();
+	state_add_vm(st, "on", "Running");
+	state_add_vm(st, "off", "Off");
+	state_write(st);
+	cr_assert_eq(t_write_file(path, probe, strlen(probe)), 0);
+	cr_assert_eq(t_run(&r, "'%s' -NoProfile -NonInteractive -Command 'Import-Module Hyper-V; & %s'",
+			   pwsh(), path), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "refused 7 of 7"), "%s", r.out);
+	t_run_free(&r);
+	json_object_put(st);
+	st = state_read();
+	cr_assert_eq(log_len(st), 0);
+	json_object_put(st);
+	free(path);
+}
