@@ -185,22 +185,32 @@ int plan_opts_check(struct plan_opts *po, const char *cmd)
 
 /* The GPU list from --from, or live. Neither at hand (no --from, no
  * PowerShell here) is no error: *have stays false and the script picks the
- * GPU and computes the quotas on the host. */
+ * GPU and computes the quotas on the host. Nor is a live query that fails
+ * for a script that is only written (a pwsh without Hyper-V, as on a Linux
+ * box): a warning says why; --apply needs the host, so there it fails. */
 static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, bool *have,
 		     struct gp_error *err)
 {
 	struct gp_ps_shell sh;
-	struct gp_error ignored = { 0 };
+	struct gp_error qerr = { 0 };
+	int rc;
 
 	*have = false;
 	if (po->from) {
 		*have = true;
 		return gp_gpus_load(po->from, l, err);
 	}
-	if (gp_ps_find_shell(&sh, &ignored) != 0)
+	if (gp_ps_find_shell(&sh, &qerr) != 0)
 		return 0;
-	*have = true;
-	return gp_ps_query_gpus(&sh, l, err);
+	rc = gp_ps_query_gpus(&sh, l, &qerr);
+	if (rc == 0) {
+		*have = true;
+		return 0;
+	}
+	if (po->apply)
+		return gp_error_set(err, rc, "%s", gp_error_message(&qerr));
+	cli_warn("%s", gp_error_message(&qerr));
+	return 0;
 }
 
 int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error *err)
@@ -226,8 +236,8 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 		if (rc)
 			return rc;
 		if (!have) {
-			cli_warn("no --from FILE and no PowerShell here: the script chooses GPU '%s' "
-				 "and computes the quotas on the host", po->gpu);
+			cli_warn("no GPU list (--from FILE, or PowerShell here): the script chooses "
+				 "GPU '%s' and computes the quotas on the host", po->gpu);
 			goto plan;
 		}
 		rc = gp_gpus_select(&l, po->gpu, &idx, err);

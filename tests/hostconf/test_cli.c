@@ -439,3 +439,23 @@ Test(hostconf_cli, json_without_gpu_list)
 	}
 	t_run_free(&r);
 }
+
+/* A live query that fails (a pwsh without Hyper-V) does not stop a script
+ * that is only written: a warning says why; with --apply it is an error. */
+Test(hostconf_cli, failed_live_query_leaves_quotas_to_host)
+{
+	struct t_run r;
+	const char *env = "GPUP_FAKE_PS_EXIT=1 GPUP_FAKE_PS_STDERR='no Hyper-V module'";
+
+	install_fake("fake-powershell.sh", "pwsh");
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --gpu auto --share 50%"), 0, "%s", r.err);
+	cr_assert(strstr(r.err, "warning: pwsh: Get-VMHostPartitionableGpu failed (exit status 1): "
+				"no Hyper-V module"), "%s", r.err);
+	cr_assert(strstr(r.err, "the script chooses GPU 'auto'"), "%s", r.err);
+	cr_assert(strstr(r.out, "    [string] $Gpu = 'auto',\n"), "%s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --gpu auto --apply"), 1);
+	cr_assert(strstr(r.err, "no Hyper-V module"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "warning"), "%s", r.err);
+	t_run_free(&r);
+}
