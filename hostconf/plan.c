@@ -115,25 +115,76 @@ static uint64_t apply_percent(uint64_t base, uint64_t pct)
 	return (uint64_t)(prod / (100 * GP_PERCENT_ONE));
 }
 
-static void format_part(char *buf, size_t size, const struct gp_share_part *p)
+/* One part as the user wrote it: "50", "12.5%", "100%". */
+static void part_text(char *buf, size_t size, const struct gp_share_part *p)
 {
+	uint64_t frac = p->value % GP_PERCENT_ONE;
+	int digits = 6;
+
 	if (!p->is_percent) {
-		buf[0] = '\0';
+		snprintf(buf, size, "%llu", (unsigned long long)p->value);
 		return;
 	}
-	if (p->value % GP_PERCENT_ONE == 0)
-		snprintf(buf, size, " (%llu%%)", (unsigned long long)(p->value / GP_PERCENT_ONE));
-	else {
-		uint64_t frac = p->value % GP_PERCENT_ONE;
-		int digits = 6;
-		while (frac % 10 == 0) {
-			frac /= 10;
-			digits--;
-		}
-		snprintf(buf, size, " (%llu.%0*llu%%)",
-			 (unsigned long long)(p->value / GP_PERCENT_ONE), digits,
-			 (unsigned long long)frac);
+	if (frac == 0) {
+		snprintf(buf, size, "%llu%%", (unsigned long long)(p->value / GP_PERCENT_ONE));
+		return;
 	}
+	while (frac % 10 == 0) {
+		frac /= 10;
+		digits--;
+	}
+	snprintf(buf, size, "%llu.%0*llu%%", (unsigned long long)(p->value / GP_PERCENT_ONE),
+		 digits, (unsigned long long)frac);
+}
+
+/* " (50%)" after a value that came from a percentage, else "". */
+static void format_part(char *buf, size_t size, const struct gp_share_part *p)
+{
+	char t[32];
+
+	buf[0] = '\0';
+	if (p->is_percent) {
+		part_text(t, sizeof(t), p);
+		snprintf(buf, size, " (%s)", t);
+	}
+}
+
+static bool same_part(const struct gp_share_part *a, const struct gp_share_part *b)
+{
+	return a->is_percent == b->is_percent && a->value == b->value;
+}
+
+void gp_share_format(const struct gp_share_spec *spec, char *buf, size_t size)
+{
+	char t[3][32];
+
+	if (!spec->set) {
+		snprintf(buf, size, "%s", "");
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		part_text(t[i], sizeof(t[i]), &spec->part[i]);
+	if (same_part(&spec->part[0], &spec->part[1]) && same_part(&spec->part[1], &spec->part[2]))
+		snprintf(buf, size, "%s", t[0]);
+	else
+		snprintf(buf, size, "%s:%s:%s", t[0], t[1], t[2]);
+}
+
+/* Without the GPU's figures only raw parts can be compared. */
+static int check_raw_order(enum gp_gpu_res r, const struct gp_share_spec *spec,
+			   struct gp_error *err)
+{
+	for (int i = 0; spec->set && i < 2; i++) {
+		const struct gp_share_part *a = &spec->part[i], *b = &spec->part[i + 1];
+
+		if (!a->is_percent && !b->is_percent && a->value > b->value)
+			return gp_error_set(err, GP_ERR_INVALID,
+					    "%s: %s %llu is greater than %s %llu; Hyper-V needs "
+					    "Min <= Optimal <= Max", gp_gpu_res_name(r), part_name[i],
+					    (unsigned long long)a->value, part_name[i + 1],
+					    (unsigned long long)b->value);
+	}
+	return 0;
 }
 
 static int quota_for(enum gp_gpu_res r, const struct gp_share_spec *spec,
@@ -141,7 +192,7 @@ static int quota_for(enum gp_gpu_res r, const struct gp_share_spec *spec,
 {
 	const char *rn = gp_gpu_res_name(r);
 	uint64_t v[3];
-	char pct[3][32] = { "", "", "" };
+	char pct[3][40] = { "", "", "" };
 
 	if (!spec->set) {
 		v[0] = host->min;
@@ -265,7 +316,7 @@ int gp_plan_build(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
 	if (!gp_hc_valid_utf8(o->vm_name))
 		return gp_error_set(err, GP_ERR_INVALID,
 				    "VM name is not valid UTF-8 (Hyper-V names are Unicode)");
-	if (!o->revert && !gpu)
+	if (!o->revert && !gpu && (!o->gpu_select || !*o->gpu_select))
 		return gp_error_set(err, GP_ERR_INVALID, "no GPU chosen (--gpu)");
 	out->server = o->server;
 	out->stop_vm = o->stop_vm;
@@ -276,7 +327,22 @@ int gp_plan_build(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
 		rc = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	if (!o->revert) {
+	memcpy(out->share, o->share, sizeof(out->share));
+	if (!o->revert && !gpu) {
+		if (!gp_hc_valid_utf8(o->gpu_select)) {
+			rc = gp_error_set(err, GP_ERR_INVALID, "--gpu is not valid UTF-8");
+			goto fail;
+		}
+		out->gpu_select = strdup(o->gpu_select);
+		if (!out->gpu_select) {
+			rc = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		for (int r = 0; r < GP_RES_COUNT && rc == 0; r++)
+			rc = check_raw_order(r, &o->share[r], err);
+		if (rc)
+			goto fail;
+	} else if (!o->revert) {
 		if (!gp_hc_valid_utf8(gpu->instance_path)) {
 			rc = gp_error_set(err, GP_ERR_INVALID,
 					  "the GPU's instance path is not valid UTF-8");
@@ -292,6 +358,7 @@ int gp_plan_build(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
 			rc = quota_for(r, &o->share[r], &gpu->res[r], &out->quota[r], err);
 		if (rc)
 			goto fail;
+		out->have_quota = true;
 	}
 	rc = plan_mmio(o, out, err);
 	if (rc)
@@ -309,6 +376,7 @@ void gp_plan_free(struct gp_plan *p)
 	free(p->vm_name);
 	free(p->instance_path);
 	free(p->gpu_label);
+	free(p->gpu_select);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -19,6 +19,11 @@
  * Validation: host MinPartition ≤ Min ≤ Optimal ≤ Max ≤ host MaxPartition
  * and Max ≤ Available; the message names the resource, both values and
  * the rule.
+ * The rendered script computes the quotas again on the host, from the
+ * shares and Get-VMHostPartitionableGpu's figures at run time: a plan can
+ * be built without the GPU's figures (no --from, no PowerShell here); it
+ * then carries the --gpu choice for the script to resolve, and only checks
+ * what needs no figures (raw Min <= Optimal <= Max).
  *
  * MMIO. Low 1 GiB and High 32 GiB unless told otherwise. With SurveyDDA
  * output (see gp_surveydda_parse()), High = the devices' MB summed plus a
@@ -37,6 +42,7 @@
 #define GPUP_PLAN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gp_error.h"
@@ -74,6 +80,13 @@ struct gp_share_spec {
  */
 int gp_share_parse(const char *s, struct gp_share_spec *out, struct gp_error *err);
 
+/*
+ * The share back in gp_share_parse()'s syntax, as the rendered script takes
+ * it: "50%", "12.5%", "500000000", "10%:50%:100%" (one part when all three
+ * are equal); "" for a share not set. @size of 96 always suffices.
+ */
+void gp_share_format(const struct gp_share_spec *spec, char *buf, size_t size);
+
 enum gp_host_os {
 	GP_HOST_WIN11 = 0,   /* Windows 11 / Server 2025: Add-VMGpuPartitionAdapter -InstancePath */
 	GP_HOST_WIN10 = 1,   /* Windows 10 / Server 2022: no -InstancePath */
@@ -83,6 +96,7 @@ enum gp_host_os {
  * then set what was given. */
 struct gp_plan_opts {
 	const char *vm_name;                    /* required */
+	const char *gpu_select;                 /* --gpu, for a plan without a GPU's figures */
 	struct gp_share_spec share[GP_RES_COUNT];
 	uint64_t low_mmio, high_mmio;           /* bytes; 0 = not given */
 	bool have_surveydda;
@@ -106,6 +120,10 @@ struct gp_plan {
 	char *vm_name;                  /* owned; valid UTF-8 */
 	char *instance_path;            /* owned; NULL for revert plans */
 	char *gpu_label;                /* owned; "10de:2860 NVIDIA ... AD106M [...]" or NULL */
+	char *gpu_select;               /* owned; the --gpu choice when instance_path is NULL
+					   (the script resolves it on the host); else NULL */
+	struct gp_share_spec share[GP_RES_COUNT];   /* what the script computes from */
+	bool have_quota;                /* quota[] computed from a listed GPU's figures */
 	struct gp_quota quota[GP_RES_COUNT];
 	uint64_t low_mmio, high_mmio;   /* bytes */
 	char mmio_reason[160];          /* one line: how high_mmio was chosen */
@@ -117,8 +135,10 @@ struct gp_plan {
 
 /*
  * Compute and validate a plan. @gpu is the chosen GPU (names filled or not);
- * it may be NULL only for revert plans. On success @out owns copies of all
- * strings (free with gp_plan_free()).
+ * NULL for revert plans, or when no GPU list is at hand: then
+ * @o->gpu_select must be set, and the quotas are left to the script
+ * (have_quota false). On success @out owns copies of all strings (free
+ * with gp_plan_free()).
  * Returns 0, GP_ERR_INVALID (a value breaks a rule: the message explains
  * which, with the numbers; the VM name is empty or not UTF-8; no GPU),
  * GP_ERR_NOMEM.

@@ -3,14 +3,15 @@
  * idempotent script (psrender.c), and running scripts and queries through
  * the PowerShell that is reachable from here (psapply.c).
  *
- * The rendered script
+ * The rendered script (for Windows PowerShell 5.1 and PowerShell 7)
  *   - starts with a UTF-8 byte-order mark: Windows PowerShell 5.1 reads a
  *     BOM-less script in the ANSI code page and would garble a non-ASCII VM
  *     name; pwsh accepts the BOM too;
- *   - declares `#Requires -RunAsAdministrator` and `#Requires -Modules Hyper-V`
- *     and sets `$ErrorActionPreference = 'Stop'`;
- *   - carries EVERY value (VM name, instance path, the twelve quotas, MMIO
- *     sizes, switches) as a default in its `param()` block, written as a
+ *   - declares `#Requires -RunAsAdministrator` and `#Requires -Modules Hyper-V`,
+ *     runs under `Set-StrictMode -Version Latest` with
+ *     `$ErrorActionPreference = 'Stop'` (any error ends it, exit status 1);
+ *   - carries EVERY value (VM name, GPU, the four shares, MMIO sizes,
+ *     switches) as a default in its `param()` block, written as a
  *     single-quoted PowerShell literal — PowerShell treats ' and the smart
  *     quotes U+2018..U+201B alike, so each of them is doubled — and never
  *     pastes a value into code. A VM named `x'; Remove-Item C:\ -Recurse #`
@@ -18,19 +19,38 @@
  *   - calls Hyper-V's cmdlets module-qualified (`Hyper-V\Get-VM`, ...), finds
  *     the VM by exact name (Get-VM -Name would treat [ ] * ? as wildcards)
  *     and passes the VM object on;
- *   - compares the VM's current adapter and MMIO settings with the plan and
- *     says "no change" when they match (so a second run changes nothing);
- *     otherwise requires the VM to be Off (or, with the StopVM switch, shuts
- *     a Running VM down and starts it again afterwards; a Saved or Paused VM
- *     is refused, its state is the user's to discard), removes only this VM's
- *     partition adapters, adds one (with -InstancePath where the cmdlet has
- *     it), sets the twelve quotas and `Set-VM -GuestControlledCacheTypes
- *     $true -LowMemoryMappedIoSpace -HighMemoryMappedIoSpace`;
- *   - verifies with Get-VMGpuPartitionAdapter / Get-VM, prints a summary,
- *     and exits 0, or throws (exit status 1) naming what differs.
- * A revert plan removes the VM's adapters, sets GuestControlledCacheTypes
- * $false and Hyper-V's default MMIO (128 MiB / 512 MiB); host policy values
- * written for servers are left alone (they are host-wide).
+ *   - finds the GPU in Get-VMHostPartitionableGpu (Get-VMPartitionableGpu on
+ *     Windows 10 / Server 2022): by the instance path gpup resolved, or, for
+ *     a plan made without a GPU list, by the --gpu choice (auto, VEN/DEV/
+ *     SUBSYS/REV fields, vvvv[:dddd]); computes each resource's Min, Optimal
+ *     and Max from its share and that GPU's figures ('P%' of MaxPartition,
+ *     rounded down in exact decimal arithmetic, as gp_plan_build() computes
+ *     it; raw values; '' = the GPU's own Min/Optimal/Max) and checks them
+ *     (order, the GPU's Min/Max, Available for a new partition) before any
+ *     change;
+ *   - compares the VM's adapters, cache type and MMIO (and with --server the
+ *     policy values) with the plan and says "no change" when they match (a
+ *     second run changes nothing); otherwise records the state before its
+ *     first change (see below), sets the policy values, requires the VM to
+ *     be Off (or, with the StopVM switch, shuts a Running VM down and starts
+ *     it again afterwards; a Saved or Paused VM is refused, its state is the
+ *     user's to discard), replaces only this VM's partition adapters (with
+ *     -InstancePath where the cmdlet has it), sets the twelve quotas and
+ *     `Set-VM -GuestControlledCacheTypes -LowMemoryMappedIoSpace
+ *     -HighMemoryMappedIoSpace`;
+ *   - verifies through Hyper-V, prints a summary, and exits 0, or throws
+ *     (exit status 1) naming what differs.
+ * The record: $StateDir\hostconf-<VM Id>.json, $StateDir defaulting to
+ * %ProgramData%\gpup (the temporary directory where ProgramData is not
+ * set): the VM's adapters (instance path and quotas), cache type, MMIO and
+ * the two policy values (present or not, kind, value), written once,
+ * before the first change; a later forward run keeps the older record.
+ * A revert plan restores that record (the policy values only with --server;
+ * a policy key the forward run created goes again once empty), then renames
+ * it hostconf-<VM Id>.reverted.json, which a second revert reads to find
+ * nothing to change; without either file it removes the adapters, turns
+ * guest-controlled caching off, sets Hyper-V's default MMIO (128 MiB /
+ * 512 MiB) and says that there was no record.
  */
 #ifndef GPUP_PS_H
 #define GPUP_PS_H

@@ -12,8 +12,11 @@ enum { OPT_JSON = 1 };
 
 /* --json (schema 1): { "schema", "command": "hostconf", "vm", "instance_path",
  *   "gpu", "revert", "server", "host_os", "low_mmio", "high_mmio",
- *   "quota": { "VRAM": {min, optimal, max}, ... }, "output", "applied",
- *   "changed" }. The script itself goes to -o FILE or runs (--apply). */
+ *   "quota": { "VRAM": {share, min, optimal, max}, ... }, "output", "applied",
+ *   "changed" }. "share" is what the script computes from on the host ("50%",
+ *   "" for the GPU's own figures); min/optimal/max are the values on the listed
+ *   GPU, null without a GPU list (no --from, no PowerShell: instance_path is
+ *   null too). The script itself goes to -o FILE or runs (--apply). */
 static void print_json(const struct plan_opts *po, const struct gp_plan *p)
 {
 	const struct gp_plan plan = *p;
@@ -34,18 +37,20 @@ static void print_json(const struct plan_opts *po, const struct gp_plan *p)
 	json_object_object_add(o, "high_mmio", json_object_new_int64((int64_t)plan.high_mmio));
 	q = json_object_new_object();
 	for (int r = 0; !plan.revert && r < GP_RES_COUNT; r++) {
+		const uint64_t val[3] = { plan.quota[r].min, plan.quota[r].optimal, plan.quota[r].max };
+		static const char *const key[3] = { "min", "optimal", "max" };
 		json_object *v = json_object_new_object();
+		char buf[96];
 
+		gp_share_format(&plan.share[r], buf, sizeof(buf));
+		json_object_object_add(v, "share", json_object_new_string(buf));
 		/* Encode quotas reach 2^64-1: as JSON numbers they would not
 		 * survive a double; strings keep them exact. */
-		char buf[3][24];
-
-		snprintf(buf[0], sizeof(buf[0]), "%llu", (unsigned long long)plan.quota[r].min);
-		snprintf(buf[1], sizeof(buf[1]), "%llu", (unsigned long long)plan.quota[r].optimal);
-		snprintf(buf[2], sizeof(buf[2]), "%llu", (unsigned long long)plan.quota[r].max);
-		json_object_object_add(v, "min", json_object_new_string(buf[0]));
-		json_object_object_add(v, "optimal", json_object_new_string(buf[1]));
-		json_object_object_add(v, "max", json_object_new_string(buf[2]));
+		for (int k = 0; k < 3; k++) {
+			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)val[k]);
+			json_object_object_add(v, key[k], plan.have_quota ? json_object_new_string(buf)
+									 : NULL);
+		}
 		json_object_object_add(q, gp_gpu_res_name((enum gp_gpu_res)r), v);
 	}
 	json_object_object_add(o, "quota", q);

@@ -161,9 +161,9 @@ int plan_opts_check(struct plan_opts *po, const char *cmd)
 		return -1;
 	}
 	if (p->revert) {
-		if (any_share || po->surveydda || p->high_mmio || p->low_mmio || p->server) {
-			cli_usage(cmd, "--revert takes no shares, MMIO sizes or --server: it restores "
-				       "Hyper-V's defaults");
+		if (any_share || po->surveydda || p->high_mmio || p->low_mmio) {
+			cli_usage(cmd, "--revert takes no shares or MMIO sizes: it restores the "
+				       "recorded settings (or Hyper-V's defaults)");
 			return -1;
 		}
 	} else if (!po->gpu) {
@@ -174,6 +174,7 @@ int plan_opts_check(struct plan_opts *po, const char *cmd)
 		cli_usage(cmd, "--mmio-buffer only applies with --surveydda");
 		return -1;
 	}
+	p->gpu_select = po->gpu;
 	/* --share fills the resources not given one by one. */
 	if (po->share_all_set)
 		for (int r = 0; r < GP_RES_COUNT; r++)
@@ -182,23 +183,34 @@ int plan_opts_check(struct plan_opts *po, const char *cmd)
 	return 0;
 }
 
-/* The GPU list from --from, or live. */
-static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, struct gp_error *err)
+/* The GPU list from --from, or live. Neither at hand (no --from, no
+ * PowerShell here) is no error: *have stays false and the script picks the
+ * GPU and computes the quotas on the host. Nor is a live query that fails
+ * for a script that is only written (a pwsh without Hyper-V, as on a Linux
+ * box): a warning says why; --apply needs the host, so there it fails. */
+static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, bool *have,
+		     struct gp_error *err)
 {
 	struct gp_ps_shell sh;
+	struct gp_error qerr = { 0 };
 	int rc;
 
-	if (po->from)
+	*have = false;
+	if (po->from) {
+		*have = true;
 		return gp_gpus_load(po->from, l, err);
-	rc = gp_ps_find_shell(&sh, err);
-	if (rc) {
-		gp_error_clear(err);
-		return gp_error_set(err, GP_ERR_NOTFOUND,
-				    "no --from FILE given and no PowerShell (on PATH or in ~/.dotnet/tools) to ask the host; "
-				    "save `Get-VMHostPartitionableGpu | ConvertTo-Json` on the host "
-				    "and pass it with --from");
 	}
-	return gp_ps_query_gpus(&sh, l, err);
+	if (gp_ps_find_shell(&sh, &qerr) != 0)
+		return 0;
+	rc = gp_ps_query_gpus(&sh, l, &qerr);
+	if (rc == 0) {
+		*have = true;
+		return 0;
+	}
+	if (po->apply)
+		return gp_error_set(err, rc, "%s", gp_error_message(&qerr));
+	cli_warn("%s", gp_error_message(&qerr));
+	return 0;
 }
 
 int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error *err)
@@ -218,10 +230,16 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 	if (!po->plan.revert) {
 		size_t idx;
 		struct gp_error names_err = { 0 };
+		bool have;
 
-		rc = load_gpus(po, &l, err);
+		rc = load_gpus(po, &l, &have, err);
 		if (rc)
 			return rc;
+		if (!have) {
+			cli_warn("no GPU list (--from FILE, or PowerShell here): the script chooses "
+				 "GPU '%s' and computes the quotas on the host", po->gpu);
+			goto plan;
+		}
 		rc = gp_gpus_select(&l, po->gpu, &idx, err);
 		if (rc)
 			goto out;
@@ -231,6 +249,7 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 		if (gp_gpus_lookup_names(&l, NULL, &names_err) != 0)
 			cli_warn("%s", gp_error_message(&names_err));
 	}
+plan:
 	rc = gp_plan_build(&po->plan, gpu, plan, err);
 	if (rc == 0)
 		for (unsigned i = 0; i < plan->n_warnings; i++)
@@ -385,7 +404,8 @@ void plan_opts_help(FILE *f)
 	      "  --gpu ID              GPU: instance path, VEN_xxxx[&DEV_xxxx], vvvv:dddd, or auto\n"
 	      "  --from FILE           GPU list saved from Get-VMHostPartitionableGpu (list or\n"
 	      "                        JSON); without it powershell.exe/pwsh is asked live\n"
-	      "  --share P%            Min = Optimal = Max = P% of each resource's maximum\n"
+	      "  --share P%            Min = Optimal = Max = P% of each resource's maximum,\n"
+	      "                        computed by the script on the host\n"
 	      "  --vram SPEC, --encode SPEC, --decode SPEC, --compute SPEC\n"
 	      "                        one resource: P%, N (raw, host scale) or MIN:OPT:MAX\n"
 	      "                        (default: the host's own Min/Optimal/Max)\n"
@@ -398,7 +418,10 @@ void plan_opts_help(FILE *f)
 	      "                        RequireSupportedDeviceAssignment to 0\n"
 	      "  --host-os win11|win10 win10 (and Server 2022): no -InstancePath (default win11)\n"
 	      "  --stop-vm             shut a running VM down and start it again afterwards\n"
-	      "  --revert              remove the VM's GPU partition, restore default MMIO\n"
+	      "  --revert              restore the VM's adapters, MMIO and cache setting (with\n"
+	      "                        --server also the policy values) as recorded on the\n"
+	      "                        host before the first change; without a record: no\n"
+	      "                        partition, Hyper-V's default MMIO\n"
 	      "  -o, --output FILE     write the script to FILE (default: standard output)\n"
 	      "  --apply               run it now with powershell.exe (WSL) or pwsh\n", f);
 }

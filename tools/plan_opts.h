@@ -18,7 +18,8 @@
  *   --host-os win11|win10 cmdlet generation (win10: no -InstancePath);
  *                         server2025 / server2022 are accepted as aliases
  *   --stop-vm             shut a running VM down and start it afterwards
- *   --revert              remove the partition and restore defaults
+ *   --revert              restore the settings recorded before the first run
+ *                         (Hyper-V's defaults without a record)
  *   -o, --output FILE     write the script to FILE ("-" or default: stdout)
  *   --apply               run the script through powershell.exe / pwsh
  *

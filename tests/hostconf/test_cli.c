@@ -140,7 +140,7 @@ Test(hostconf_cli, gpus_live_through_powershell)
 	/* hostconf asks the same way when given no --from. */
 	env = t_strdup_printf("GPUP_FAKE_PS_GPUS='%s'", f);
 	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --gpu 8086:a7a0"), 0, "%s", r.err);
-	cr_assert(strstr(r.out, "$InstancePath = '\\\\?\\PCI#VEN_8086&DEV_A7A0"), "%s", r.out);
+	cr_assert(strstr(r.out, "$Gpu = '\\\\?\\PCI#VEN_8086&DEV_A7A0"), "%s", r.out);
 	t_run_free(&r);
 	free(env);
 	/* PowerShell failing: its status and first stderr line are reported. */
@@ -167,7 +167,9 @@ Test(hostconf_cli, hostconf_stdout_and_output_file)
 	cr_assert(strstr(r.out, "    [string] $VMName = 'My VM',\n"));
 	cr_assert(strstr(r.out, "# GPU: 10de:2860 NVIDIA Corporation AD106M [GeForce RTX 4070"),
 		  "%s", r.out);
-	cr_assert(strstr(r.out, "    [UInt64] $OptimalPartitionEncode = '9223372036854775807',\n"));
+	cr_assert(strstr(r.out, "    [string] $Encode = '50%',\n"));
+	cr_assert(strstr(r.out, "#   Encode   on the listed GPU: Min 9223372036854775807  "
+				"Optimal 9223372036854775807  Max 9223372036854775807\n"), "%s", r.out);
 	cr_assert_eq(t_gpup(&r2, "hostconf --from '%s' --vm 'My VM' --gpu VEN_10DE --share 50%% -o '%s'",
 			    f, out), 0, "%s", r2.err);
 	cr_assert_eq(r2.out_len, 0);
@@ -189,13 +191,14 @@ Test(hostconf_cli, hostconf_stdout_and_output_file)
 	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de:2860 --share 50%% "
 				"--vram 10%%:20%%:30%% --low-mmio 2G --high-mmio 33280M --server "
 				"--host-os win10 --stop-vm", f), 0, "%s", r.err);
-	cr_assert(strstr(r.out, "    [UInt64] $MinPartitionVRAM = '100000000',\n"));
-	cr_assert(strstr(r.out, "    [UInt64] $MaxPartitionVRAM = '300000000',\n"));
-	cr_assert(strstr(r.out, "    [UInt64] $MaxPartitionDecode = '500000000',\n"));
+	cr_assert(strstr(r.out, "    [string] $VRAM = '10%:20%:30%',\n"));
+	cr_assert(strstr(r.out, "#   VRAM     on the listed GPU: Min 100000000  Optimal 200000000  "
+				"Max 300000000\n"), "%s", r.out);
+	cr_assert(strstr(r.out, "    [string] $Decode = '50%',\n"));
 	cr_assert(strstr(r.out, "    [UInt64] $LowMemoryMappedIoSpace = '2147483648',\n"));
 	cr_assert(strstr(r.out, "    [UInt64] $HighMemoryMappedIoSpace = '34896609280',\n"));
 	cr_assert(strstr(r.out, "    [int] $UseInstancePath = '0',\n"));
-	cr_assert(strstr(r.out, "    [int] $ServerPolicy = '1'\n"));
+	cr_assert(strstr(r.out, "    [int] $ServerPolicy = '1',\n"));
 	t_run_free(&r);
 	/* Above 64 GiB: a warning, still exit 0. */
 	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --high-mmio 96G", f), 0);
@@ -203,7 +206,7 @@ Test(hostconf_cli, hostconf_stdout_and_output_file)
 	t_run_free(&r);
 	/* Revert needs no GPU list. */
 	cr_assert_eq(t_gpup(&r, "hostconf --vm v --revert"), 0, "%s", r.err);
-	cr_assert(strstr(r.out, "-GuestControlledCacheTypes $false"));
+	cr_assert(strstr(r.out, "restoring Hyper-V's defaults"));
 	t_run_free(&r);
 	free(out);
 	free(f);
@@ -407,5 +410,52 @@ Test(hostconf_cli, prepare_revert_is_usage_error)
 
 	cr_assert_eq(t_gpup(&r, "prepare '%s/g.vhdx' --driverstore '%s' --vm v --revert", dir, dir), 2);
 	cr_assert(strstr(r.err, "--revert"), "%s", r.err);
+	t_run_free(&r);
+}
+
+/* Without a GPU list (no --from, no PowerShell): the script still comes,
+ * the JSON gives the shares and no values. */
+Test(hostconf_cli, json_without_gpu_list)
+{
+	struct t_run r;
+
+	cr_assert_eq(gpup_in_dir(&r, "", "hostconf --vm v --gpu 10de --share 50% -o h.ps1 --json"), 0,
+		     "%s", r.err);
+	cr_assert(strstr(r.err, "the script chooses GPU '10de' and computes the quotas on the host"),
+		  "%s", r.err);
+	{
+		json_object *root = json_tokener_parse(r.out), *q, *vram, *v;
+
+		cr_assert_not_null(root, "%s", r.out);
+		cr_assert(json_object_object_get_ex(root, "quota", &q));
+		cr_assert(json_object_object_get_ex(q, "VRAM", &vram));
+		cr_assert(json_object_object_get_ex(vram, "share", &v));
+		cr_assert_str_eq(json_object_get_string(v), "50%");
+		cr_assert(json_object_object_get_ex(vram, "min", &v));
+		cr_assert_null(v);
+		cr_assert(json_object_object_get_ex(root, "instance_path", &v));
+		cr_assert_null(v);
+		json_object_put(root);
+	}
+	t_run_free(&r);
+}
+
+/* A live query that fails (a pwsh without Hyper-V) does not stop a script
+ * that is only written: a warning says why; with --apply it is an error. */
+Test(hostconf_cli, failed_live_query_leaves_quotas_to_host)
+{
+	struct t_run r;
+	const char *env = "GPUP_FAKE_PS_EXIT=1 GPUP_FAKE_PS_STDERR='no Hyper-V module'";
+
+	install_fake("fake-powershell.sh", "pwsh");
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --gpu auto --share 50%"), 0, "%s", r.err);
+	cr_assert(strstr(r.err, "warning: pwsh: Get-VMHostPartitionableGpu failed (exit status 1): "
+				"no Hyper-V module"), "%s", r.err);
+	cr_assert(strstr(r.err, "the script chooses GPU 'auto'"), "%s", r.err);
+	cr_assert(strstr(r.out, "    [string] $Gpu = 'auto',\n"), "%s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(gpup_in_dir(&r, env, "hostconf --vm v --gpu auto --apply"), 1);
+	cr_assert(strstr(r.err, "no Hyper-V module"), "%s", r.err);
+	cr_assert_null(strstr(r.err, "warning"), "%s", r.err);
 	t_run_free(&r);
 }

@@ -83,12 +83,14 @@ Test(psrender, golden_client)
 	cr_assert(!strncmp(s, "\xef\xbb\xbf# ", 5), "UTF-8 BOM first");
 	cr_assert(strstr(s, "#Requires -RunAsAdministrator\n#Requires -Modules Hyper-V\n"));
 	cr_assert(strstr(s, "$ErrorActionPreference = 'Stop'\n"));
-	cr_assert(strstr(s, "    [UInt64] $MaxPartitionEncode = '9223372036854775807',\n"));
+	cr_assert(strstr(s, "    [string] $Encode = '50%',\n"));
+	cr_assert(strstr(s, "#   Encode   on the listed GPU: Min 9223372036854775807  "
+			    "Optimal 9223372036854775807  Max 9223372036854775807\n"));
 	cr_assert(strstr(s, "    [UInt64] $HighMemoryMappedIoSpace = '34359738368',\n"));
 	cr_assert(strstr(s, "    [int] $UseInstancePath = '1',\n"));
 	cr_assert(strstr(s, "Hyper-V\\Add-VMGpuPartitionAdapter @add"));
 	cr_assert(strstr(s, "no change"));
-	cr_assert_null(strstr(s, "HKLM:"), "no server policy on a client");
+	cr_assert(strstr(s, "    [int] $ServerPolicy = '0',\n"), "no server policy on a client");
 	free(s);
 }
 
@@ -107,8 +109,9 @@ Test(psrender, golden_server)
 	golden("server.ps1", s);
 	cr_assert(strstr(s, "'HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\HyperV'"));
 	cr_assert(strstr(s, "'RequireSecureDeviceAssignment', 'RequireSupportedDeviceAssignment'"));
-	cr_assert(strstr(s, "-PropertyType DWord -Value 0"));
-	cr_assert(strstr(s, "    [int] $ServerPolicy = '1'\n)"));
+	cr_assert(strstr(s, "Kind = 'DWord'; Value = '0'"));
+	cr_assert(strstr(s, "    [int] $ServerPolicy = '1',\n"));
+	cr_assert(strstr(s, "    [string] $VRAM = '10%:50%:100%',\n"));
 	cr_assert(strstr(s, "    [int] $StopVM = '1',\n"));
 	cr_assert(strstr(s, "    [UInt64] $HighMemoryMappedIoSpace = '1073741824',\n"));
 	free(s);
@@ -136,9 +139,35 @@ Test(psrender, golden_revert)
 	golden("revert.ps1", s);
 	cr_assert(strstr(s, "    [UInt64] $LowMemoryMappedIoSpace = '134217728',\n"));
 	cr_assert(strstr(s, "    [UInt64] $HighMemoryMappedIoSpace = '536870912',\n"));
-	cr_assert(strstr(s, "-GuestControlledCacheTypes $false"));
-	cr_assert_null(strstr(s, "Add-VMGpuPartitionAdapter"));
+	cr_assert(strstr(s, "restoring Hyper-V's defaults"));
+	cr_assert_null(strstr(s, "Get-GpupQuota"), "a revert computes no quotas");
 	free(s);
+}
+
+/* Without a GPU list the script gets the --gpu choice and the shares, and
+ * no figures (the host has them at run time). */
+Test(psrender, without_gpu_list)
+{
+	struct gp_plan_opts o = { .vm_name = "v", .gpu_select = "VEN_10DE&DEV_2860" };
+	char *s;
+
+	share(&o, GP_RES_VRAM, "12.5%");
+	s = render(NULL, NULL, &o);
+	cr_assert(strstr(s, "    [string] $Gpu = 'VEN_10DE&DEV_2860',\n"), "%s", s);
+	cr_assert(strstr(s, "    [string] $VRAM = '12.5%',\n"));
+	cr_assert(strstr(s, "    [string] $Encode = '',\n"));
+	cr_assert(strstr(s, "# GPU: chosen on the host from the $Gpu parameter\n"));
+	cr_assert_null(strstr(s, "on the listed GPU"));
+	free(s);
+	/* What needs no figures is still checked. */
+	{
+		struct gp_error err = { 0 };
+		struct gp_plan p;
+
+		share(&o, GP_RES_DECODE, "9:5:10%");
+		cr_assert_eq(gp_plan_build(&o, NULL, &p, &err), GP_ERR_INVALID);
+		cr_assert(strstr(err.msg, "Decode: Min 9 is greater than Optimal 5"), "%s", err.msg);
+	}
 }
 
 /* ---- reading the param block back ---- */
