@@ -99,14 +99,29 @@ pwsh:
 
 # The whole suite. Each test binary runs with the paths it needs in its
 # environment; tests/run-tests.sh prints one "N passed, N failed, N skipped"
-# line.
+# line. One seed for the whole run (tests/common/helpers.h, t_seed()): every
+# binary prints it first; GPUP_TEST_SEED=N make check replays a run.
 check: tests pwsh
-	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
+	@GPUP_TEST_SEED=$${GPUP_TEST_SEED:-$$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')} \
+	  GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
 	  GPUP_BUILD=$(abspath $(BUILD)) sh tests/run-tests.sh $(TEST_BINS)
 
 demo: $(GPUP)
 	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
 	  sh tests/fixtures/demo.sh $(BUILD)/demo
+
+# ---- mutate (issue 23) -------------------------------------------------------
+# `make mutate`: tests/mutants/run.sh applies each tests/mutants/*.patch (one
+# realistic bug) alone to a copy of the tree in $(BUILD)/mutate/src, rebuilds
+# it incrementally in $(BUILD)/mutate/build, runs the test binaries the patch
+# names and prints the mutation score and the survivors. Not part of `make
+# check`; MUTANTS="tests/mutants/a.patch ..." runs a subset, MUTATE_FULL=1
+# also runs the whole suite against a mutant its own tests miss. Time and
+# format: tests/mutants/README.md.
+MUTANTS ?=
+.PHONY: mutate
+mutate: tests
+	@BUILD=$(BUILD) SHARED=$(SHARED) sh tests/mutants/run.sh $(MUTANTS)
 
 # ---- bench (issue 9) --------------------------------------------------------
 # `make bench`: builds gpup, then bench/run.sh generates an NVIDIA-sized host

@@ -255,6 +255,8 @@ Test(hostile, manifest_unsafe_paths)
 		{ "Windows/System32/evil.dll/", "empty path component" },
 		{ "Windows/System32/evil.dll:stream", "':' in path" },
 		{ "Windows/System32/evil.dll.", "ends in '.' or ' '" },
+		/* Win32 strips a trailing space as it strips a trailing dot. */
+		{ "Windows/System32/evil.dll ", "ends in '.' or ' '" },
 		{ "Windows/System32/NUL.dll", "reserved DOS device name" },
 		{ "Windows/System32/caf\xc3\xa9.dll", "non-ASCII" },
 		{ "Windows/System32/a\tb.dll", "control character" },

@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *t_env(const char *name)
@@ -283,6 +285,44 @@ void t_fill_random(void *buf, size_t len, uint64_t *state)
 		uint64_t v = t_rand(state);
 		memcpy(p, &v, len);
 	}
+}
+
+/*
+ * The run's seed. The runner process picks it before any test starts
+ * (GPUP_TEST_SEED, or the clock and pid when unset), prints it and exports
+ * it, so every test of the run (each in its own worker process) sees the
+ * same value and a failure replays with GPUP_TEST_SEED=<seed>.
+ */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	const char *env = getenv("GPUP_TEST_SEED");
+	char buf[32];
+
+	(void)set;
+	if (!env || !*env) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(buf, sizeof(buf), "%llu",
+			 (unsigned long long)(((uint64_t)ts.tv_sec * 1000003u) ^ (uint64_t)ts.tv_nsec ^
+					      ((uint64_t)getpid() << 32)));
+		setenv("GPUP_TEST_SEED", buf, 1);
+		env = buf;
+	}
+	fprintf(stderr, "[seed] GPUP_TEST_SEED=%s (set it to replay this run's random choices)\n", env);
+}
+
+uint64_t t_seed(void)
+{
+	const char *env = getenv("GPUP_TEST_SEED");
+	char *end;
+	unsigned long long v;
+
+	cr_assert(env && *env, "GPUP_TEST_SEED is not set (the PRE_ALL hook sets it)");
+	errno = 0;
+	v = strtoull(env, &end, 0);
+	cr_assert(!errno && !*end, "GPUP_TEST_SEED=%s is not a number", env);
+	return v;
 }
 
 char *t_fixture(const char *script, const char *args)

@@ -79,6 +79,13 @@ char *t_read_file(const char *path, size_t *len);
 /* Write @len bytes to @path (created/truncated). Returns 0 or -1. */
 int t_write_file(const char *path, const void *buf, size_t len);
 
+/* The run's seed (GPUP_TEST_SEED, picked and printed once per test binary
+ * run when unset; decimal or 0x-hex). Every random choice of a test (data,
+ * offsets, kill moments) derives from it, and a test that fails after one
+ * names it in its message: GPUP_TEST_SEED=<seed> replays the run. Fixed
+ * seeds remain for patterns whose values a test depends on. */
+uint64_t t_seed(void);
+
 /* Deterministic pseudo-random bytes (xorshift64*), for patterns. */
 void t_fill_random(void *buf, size_t len, uint64_t *state);
 uint64_t t_rand(uint64_t *state);

@@ -253,6 +253,23 @@ Test(store, generic_match_and_target_os_build)
 	gp_inject_set_free(set);
 	gp_resolution_free(r);
 
+	/* Windows 11 22H2 itself (22621): the ...22621 section asks for no
+	 * newer build than the guest's, so it fits (the boundary is
+	 * inclusive); one build lower, it does not. */
+	{
+		struct gp_guest_target w11 = { .arch = "amd64", .build = 22621 };
+		struct gp_guest_target below = { .arch = "amd64", .build = 22620 };
+
+		r = resolve_ok(s, "PCI\\VEN_10DE&DEV_2860", &w11);
+		cr_assert_str_eq(r->model->install_section, "Section_W11",
+				 "build 22621 against ...22621");
+		gp_resolution_free(r);
+		r = resolve_ok(s, "PCI\\VEN_10DE&DEV_2860", &below);
+		cr_assert_str_eq(r->model->install_section, "Section_Generic",
+				 "build 22620 against ...22621");
+		gp_resolution_free(r);
+	}
+
 	/* arm64 guest: no package fits. */
 	cr_assert_eq(gp_store_resolve(s, NV_GPU, &arm, &r), GP_ERR_NOTFOUND);
 	cr_assert_not_null(r, "candidates kept for --explain");

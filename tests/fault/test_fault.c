@@ -44,7 +44,15 @@
 
 static char *dir;
 
-static void setup(void) { dir = t_tmpdir(); }
+/* The run's seed (t_seed()): source data and kill moments derive from it,
+ * and the messages of the tests that use it name it. */
+static uint64_t run_seed;
+
+static void setup(void)
+{
+	dir = t_tmpdir();
+	run_seed = t_seed();
+}
 static void teardown(void) { t_rm_rf(dir); free(dir); }
 
 TestSuite(fault, .init = setup, .fini = teardown, .timeout = 600);
@@ -296,6 +304,24 @@ Test(fault, eio_on_every_write_from_a_point_on)
 	image_faults("write", "EIO", true, "Input/output error");
 }
 
+/* @size bytes of the run's pseudo-random data in @path (incompressible, as
+ * /dev/urandom's, but replayable). */
+static void random_file(const char *path, size_t size)
+{
+	uint64_t seed = run_seed ^ 0x62696766696cULL;
+	size_t chunk = 1 << 20;
+	unsigned char *buf = malloc(chunk);
+	FILE *f = fopen(path, "wb");
+
+	cr_assert(buf && f, "%s", path);
+	for (size_t done = 0; done < size; done += chunk) {
+		t_fill_random(buf, chunk, &seed);
+		cr_assert_eq(fwrite(buf, 1, chunk, f), chunk);
+	}
+	cr_assert_eq(fclose(f), 0);
+	free(buf);
+}
+
 /*
  * The VHDX engine flushes ahead on a second thread every 256 MiB written
  * (imaging/vhdx.c, flush_ahead()). Those flushes are host calls like any
@@ -311,8 +337,8 @@ Test(fault, eio_on_every_flush_of_a_long_write_including_flush_ahead)
 	struct counts cs, cb;
 	struct t_run r;
 
-	cr_assert_eq(t_run(&r, "head -c 335544320 /dev/urandom > '%s' && head -c 67108864 '%s' > '%s'",
-			   big, big, small), 0, "%s", r.err);
+	random_file(big, 320 << 20);
+	cr_assert_eq(t_run(&r, "head -c 67108864 '%s' > '%s'", big, small), 0, "%s", r.err);
 	t_run_free(&r);
 	for (int pass = 0; pass < 2; pass++) {
 		char *args = t_strdup_printf("disk write '%s' --offset 0 -i '%s'", img,
@@ -650,26 +676,35 @@ Test(fault, source_not_a_regular_file_is_refused)
 	free(st);
 }
 
-/* Unreadable by permission: only meaningful without root (root reads
- * anything; the shim's EIO covers that case above). */
+/* Unreadable by permission. Root reads anything, so as root (CI) the run
+ * drops to nobody (setpriv, util-linux) over a copy of the host and an
+ * image that nobody owns: the EACCES then comes from the kernel, as for a
+ * user's run. */
 Test(fault, source_without_read_permission)
 {
-	char *st, *img, *src;
+	char *st, *img, *src, *as = NULL;
 	struct t_run r;
 
-	if (geteuid() == 0)
-		cr_skip_test("root ignores file permissions");
 	st = store_copy();
 	img = big_guest("g.vhdx");
 	src = t_strdup_printf("%s/" BIG_SOURCE, st);
+	if (geteuid() == 0) {
+		cr_assert_eq(t_run(&r, "command -v setpriv && chown -R 65534:65534 '%s'", dir), 0,
+			     "setpriv (util-linux) is needed to drop root: %s", r.err);
+		t_run_free(&r);
+		as = t_strdup_printf("setpriv --reuid=65534 --regid=65534 --clear-groups "
+				     "--inh-caps=-all --bounding-set=-all");
+	}
 	cr_assert_eq(chmod(src, 0), 0);
-	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", img, st);
+	t_run(&r, "%s '%s' prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q", as ? as : "",
+	      t_env("GPUP_BIN"), img, st);
 	assert_one_error_line(&r, "chmod 000", src, "Permission denied", NULL);
 	qemu_check(img, "chmod 000");
 	assert_no_package(img, "chmod 000");
 	t_run_free(&r);
 	cr_assert_eq(chmod(src, 0644), 0);
 	recover(img, st, "chmod 000");
+	free(as);
 	free(src);
 	free(img);
 	free(st);
@@ -1023,11 +1058,13 @@ static void kill_once(const char *base, const char *st, const char *killer, cons
 	ks->landed += r.status != 0;
 	t_run_free(&r);
 	t_gpup(&r, "inspect '%s' --json", img);
-	cr_assert_eq(r.status, 0, "%s (%s): the killed image does not open: %s", tag, killer, r.err);
+	cr_assert_eq(r.status, 0, "%s (%s, GPUP_TEST_SEED=%llu): the killed image does not open: %s",
+		     tag, killer, (unsigned long long)run_seed, r.err);
 	ks->log_dirty += strstr(r.out, "\"log_state\":\"empty\"") == NULL;
 	t_run_free(&r);
 	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --json", img, st);
-	cr_assert_eq(r.status, 0, "%s (%s): the rerun failed: %s", tag, killer, r.err);
+	cr_assert_eq(r.status, 0, "%s (%s, GPUP_TEST_SEED=%llu): the rerun failed: %s", tag, killer,
+		     (unsigned long long)run_seed, r.err);
 	cr_assert(strstr(r.out, "\"verified\":true") || strstr(r.out, "\"verified\": true"),
 		  "%s: the rerun did not verify: %s", tag, r.out);
 	ks->completed_by_rerun += strstr(r.out, "\"changed\":true") != NULL;
@@ -1076,7 +1113,7 @@ static void random_kills(int part)
 	int total = env ? atoi(env) : 100;
 	int mine = total / KILL_TESTS + (part < total % KILL_TESTS);
 	char *base = big_guest("base.vhdx"), *st = store();
-	uint64_t seed = 0x6b696c6c73ULL * (uint64_t)(part + 1);
+	uint64_t seed = run_seed ^ 0x6b696c6c73ULL * (uint64_t)(part + 1);
 	struct kill_stats ks = { 0 };
 	double t[3], window;
 
@@ -1105,8 +1142,8 @@ static void random_kills(int part)
 		free(tag);
 	}
 	/* Kills that all came after the end would test nothing. */
-	cr_assert_geq(ks.landed * 2, ks.kills, "only %d of %d kills landed before the end",
-		      ks.landed, ks.kills);
+	cr_assert_geq(ks.landed * 2, ks.kills, "only %d of %d kills landed before the end (GPUP_TEST_SEED=%llu)",
+		      ks.landed, ks.kills, (unsigned long long)run_seed);
 	cr_log_info("random kills part %d: window %.0f ms, %d kills, %d landed, %d left a "
 		    "non-empty log, %d completed by the rerun",
 		    part, window * 1e3, ks.kills, ks.landed, ks.log_dirty, ks.completed_by_rerun);
@@ -1137,9 +1174,10 @@ struct child_kill_stats {
 };
 
 static void kill_child_once(const char *gold, const char *st, const char *killer,
-			    struct child_kill_stats *ks)
+			    bool crash_hook, struct child_kill_stats *ks)
 {
 	char *child = t_strdup_printf("%s/vm.avhdx", dir);
+	bool landed;
 	struct t_run r;
 
 	t_run(&r, "rm -f '%s' '%s'.tmp-*", child, child);
@@ -1147,22 +1185,33 @@ static void kill_child_once(const char *gold, const char *st, const char *killer
 	t_run(&r, "%s '%s' prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --no-verify "
 		  "--into-child '%s'", killer, t_env("GPUP_BIN"), gold, st, child);
 	ks->kills++;
-	ks->landed += r.status != 0;
+	landed = r.status != 0;
+	ks->landed += landed;
+	/* The crash hook fires only on CHILD opened read-write, i.e. after
+	 * it was created and renamed into place: such a kill, and a run that
+	 * completed, always leave CHILD and never its temporary file. */
+	cr_assert(!landed || !crash_hook || r.status == 99, "%s: exit %d, not the crash hook: %s",
+		  killer, r.status, r.err);
 	t_run_free(&r);
 	t_run(&r, "ls '%s'.tmp-* 2>/dev/null", child);
 	ks->tmp_left += r.out[0] != '\0';
+	if (crash_hook || !landed) {
+		cr_assert_eq(r.out[0], '\0', "%s: a temporary child is left: %s", killer, r.out);
+		cr_assert_eq(access(child, F_OK), 0, "%s: no child left behind", killer);
+	}
 	t_run_free(&r);
 	if (access(child, F_OK) == 0) {
 		ks->child_left++;
 		t_gpup(&r, "inspect '%s' --json", child);
-		cr_assert_eq(r.status, 0, "%s: the child left behind does not open: %s", killer,
-			     r.err);
+		cr_assert_eq(r.status, 0, "%s (GPUP_TEST_SEED=%llu): the child left behind does not open: %s",
+			     killer, (unsigned long long)run_seed, r.err);
 		ks->log_dirty += strstr(r.out, "\"log_state\":\"empty\"") == NULL;
 		t_run_free(&r);
 	}
 	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --json --into-child '%s'",
 	       gold, st, child);
-	cr_assert_eq(r.status, 0, "%s: the rerun failed: %s", killer, r.err);
+	cr_assert_eq(r.status, 0, "%s (GPUP_TEST_SEED=%llu): the rerun failed: %s", killer,
+		     (unsigned long long)run_seed, r.err);
 	cr_assert(strstr(r.out, "\"verified\":true") || strstr(r.out, "\"verified\": true"),
 		  "%s: the rerun did not verify: %s", killer, r.out);
 	t_run_free(&r);
@@ -1181,12 +1230,13 @@ Test(fault, into_child_killed_at_each_flush_boundary)
 		char *k = t_strdup_printf("GPUP_TEST_CRASH_AT=%ld", n);
 		int landed = ks.landed;
 
-		kill_child_once(gold, st, k, &ks);
+		kill_child_once(gold, st, k, true, &ks);
 		free(k);
 		if (ks.landed == landed)
 			break;
 	}
 	cr_assert_lt(n, 200, "the crash hook never stopped firing");
+	cr_assert_eq(ks.child_left, ks.kills, "every crash left the child (and the last run made it)");
 	/* The point of this test: logs with unapplied BAT updates. */
 	cr_assert_gt(ks.log_dirty, 0, "no flush boundary left an active log in the child");
 	{
@@ -1208,7 +1258,7 @@ Test(fault, into_child_random_kills)
 	int total = env ? atoi(env) : 16;
 	char *gold = big_guest("gold.vhdx"), *st = store(), *gold_sha = sha(gold);
 	char *child = t_strdup_printf("%s/vm.avhdx", dir);
-	uint64_t seed = 0x6368696c64ULL;
+	uint64_t seed = run_seed ^ 0x6368696c64ULL;
 	struct child_kill_stats ks = { 0 };
 	double t[3], window;
 
@@ -1231,11 +1281,11 @@ Test(fault, into_child_random_kills)
 		unsigned us = (unsigned)(t_rand(&seed) % (uint64_t)(w * 1e6 + 1));
 		char *k = t_strdup_printf("timeout -s KILL %u.%06us", us / 1000000, us % 1000000);
 
-		kill_child_once(gold, st, k, &ks);
+		kill_child_once(gold, st, k, false, &ks);
 		free(k);
 	}
-	cr_assert_geq(ks.landed * 2, ks.kills, "only %d of %d kills landed before the end",
-		      ks.landed, ks.kills);
+	cr_assert_geq(ks.landed * 2, ks.kills, "only %d of %d kills landed before the end (GPUP_TEST_SEED=%llu)",
+		      ks.landed, ks.kills, (unsigned long long)run_seed);
 	{
 		char *now = sha(gold);
 

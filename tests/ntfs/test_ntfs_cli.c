@@ -176,6 +176,26 @@ Test(ntfs_cli, refuses_hibernated_guest)
 	t_run_free(&r);
 	assert_refused(img, "", "Windows is hibernated");
 	assert_refused(img, "--force --recover", "shutdown /s /t 0");
+	/* A writable put is refused by libntfs-3g itself; the read-only probe
+	 * must see "HIBR" (Windows 8+) and "hibr" alike, and nothing else. */
+	for (int i = 0; i < 3; i++) {
+		static const char *const sig[] = { "HIBR", "hibr", "wake" };
+		char *name = t_strdup_printf("h%d.img", i);
+		char *g = nt_guest(dir, name, "--size 512M", NULL, NULL);
+
+		memcpy(buf, sig[i], 4);
+		cr_assert_eq(t_write_file(h, buf, sizeof(buf)), 0);
+		t_gpup(&r, "put %s %s /", g, h);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		t_run_free(&r);
+		t_gpup(&r, "inspect %s --json", g);
+		cr_assert_eq(r.status, 0, "inspect: %s", r.err);
+		cr_assert(strstr(r.out, i < 2 ? "\"hibernated\":true" : "\"hibernated\":false"),
+			  "signature %s: %s", sig[i], r.out);
+		t_run_free(&r);
+		free(g);
+		free(name);
+	}
 	free(h);
 	free(img);
 }

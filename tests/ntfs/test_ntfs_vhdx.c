@@ -403,3 +403,56 @@ Test(ntfs_vhdx, fills_holes_in_allocated_blocks_first)
 	libvhdi_compare_gen(img, "/Windows/System32/HostDriverStore/FileRepository/p/new079.bin", 1000 + 79, mib);
 	free(img);
 }
+
+/*
+ * Consecutive files land back to back: each placement cursor advances past
+ * the file just written, so the next file starts right after it (at most
+ * a few clusters later, for the index and MFT growth in between). The
+ * growth bound alone lets a cursor that never advances through (one extra
+ * block). The runs are read by ntfsinfo from a qemu-img raw copy.
+ */
+Test(ntfs_vhdx, consecutive_files_are_placed_back_to_back)
+{
+	char *cache = nt_guest_cache("--size 1G --vhdx");
+	char *img = t_strdup_printf("%s/g1.vhdx", dir), *pf = t_strdup_printf("%s/guest.part", cache);
+	char *raw = t_strdup_printf("%s/g1.raw", dir), *part;
+	unsigned long long poff = 0, plen = 0, lcn[6], len[6];
+	struct t_run r;
+	FILE *f;
+
+	f = fopen(pf, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%llu %llu", &poff, &plen), 2);
+	fclose(f);
+	cr_assert_eq(t_run(&r, "cp --sparse=always %s/guest.vhdx %s && cd %s && "
+			   "for i in 0 1 2 3 4 5; do head -c $((70000 + i * 9000)) /dev/zero | tr '\\0' $i > f$i.bin; done",
+			   cache, img, dir), 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "put %s %s/f0.bin %s/f1.bin %s/f2.bin %s/f3.bin %s/f4.bin %s/f5.bin 'C:\\Windows'",
+	       img, dir, dir, dir, dir, dir, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_run(&r, "qemu-img convert -O raw %s %s", img, raw), 0, "%s", r.err);
+	t_run_free(&r);
+	part = nt_extract(dir, raw, poff, plen);
+	for (int i = 0; i < 6; i++) {
+		const char *p;
+
+		cr_assert_eq(t_run(&r, "ntfsinfo -F /Windows/f%d.bin -v %s", i, part), 0, "%s", r.err);
+		p = strstr(r.out, "Runlist:");
+		cr_assert_not_null(p, "%s", r.out);
+		p = strchr(p, '\n');
+		cr_assert_eq(sscanf(p, " %*x %llx %llx", &lcn[i], &len[i]), 2, "%s", r.out);
+		cr_assert(strstr(r.out, "Total runs: 1 "), "f%d.bin is fragmented: %s", i, r.out);
+		t_run_free(&r);
+		if (i)
+			cr_assert(lcn[i] >= lcn[i - 1] + len[i - 1] && lcn[i] <= lcn[i - 1] + len[i - 1] + 8,
+				  "f%d.bin at LCN %llu, f%d.bin ends at %llu: not back to back", i, lcn[i],
+				  i - 1, lcn[i - 1] + len[i - 1]);
+	}
+	free(part);
+	free(raw);
+	free(pf);
+	free(img);
+	free(cache);
+}

@@ -164,6 +164,34 @@ Test(gpt, both_headers_damaged_is_an_error)
 	free(img);
 }
 
+/* The backup header with nothing wrong but its CRC (one Disk GUID byte
+ * flipped after the CRC was computed): with the primary gone the disk has no
+ * valid GPT; with the primary good, the backup is reported damaged. */
+Test(gpt, backup_header_with_only_a_bad_crc)
+{
+	struct gp_partition_table pt;
+	struct gp_error err = { 0 };
+	char *img = pt_mkgpt(dir, "w.img", "256M", 512, "windows");
+	uint8_t b, z[8] = { 0 };
+
+	pt_peek(img, 524287ull * 512 + GPT_HDR_DISK_GUID, &b, 1);
+	b ^= 0x01;
+	pt_patch(img, 524287ull * 512 + GPT_HDR_DISK_GUID, &b, 1);
+	cr_assert_eq(pt_read(img, 0, &pt, &err), 0, "%s", err.msg);
+	cr_assert_not(pt.used_backup_gpt);
+	cr_assert(pt.warning && strstr(pt.warning, "backup GPT header at LBA 524287: CRC mismatch"),
+		  "warning: %s", pt.warning ? pt.warning : "(none)");
+	gp_part_table_free(&pt);
+
+	pt_patch(img, 512, z, 8); /* primary signature gone */
+	cr_assert_eq(pt_read(img, 0, &pt, &err), GP_ERR_CORRUPT,
+		     "a backup with a bad CRC must not be used");
+	cr_assert(strstr(err.msg, "backup GPT header at LBA 524287: CRC mismatch"), "%s", err.msg);
+	cr_assert_eq(pt.count, 0);
+	gp_part_table_free(&pt);
+	free(img);
+}
+
 static void absurd_count(struct gpt_header *h) { h->number_of_partition_entries = 0xFFFFFFFFu; }
 static void odd_size(struct gpt_header *h) { h->size_of_partition_entry = 132; }
 static void small_size(struct gpt_header *h) { h->size_of_partition_entry = 64; }

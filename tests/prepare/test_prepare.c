@@ -303,6 +303,37 @@ static void doctor_expects(const char *img, const char *st, int status, const ch
 	t_run_free(&r);
 }
 
+/* A stale build whose folder name differs in case from the new package's
+ * INF name (NTFS and the DriverStore compare names case-insensitively) is
+ * still the same driver: prepare removes it. */
+Test(prepare, stale_build_in_another_case_is_removed)
+{
+	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
+	char *st = store();
+	char *up = t_strdup_printf("%s/NV_DISPI.INF_amd64_1111aaaa11110001", dir);
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "cp -r '%s/Windows/System32/DriverStore/FileRepository/" NV_OLD "' '%s'",
+			   st, up), 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "put '%s' '%s' 'C:\\Windows\\System32\\HostDriverStore\\FileRepository'", img, up);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --json -q", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "NV_DISPI.INF_amd64_1111aaaa11110001"),
+		  "the stale build is not reported removed: %s", r.out);
+	t_run_free(&r);
+	t_gpup(&r, "ls '%s' '" HDS "'", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, NV_NEW), "%s", r.out);
+	cr_assert(!strcasestr(r.out, NV_OLD), "the stale build is still there: %s", r.out);
+	t_run_free(&r);
+	free(up);
+	free(st);
+	free(img);
+}
+
 Test(prepare, doctor_finds_planted_faults_and_is_clean_after_prepare)
 {
 	char *img = guest_copy("--size 2G --vhdx", "g.vhdx");
@@ -363,6 +394,21 @@ Test(prepare, hibernated_guest_is_refused_and_untouched)
 	t_run_free(&r);
 	cr_assert_str_eq(sha_of(img), before, "a refused run changed the image");
 	free(hib);
+	free(img);
+	free(st);
+}
+
+/* The oldest client build GPU-P supports (Windows 10 20H1, 19041) itself is
+ * accepted: the boundary is inclusive. */
+Test(prepare, oldest_supported_build_is_accepted)
+{
+	char *img = guest_copy("--size 512M --vhdx --build 19041", "g.vhdx");
+	char *st = store();
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -n -q", img, st);
+	cr_assert_eq(r.status, 0, "build 19041: exit %d: %s", r.status, r.err);
+	t_run_free(&r);
 	free(img);
 	free(st);
 }

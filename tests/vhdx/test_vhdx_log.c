@@ -399,6 +399,128 @@ Test(vhdx_log, a_log_guid_without_valid_entries_is_corrupt)
 	free(img);
 }
 
+/* One byte flipped inside a well-formed, active log entry (in a logged
+ * data sector, past its signature): the entry's CRC-32C no longer matches,
+ * so it is no entry, and a header naming a log without a valid entry is
+ * corrupt. Replaying it would write the flipped byte into the BAT. */
+Test(vhdx_log, a_flipped_byte_inside_a_log_entry_fails_its_crc)
+{
+	struct scene s;
+	struct gp_disk_open_opts o = { 0 };
+	struct gp_error err = { 0 };
+	struct vhdx_open_opts vo = { 0 };
+	struct gp_disk *d;
+	struct vhdx *v;
+	uint64_t log_off;
+	uint8_t sec[VHDX_LOG_SECTOR];
+	char h1[65], h2[65];
+	int fd;
+
+	scene_init(&s, 8 * MiB - 1000, 5000, 5);
+	cr_assert(vt_dirty(s.img));
+	/* The log region's offset, from the header (a read-only open of a
+	 * dirty log does not replay). */
+	cr_assert_eq(vhdx_open(s.img, &vo, &v, &err), 0, "%s", err.msg);
+	log_off = v->hdr.log_offset;
+	vhdx_close(v, NULL);
+	fd = open(s.img, O_RDWR);
+	cr_assert(fd >= 0);
+	cr_assert_eq(pread(fd, sec, sizeof(sec), (off_t)log_off), (ssize_t)sizeof(sec));
+	cr_assert(memcmp(sec, "loge", 4) == 0, "the entry starts the log");
+	cr_assert_eq(pread(fd, sec, sizeof(sec), (off_t)(log_off + VHDX_LOG_SECTOR)),
+		     (ssize_t)sizeof(sec));
+	cr_assert(memcmp(sec, "data", 4) == 0, "a data sector follows the descriptors");
+	sec[1000] ^= 0x40;
+	cr_assert_eq(pwrite(fd, sec, sizeof(sec), (off_t)(log_off + VHDX_LOG_SECTOR)),
+		     (ssize_t)sizeof(sec));
+	close(fd);
+	cr_assert_eq(t_sha256_file(s.img, h1), 0);
+	cr_assert_eq(gp_disk_open(s.img, &o, &d, &err), GP_ERR_CORRUPT,
+		     "an entry with a bad CRC must not be replayed");
+	cr_assert(strstr(err.msg, "log"), "%s", err.msg);
+	o.writable = true;
+	gp_error_clear(&err);
+	cr_assert_eq(gp_disk_open(s.img, &o, &d, &err), GP_ERR_CORRUPT);
+	cr_assert_eq(t_sha256_file(s.img, h2), 0);
+	cr_assert_str_eq(h1, h2, "a refused image stays byte-identical");
+	scene_free(&s);
+}
+
+/*
+ * A power cut at every write of a commit, with a disk cache that kept only
+ * that write of all those issued since the last flush (fault_shim's
+ * "lose"). Every flush the commit protocol needs is then load-bearing:
+ * without the flush after the log entry, the cut at the header naming the
+ * log leaves a header pointing at a log whose entry never reached the disk
+ * (a corrupt image), which a crash at a flush boundary never shows. After
+ * each cut the image opens, replays, reads the data written before the
+ * run unchanged and, in the new range, old or new bytes only.
+ */
+Test(vhdx_log, power_cut_at_every_write_loses_nothing_flushed)
+{
+	char *shim = t_fixture("mkshim.sh", ""), *base = t_strdup_printf("%s/base.vhdx", dir);
+	char *img = t_strdup_printf("%s/cut.vhdx", dir), *in = t_strdup_printf("%s/in.bin", dir);
+	char *cnt = t_strdup_printf("%s/count", dir);
+	const uint64_t off = 8 * MiB - 1000;
+	const size_t len = 5000;
+	uint64_t seed = 7;
+	uint8_t *p0 = malloc(3 * MiB), *p1 = malloc(len), *before = calloc(1, SIZE), *got;
+	long writes = 0, cut = 0;
+	struct gp_disk_open_opts rw = { .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	struct t_run r;
+	char *text;
+
+	vt_create(base, SIZE, 1 * MiB, 512);
+	t_fill_random(p0, 3 * MiB, &seed);
+	vt_write(base, p0, 3 * MiB, 100);
+	memcpy(before + 100, p0, 3 * MiB);
+	t_fill_random(p1, len, &seed);
+	cr_assert_eq(t_write_file(in, p1, len), 0);
+	/* Count the writes of one whole run. */
+	t_copy(base, img);
+	cr_assert_eq(t_run(&r, "LD_PRELOAD='%s/fault_shim.so' GPUP_FAULT_FILE='%s' GPUP_FAULT_COUNT='%s' "
+			   "'%s' disk write '%s' --offset %llu -i '%s'", shim, img, cnt, t_env("GPUP_BIN"),
+			   img, (unsigned long long)off, in), 0, "%s", r.err);
+	t_run_free(&r);
+	text = t_read_file(cnt, NULL);
+	cr_assert(text && sscanf(text, "read %*d write %ld", &writes) == 1, "%s", text);
+	free(text);
+	cr_assert_gt(writes, 4, "a commit writes data, entry, headers and BAT");
+	for (long n = 1; n <= writes; n++) {
+		t_copy(base, img);
+		t_run(&r, "LD_PRELOAD='%s/fault_shim.so' GPUP_FAULT_FILE='%s' GPUP_FAULT=write:%ld:lose "
+		      "'%s' disk write '%s' --offset %llu -i '%s'", shim, img, n, t_env("GPUP_BIN"), img,
+		      (unsigned long long)off, in);
+		cr_assert(r.status == 99 || r.status == 0, "write %ld: exit %d: %s", n, r.status, r.err);
+		cut += r.status == 99;
+		t_run_free(&r);
+		/* A read-write open replays whatever log the cut left. */
+		cr_assert_eq(gp_disk_open(img, &rw, &d, &err), 0, "power cut at write %ld of %ld: %s",
+			     n, writes, err.msg);
+		cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+		got = vt_read(img, GP_DISK_BACKEND_DEFAULT, NULL, 0, SIZE);
+		cr_assert(memcmp(got, before, off) == 0 &&
+				  memcmp(got + off + len, before + off + len, SIZE - off - len) == 0,
+			  "power cut at write %ld of %ld: data outside the write changed", n, writes);
+		for (size_t i = 0; i < len; i++)
+			cr_assert(got[off + i] == before[off + i] || got[off + i] == p1[i],
+				  "power cut at write %ld: byte %zu is neither old nor new", n, i);
+		free(got);
+		cr_assert_eq(vt_qemu_check(img), 0, "power cut at write %ld", n);
+	}
+	cr_assert_gt(cut, 4);
+	free(p0);
+	free(p1);
+	free(before);
+	free(cnt);
+	free(in);
+	free(img);
+	free(base);
+	free(shim);
+}
+
 /* New blocks grow the file ahead in big steps (one extension per block
  * made each write into it slow); close() trims what stayed unused, and an
  * unreferenced tail (a session killed before its BAT commit, or after
