@@ -720,6 +720,7 @@ struct chain_ctx {
 	dev_t dev[VHDX_MAX_CHAIN + 1];
 	ino_t ino[VHDX_MAX_CHAIN + 1];
 	int depth;
+	bool no_parent; /* vhdx_parent_path(): stop before opening the parent */
 };
 
 static int open_internal(const char *path, const struct vhdx_open_opts *opts,
@@ -762,16 +763,19 @@ static bool linkage_matches(const char *linkage, const struct vhdx_guid *dwg)
 	return linkage && vhdx_guid_parse(linkage, &g) == 0 && vhdx_guid_eq(&g, dwg);
 }
 
-static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct chain_ctx *cc)
+/* Find the parent image of @v: the --parent override, else the locator's
+ * relative_path, then the last component of absolute_win32_path and
+ * volume_path beside the child (Windows paths mean nothing here). The
+ * first that exists wins; *@pick is malloc'ed. Returns 0 or
+ * GP_ERR_NOTFOUND (listing what was tried) / GP_ERR_NOMEM on @v. */
+static int locate_parent(struct vhdx *v, const struct vhdx_open_opts *opts, char **pick)
 {
 	const struct vhdx_parent_locator *l = &v->md.locator;
 	char *cand[3] = { NULL, NULL, NULL }, *tried = NULL;
-	const char *pick = NULL;
-	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL };
-	struct gp_error perr = { 0 };
 	struct stat st;
-	int n = 0, ret;
+	int n = 0, ret = 0;
 
+	*pick = NULL;
 	if (opts && opts->parent_path) {
 		cand[n++] = strdup(opts->parent_path);
 	} else {
@@ -787,10 +791,12 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
 			goto out;
 		}
-		if (!pick && stat(cand[i], &st) == 0)
-			pick = cand[i];
+		if (!*pick && stat(cand[i], &st) == 0) {
+			*pick = cand[i];
+			cand[i] = NULL;
+		}
 	}
-	if (!pick) {
+	if (!*pick) {
 		size_t len = 1;
 		for (int i = 0; i < n; i++)
 			len += strlen(cand[i]) + 2;
@@ -808,6 +814,28 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 		ret = gp_error_set(&v->err, GP_ERR_NOTFOUND,
 				   "%s: parent locator: parent image not found (tried %s; use --parent PATH)",
 				   v->path, tried ? tried : "?");
+	}
+out:
+	free(tried);
+	for (int i = 0; i < n; i++)
+		free(cand[i]);
+	return ret;
+}
+
+static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct chain_ctx *cc)
+{
+	const struct vhdx_parent_locator *l = &v->md.locator;
+	char *pick = NULL;
+	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL };
+	struct gp_error perr = { 0 };
+	struct stat st;
+	int ret;
+
+	ret = locate_parent(v, opts, &pick);
+	if (ret)
+		return ret;
+	if (stat(pick, &st) < 0) {
+		ret = gp_error_set_errno(&v->err, GP_ERR_IO, errno, "%s: parent %s", v->path, pick);
 		goto out;
 	}
 	for (int i = 0; i <= cc->depth; i++) {
@@ -861,9 +889,7 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 			v->chain_len++;
 	ret = 0;
 out:
-	free(tried);
-	for (int i = 0; i < n; i++)
-		free(cand[i]);
+	free(pick);
 	return ret;
 }
 
@@ -973,7 +999,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 	for (size_t k = 0; k < v->nfixed; k++)
 		if (v->fixed[k].end > v->alloc_end)
 			v->alloc_end = round_up(v->fixed[k].end, VHDX_MiB);
-	if (v->md.has_parent) {
+	if (v->md.has_parent && !cc->no_parent) {
 		ret = open_parent(v, opts, cc);
 		if (ret)
 			goto fail_v;
@@ -994,6 +1020,26 @@ int vhdx_open(const char *path, const struct vhdx_open_opts *opts, struct vhdx *
 
 	memset(&cc, 0, sizeof(cc));
 	return open_internal(path, opts, &cc, out, err);
+}
+
+int vhdx_parent_path(const char *path, char **parent, struct gp_error *err)
+{
+	struct chain_ctx cc;
+	struct vhdx *v;
+	int ret;
+
+	*parent = NULL;
+	memset(&cc, 0, sizeof(cc));
+	cc.no_parent = true;
+	ret = open_internal(path, NULL, &cc, &v, err);
+	if (ret)
+		return ret;
+	if (!v->md.has_parent)
+		ret = gp_error_set(err, GP_ERR_INVALID, "%s: not a differencing image", path);
+	else if ((ret = locate_parent(v, NULL, parent)))
+		gp_error_copy(err, &v->err);
+	vhdx_close(v, NULL);
+	return ret;
 }
 
 static int commit_bat(struct vhdx *v);
@@ -1576,259 +1622,5 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 	free(creator);
 	free(buf);
 	close(fd);
-	return ret;
-}
-
-/* ---- create ---- */
-
-#define CREATE_LOG_OFFSET (1 * VHDX_MiB)
-#define CREATE_LOG_LENGTH (1 * VHDX_MiB)
-#define CREATE_META_OFFSET (2 * VHDX_MiB)
-#define CREATE_META_LENGTH (1 * VHDX_MiB)
-#define CREATE_BAT_OFFSET (3 * VHDX_MiB)
-
-/* New images never replace a file: the early checks and the final naming
- * refuse with the same words. */
-static int refuse_existing(const char *path, struct gp_error *err)
-{
-	return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
-}
-
-/* Give the finished file @tmp the name @path, never replacing an existing
- * @path: RENAME_NOREPLACE, or link() + unlink() on file systems without it. */
-static int publish_new(const char *tmp, const char *path, struct gp_error *err)
-{
-	char dir[PATH_MAX];
-	int dfd;
-
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
-		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-			goto fail;
-		if (link(tmp, path) < 0)
-			goto fail;
-		unlink(tmp);
-	}
-	/* The name's own durability: best effort, the data is flushed. */
-	snprintf(dir, sizeof(dir), "%s", path);
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-fail:
-	if (errno == EEXIST)
-		return refuse_existing(path, err);
-	return gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
-}
-
-/*
- * Write a new, empty image with metadata @md at @path. The file is written
- * and flushed under a temporary name beside @path ("PATH.tmp-XXXXXX") and
- * only then named @path: a kill midway (a Ctrl-C of `prepare --into-child`)
- * leaves at most that temporary file, never a half-written image at @path,
- * which the next run would take for the child and fail to open.
- */
-static int write_new(const char *path, const struct vhdx_metadata *md, struct gp_error *err)
-{
-	struct vhdx_geometry g;
-	struct vhdx_header h = { 0 };
-	struct vhdx_region regions[2];
-	struct vhdx_region_table rt = { 2, regions };
-	uint64_t bat_len, file_len;
-	uint8_t *buf;
-	char *tmp = NULL;
-	int fd, ret = 0;
-
-	if (vhdx_geometry_init(&g, md->virtual_size, md->block_size, md->logical_sector_size,
-			       md->has_parent))
-		return gp_error_set(err, GP_ERR_INVALID, "%s: invalid geometry", path);
-	bat_len = round_up(g.total_entries * 8, VHDX_MiB);
-	if (bat_len > UINT32_MAX)
-		return gp_error_set(err, GP_ERR_INVALID, "%s: BAT of %llu bytes is too large",
-				    path, (unsigned long long)bat_len);
-	file_len = CREATE_BAT_OFFSET + bat_len;
-	if (access(path, F_OK) == 0)
-		return refuse_existing(path, err);
-	buf = calloc(1, CREATE_META_LENGTH);
-	if (!buf || asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
-		free(buf);
-		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		ret = gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
-		free(tmp);
-		free(buf);
-		return ret;
-	}
-	fchmod(fd, 0644); /* mkstemp makes 0600 */
-#define W(b, l, o)                                                                    \
-	do {                                                                          \
-		if (!ret && pwrite(fd, (b), (l), (off_t)(o)) != (ssize_t)(l))          \
-			ret = gp_error_set_errno(err, io_code(errno), errno,          \
-						 "%s: write at 0x%llx", path,       \
-						 (unsigned long long)(o));          \
-	} while (0)
-	if (ftruncate(fd, (off_t)file_len) < 0)
-		ret = gp_error_set_errno(err, io_code(errno), errno, "%s: cannot size the file", path);
-	vhdx_file_id_serialize(buf, "gpup");
-	W(buf, 0x10000, VHDX_FILE_ID_OFFSET);
-	h.version = 1;
-	h.log_version = 0;
-	h.log_length = CREATE_LOG_LENGTH;
-	h.log_offset = CREATE_LOG_OFFSET;
-	vhdx_guid_generate(&h.file_write_guid);
-	vhdx_guid_generate(&h.data_write_guid);
-	for (int i = 0; i < 2; i++) {
-		h.sequence = (uint64_t)i + 1;
-		vhdx_header_serialize(&h, buf);
-		W(buf, VHDX_HEADER_SIZE, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
-	}
-	vhdx_guid_parse(VHDX_GUID_BAT_REGION, &regions[0].guid);
-	regions[0].file_offset = CREATE_BAT_OFFSET;
-	regions[0].length = (uint32_t)bat_len;
-	regions[0].required = true;
-	vhdx_guid_parse(VHDX_GUID_METADATA_REGION, &regions[1].guid);
-	regions[1].file_offset = CREATE_META_OFFSET;
-	regions[1].length = CREATE_META_LENGTH;
-	regions[1].required = true;
-	vhdx_region_table_serialize(&rt, buf);
-	W(buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFFSET);
-	W(buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION2_OFFSET);
-	if (!ret && vhdx_metadata_serialize(md, buf, CREATE_META_LENGTH))
-		ret = gp_error_set(err, GP_ERR_INVALID, "%s: metadata (parent paths?) too large", path);
-	W(buf, CREATE_META_LENGTH, CREATE_META_OFFSET);
-#undef W
-	if (!ret && fsync(fd) < 0)
-		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: flush", path);
-	close(fd);
-	free(buf);
-	if (!ret)
-		ret = publish_new(tmp, path, err);
-	if (ret)
-		unlink(tmp);
-	free(tmp);
-	return ret;
-}
-
-int vhdx_create(const char *path, const struct vhdx_create_opts *opts, struct gp_error *err)
-{
-	struct vhdx_metadata md = { 0 };
-
-	md.block_size = opts->block_size ? opts->block_size : 32 * VHDX_MiB;
-	md.logical_sector_size = opts->logical_sector_size ? opts->logical_sector_size : 512;
-	md.physical_sector_size = opts->physical_sector_size ? opts->physical_sector_size : 4096;
-	md.virtual_size = opts->size;
-	if (md.block_size < VHDX_MIN_BLOCK_SIZE || md.block_size > VHDX_MAX_BLOCK_SIZE ||
-	    (md.block_size & (md.block_size - 1)))
-		return gp_error_set(err, GP_ERR_INVALID,
-				    "%s: block size %u is not a power of 2 between 1 MiB and 256 MiB",
-				    path, md.block_size);
-	if ((md.logical_sector_size != 512 && md.logical_sector_size != 4096) ||
-	    (md.physical_sector_size != 512 && md.physical_sector_size != 4096))
-		return gp_error_set(err, GP_ERR_INVALID, "%s: sector sizes must be 512 or 4096", path);
-	if (!md.virtual_size || md.virtual_size > VHDX_MAX_VIRTUAL_SIZE ||
-	    md.virtual_size % md.logical_sector_size)
-		return gp_error_set(err, GP_ERR_INVALID,
-				    "%s: size %llu is not a non-zero multiple of %u bytes up to 64 TiB",
-				    path, (unsigned long long)md.virtual_size, md.logical_sector_size);
-	vhdx_guid_generate(&md.disk_id);
-	return write_new(path, &md, err);
-}
-
-/* Relative path from directory @from to file @to (both absolute, canonical),
- * Windows separators. */
-static char *relative_win_path(const char *from, const char *to)
-{
-	size_t common = 0, i, ups = 0, len;
-	char *out, *o;
-
-	for (i = 0; from[i] && from[i] == to[i]; i++)
-		if (from[i] == '/')
-			common = i + 1;
-	if (!from[i] && to[i] == '/')
-		common = i + 1;
-	if (!strcmp(from, "/"))
-		common = 1;
-	/* ups counts the path components of @from below the common prefix. */
-	for (i = common; from[i];) {
-		while (from[i] == '/')
-			i++;
-		if (!from[i])
-			break;
-		ups++;
-		while (from[i] && from[i] != '/')
-			i++;
-	}
-	len = 3 * ups + strlen(to + common) + 3;
-	out = malloc(len);
-	if (!out)
-		return NULL;
-	o = out;
-	if (!ups) {
-		strcpy(o, ".\\");
-		o += 2;
-	}
-	for (i = 0; i < ups; i++) {
-		strcpy(o, "..\\");
-		o += 3;
-	}
-	strcpy(o, to + common);
-	for (; *o; o++)
-		if (*o == '/')
-			*o = '\\';
-	return out;
-}
-
-int vhdx_create_child(const char *path, const char *parent_path, struct gp_error *err)
-{
-	struct vhdx_open_opts po = { .writable = false };
-	struct vhdx_metadata md = { 0 };
-	char pabs[PATH_MAX], cdir[PATH_MAX], tmp[PATH_MAX], dwg[VHDX_GUID_STR_LEN];
-	char linkage[VHDX_GUID_STR_LEN + 2], *abs_win = NULL;
-	struct vhdx *p;
-	struct stat st;
-	int ret;
-
-	if (stat(path, &st) == 0)
-		return refuse_existing(path, err);
-	ret = vhdx_open(parent_path, &po, &p, err);
-	if (ret)
-		return ret;
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	if (!realpath(parent_path, pabs) || !realpath(dirname(tmp), cdir)) {
-		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot resolve paths", path);
-		goto out;
-	}
-	md.block_size = p->md.block_size;
-	md.logical_sector_size = p->md.logical_sector_size;
-	md.physical_sector_size = p->md.physical_sector_size;
-	md.virtual_size = p->md.virtual_size;
-	md.disk_id = p->md.disk_id; /* IsVirtualDisk items are copied when forking */
-	md.has_parent = true;
-	vhdx_guid_format(&p->hdr.data_write_guid, dwg);
-	snprintf(linkage, sizeof(linkage), "{%s}", dwg);
-	md.locator.parent_linkage = linkage;
-	md.locator.relative_path = relative_win_path(cdir, pabs);
-	/* Extended-length form of the parent's absolute path, "\\?\" + path with
-	 * Windows separators; only its last component means anything off Windows. */
-	abs_win = malloc(strlen(pabs) + 5);
-	if (abs_win) {
-		char *q;
-		sprintf(abs_win, "\\\\?\\%s", pabs + 1);
-		for (q = abs_win + 4; *q; q++)
-			if (*q == '/')
-				*q = '\\';
-	}
-	md.locator.absolute_win32_path = abs_win;
-	if (!md.locator.relative_path || !abs_win)
-		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	else
-		ret = write_new(path, &md, err);
-	free(md.locator.relative_path);
-	free(abs_win);
-out:
-	vhdx_close(p, NULL);
 	return ret;
 }

@@ -202,11 +202,21 @@ int vhdx_create(const char *path, const struct vhdx_create_opts *opts, struct gp
  * only read; it stays byte-identical). The child takes the parent's virtual
  * size, block size and sector sizes; its parent locator records
  * parent_linkage = the parent's DataWriteGuid, relative_path (relative to
- * the child's directory, Windows separators) and absolute_win32_path (the
- * parent's absolute path). Returns like vhdx_create(), plus the parent's
- * vhdx_open() errors.
+ * the child's directory, Windows separators) and, only where the parent's
+ * path has a Windows form (/mnt/X/... under WSL), absolute_win32_path
+ * ("\\?\X:\..."). Every chunk gets an allocated, zero-filled (sparse)
+ * sector bitmap block, so that libvhdi reads the absent blocks from the
+ * parent (../shared/UPSTREAM.md). Returns like vhdx_create(), plus the
+ * parent's vhdx_open() errors.
  */
 int vhdx_create_child(const char *path, const char *parent_path, struct gp_error *err);
+
+/* The path of the parent image of the differencing VHDX at @path, found
+ * through its parent locator as vhdx_open() finds it (relative_path first),
+ * without opening the parent. *@parent is malloc'ed. Returns 0 or
+ * GP_ERR_INVALID (not a differencing image), GP_ERR_NOTFOUND (no candidate
+ * exists), vhdx_open()'s errors for the child. */
+int vhdx_parent_path(const char *path, char **parent, struct gp_error *err);
 
 /* Does @path's current header carry a non-zero LogGuid (a log with updates
  * not yet applied)? Reads headers only; never writes.

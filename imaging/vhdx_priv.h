@@ -9,7 +9,8 @@
  *   vhdx_bat.c       BAT geometry, entry validation, chunk interleave
  *   vhdx_log.c       log entries: parse, active-sequence search, replay,
  *                    and the writer used for BAT updates
- *   vhdx.c           open/read/write/flush/close/create
+ *   vhdx.c           open/read/write/flush/close
+ *   vhdx_create.c    new images and differencing children
  * Offsets named *_OFF are the spec's field names; sizes are bytes.
  */
 #ifndef GPUP_VHDX_PRIV_H
@@ -356,6 +357,16 @@ int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq, uint32_
 			 uint64_t flushed_file_offset, uint64_t last_file_offset,
 			 const struct vhdx_log_update *u, size_t n, uint8_t **out,
 			 size_t *out_len);
+
+/* ---- vhdx_create.c ---------------------------------------------------- */
+
+/* The Windows form of the absolute POSIX path @abs for a parent locator's
+ * absolute_win32_path: "\\?\X:\..." for /mnt/x/... when @wsl (WSL mounts
+ * drive X: there); NULL when there is none (any other path, or not under
+ * WSL) or out of memory. malloc'ed. */
+char *vhdx_win32_path(const char *abs, bool wsl);
+/* Is this process running under WSL? */
+bool vhdx_running_on_wsl(void);
 
 /* ---- vhdx.c ----------------------------------------------------------- */
 

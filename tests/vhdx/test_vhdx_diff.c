@@ -231,3 +231,128 @@ Test(vhdx_diff, partially_present_blocks)
 	free(got);
 	free(pbase); free(pchild); free(exp); free(base); free(child);
 }
+
+/* Compare @child through libvhdi and through the engine, sampled per block:
+ * the first 16 KiB of every block (where libvhdi's misread of a missing
+ * sector bitmap lands: bits of the child's file identifier and headers) and
+ * 4 KiB at a pseudo-random place in it. */
+static void libvhdi_equals_engine_per_block(const char *child)
+{
+	struct gp_disk_open_opts oe = { 0 }, ol = { .backend = GP_DISK_BACKEND_LIBVHDI };
+	struct gp_error err = { 0 };
+	struct gp_disk *de, *dl;
+	uint8_t a[16384], b[16384];
+	uint64_t seed = 5, bs, size;
+	struct vhdx_info info;
+
+	cr_assert_eq(gp_disk_open(child, &oe, &de, &err), 0, "%s", err.msg);
+	cr_assert_eq(gp_disk_open(child, &ol, &dl, &err), 0, "%s", err.msg);
+	cr_assert_eq(vhdx_get_info(gp_disk_vhdx(de), &info), 0);
+	bs = info.block_size;
+	size = gp_disk_size(de);
+	vhdx_info_free(&info);
+	for (uint64_t off = 0; off < size; off += bs) {
+		uint64_t r = off + (t_rand(&seed) % (bs / 4096)) * 4096;
+		uint64_t n = size - off < sizeof(a) ? size - off : sizeof(a);
+
+		cr_assert_eq(gp_disk_pread(de, a, n, off), 0);
+		cr_assert_eq(gp_disk_pread(dl, b, n, off), 0, "%s", gp_disk_error(dl)->msg);
+		cr_assert(memcmp(a, b, n) == 0, "libvhdi differs from the engine in the block at 0x%llx",
+			  (unsigned long long)off);
+		if (r + 4096 <= size) {
+			cr_assert_eq(gp_disk_pread(de, a, 4096, r), 0);
+			cr_assert_eq(gp_disk_pread(dl, b, 4096, r), 0);
+			cr_assert(memcmp(a, b, 4096) == 0, "libvhdi differs from the engine at 0x%llx",
+				  (unsigned long long)r);
+		}
+	}
+	gp_disk_close(dl, NULL);
+	gp_disk_close(de, NULL);
+}
+
+/* Issue 18 item 1: a child made by `gpup create --parent` (and so by
+ * `prepare --into-child`, the same vhdx_create_child()) reads the same
+ * through libvhdi as through the engine over the whole disk, across two
+ * sector-bitmap chunks (4 GiB each with 512-byte sectors), with parent data
+ * in every block and the child holding a few. */
+Test(vhdx_diff, libvhdi_reads_gpup_children_like_the_engine, .timeout = 300)
+{
+	char *base = t_strdup_printf("%s/b.vhdx", dir);
+	char *child = t_strdup_printf("%s/c.avhdx", dir);
+	struct gp_disk_open_opts rw = { .writable = true };
+	struct gp_error err = { 0 };
+	struct gp_disk *d;
+	struct t_run r;
+	uint8_t pat[16384];
+	uint64_t seed = 99, size = 5ull << 30, bs = 8 * MiB;
+
+	vt_create(base, size, (uint32_t)bs, 512);
+	cr_assert_eq(gp_disk_open(base, &rw, &d, &err), 0, "%s", err.msg);
+	for (uint64_t off = 0; off < size; off += bs) {
+		t_fill_random(pat, sizeof(pat), &seed);
+		cr_assert_eq(gp_disk_pwrite(d, pat, sizeof(pat), off), 0);
+		cr_assert_eq(gp_disk_pwrite(d, pat, 4096, off + bs / 2), 0);
+	}
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	cr_assert_eq(t_gpup(&r, "create '%s' --parent '%s'", child, base), 0, "%s", r.err);
+	t_run_free(&r);
+	libvhdi_equals_engine_per_block(child);
+	cr_assert_eq(gp_disk_open(child, &rw, &d, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 5; i++) {
+		t_fill_random(pat, sizeof(pat), &seed);
+		cr_assert_eq(gp_disk_pwrite(d, pat, sizeof(pat), (uint64_t)i * (1ull << 30) + 777), 0);
+	}
+	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
+	libvhdi_equals_engine_per_block(child);
+	free(base); free(child);
+}
+
+/* Issue 18 item 2: the parent locator holds relative_path always and
+ * absolute_win32_path only in a Windows form ("\\?\C:\..." for /mnt/c/...
+ * under WSL), never a Linux path dressed as one; libvhdi (through gpup's
+ * backend) still finds the parent, also one directory up. */
+Test(vhdx_diff, parent_locator_has_no_fake_windows_path)
+{
+	char *base = t_strdup_printf("%s/b.vhdx", dir);
+	char *child = t_strdup_printf("%s/sub/c.avhdx", dir);
+	struct vhdx_open_opts o = { 0 };
+	struct gp_error err = { 0 };
+	struct vhdx_info info;
+	struct vhdx *v;
+	struct t_run r;
+	uint8_t pat[8192], *got;
+	uint64_t seed = 7;
+	char *w;
+
+	w = vhdx_win32_path("/mnt/c/Users/me/vms/base.vhdx", true);
+	cr_assert_str_eq(w, "\\\\?\\C:\\Users\\me\\vms\\base.vhdx");
+	free(w);
+	w = vhdx_win32_path("/mnt/d", true);
+	cr_assert_str_eq(w, "\\\\?\\D:\\");
+	free(w);
+	cr_assert_null(vhdx_win32_path("/mnt/c/x.vhdx", false), "not under WSL");
+	cr_assert_null(vhdx_win32_path("/tmp/x.vhdx", true));
+	cr_assert_null(vhdx_win32_path("/mnt/cd/x.vhdx", true));
+
+	vt_create(base, 64 * MiB, 1 * MiB, 512);
+	t_fill_random(pat, sizeof(pat), &seed);
+	vt_write(base, pat, sizeof(pat), 0);
+	cr_assert_eq(t_run(&r, "mkdir -p '%s/sub'", dir), 0);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "create '%s' --parent '%s'", child, base), 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(vhdx_open(child, &o, &v, &err), 0, "%s", err.msg);
+	cr_assert_eq(vhdx_get_info(v, &info), 0);
+	cr_assert_str_eq(info.parent.relative_path, "..\\b.vhdx");
+	if (!vhdx_running_on_wsl())
+		cr_assert_null(info.parent.absolute_win32_path, "%s", info.parent.absolute_win32_path);
+	else if (info.parent.absolute_win32_path)
+		cr_assert(!strncmp(info.parent.absolute_win32_path, "\\\\?\\", 4) &&
+			  info.parent.absolute_win32_path[5] == ':');
+	vhdx_info_free(&info);
+	vhdx_close(v, NULL);
+	got = vt_read(child, GP_DISK_BACKEND_LIBVHDI, NULL, 0, sizeof(pat));
+	cr_assert(memcmp(got, pat, sizeof(pat)) == 0, "libvhdi finds ../b.vhdx");
+	free(got);
+	free(base); free(child);
+}
