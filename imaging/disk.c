@@ -2,6 +2,7 @@
  * relies on (range, read-only, error bookkeeping). See disk.h. */
 #include "disk_priv.h"
 #include "le.h"
+#include "vhdx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -298,4 +299,11 @@ int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
 struct vhdx *gp_disk_vhdx(struct gp_disk *d)
 {
 	return d->ops->vhdx ? d->ops->vhdx(d) : NULL;
+}
+
+const char *gp_disk_warning(struct gp_disk *d)
+{
+	struct vhdx *v = gp_disk_vhdx(d);
+
+	return v ? vhdx_warning(v) : "";
 }

@@ -111,6 +111,11 @@ uint64_t gp_disk_allocation_unit(const struct gp_disk *d);
 int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
 			 bool *allocated, uint64_t *run);
 
+/* Damage the open survived or repaired, one line for the tools to print
+ * as a warning ("" when none): a VHDX region-table copy with a bad
+ * checksum (vhdx_warning()). */
+const char *gp_disk_warning(struct gp_disk *d);
+
 /* Backend-specific handle for code that needs more than bytes (inspect asks
  * the VHDX engine for its headers). NULL when @d is not that backend. */
 struct vhdx;

@@ -45,7 +45,11 @@ static int vhdi_fail(struct gp_error *err, int code, libvhdi_error_t *lerr,
 		libvhdi_error_free(&lerr);
 		text[strcspn(text, "\n")] = '\0';
 	}
-	return gp_error_set(err, code, "%s: %s%s%s", path, what, text[0] ? ": " : "", text);
+	/* Name the image and the reader: a raw libvhdi line alone ("...:
+	 * unable to read region table: mismatch in checksum") does not say
+	 * which image or which of gpup's readers failed. */
+	return gp_error_set(err, code, "%s: %s (independent reader libvhdi)%s%s", path, what,
+			    text[0] ? ": " : "", text);
 }
 
 /* Where the parent of @child lives. A VHDX child: its parent locator, read

@@ -69,4 +69,9 @@ int gp_disk_lock_fd(int fd, const char *path, bool exclusive,
 #define GP_WRITEBEHIND_BYTES (16u << 20)
 void gp_disk_writebehind(int fd, uint64_t *pending, uint64_t len);
 
+/* disk_check_vhd.c: the VHD container part of gp_check_image(). Returns 0
+ * or GP_ERR_NOTFOUND / GP_ERR_IO / GP_ERR_NOMEM (could not check). */
+struct gp_check_report;
+int gp_check_vhd(const char *path, struct gp_check_report *r, struct gp_error *err);
+
 #endif

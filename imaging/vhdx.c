@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,12 @@ static void trim_tail(struct vhdx *v)
 {
 	uint64_t keep = v->alloc_end;
 
+	/* A file that did not end on a 1 MiB boundary ends in bytes no
+	 * structure references (Disk2VHD leaves 512): not ours to cut. A tail
+	 * gpup grew is always 1 MiB-aligned, so it is still given back. */
+	if (v->open_size % VHDX_MiB && v->open_size > keep)
+		keep = v->open_size;
+
 	if (v->session_started && v->file_size > keep && ftruncate(v->fd, (off_t)keep) == 0)
 		v->file_size = keep;
 }
@@ -554,8 +561,13 @@ static int load_regions(struct vhdx *v)
 		vhdx_region_table_free(&rt[1]);
 		return ret[0];
 	}
-	gp_error_clear(&v->err);
 	use = ret[0] ? 1 : 0;
+	if (ret[1 - use]) {
+		/* Remembered for repair_regions() and the warning. */
+		v->bad_region = 2 - use;
+		snprintf(v->warning, sizeof(v->warning), "%s", use ? v->err.msg : e2.msg);
+	}
+	gp_error_clear(&v->err);
 	vhdx_region_table_free(&rt[1 - use]);
 
 	v->fixed = calloc(rt[use].count + 2, sizeof(*v->fixed));
@@ -608,9 +620,13 @@ static int load_regions(struct vhdx *v)
 			v->meta_length = r->length;
 			have_meta = true;
 			v->fixed[v->nfixed++] = (struct vhdx_extent){ r->file_offset, end, "the metadata region", i };
+		} else {
+			/* An unknown optional region (Required = 0) is ignored
+			 * but still occupies its file space: no new block may
+			 * be placed on it (alloc_end counts it). */
+			v->fixed[v->nfixed++] = (struct vhdx_extent){ r->file_offset, end,
+								     "an optional region", i };
 		}
-		/* Unknown optional regions are left alone (and may overlap nothing
-		 * we write: new blocks go past the end of the file). */
 	}
 	if (!rc && (!have_bat || !have_meta))
 		rc = gp_error_set(&v->err, GP_ERR_CORRUPT,
@@ -619,6 +635,45 @@ static int load_regions(struct vhdx *v)
 				  have_bat ? "metadata" : "BAT");
 	vhdx_region_table_free(&rt[use]);
 	return rc;
+}
+
+static void warning_append(struct vhdx *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warning_append(struct vhdx *v, const char *fmt, ...)
+{
+	size_t l = strlen(v->warning);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->warning + l, sizeof(v->warning) - l, fmt, ap);
+	va_end(ap);
+}
+
+/* Rewrite the damaged region-table copy from the good one (2.2.3 keeps
+ * two so that one can be lost; libvhdi refuses an image with either one
+ * damaged). Called once the whole image has validated, on a read-write
+ * open; the image's own session (a new FileWriteGuid) comes first. */
+static int repair_regions(struct vhdx *v)
+{
+	uint64_t good = v->bad_region == 1 ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET;
+	uint64_t bad = v->bad_region == 1 ? VHDX_REGION1_OFFSET : VHDX_REGION2_OFFSET;
+	uint8_t *buf = malloc(VHDX_REGION_TABLE_SIZE);
+	int ret;
+
+	if (!buf)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	ret = session_begin(v, false);
+	if (!ret)
+		ret = vhdx_file_read(v, buf, VHDX_REGION_TABLE_SIZE, good);
+	if (!ret)
+		ret = vhdx_file_write(v, buf, VHDX_REGION_TABLE_SIZE, bad);
+	if (!ret)
+		ret = vhdx_file_sync(v);
+	free(buf);
+	if (ret)
+		return ret;
+	warning_append(v, "; repaired from region table %d", 3 - v->bad_region);
+	return 0;
 }
 
 static int load_metadata(struct vhdx *v)
@@ -957,7 +1012,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 	ret = gp_disk_lock_fd(v->fd, path, v->writable, err);
 	if (ret)
 		goto fail;
-	v->file_size = (uint64_t)st.st_size;
+	v->file_size = v->open_size = (uint64_t)st.st_size;
 	if (cc->depth == 0) {
 		cc->dev[0] = st.st_dev;
 		cc->ino[0] = st.st_ino;
@@ -1004,6 +1059,16 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		if (ret)
 			goto fail_v;
 	}
+	if (v->bad_region) {
+		if (v->writable) {
+			ret = repair_regions(v);
+			if (ret)
+				goto fail_v;
+		} else {
+			warning_append(v, "; region table %d is in use (a read-write open repairs the damaged copy)",
+				       3 - v->bad_region);
+		}
+	}
 	*out = v;
 	return 0;
 fail_v:
@@ -1022,16 +1087,22 @@ int vhdx_open(const char *path, const struct vhdx_open_opts *opts, struct vhdx *
 	return open_internal(path, opts, &cc, out, err);
 }
 
-int vhdx_parent_path(const char *path, char **parent, struct gp_error *err)
+int vhdx_open_self(const char *path, struct vhdx **out, struct gp_error *err)
 {
 	struct chain_ctx cc;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.no_parent = true;
+	return open_internal(path, NULL, &cc, out, err);
+}
+
+int vhdx_parent_path(const char *path, char **parent, struct gp_error *err)
+{
 	struct vhdx *v;
 	int ret;
 
 	*parent = NULL;
-	memset(&cc, 0, sizeof(cc));
-	cc.no_parent = true;
-	ret = open_internal(path, NULL, &cc, &v, err);
+	ret = vhdx_open_self(path, &v, err);
 	if (ret)
 		return ret;
 	if (!v->md.has_parent)
@@ -1088,6 +1159,7 @@ int vhdx_close(struct vhdx *v, struct gp_error *err)
 }
 
 const struct gp_error *vhdx_error(const struct vhdx *v) { return &v->err; }
+const char *vhdx_warning(const struct vhdx *v) { return v->warning; }
 uint64_t vhdx_virtual_size(const struct vhdx *v) { return v->md.virtual_size; }
 uint32_t vhdx_logical_sector_size(const struct vhdx *v) { return v->md.logical_sector_size; }
 uint32_t vhdx_physical_sector_size(const struct vhdx *v) { return v->md.physical_sector_size; }
@@ -1117,9 +1189,12 @@ static int check_range(struct vhdx *v, uint64_t len, uint64_t off)
 /* Read from the parent chain; beyond a (smaller) parent's end: zeros. */
 static int parent_read(struct vhdx *v, uint8_t *buf, uint64_t len, uint64_t off)
 {
-	uint64_t psize = v->parent->md.virtual_size;
+	uint64_t psize;
 	int ret;
 
+	if (!v->parent) /* vhdx_open_self() */
+		return gp_error_set(&v->err, GP_ERR_NOTFOUND, "%s: opened without its parent", v->path);
+	psize = v->parent->md.virtual_size;
 	if (off >= psize) {
 		memset(buf, 0, len);
 		return 0;

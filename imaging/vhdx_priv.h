@@ -376,6 +376,7 @@ struct vhdx {
 	int fd;
 	bool writable;
 	uint64_t file_size;    /* current size of the file (incl. in-memory replay extension) */
+	uint64_t open_size;    /* the file's size at open (trim_tail() keeps a partial tail) */
 	uint64_t alloc_end;    /* next free 1 MiB-aligned offset for new blocks: the end of
 	                        * the last structure; the file may extend past it */
 
@@ -413,6 +414,11 @@ struct vhdx {
 	struct vhdx_log_replay replay;
 	bool log_was_dirty, log_replayed;
 
+	/* A damaged region-table copy (1 or 2; 0: both good) and what open
+	 * says about it (vhdx_warning()). */
+	int bad_region;
+	char warning[GP_ERROR_MSG_MAX];
+
 	bool unsynced;           /* written since the last fdatasync */
 	uint64_t writebehind;    /* see gp_disk_writebehind() */
 	/* Flush-ahead (vhdx.c): a second thread's fdatasync while writing
@@ -427,6 +433,11 @@ struct vhdx {
 	int ahead_errno;         /* a failed flush-ahead, for the next flush */
 	long crash_at, flushes;  /* GPUP_TEST_CRASH_AT, see vhdx.h */
 };
+
+/* Open @path read-only and validate it like vhdx_open(), without opening
+ * a differencing image's parent (reads of absent blocks then fail): for
+ * looking at the image's own structures. */
+int vhdx_open_self(const char *path, struct vhdx **out, struct gp_error *err);
 
 static inline uint64_t vhdx_bat_get(const struct vhdx *v, uint64_t i)
 {

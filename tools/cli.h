@@ -63,6 +63,7 @@ void cli_progress_done(struct cli_progress *cp);
 
 /* The commands (tools/cmd_*.c). */
 int cmd_inspect(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_disk(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
