@@ -1437,6 +1437,40 @@ static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t 
 	return 0;
 }
 
+/* Give every chunk of a child that has no sector bitmap block a zero-filled
+ * one: valid under MS-VHDX (no sector is marked present in the child, and
+ * FULLY_PRESENT blocks never consult it), and what libvhdi needs to read
+ * the chunk's absent blocks from the parent instead of taking the child's
+ * header bytes for a bitmap (../shared/UPSTREAM.md). Children that Hyper-V
+ * or other tools made lack them; this runs at the first write, and the BAT
+ * entries go out with that write's commit, after the zeros are flushed. */
+static int add_missing_bitmaps(struct vhdx *v)
+{
+	static const uint8_t zero[64 * 1024];
+	int ret = 0;
+
+	v->bitmaps_done = true;
+	for (uint64_t c = 0; !ret && c < v->geo.bitmap_blocks; c++) {
+		uint64_t i = c * (v->geo.chunk_ratio + 1) + v->geo.chunk_ratio, at = v->alloc_end;
+
+		if (vhdx_bat_state(vhdx_bat_get(v, i)) == VHDX_SB_PRESENT)
+			continue;
+		ret = file_reserve(v, at + VHDX_SECTOR_BITMAP_BLOCK_SIZE);
+		/* Below the size the file had at open the space may hold bytes
+		 * of a killed session's unreferenced blocks: zero it. Past it,
+		 * the file grew as a hole. */
+		for (uint64_t p = 0; !ret && at < v->open_size && p < VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		     p += sizeof(zero))
+			ret = vhdx_file_write(v, zero, sizeof(zero), at + p);
+		if (ret)
+			break;
+		v->alloc_end = at + VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		v->alloc_since_commit += VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		bat_put(v, i, vhdx_bat_make(VHDX_SB_PRESENT, at));
+	}
+	return ret;
+}
+
 int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 {
 	const uint8_t *buf = vbuf;
@@ -1447,6 +1481,8 @@ int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 	ret = check_range(v, len, off);
 	if (!ret && len)
 		ret = session_begin(v, true);
+	if (!ret && len && v->md.has_parent && !v->bitmaps_done)
+		ret = add_missing_bitmaps(v);
 	while (!ret && len) {
 		uint64_t blk = off / v->geo.block_size, inoff = off % v->geo.block_size;
 		uint64_t n = v->geo.block_size - inoff;

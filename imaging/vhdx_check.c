@@ -144,6 +144,34 @@ static int check_space(struct vhdx *v, uint64_t real_size, struct gp_check_repor
 	return ret;
 }
 
+/* A child's chunks that read blocks from the parent but have no sector
+ * bitmap block: valid, but libvhdi then takes the child's header bytes for
+ * the bitmap and misreads those blocks (../shared/UPSTREAM.md), so its
+ * read-back cannot vouch for the image. gpup's first write adds them. */
+static int check_bitmaps(struct vhdx *v, struct gp_check_report *r)
+{
+	uint64_t cr = v->geo.chunk_ratio, missing = 0, first = 0;
+
+	for (uint64_t c = 0; c < v->geo.bitmap_blocks; c++) {
+		uint64_t sb = c * (cr + 1) + cr;
+		bool absent = false;
+
+		if (vhdx_bat_state(vhdx_bat_get(v, sb)) == VHDX_SB_PRESENT)
+			continue;
+		for (uint64_t b = c * cr; b < (c + 1) * cr && b < v->geo.data_blocks && !absent; b++)
+			absent = vhdx_bat_state(vhdx_bat_get(v, vhdx_bat_payload_index(&v->geo, b))) !=
+				 VHDX_PAYLOAD_FULLY_PRESENT;
+		if (absent && !missing++)
+			first = c;
+	}
+	if (!missing)
+		return 0;
+	return gp_check_add(r, GP_CHECK_NOTE, "sector bitmap",
+			    (int64_t)(v->bat_offset + (first * (cr + 1) + cr) * 8),
+			    "%s: %llu chunk(s) of this differencing image, the first chunk %llu, read blocks from the parent but have no sector bitmap block; libvhdi misreads them, so its independent read-back is not available for this image (a write by gpup adds the bitmaps)",
+			    v->path, (unsigned long long)missing, (unsigned long long)first);
+}
+
 /* Each copy of the headers and region tables on its own. */
 static int check_copies(const char *path, int fd, uint64_t size, struct gp_check_report *r,
 			bool *fatal)
@@ -235,33 +263,33 @@ int vhdx_check(const char *path, const char *parent, struct gp_check_report *r,
 		return 0;
 	/* The engine's validation of the copies in use and all the rest. */
 	ret = vhdx_open_self(path, &v, &oe);
-	if (ret == GP_ERR_NOMEM || ret == GP_ERR_IO || ret == GP_ERR_NOTFOUND)
+	if (ret == GP_ERR_UNSUPPORTED || ret == GP_ERR_CORRUPT) {
+		const char *s = structure_of(oe.msg, path, &off);
+		return gp_check_add(r, ret == GP_ERR_CORRUPT ? GP_CHECK_CORRUPT : GP_CHECK_SKIPPED, s,
+				    off, "%s", oe.msg);
+	}
+	if (ret) /* not readable now (locked by a writer, I/O, memory) */
 		return gp_error_set(err, ret, "%s", oe.msg);
-	if (ret == GP_ERR_UNSUPPORTED) {
-		const char *s = structure_of(oe.msg, path, &off);
-		return gp_check_add(r, GP_CHECK_SKIPPED, s, off, "%s", oe.msg);
-	}
-	if (ret) {
-		const char *s = structure_of(oe.msg, path, &off);
-		return gp_check_add(r, GP_CHECK_CORRUPT, s, off, "%s", oe.msg);
-	}
 	if (v->log_was_dirty)
 		ret = gp_check_add(r, GP_CHECK_NOTE, "log", (int64_t)v->hdr.log_offset,
 				   "%s: log at 0x%llx holds updates not yet applied (a read-write open replays them; readers that ignore the log, like libvhdi, see stale data)",
 				   path, (unsigned long long)v->hdr.log_offset);
 	if (!ret)
 		ret = check_space(v, size, r);
+	if (!ret && v->md.has_parent)
+		ret = check_bitmaps(v, r);
 	if (!ret && v->md.has_parent) {
 		gp_error_clear(&oe);
 		int pr = vhdx_open(path, &po, &full, &oe);
-		if (pr == GP_ERR_NOTFOUND) {
-			ret = gp_check_add(r, GP_CHECK_SKIPPED, "parent locator", -1,
-					   "%s (the child itself was checked)", oe.msg);
-		} else if (pr == GP_ERR_NOMEM) {
+		if (pr == GP_ERR_NOMEM) {
 			ret = pr;
-		} else if (pr) {
+		} else if (pr == GP_ERR_CORRUPT || pr == GP_ERR_MISMATCH) {
 			const char *s = structure_of(oe.msg, path, &off);
 			ret = gp_check_add(r, GP_CHECK_CORRUPT, s, off, "%s", oe.msg);
+		} else if (pr) {
+			/* Missing, locked, unreadable: the chain is not checked. */
+			ret = gp_check_add(r, GP_CHECK_SKIPPED, "parent locator", -1,
+					   "%s (the child itself was checked)", oe.msg);
 		}
 		vhdx_close(full, NULL);
 	}

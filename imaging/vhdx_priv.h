@@ -384,6 +384,7 @@ struct vhdx {
 	int cur_slot;            /* 0: header 1, 1: header 2 */
 	bool session_started;    /* FileWriteGuid renewed this session */
 	bool data_guid_renewed;  /* DataWriteGuid renewed this session */
+	bool bitmaps_done;       /* a child's missing sector bitmaps added (vhdx.c) */
 	char *creator;
 
 	uint64_t bat_offset, bat_length, meta_offset, meta_length;

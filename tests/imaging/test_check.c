@@ -14,6 +14,7 @@
 #include "helpers.h"
 #include "le.h"
 #include "vhdx_priv.h"
+#include "../vhdx/vt.h"
 
 #define MiB (1024ull * 1024ull)
 #define NV_GPU "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1"
@@ -350,4 +351,26 @@ Test(check, disk_read_writes_holes)
 		free(a); free(b);
 	}
 	free(vhd); free(vhdx); free(out); free(raw);
+}
+
+/* A child whose chunks lack sector bitmap blocks (as Hyper-V makes them):
+ * libvhdi misreads it, so verify says plainly that its independent check is
+ * not available, and never "all match". */
+Test(check, verify_says_when_libvhdi_cannot_vouch)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	char *child = t_strdup_printf("%s/c.avhdx", dir);
+	char *st = t_fixture("mkstore.sh", "");
+	struct t_run r;
+
+	cr_assert_eq(on_guest(&r, "prepare", img, st, "-q --no-verify"), 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "create '%s' --parent '%s'", child, img), 0, "%s", r.err);
+	t_run_free(&r);
+	vt_strip_bitmaps(child);
+	cr_assert_eq(on_guest(&r, "verify", child, st, ""), 1, "%s %s", r.out, r.err);
+	cr_assert(strstr(r.err, "not available") && strstr(r.err, "not verified"), "%s", r.err);
+	cr_assert(!strstr(r.out, "all match"), "%s", r.out);
+	t_run_free(&r);
+	free(img); free(child); free(st);
 }

@@ -15,6 +15,7 @@
 #include "disk.h"
 #include "helpers.h"
 #include "vhdx.h"
+#include "vhdx_priv.h"
 
 /* Read [off, off+len) of @path through @backend (parent override @parent). */
 static inline uint8_t *vt_read(const char *path, enum gp_disk_backend backend,
@@ -101,6 +102,27 @@ static inline uint8_t *vt_qemu_range(const char *img, uint64_t off, uint64_t len
 	cr_assert(buf);
 	cr_assert_eq(got, len);
 	return buf;
+}
+
+/* Make @child look like a child from Hyper-V or another tool: no sector
+ * bitmap block for any chunk (the BAT entries set NOT_PRESENT). */
+static inline void vt_strip_bitmaps(const char *child)
+{
+	struct gp_error err = { 0 };
+	struct vhdx *v;
+	uint8_t zero[8] = { 0 };
+	FILE *f;
+
+	cr_assert_eq(vhdx_open_self(child, &v, &err), 0, "%s", err.msg);
+	f = fopen(child, "r+b");
+	cr_assert(f);
+	for (uint64_t c = 0; c < v->geo.bitmap_blocks; c++) {
+		uint64_t i = c * (v->geo.chunk_ratio + 1) + v->geo.chunk_ratio;
+		cr_assert_eq(fseeko(f, (off_t)(v->bat_offset + i * 8), SEEK_SET), 0);
+		cr_assert_eq(fwrite(zero, 8, 1, f), 1);
+	}
+	fclose(f);
+	vhdx_close(v, NULL);
 }
 
 static inline bool vt_dirty(const char *img)
