@@ -374,3 +374,24 @@ Test(check, verify_says_when_libvhdi_cannot_vouch)
 	t_run_free(&r);
 	free(img); free(child); free(st);
 }
+
+/* Issue 18 item 1: a child made by `prepare --into-child` reads through
+ * libvhdi as through gpup's engine over the whole virtual disk (sampled per
+ * block), and verify (libvhdi) passes on it. */
+Test(check, into_child_reads_the_same_through_libvhdi)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	char *child = t_strdup_printf("%s/c.avhdx", dir);
+	char *st = t_fixture("mkstore.sh", "");
+	char *extra = t_strdup_printf("-q --into-child '%s'", child);
+	struct t_run r;
+
+	cr_assert_eq(on_guest(&r, "prepare", img, st, extra), 0, "%s %s", r.out, r.err);
+	t_run_free(&r);
+	vt_libvhdi_equals_engine(child);
+	cr_assert_eq(on_guest(&r, "verify", child, st, ""), 0, "%s %s", r.out, r.err);
+	cr_assert(strstr(r.out, "all match"), "%s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(check_status(child, "clean"), 0);
+	free(img); free(child); free(st); free(extra);
+}

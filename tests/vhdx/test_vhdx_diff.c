@@ -232,44 +232,6 @@ Test(vhdx_diff, partially_present_blocks)
 	free(pbase); free(pchild); free(exp); free(base); free(child);
 }
 
-/* Compare @child through libvhdi and through the engine, sampled per block:
- * the first 16 KiB of every block (where libvhdi's misread of a missing
- * sector bitmap lands: bits of the child's file identifier and headers) and
- * 4 KiB at a pseudo-random place in it. */
-static void libvhdi_equals_engine_per_block(const char *child)
-{
-	struct gp_disk_open_opts oe = { 0 }, ol = { .backend = GP_DISK_BACKEND_LIBVHDI };
-	struct gp_error err = { 0 };
-	struct gp_disk *de, *dl;
-	uint8_t a[16384], b[16384];
-	uint64_t seed = 5, bs, size;
-	struct vhdx_info info;
-
-	cr_assert_eq(gp_disk_open(child, &oe, &de, &err), 0, "%s", err.msg);
-	cr_assert_eq(gp_disk_open(child, &ol, &dl, &err), 0, "%s", err.msg);
-	cr_assert_eq(vhdx_get_info(gp_disk_vhdx(de), &info), 0);
-	bs = info.block_size;
-	size = gp_disk_size(de);
-	vhdx_info_free(&info);
-	for (uint64_t off = 0; off < size; off += bs) {
-		uint64_t r = off + (t_rand(&seed) % (bs / 4096)) * 4096;
-		uint64_t n = size - off < sizeof(a) ? size - off : sizeof(a);
-
-		cr_assert_eq(gp_disk_pread(de, a, n, off), 0);
-		cr_assert_eq(gp_disk_pread(dl, b, n, off), 0, "%s", gp_disk_error(dl)->msg);
-		cr_assert(memcmp(a, b, n) == 0, "libvhdi differs from the engine in the block at 0x%llx",
-			  (unsigned long long)off);
-		if (r + 4096 <= size) {
-			cr_assert_eq(gp_disk_pread(de, a, 4096, r), 0);
-			cr_assert_eq(gp_disk_pread(dl, b, 4096, r), 0);
-			cr_assert(memcmp(a, b, 4096) == 0, "libvhdi differs from the engine at 0x%llx",
-				  (unsigned long long)r);
-		}
-	}
-	gp_disk_close(dl, NULL);
-	gp_disk_close(de, NULL);
-}
-
 /* Issue 18 item 1: a child made by `gpup create --parent` (and so by
  * `prepare --into-child`, the same vhdx_create_child()) reads the same
  * through libvhdi as through the engine over the whole disk, across two
@@ -309,14 +271,14 @@ Test(vhdx_diff, libvhdi_reads_gpup_children_like_the_engine, .timeout = 300)
 	uint64_t seed = 98;
 
 	base_and_child(base, child);
-	libvhdi_equals_engine_per_block(child);
+	vt_libvhdi_equals_engine(child);
 	cr_assert_eq(gp_disk_open(child, &rw, &d, &err), 0, "%s", err.msg);
 	for (int i = 0; i < 5; i++) {
 		t_fill_random(pat, sizeof(pat), &seed);
 		cr_assert_eq(gp_disk_pwrite(d, pat, sizeof(pat), (uint64_t)i * (1ull << 30) + 777), 0);
 	}
 	cr_assert_eq(gp_disk_close(d, &err), 0, "%s", err.msg);
-	libvhdi_equals_engine_per_block(child);
+	vt_libvhdi_equals_engine(child);
 	free(base); free(child);
 }
 
@@ -394,6 +356,6 @@ Test(vhdx_diff, child_without_bitmaps_is_flagged_then_given_them, .timeout = 300
 	cr_assert_eq(t_gpup(&r, "check '%s'", child), 0, "%s", r.out);
 	cr_assert(!strstr(r.out, "sector bitmap"), "%s", r.out);
 	t_run_free(&r);
-	libvhdi_equals_engine_per_block(child);
+	vt_libvhdi_equals_engine(child);
 	free(base); free(child);
 }
