@@ -177,7 +177,14 @@ int gp_disk_open(const char *path, const struct gp_disk_open_opts *opts,
 	} else if (fmt == GP_DISK_FORMAT_VHDX) {
 		ops = &gp_disk_vhdx_ops;
 	} else if (fmt == GP_DISK_FORMAT_VHD) {
-		ops = &gp_disk_libvhdi_ops;
+		/* Fixed and dynamic through gpup's VHD backend (read-write);
+		 * differencing stays with libvhdi, read-only. */
+		uint32_t type = 0;
+
+		ret = gp_vhd_disk_type(path, &type, err);
+		if (ret)
+			return ret;
+		ops = type == 4 ? &gp_disk_libvhdi_ops : &gp_disk_vhd_ops;
 	} else {
 		ops = &gp_disk_raw_ops;
 	}

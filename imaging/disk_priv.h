@@ -49,6 +49,11 @@ struct gp_disk {
 extern const struct gp_disk_ops gp_disk_raw_ops;
 extern const struct gp_disk_ops gp_disk_vhdx_ops;
 extern const struct gp_disk_ops gp_disk_libvhdi_ops;
+extern const struct gp_disk_ops gp_disk_vhd_ops;
+
+/* The disk type field of @path's VHD footer (2 fixed, 3 dynamic, 4
+ * differencing). Returns 0 or GP_ERR_NOTFOUND / GP_ERR_IO / GP_ERR_CORRUPT. */
+int gp_vhd_disk_type(const char *path, uint32_t *type, struct gp_error *err);
 
 /* Take an advisory lock on @fd for the life of the descriptor: exclusive
  * when @exclusive, else shared. GP_ERR_LOCKED names @path when another

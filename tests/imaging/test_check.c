@@ -12,12 +12,11 @@
 
 #include "disk_check.h"
 #include "helpers.h"
+#include "imaging_t.h"
 #include "le.h"
 #include "vhdx_priv.h"
 #include "../vhdx/vt.h"
 
-#define MiB (1024ull * 1024ull)
-#define NV_GPU "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1"
 
 static char *dir;
 
@@ -30,19 +29,6 @@ static const char *const ms_fixtures[] = {
 	"hyperv2012r2-dynamic.vhd", "iotest-dynamic-1G.vhdx", "test-disk2vhd.vhdx",
 	"virtualpc-dynamic.vhd",
 };
-
-/* Decompress ../shared/fixtures/microsoft/NAME.bz2 into the test's
- * directory (the original stays untouched). */
-static char *ms_fixture(const char *name)
-{
-	char *dst = t_strdup_printf("%s/%s", dir, name);
-	struct t_run r;
-
-	cr_assert_eq(t_run(&r, "bzip2 -dc '%s/fixtures/microsoft/%s.bz2' > '%s'",
-			   t_env("GPUP_SHARED"), name, dst), 0, "%s", r.err);
-	t_run_free(&r);
-	return dst;
-}
 
 static int check_status(const char *img, const char *must_say)
 {
@@ -66,7 +52,7 @@ static void cut(const char *img, uint64_t bytes)
 Test(check, microsoft_fixtures_are_clean)
 {
 	for (size_t i = 0; i < sizeof(ms_fixtures) / sizeof(ms_fixtures[0]); i++) {
-		char *img = ms_fixture(ms_fixtures[i]);
+		char *img = it_ms_fixture(dir, ms_fixtures[i]);
 		char h1[65], h2[65];
 		struct t_run r;
 		struct json_object *o, *v;
@@ -119,7 +105,7 @@ Test(check, truncated_files_are_corrupt)
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		for (int k = 0; k < 2; k++) {
-			char *img = cases[i].ms ? ms_fixture(cases[i].name)
+			char *img = cases[i].ms ? it_ms_fixture(dir, cases[i].name)
 						: t_hyperv_fixture(cases[i].name, dir);
 			struct t_run r;
 			struct json_object *o, *f, *e, *v;
@@ -184,7 +170,7 @@ static void corrupt_virtual_size(const char *img)
 
 Test(check, corrupt_virtual_size_and_leaked_tail)
 {
-	char *img = ms_fixture("iotest-dynamic-1G.vhdx");
+	char *img = it_ms_fixture(dir, "iotest-dynamic-1G.vhdx");
 	char *img2 = t_hyperv_fixture("dynamic.vhdx", dir);
 	struct stat st;
 
@@ -267,7 +253,7 @@ Test(check, prepare_repairs_a_damaged_region_table)
  * tail; qemu-img agrees on the data and finds nothing wrong. */
 Test(check, disk2vhd_write_keeps_the_tail)
 {
-	char *img = ms_fixture("test-disk2vhd.vhdx");
+	char *img = it_ms_fixture(dir, "test-disk2vhd.vhdx");
 	char *in = t_strdup_printf("%s/in", dir), *raw = t_strdup_printf("%s/raw", dir);
 	uint8_t w[4096], tail[512], tail2[512];
 	uint64_t seed = 4;
@@ -310,7 +296,7 @@ Test(check, disk2vhd_write_keeps_the_tail)
  * take 0x hex. */
 Test(check, disk_read_writes_holes)
 {
-	char *vhd = ms_fixture("hyperv2012r2-dynamic.vhd");
+	char *vhd = it_ms_fixture(dir, "hyperv2012r2-dynamic.vhd");
 	char *vhdx = t_hyperv_fixture("dynamic.vhdx", dir);
 	char *out = t_strdup_printf("%s/out", dir), *raw = t_strdup_printf("%s/raw", dir);
 	char h1[65], h2[65];
