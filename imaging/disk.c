@@ -2,6 +2,7 @@
  * relies on (range, read-only, error bookkeeping). See disk.h. */
 #include "disk_priv.h"
 #include "le.h"
+#include "vhdx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,7 +177,14 @@ int gp_disk_open(const char *path, const struct gp_disk_open_opts *opts,
 	} else if (fmt == GP_DISK_FORMAT_VHDX) {
 		ops = &gp_disk_vhdx_ops;
 	} else if (fmt == GP_DISK_FORMAT_VHD) {
-		ops = &gp_disk_libvhdi_ops;
+		/* Fixed and dynamic through gpup's VHD backend (read-write);
+		 * differencing stays with libvhdi, read-only. */
+		uint32_t type = 0;
+
+		ret = gp_vhd_disk_type(path, &type, err);
+		if (ret)
+			return ret;
+		ops = type == 4 ? &gp_disk_libvhdi_ops : &gp_disk_vhd_ops;
 	} else {
 		ops = &gp_disk_raw_ops;
 	}
@@ -298,4 +306,11 @@ int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
 struct vhdx *gp_disk_vhdx(struct gp_disk *d)
 {
 	return d->ops->vhdx ? d->ops->vhdx(d) : NULL;
+}
+
+const char *gp_disk_warning(struct gp_disk *d)
+{
+	struct vhdx *v = gp_disk_vhdx(d);
+
+	return v ? vhdx_warning(v) : "";
 }

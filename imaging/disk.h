@@ -10,6 +10,8 @@
  *               independent reader used for inspection and verification
  *               (it ignores the VHDX log, so it refuses an image whose log
  *               is not empty, see ../shared/UPSTREAM.md);
+ *   - "vhd"     gpup's VHD backend (disk_vhd.c): fixed and dynamic VHD,
+ *               read-write, crash-safe by write ordering;
  *   - "raw"     a plain file.
  *
  * Errors follow gp_error.h: calls on an open disk record details on the
@@ -35,7 +37,8 @@ enum gp_disk_format {
 };
 
 enum gp_disk_backend {
-	GP_DISK_BACKEND_DEFAULT = 0, /* vhdx engine for VHDX, libvhdi for VHD, raw for raw */
+	GP_DISK_BACKEND_DEFAULT = 0, /* vhdx engine for VHDX, vhd backend for fixed/dynamic VHD
+	                              * (libvhdi for differencing VHD), raw for raw */
 	GP_DISK_BACKEND_LIBVHDI,     /* force libvhdi (read-only) */
 };
 
@@ -84,7 +87,7 @@ uint32_t gp_disk_logical_sector_size(const struct gp_disk *d);
 uint32_t gp_disk_physical_sector_size(const struct gp_disk *d);
 bool gp_disk_is_writable(const struct gp_disk *d);
 const char *gp_disk_path(const struct gp_disk *d);
-/* Backend name: "vhdx", "libvhdi" or "raw". */
+/* Backend name: "vhdx", "vhd", "libvhdi" or "raw". */
 const char *gp_disk_backend_name(const struct gp_disk *d);
 /* Container format of the opened image. */
 enum gp_disk_format gp_disk_format(const struct gp_disk *d);
@@ -110,6 +113,11 @@ void gp_disk_clear_error(struct gp_disk *d);
 uint64_t gp_disk_allocation_unit(const struct gp_disk *d);
 int gp_disk_block_status(struct gp_disk *d, uint64_t off, uint64_t len,
 			 bool *allocated, uint64_t *run);
+
+/* Damage the open survived or repaired, one line for the tools to print
+ * as a warning ("" when none): a VHDX region-table copy with a bad
+ * checksum (vhdx_warning()). */
+const char *gp_disk_warning(struct gp_disk *d);
 
 /* Backend-specific handle for code that needs more than bytes (inspect asks
  * the VHDX engine for its headers). NULL when @d is not that backend. */

@@ -45,21 +45,44 @@ static int vhdi_fail(struct gp_error *err, int code, libvhdi_error_t *lerr,
 		libvhdi_error_free(&lerr);
 		text[strcspn(text, "\n")] = '\0';
 	}
-	return gp_error_set(err, code, "%s: %s%s%s", path, what, text[0] ? ": " : "", text);
+	/* Name the image and the reader: a raw libvhdi line alone ("...:
+	 * unable to read region table: mismatch in checksum") does not say
+	 * which image or which of gpup's readers failed. */
+	return gp_error_set(err, code, "%s: %s (independent reader libvhdi)%s%s", path, what,
+			    text[0] ? ": " : "", text);
 }
 
-/* Where the parent of @child lives: the libvhdi-reported parent file name
- * (a Windows path) reduced to its last component, looked up beside the child.
- * Hyper-V records absolute Windows paths that mean nothing here. */
+/* Where the parent of @child lives. A VHDX child: its parent locator, read
+ * as the engine reads it (relative_path first): libvhdi knows only
+ * absolute_win32_path, which gpup leaves out where no Windows form of the
+ * path exists. Only the name comes from there; libvhdi itself checks that
+ * the parent matches (libvhdi_file_set_parent_file()). A VHD child: the
+ * libvhdi-reported parent file name (a Windows path) reduced to its last
+ * component, looked up beside the child (Hyper-V records absolute Windows
+ * paths that mean nothing here). */
 static int parent_candidate(const char *child, libvhdi_file_t *f, char *out,
 			    size_t outlen, struct gp_error *err)
 {
 	libvhdi_error_t *lerr = NULL;
 	uint8_t name[PATH_MAX];
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], *found = NULL;
 	const char *base;
+	enum gp_disk_format fmt;
 	size_t size = 0;
+	int ret;
 
+	ret = gp_disk_detect_format(child, &fmt, err);
+	if (ret)
+		return ret;
+	if (fmt == GP_DISK_FORMAT_VHDX) {
+		ret = vhdx_parent_path(child, &found, err);
+		if (ret)
+			return ret;
+		if ((size_t)snprintf(out, outlen, "%s", found) >= outlen)
+			ret = gp_error_set(err, GP_ERR_INVALID, "%s: parent path too long", child);
+		free(found);
+		return ret;
+	}
 	if (libvhdi_file_get_utf8_parent_filename_size(f, &size, &lerr) != 1 || size == 0 ||
 	    size > sizeof(name))
 		return vhdi_fail(err, GP_ERR_CORRUPT, lerr, child,

@@ -49,6 +49,11 @@ struct gp_disk {
 extern const struct gp_disk_ops gp_disk_raw_ops;
 extern const struct gp_disk_ops gp_disk_vhdx_ops;
 extern const struct gp_disk_ops gp_disk_libvhdi_ops;
+extern const struct gp_disk_ops gp_disk_vhd_ops;
+
+/* The disk type field of @path's VHD footer (2 fixed, 3 dynamic, 4
+ * differencing). Returns 0 or GP_ERR_NOTFOUND / GP_ERR_IO / GP_ERR_CORRUPT. */
+int gp_vhd_disk_type(const char *path, uint32_t *type, struct gp_error *err);
 
 /* Take an advisory lock on @fd for the life of the descriptor: exclusive
  * when @exclusive, else shared. GP_ERR_LOCKED names @path when another
@@ -68,5 +73,10 @@ int gp_disk_lock_fd(int fd, const char *path, bool exclusive,
  */
 #define GP_WRITEBEHIND_BYTES (16u << 20)
 void gp_disk_writebehind(int fd, uint64_t *pending, uint64_t len);
+
+/* disk_check_vhd.c: the VHD container part of gp_check_image(). Returns 0
+ * or GP_ERR_NOTFOUND / GP_ERR_IO / GP_ERR_NOMEM (could not check). */
+struct gp_check_report;
+int gp_check_vhd(const char *path, struct gp_check_report *r, struct gp_error *err);
 
 #endif

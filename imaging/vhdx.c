@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,12 @@ static void trim_tail(struct vhdx *v)
 {
 	uint64_t keep = v->alloc_end;
 
+	/* A file that did not end on a 1 MiB boundary ends in bytes no
+	 * structure references (Disk2VHD leaves 512): not ours to cut. A tail
+	 * gpup grew is always 1 MiB-aligned, so it is still given back. */
+	if (v->open_size % VHDX_MiB && v->open_size > keep)
+		keep = v->open_size;
+
 	if (v->session_started && v->file_size > keep && ftruncate(v->fd, (off_t)keep) == 0)
 		v->file_size = keep;
 }
@@ -554,8 +561,13 @@ static int load_regions(struct vhdx *v)
 		vhdx_region_table_free(&rt[1]);
 		return ret[0];
 	}
-	gp_error_clear(&v->err);
 	use = ret[0] ? 1 : 0;
+	if (ret[1 - use]) {
+		/* Remembered for repair_regions() and the warning. */
+		v->bad_region = 2 - use;
+		snprintf(v->warning, sizeof(v->warning), "%s", use ? v->err.msg : e2.msg);
+	}
+	gp_error_clear(&v->err);
 	vhdx_region_table_free(&rt[1 - use]);
 
 	v->fixed = calloc(rt[use].count + 2, sizeof(*v->fixed));
@@ -608,9 +620,13 @@ static int load_regions(struct vhdx *v)
 			v->meta_length = r->length;
 			have_meta = true;
 			v->fixed[v->nfixed++] = (struct vhdx_extent){ r->file_offset, end, "the metadata region", i };
+		} else {
+			/* An unknown optional region (Required = 0) is ignored
+			 * but still occupies its file space: no new block may
+			 * be placed on it (alloc_end counts it). */
+			v->fixed[v->nfixed++] = (struct vhdx_extent){ r->file_offset, end,
+								     "an optional region", i };
 		}
-		/* Unknown optional regions are left alone (and may overlap nothing
-		 * we write: new blocks go past the end of the file). */
 	}
 	if (!rc && (!have_bat || !have_meta))
 		rc = gp_error_set(&v->err, GP_ERR_CORRUPT,
@@ -619,6 +635,45 @@ static int load_regions(struct vhdx *v)
 				  have_bat ? "metadata" : "BAT");
 	vhdx_region_table_free(&rt[use]);
 	return rc;
+}
+
+static void warning_append(struct vhdx *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warning_append(struct vhdx *v, const char *fmt, ...)
+{
+	size_t l = strlen(v->warning);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->warning + l, sizeof(v->warning) - l, fmt, ap);
+	va_end(ap);
+}
+
+/* Rewrite the damaged region-table copy from the good one (2.2.3 keeps
+ * two so that one can be lost; libvhdi refuses an image with either one
+ * damaged). Called once the whole image has validated, on a read-write
+ * open; the image's own session (a new FileWriteGuid) comes first. */
+static int repair_regions(struct vhdx *v)
+{
+	uint64_t good = v->bad_region == 1 ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET;
+	uint64_t bad = v->bad_region == 1 ? VHDX_REGION1_OFFSET : VHDX_REGION2_OFFSET;
+	uint8_t *buf = malloc(VHDX_REGION_TABLE_SIZE);
+	int ret;
+
+	if (!buf)
+		return gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
+	ret = session_begin(v, false);
+	if (!ret)
+		ret = vhdx_file_read(v, buf, VHDX_REGION_TABLE_SIZE, good);
+	if (!ret)
+		ret = vhdx_file_write(v, buf, VHDX_REGION_TABLE_SIZE, bad);
+	if (!ret)
+		ret = vhdx_file_sync(v);
+	free(buf);
+	if (ret)
+		return ret;
+	warning_append(v, "; repaired from region table %d", 3 - v->bad_region);
+	return 0;
 }
 
 static int load_metadata(struct vhdx *v)
@@ -720,6 +775,7 @@ struct chain_ctx {
 	dev_t dev[VHDX_MAX_CHAIN + 1];
 	ino_t ino[VHDX_MAX_CHAIN + 1];
 	int depth;
+	bool no_parent; /* vhdx_parent_path(): stop before opening the parent */
 };
 
 static int open_internal(const char *path, const struct vhdx_open_opts *opts,
@@ -762,16 +818,19 @@ static bool linkage_matches(const char *linkage, const struct vhdx_guid *dwg)
 	return linkage && vhdx_guid_parse(linkage, &g) == 0 && vhdx_guid_eq(&g, dwg);
 }
 
-static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct chain_ctx *cc)
+/* Find the parent image of @v: the --parent override, else the locator's
+ * relative_path, then the last component of absolute_win32_path and
+ * volume_path beside the child (Windows paths mean nothing here). The
+ * first that exists wins; *@pick is malloc'ed. Returns 0 or
+ * GP_ERR_NOTFOUND (listing what was tried) / GP_ERR_NOMEM on @v. */
+static int locate_parent(struct vhdx *v, const struct vhdx_open_opts *opts, char **pick)
 {
 	const struct vhdx_parent_locator *l = &v->md.locator;
 	char *cand[3] = { NULL, NULL, NULL }, *tried = NULL;
-	const char *pick = NULL;
-	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL };
-	struct gp_error perr = { 0 };
 	struct stat st;
-	int n = 0, ret;
+	int n = 0, ret = 0;
 
+	*pick = NULL;
 	if (opts && opts->parent_path) {
 		cand[n++] = strdup(opts->parent_path);
 	} else {
@@ -787,10 +846,12 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 			ret = gp_error_set(&v->err, GP_ERR_NOMEM, "%s: out of memory", v->path);
 			goto out;
 		}
-		if (!pick && stat(cand[i], &st) == 0)
-			pick = cand[i];
+		if (!*pick && stat(cand[i], &st) == 0) {
+			*pick = cand[i];
+			cand[i] = NULL;
+		}
 	}
-	if (!pick) {
+	if (!*pick) {
 		size_t len = 1;
 		for (int i = 0; i < n; i++)
 			len += strlen(cand[i]) + 2;
@@ -808,6 +869,28 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 		ret = gp_error_set(&v->err, GP_ERR_NOTFOUND,
 				   "%s: parent locator: parent image not found (tried %s; use --parent PATH)",
 				   v->path, tried ? tried : "?");
+	}
+out:
+	free(tried);
+	for (int i = 0; i < n; i++)
+		free(cand[i]);
+	return ret;
+}
+
+static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct chain_ctx *cc)
+{
+	const struct vhdx_parent_locator *l = &v->md.locator;
+	char *pick = NULL;
+	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL };
+	struct gp_error perr = { 0 };
+	struct stat st;
+	int ret;
+
+	ret = locate_parent(v, opts, &pick);
+	if (ret)
+		return ret;
+	if (stat(pick, &st) < 0) {
+		ret = gp_error_set_errno(&v->err, GP_ERR_IO, errno, "%s: parent %s", v->path, pick);
 		goto out;
 	}
 	for (int i = 0; i <= cc->depth; i++) {
@@ -861,9 +944,7 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 			v->chain_len++;
 	ret = 0;
 out:
-	free(tried);
-	for (int i = 0; i < n; i++)
-		free(cand[i]);
+	free(pick);
 	return ret;
 }
 
@@ -931,7 +1012,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 	ret = gp_disk_lock_fd(v->fd, path, v->writable, err);
 	if (ret)
 		goto fail;
-	v->file_size = (uint64_t)st.st_size;
+	v->file_size = v->open_size = (uint64_t)st.st_size;
 	if (cc->depth == 0) {
 		cc->dev[0] = st.st_dev;
 		cc->ino[0] = st.st_ino;
@@ -973,10 +1054,20 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 	for (size_t k = 0; k < v->nfixed; k++)
 		if (v->fixed[k].end > v->alloc_end)
 			v->alloc_end = round_up(v->fixed[k].end, VHDX_MiB);
-	if (v->md.has_parent) {
+	if (v->md.has_parent && !cc->no_parent) {
 		ret = open_parent(v, opts, cc);
 		if (ret)
 			goto fail_v;
+	}
+	if (v->bad_region) {
+		if (v->writable) {
+			ret = repair_regions(v);
+			if (ret)
+				goto fail_v;
+		} else {
+			warning_append(v, "; region table %d is in use (a read-write open repairs the damaged copy)",
+				       3 - v->bad_region);
+		}
 	}
 	*out = v;
 	return 0;
@@ -994,6 +1085,32 @@ int vhdx_open(const char *path, const struct vhdx_open_opts *opts, struct vhdx *
 
 	memset(&cc, 0, sizeof(cc));
 	return open_internal(path, opts, &cc, out, err);
+}
+
+int vhdx_open_self(const char *path, struct vhdx **out, struct gp_error *err)
+{
+	struct chain_ctx cc;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.no_parent = true;
+	return open_internal(path, NULL, &cc, out, err);
+}
+
+int vhdx_parent_path(const char *path, char **parent, struct gp_error *err)
+{
+	struct vhdx *v;
+	int ret;
+
+	*parent = NULL;
+	ret = vhdx_open_self(path, &v, err);
+	if (ret)
+		return ret;
+	if (!v->md.has_parent)
+		ret = gp_error_set(err, GP_ERR_INVALID, "%s: not a differencing image", path);
+	else if ((ret = locate_parent(v, NULL, parent)))
+		gp_error_copy(err, &v->err);
+	vhdx_close(v, NULL);
+	return ret;
 }
 
 static int commit_bat(struct vhdx *v);
@@ -1042,6 +1159,7 @@ int vhdx_close(struct vhdx *v, struct gp_error *err)
 }
 
 const struct gp_error *vhdx_error(const struct vhdx *v) { return &v->err; }
+const char *vhdx_warning(const struct vhdx *v) { return v->warning; }
 uint64_t vhdx_virtual_size(const struct vhdx *v) { return v->md.virtual_size; }
 uint32_t vhdx_logical_sector_size(const struct vhdx *v) { return v->md.logical_sector_size; }
 uint32_t vhdx_physical_sector_size(const struct vhdx *v) { return v->md.physical_sector_size; }
@@ -1071,9 +1189,12 @@ static int check_range(struct vhdx *v, uint64_t len, uint64_t off)
 /* Read from the parent chain; beyond a (smaller) parent's end: zeros. */
 static int parent_read(struct vhdx *v, uint8_t *buf, uint64_t len, uint64_t off)
 {
-	uint64_t psize = v->parent->md.virtual_size;
+	uint64_t psize;
 	int ret;
 
+	if (!v->parent) /* vhdx_open_self() */
+		return gp_error_set(&v->err, GP_ERR_NOTFOUND, "%s: opened without its parent", v->path);
+	psize = v->parent->md.virtual_size;
 	if (off >= psize) {
 		memset(buf, 0, len);
 		return 0;
@@ -1316,6 +1437,40 @@ static int prepare_block(struct vhdx *v, uint64_t blk, uint64_t inoff, uint64_t 
 	return 0;
 }
 
+/* Give every chunk of a child that has no sector bitmap block a zero-filled
+ * one: valid under MS-VHDX (no sector is marked present in the child, and
+ * FULLY_PRESENT blocks never consult it), and what libvhdi needs to read
+ * the chunk's absent blocks from the parent instead of taking the child's
+ * header bytes for a bitmap (../shared/UPSTREAM.md). Children that Hyper-V
+ * or other tools made lack them; this runs at the first write, and the BAT
+ * entries go out with that write's commit, after the zeros are flushed. */
+static int add_missing_bitmaps(struct vhdx *v)
+{
+	static const uint8_t zero[64 * 1024];
+	int ret = 0;
+
+	v->bitmaps_done = true;
+	for (uint64_t c = 0; !ret && c < v->geo.bitmap_blocks; c++) {
+		uint64_t i = c * (v->geo.chunk_ratio + 1) + v->geo.chunk_ratio, at = v->alloc_end;
+
+		if (vhdx_bat_state(vhdx_bat_get(v, i)) == VHDX_SB_PRESENT)
+			continue;
+		ret = file_reserve(v, at + VHDX_SECTOR_BITMAP_BLOCK_SIZE);
+		/* Below the size the file had at open the space may hold bytes
+		 * of a killed session's unreferenced blocks: zero it. Past it,
+		 * the file grew as a hole. */
+		for (uint64_t p = 0; !ret && at < v->open_size && p < VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		     p += sizeof(zero))
+			ret = vhdx_file_write(v, zero, sizeof(zero), at + p);
+		if (ret)
+			break;
+		v->alloc_end = at + VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		v->alloc_since_commit += VHDX_SECTOR_BITMAP_BLOCK_SIZE;
+		bat_put(v, i, vhdx_bat_make(VHDX_SB_PRESENT, at));
+	}
+	return ret;
+}
+
 int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 {
 	const uint8_t *buf = vbuf;
@@ -1326,6 +1481,8 @@ int vhdx_pwrite(struct vhdx *v, const void *vbuf, uint64_t len, uint64_t off)
 	ret = check_range(v, len, off);
 	if (!ret && len)
 		ret = session_begin(v, true);
+	if (!ret && len && v->md.has_parent && !v->bitmaps_done)
+		ret = add_missing_bitmaps(v);
 	while (!ret && len) {
 		uint64_t blk = off / v->geo.block_size, inoff = off % v->geo.block_size;
 		uint64_t n = v->geo.block_size - inoff;
@@ -1576,259 +1733,5 @@ int vhdx_log_is_dirty(const char *path, bool *dirty, struct gp_error *err)
 	free(creator);
 	free(buf);
 	close(fd);
-	return ret;
-}
-
-/* ---- create ---- */
-
-#define CREATE_LOG_OFFSET (1 * VHDX_MiB)
-#define CREATE_LOG_LENGTH (1 * VHDX_MiB)
-#define CREATE_META_OFFSET (2 * VHDX_MiB)
-#define CREATE_META_LENGTH (1 * VHDX_MiB)
-#define CREATE_BAT_OFFSET (3 * VHDX_MiB)
-
-/* New images never replace a file: the early checks and the final naming
- * refuse with the same words. */
-static int refuse_existing(const char *path, struct gp_error *err)
-{
-	return gp_error_set(err, GP_ERR_EXISTS, "%s: already exists; not overwriting it", path);
-}
-
-/* Give the finished file @tmp the name @path, never replacing an existing
- * @path: RENAME_NOREPLACE, or link() + unlink() on file systems without it. */
-static int publish_new(const char *tmp, const char *path, struct gp_error *err)
-{
-	char dir[PATH_MAX];
-	int dfd;
-
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
-		if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-			goto fail;
-		if (link(tmp, path) < 0)
-			goto fail;
-		unlink(tmp);
-	}
-	/* The name's own durability: best effort, the data is flushed. */
-	snprintf(dir, sizeof(dir), "%s", path);
-	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-fail:
-	if (errno == EEXIST)
-		return refuse_existing(path, err);
-	return gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
-}
-
-/*
- * Write a new, empty image with metadata @md at @path. The file is written
- * and flushed under a temporary name beside @path ("PATH.tmp-XXXXXX") and
- * only then named @path: a kill midway (a Ctrl-C of `prepare --into-child`)
- * leaves at most that temporary file, never a half-written image at @path,
- * which the next run would take for the child and fail to open.
- */
-static int write_new(const char *path, const struct vhdx_metadata *md, struct gp_error *err)
-{
-	struct vhdx_geometry g;
-	struct vhdx_header h = { 0 };
-	struct vhdx_region regions[2];
-	struct vhdx_region_table rt = { 2, regions };
-	uint64_t bat_len, file_len;
-	uint8_t *buf;
-	char *tmp = NULL;
-	int fd, ret = 0;
-
-	if (vhdx_geometry_init(&g, md->virtual_size, md->block_size, md->logical_sector_size,
-			       md->has_parent))
-		return gp_error_set(err, GP_ERR_INVALID, "%s: invalid geometry", path);
-	bat_len = round_up(g.total_entries * 8, VHDX_MiB);
-	if (bat_len > UINT32_MAX)
-		return gp_error_set(err, GP_ERR_INVALID, "%s: BAT of %llu bytes is too large",
-				    path, (unsigned long long)bat_len);
-	file_len = CREATE_BAT_OFFSET + bat_len;
-	if (access(path, F_OK) == 0)
-		return refuse_existing(path, err);
-	buf = calloc(1, CREATE_META_LENGTH);
-	if (!buf || asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
-		free(buf);
-		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		ret = gp_error_set_errno(err, io_code(errno), errno, "%s: cannot create", path);
-		free(tmp);
-		free(buf);
-		return ret;
-	}
-	fchmod(fd, 0644); /* mkstemp makes 0600 */
-#define W(b, l, o)                                                                    \
-	do {                                                                          \
-		if (!ret && pwrite(fd, (b), (l), (off_t)(o)) != (ssize_t)(l))          \
-			ret = gp_error_set_errno(err, io_code(errno), errno,          \
-						 "%s: write at 0x%llx", path,       \
-						 (unsigned long long)(o));          \
-	} while (0)
-	if (ftruncate(fd, (off_t)file_len) < 0)
-		ret = gp_error_set_errno(err, io_code(errno), errno, "%s: cannot size the file", path);
-	vhdx_file_id_serialize(buf, "gpup");
-	W(buf, 0x10000, VHDX_FILE_ID_OFFSET);
-	h.version = 1;
-	h.log_version = 0;
-	h.log_length = CREATE_LOG_LENGTH;
-	h.log_offset = CREATE_LOG_OFFSET;
-	vhdx_guid_generate(&h.file_write_guid);
-	vhdx_guid_generate(&h.data_write_guid);
-	for (int i = 0; i < 2; i++) {
-		h.sequence = (uint64_t)i + 1;
-		vhdx_header_serialize(&h, buf);
-		W(buf, VHDX_HEADER_SIZE, i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
-	}
-	vhdx_guid_parse(VHDX_GUID_BAT_REGION, &regions[0].guid);
-	regions[0].file_offset = CREATE_BAT_OFFSET;
-	regions[0].length = (uint32_t)bat_len;
-	regions[0].required = true;
-	vhdx_guid_parse(VHDX_GUID_METADATA_REGION, &regions[1].guid);
-	regions[1].file_offset = CREATE_META_OFFSET;
-	regions[1].length = CREATE_META_LENGTH;
-	regions[1].required = true;
-	vhdx_region_table_serialize(&rt, buf);
-	W(buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFFSET);
-	W(buf, VHDX_REGION_TABLE_SIZE, VHDX_REGION2_OFFSET);
-	if (!ret && vhdx_metadata_serialize(md, buf, CREATE_META_LENGTH))
-		ret = gp_error_set(err, GP_ERR_INVALID, "%s: metadata (parent paths?) too large", path);
-	W(buf, CREATE_META_LENGTH, CREATE_META_OFFSET);
-#undef W
-	if (!ret && fsync(fd) < 0)
-		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: flush", path);
-	close(fd);
-	free(buf);
-	if (!ret)
-		ret = publish_new(tmp, path, err);
-	if (ret)
-		unlink(tmp);
-	free(tmp);
-	return ret;
-}
-
-int vhdx_create(const char *path, const struct vhdx_create_opts *opts, struct gp_error *err)
-{
-	struct vhdx_metadata md = { 0 };
-
-	md.block_size = opts->block_size ? opts->block_size : 32 * VHDX_MiB;
-	md.logical_sector_size = opts->logical_sector_size ? opts->logical_sector_size : 512;
-	md.physical_sector_size = opts->physical_sector_size ? opts->physical_sector_size : 4096;
-	md.virtual_size = opts->size;
-	if (md.block_size < VHDX_MIN_BLOCK_SIZE || md.block_size > VHDX_MAX_BLOCK_SIZE ||
-	    (md.block_size & (md.block_size - 1)))
-		return gp_error_set(err, GP_ERR_INVALID,
-				    "%s: block size %u is not a power of 2 between 1 MiB and 256 MiB",
-				    path, md.block_size);
-	if ((md.logical_sector_size != 512 && md.logical_sector_size != 4096) ||
-	    (md.physical_sector_size != 512 && md.physical_sector_size != 4096))
-		return gp_error_set(err, GP_ERR_INVALID, "%s: sector sizes must be 512 or 4096", path);
-	if (!md.virtual_size || md.virtual_size > VHDX_MAX_VIRTUAL_SIZE ||
-	    md.virtual_size % md.logical_sector_size)
-		return gp_error_set(err, GP_ERR_INVALID,
-				    "%s: size %llu is not a non-zero multiple of %u bytes up to 64 TiB",
-				    path, (unsigned long long)md.virtual_size, md.logical_sector_size);
-	vhdx_guid_generate(&md.disk_id);
-	return write_new(path, &md, err);
-}
-
-/* Relative path from directory @from to file @to (both absolute, canonical),
- * Windows separators. */
-static char *relative_win_path(const char *from, const char *to)
-{
-	size_t common = 0, i, ups = 0, len;
-	char *out, *o;
-
-	for (i = 0; from[i] && from[i] == to[i]; i++)
-		if (from[i] == '/')
-			common = i + 1;
-	if (!from[i] && to[i] == '/')
-		common = i + 1;
-	if (!strcmp(from, "/"))
-		common = 1;
-	/* ups counts the path components of @from below the common prefix. */
-	for (i = common; from[i];) {
-		while (from[i] == '/')
-			i++;
-		if (!from[i])
-			break;
-		ups++;
-		while (from[i] && from[i] != '/')
-			i++;
-	}
-	len = 3 * ups + strlen(to + common) + 3;
-	out = malloc(len);
-	if (!out)
-		return NULL;
-	o = out;
-	if (!ups) {
-		strcpy(o, ".\\");
-		o += 2;
-	}
-	for (i = 0; i < ups; i++) {
-		strcpy(o, "..\\");
-		o += 3;
-	}
-	strcpy(o, to + common);
-	for (; *o; o++)
-		if (*o == '/')
-			*o = '\\';
-	return out;
-}
-
-int vhdx_create_child(const char *path, const char *parent_path, struct gp_error *err)
-{
-	struct vhdx_open_opts po = { .writable = false };
-	struct vhdx_metadata md = { 0 };
-	char pabs[PATH_MAX], cdir[PATH_MAX], tmp[PATH_MAX], dwg[VHDX_GUID_STR_LEN];
-	char linkage[VHDX_GUID_STR_LEN + 2], *abs_win = NULL;
-	struct vhdx *p;
-	struct stat st;
-	int ret;
-
-	if (stat(path, &st) == 0)
-		return refuse_existing(path, err);
-	ret = vhdx_open(parent_path, &po, &p, err);
-	if (ret)
-		return ret;
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	if (!realpath(parent_path, pabs) || !realpath(dirname(tmp), cdir)) {
-		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot resolve paths", path);
-		goto out;
-	}
-	md.block_size = p->md.block_size;
-	md.logical_sector_size = p->md.logical_sector_size;
-	md.physical_sector_size = p->md.physical_sector_size;
-	md.virtual_size = p->md.virtual_size;
-	md.disk_id = p->md.disk_id; /* IsVirtualDisk items are copied when forking */
-	md.has_parent = true;
-	vhdx_guid_format(&p->hdr.data_write_guid, dwg);
-	snprintf(linkage, sizeof(linkage), "{%s}", dwg);
-	md.locator.parent_linkage = linkage;
-	md.locator.relative_path = relative_win_path(cdir, pabs);
-	/* Extended-length form of the parent's absolute path, "\\?\" + path with
-	 * Windows separators; only its last component means anything off Windows. */
-	abs_win = malloc(strlen(pabs) + 5);
-	if (abs_win) {
-		char *q;
-		sprintf(abs_win, "\\\\?\\%s", pabs + 1);
-		for (q = abs_win + 4; *q; q++)
-			if (*q == '/')
-				*q = '\\';
-	}
-	md.locator.absolute_win32_path = abs_win;
-	if (!md.locator.relative_path || !abs_win)
-		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
-	else
-		ret = write_new(path, &md, err);
-	free(md.locator.relative_path);
-	free(abs_win);
-out:
-	vhdx_close(p, NULL);
 	return ret;
 }

@@ -115,7 +115,9 @@ struct vhdx_open_opts {
  * Open @path. @opts may be NULL (read-only, parent from the locator).
  * Validates file identifier, headers, region tables, metadata and BAT;
  * opens the parent chain of a differencing image (read-only, shared locks);
- * replays a dirty log (on disk when writable, in memory otherwise).
+ * replays a dirty log (on disk when writable, in memory otherwise);
+ * survives one damaged region-table copy, rewriting it from the good one
+ * when writable (vhdx_warning() says so).
  * Takes an advisory lock: exclusive when writable, else shared.
  * On success *@out owns the image; release it with vhdx_close().
  * Returns 0 or GP_ERR_NOTFOUND (image or parent missing), GP_ERR_IO,
@@ -152,6 +154,12 @@ int vhdx_close(struct vhdx *v, struct gp_error *err);
 
 /* The error recorded by the last failing call on @v. */
 const struct gp_error *vhdx_error(const struct vhdx *v);
+
+/* What open found damaged but survived, one line, "" when nothing: a
+ * region-table copy with a bad checksum ("...; region table 1 is in use (a
+ * read-write open repairs the damaged copy)", or after a read-write open
+ * "...; repaired from region table 1"). Tools print it as a warning. */
+const char *vhdx_warning(const struct vhdx *v);
 
 uint64_t vhdx_virtual_size(const struct vhdx *v);
 uint32_t vhdx_logical_sector_size(const struct vhdx *v);
@@ -202,11 +210,33 @@ int vhdx_create(const char *path, const struct vhdx_create_opts *opts, struct gp
  * only read; it stays byte-identical). The child takes the parent's virtual
  * size, block size and sector sizes; its parent locator records
  * parent_linkage = the parent's DataWriteGuid, relative_path (relative to
- * the child's directory, Windows separators) and absolute_win32_path (the
- * parent's absolute path). Returns like vhdx_create(), plus the parent's
- * vhdx_open() errors.
+ * the child's directory, Windows separators) and, only where the parent's
+ * path has a Windows form (/mnt/X/... under WSL), absolute_win32_path
+ * ("\\?\X:\..."). Every chunk gets an allocated, zero-filled (sparse)
+ * sector bitmap block, so that libvhdi reads the absent blocks from the
+ * parent (../shared/UPSTREAM.md). Returns like vhdx_create(), plus the
+ * parent's vhdx_open() errors.
  */
 int vhdx_create_child(const char *path, const char *parent_path, struct gp_error *err);
+
+/* The path of the parent image of the differencing VHDX at @path, found
+ * through its parent locator as vhdx_open() finds it (relative_path first),
+ * without opening the parent. *@parent is malloc'ed. Returns 0 or
+ * GP_ERR_INVALID (not a differencing image), GP_ERR_NOTFOUND (no candidate
+ * exists), vhdx_open()'s errors for the child. */
+int vhdx_parent_path(const char *path, char **parent, struct gp_error *err);
+
+/*
+ * Check the VHDX at @path for `gpup check` (disk_check.h), read-only: each
+ * header and region-table copy, then everything vhdx_open() validates,
+ * the log state, and file space no structure references; a differencing
+ * image's parent (@parent overrides the locator) is opened to check the
+ * link. Findings go into @r. Returns 0 or GP_ERR_NOTFOUND / GP_ERR_IO /
+ * GP_ERR_NOMEM (could not check; details into @err).
+ */
+struct gp_check_report;
+int vhdx_check(const char *path, const char *parent, struct gp_check_report *r,
+	       struct gp_error *err);
 
 /* Does @path's current header carry a non-zero LogGuid (a log with updates
  * not yet applied)? Reads headers only; never writes.

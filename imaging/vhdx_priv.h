@@ -9,7 +9,8 @@
  *   vhdx_bat.c       BAT geometry, entry validation, chunk interleave
  *   vhdx_log.c       log entries: parse, active-sequence search, replay,
  *                    and the writer used for BAT updates
- *   vhdx.c           open/read/write/flush/close/create
+ *   vhdx.c           open/read/write/flush/close
+ *   vhdx_create.c    new images and differencing children
  * Offsets named *_OFF are the spec's field names; sizes are bytes.
  */
 #ifndef GPUP_VHDX_PRIV_H
@@ -357,6 +358,16 @@ int vhdx_log_build_entry(const struct vhdx_guid *log_guid, uint64_t seq, uint32_
 			 const struct vhdx_log_update *u, size_t n, uint8_t **out,
 			 size_t *out_len);
 
+/* ---- vhdx_create.c ---------------------------------------------------- */
+
+/* The Windows form of the absolute POSIX path @abs for a parent locator's
+ * absolute_win32_path: "\\?\X:\..." for /mnt/x/... when @wsl (WSL mounts
+ * drive X: there); NULL when there is none (any other path, or not under
+ * WSL) or out of memory. malloc'ed. */
+char *vhdx_win32_path(const char *abs, bool wsl);
+/* Is this process running under WSL? */
+bool vhdx_running_on_wsl(void);
+
 /* ---- vhdx.c ----------------------------------------------------------- */
 
 struct vhdx {
@@ -365,6 +376,7 @@ struct vhdx {
 	int fd;
 	bool writable;
 	uint64_t file_size;    /* current size of the file (incl. in-memory replay extension) */
+	uint64_t open_size;    /* the file's size at open (trim_tail() keeps a partial tail) */
 	uint64_t alloc_end;    /* next free 1 MiB-aligned offset for new blocks: the end of
 	                        * the last structure; the file may extend past it */
 
@@ -372,6 +384,7 @@ struct vhdx {
 	int cur_slot;            /* 0: header 1, 1: header 2 */
 	bool session_started;    /* FileWriteGuid renewed this session */
 	bool data_guid_renewed;  /* DataWriteGuid renewed this session */
+	bool bitmaps_done;       /* a child's missing sector bitmaps added (vhdx.c) */
 	char *creator;
 
 	uint64_t bat_offset, bat_length, meta_offset, meta_length;
@@ -402,6 +415,11 @@ struct vhdx {
 	struct vhdx_log_replay replay;
 	bool log_was_dirty, log_replayed;
 
+	/* A damaged region-table copy (1 or 2; 0: both good) and what open
+	 * says about it (vhdx_warning()). */
+	int bad_region;
+	char warning[GP_ERROR_MSG_MAX];
+
 	bool unsynced;           /* written since the last fdatasync */
 	uint64_t writebehind;    /* see gp_disk_writebehind() */
 	/* Flush-ahead (vhdx.c): a second thread's fdatasync while writing
@@ -416,6 +434,11 @@ struct vhdx {
 	int ahead_errno;         /* a failed flush-ahead, for the next flush */
 	long crash_at, flushes;  /* GPUP_TEST_CRASH_AT, see vhdx.h */
 };
+
+/* Open @path read-only and validate it like vhdx_open(), without opening
+ * a differencing image's parent (reads of absent blocks then fail): for
+ * looking at the image's own structures. */
+int vhdx_open_self(const char *path, struct vhdx **out, struct gp_error *err);
 
 static inline uint64_t vhdx_bat_get(const struct vhdx *v, uint64_t i)
 {

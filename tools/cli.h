@@ -82,6 +82,7 @@ int cli_interrupted(void);
 
 /* The commands (tools/cmd_*.c). */
 int cmd_inspect(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_disk(int argc, char **argv);
 int cmd_ls(int argc, char **argv);

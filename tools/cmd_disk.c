@@ -4,7 +4,9 @@
  *   both: [--format raw|vhdx|vhd|auto] [--parent PATH]
  *
  * Raw bytes of the virtual disk, through gp_disk (so any format gpup opens).
- * read: to stdout (or FILE), the whole disk from --offset unless --length.
+ * read: to stdout (or FILE), the whole disk from --offset unless --length;
+ * a regular FILE gets holes where the disk reads zeros (unallocated VHDX
+ * blocks are not even read). Offsets and lengths take 0x hex too.
  * write: stdin (or FILE) to the disk at --offset; the image is flushed and
  * closed cleanly (an empty VHDX log) before exiting 0.
  * write --json (schema 1): { "schema", "command": "disk write", "image",
@@ -12,16 +14,19 @@
  * stdout is the data itself.)
  * Exit status: 0 ok, 1 error, 2 usage, 3 image locked.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "disk.h"
+#include "vhdx.h"
 
 #define CHUNK (1u << 20)
 
@@ -30,7 +35,8 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: gpup disk read IMAGE [--offset N] [--length N] [-o FILE]\n"
 		   "       gpup disk write IMAGE --offset N [-i FILE] [--json]\n"
 		   "Options for both: --format raw|vhdx|vhd|auto, --parent PATH (a differencing\n"
-		   "VHDX's parent). Sizes take K, M, G, T suffixes.\n");
+		   "VHDX's parent). Sizes take K, M, G, T suffixes, or 0x for hex. With -o FILE,\n"
+		   "runs of zeros become holes in FILE.\n");
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -47,11 +53,49 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* An offset or length: a size with an optional K/M/G/T suffix, or 0x hex
+ * (as `gpup check` prints file offsets). */
+static int parse_offset(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if ((s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))) {
+		if (!isxdigit((unsigned char)s[2]))
+			return -1;
+		errno = 0;
+		*out = strtoull(s + 2, &end, 16);
+		return errno || *end ? -1 : 0;
+	}
+	return cli_parse_size(s, out);
+}
+
+static bool all_zero(const char *buf, size_t n)
+{
+	return n == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0);
+}
+
+/* Bytes from @off known to read as zeros without reading them: a run of
+ * unallocated blocks of a VHDX that has no parent (a child's unallocated
+ * blocks come from its parent). 0 when not known. */
+static uint64_t zero_run(struct gp_disk *d, uint64_t off, uint64_t len)
+{
+	struct vhdx *v = gp_disk_vhdx(d);
+	bool allocated = true;
+	uint64_t run = 0;
+
+	if (!v || vhdx_disk_type(v) == VHDX_DISK_DIFFERENCING ||
+	    gp_disk_block_status(d, off, len, &allocated, &run) || allocated)
+		return 0;
+	return run;
+}
+
 static int do_read(struct gp_disk *d, uint64_t off, uint64_t len, bool have_len,
 		   const char *outpath)
 {
 	struct gp_error err = { 0 };
-	uint64_t size = gp_disk_size(d);
+	uint64_t size = gp_disk_size(d), pos = 0;
+	struct stat st;
+	bool sparse = false;
 	char *buf;
 	int fd = 1, ret = EXIT_OK;
 
@@ -66,6 +110,9 @@ static int do_read(struct gp_disk *d, uint64_t off, uint64_t len, bool have_len,
 			gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", outpath);
 			return cli_fail(&err);
 		}
+		/* A regular file gets holes where the disk reads zeros: an
+		 * empty 127 GiB disk must not fill the host's disk. */
+		sparse = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	}
 	buf = malloc(CHUNK);
 	if (!buf) {
@@ -75,17 +122,32 @@ static int do_read(struct gp_disk *d, uint64_t off, uint64_t len, bool have_len,
 	}
 	while (len) {
 		size_t n = len < CHUNK ? (size_t)len : CHUNK;
+		uint64_t skip = sparse ? zero_run(d, off, len) : 0;
+
+		if (skip) {
+			off += skip;
+			pos += skip;
+			len -= skip;
+			continue;
+		}
 		if (gp_disk_pread(d, buf, n, off)) {
 			ret = cli_fail(gp_disk_error(d));
 			break;
 		}
-		if (write_all(fd, buf, n)) {
+		if (!(sparse && all_zero(buf, n)) &&
+		    (sparse ? pwrite(fd, buf, n, (off_t)pos) != (ssize_t)n : write_all(fd, buf, n))) {
 			gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", outpath ? outpath : "stdout");
 			ret = cli_fail(&err);
 			break;
 		}
 		off += n;
+		pos += n;
 		len -= n;
+	}
+	/* Trailing zeros were skipped: give the file its length. */
+	if (sparse && ret == EXIT_OK && ftruncate(fd, (off_t)pos) < 0) {
+		gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", outpath);
+		ret = cli_fail(&err);
 	}
 	free(buf);
 out:
@@ -184,12 +246,12 @@ int cmd_disk(int argc, char **argv)
 	while ((c = getopt_long(argc - 1, argv + 1, "o:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'O':
-			if (cli_parse_size(optarg, &off))
+			if (parse_offset(optarg, &off))
 				return cli_usage("disk", "invalid --offset '%s'", optarg);
 			have_off = true;
 			break;
 		case 'l':
-			if (cli_parse_size(optarg, &len))
+			if (parse_offset(optarg, &len))
 				return cli_usage("disk", "invalid --length '%s'", optarg);
 			have_len = true;
 			break;
@@ -229,6 +291,8 @@ int cmd_disk(int argc, char **argv)
 	o.writable = !strcmp(mode, "write");
 	if (gp_disk_open(argv[optind + 1], &o, &d, &err))
 		return cli_fail(&err);
+	if (gp_disk_warning(d)[0])
+		cli_warn("%s", gp_disk_warning(d));
 	if (o.writable)
 		ret = do_write(d, off, inpath, &written);
 	else

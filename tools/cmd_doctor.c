@@ -8,7 +8,9 @@
  *   "findings": [ { "id", "message", "fix" } ], "notes": [ { "id", "message" } ] }
  * A note is information, not a finding (interrupted-write once the package
  * is complete again).
- * Finding ids: vhdx-log, hibernated, fast-startup, ntfs-journal,
+ * Runs `gpup check` first (check_report.h); its corruption findings come
+ * first, as image-corrupt, each with its fix.
+ * Finding ids: image-corrupt, vhdx-log, hibernated, fast-startup, ntfs-journal,
  * volume-dirty, guest-build, guest-arch, no-windows-facts,
  * interrupted-write, hostdriverstore-missing, hostdriverstore-empty, package-missing,
  * package-build, file-missing, file-differs, companion-missing,
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check_report.h"
 #include "session.h"
 #include "vhdx.h"
 
@@ -113,6 +116,21 @@ static void check_vhdx_log(struct doctor *d)
 		    "Hyper-V replays it, but libvhdi-based tools read stale data; a read-write open by "
 		    "gpup replays it");
 	vhdx_info_free(&info);
+}
+
+/* `gpup check` first: damage to the container, the partition table or the
+ * volume, each with its fix. */
+static int check_image(struct doctor *d, struct gp_error *err)
+{
+	struct gp_check_report r;
+	int ret = check_report_run(d->s.image, &d->s.disk_opts, &r, err);
+
+	for (size_t i = 0; !ret && i < r.count; i++)
+		if (r.findings[i].grade == GP_CHECK_CORRUPT)
+			add(d, "image-corrupt", check_report_fix(&r), "%s (gpup check)",
+			    r.findings[i].message);
+	gp_check_report_free(&r);
+	return ret;
 }
 
 static void check_volume(struct doctor *d, const struct session_guest *g)
@@ -371,7 +389,16 @@ static int run(struct doctor *d)
 	int ret;
 
 	build_prepare_cmd(d);
+	ret = check_image(d, &err);
+	if (ret)
+		return cli_fail(&err);
 	ret = session_open_image(&d->s, false, false, &err);
+	if (ret && d->n) {
+		/* Damage the check named is why: report it with its fix. */
+		gp_error_clear(&err);
+		ret = 0;
+		goto report;
+	}
 	if (ret)
 		return cli_fail(&err);
 	check_vhdx_log(d);
@@ -397,6 +424,7 @@ out:
 	gp_guest_facts_free(&g.f);
 	if (ret)
 		return cli_fail(&err);
+report:
 	if (d->s.json) {
 		struct json_object *o = session_json_new("doctor"), *arr = json_object_new_array();
 

@@ -405,6 +405,8 @@ int cmd_inspect(int argc, char **argv)
 		json_object_object_add(o, "vhdx", json_object_get(vhdx));
 		json_object_object_add(o, "partition_table", partition_json(&pt));
 		json_object_object_add(o, "guest", json_object_get(guest));
+		if (gp_disk_warning(d)[0])
+			json_object_array_add(w, json_object_new_string(gp_disk_warning(d)));
 		if (pt.warning[0])
 			json_object_array_add(w, json_object_new_string(pt.warning));
 		json_object_object_add(o, "warnings", w);
@@ -412,6 +414,8 @@ int cmd_inspect(int argc, char **argv)
 								      JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
+		if (gp_disk_warning(d)[0])
+			cli_warn("%s", gp_disk_warning(d));
 		if (pt.warning[0])
 			cli_warn("%s", pt.warning);
 		print_human(d, vhdx, &pt, guest);

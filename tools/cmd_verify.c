@@ -6,12 +6,16 @@
  *
  * JSON (schema 1): { "schema", "command": "verify", "image", "reader",
  *   "ok", "package", "files": N, "bad": [ {path, state, expected_size,
- *   guest_size} ], "stale": [ {path, bytes} ] }
- * Exit status 4 when any file differs.
+ *   guest_size} ], "stale": [ {path, bytes} ], "check": {...} }
+ * First `gpup check` (check_report.h): a damaged image (corruption) is
+ * reported as such, { "image", "ok": false, "check" }, and its files are
+ * not read; other findings go to stderr and the files are checked.
+ * Exit status 4 when any file differs or the image is damaged.
  */
 #include <getopt.h>
 #include <string.h>
 
+#include "check_report.h"
 #include "session.h"
 
 static void usage(FILE *f)
@@ -21,7 +25,8 @@ static void usage(FILE *f)
 		"                   [--json]\n\n"
 		"Check, through libvhdi (independent of gpup's VHDX engine) and a read-only\n"
 		"NTFS mount, that every file of the GPU driver is in the guest with the right\n"
-		"size and SHA-256. Lists each difference; exit status 4 on any.\n\n"
+		"size and SHA-256, after checking the image's structures (gpup check). Lists\n"
+		"each difference; exit status 4 on any, or on a damaged image.\n\n"
 		"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n");
 	session_help(f, true);
 }
@@ -33,12 +38,50 @@ static int run(struct session *s)
 	struct session_guest g = { 0 };
 	struct gp_error err = { 0 };
 	const struct gp_inject_set *set;
+	struct gp_check_report cr;
 	const char *reader;
 	int ret, checked = 0;
 
-	ret = session_open_image(s, false, true, &err);
-	if (ret)
+	/* The container first (`gpup check`): libvhdi reads a truncated file
+	 * or a corrupt virtual-size item without a word, and the files it
+	 * then reads may all match. */
+	ret = check_report_run(s->image, &s->disk_opts, &cr, &err);
+	if (ret) {
+		gp_check_report_free(&cr);
 		return cli_fail(&err);
+	}
+	if (gp_check_status(&cr) == 2) {
+		if (s->json) {
+			struct json_object *o = session_json_new("verify");
+
+			json_object_object_add(o, "image", json_object_new_string(s->image));
+			json_object_object_add(o, "ok", json_object_new_boolean(false));
+			json_object_object_add(o, "check", check_report_json(&cr));
+			session_print_json(o);
+		} else {
+			check_report_print(stdout, s->image, &cr);
+			printf("%s: the image is damaged; its files were not checked: MISMATCH\n",
+			       s->image);
+		}
+		gp_check_report_free(&cr);
+		return EXIT_MISMATCH;
+	}
+	if (gp_check_status(&cr) && !s->json)
+		check_report_print(stderr, s->image, &cr);
+	for (size_t i = 0; i < cr.count; i++) {
+		/* A child libvhdi misreads: no independent check, say so. */
+		if (strcmp(cr.findings[i].structure, "sector bitmap"))
+			continue;
+		gp_error_set(&err, GP_ERR_UNSUPPORTED, "%s; not verified",
+			     cr.findings[i].message);
+		gp_check_report_free(&cr);
+		return cli_fail(&err);
+	}
+	ret = session_open_image(s, false, true, &err);
+	if (ret) {
+		gp_check_report_free(&cr);
+		return cli_fail(&err);
+	}
 	reader = gp_disk_backend_name(s->disk);
 	ret = session_guest(s, &g, &err);
 	if (!ret)
@@ -55,8 +98,10 @@ static int run(struct session *s)
 	if (stream.ops && stream.ops->destroy)
 		stream.ops->destroy(&stream);
 	gp_guest_facts_free(&g.f);
-	if (checked || (ret && ret != GP_ERR_MISMATCH))
+	if (checked || (ret && ret != GP_ERR_MISMATCH)) {
+		gp_check_report_free(&cr);
 		return cli_fail(&err);
+	}
 	set = gp_source_set(s->src);
 	if (s->json) {
 		struct json_object *o = session_json_new("verify"), *bad, *stale;
@@ -92,6 +137,7 @@ static int run(struct session *s)
 			json_object_array_add(stale, st);
 		}
 		json_object_object_add(o, "stale", stale);
+		json_object_object_add(o, "check", check_report_json(&cr));
 		session_print_json(o);
 	} else {
 		for (size_t i = 0; i < set->count; i++)
@@ -110,6 +156,7 @@ static int run(struct session *s)
 	if (ret && !s->json)
 		fprintf(stderr, "gpup: %s\n", gp_error_message(&err));
 	gp_verify_report_free(&vr);
+	gp_check_report_free(&cr);
 	return ret ? EXIT_MISMATCH : EXIT_OK;
 }
 

@@ -6,6 +6,7 @@
 
 static const struct cli_command commands[] = {
 	{ "inspect", cmd_inspect, "show an image's format, layout, partitions and guest facts" },
+	{ "check", cmd_check, "check an image's container, partition table and NTFS volumes" },
 	{ "create", cmd_create, "create a dynamic VHDX, or a differencing child of one" },
 	{ "disk", cmd_disk, "read or write raw bytes of the virtual disk" },
 	{ "ls", cmd_ls, "list a directory inside the guest's Windows volume" },

@@ -4,6 +4,7 @@
  * refusal is one line naming the file and the structure, the CLI exits
  * non-zero, nothing crashes, and the file is unchanged. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -131,8 +132,27 @@ static void expect_refused(const char *img, int code, const char *what)
 	t_run_free(&r);
 	cr_assert_neq(t_gpup(&r, "disk write '%s' --offset 0 -i /dev/null", img), 0);
 	t_run_free(&r);
+	/* `gpup check`: 2 for corruption; an unsupported feature cannot be
+	 * checked (1) unless something else is corrupt. */
+	t_gpup(&r, "check '%s'", img);
+	if (code == GP_ERR_CORRUPT)
+		cr_assert_eq(r.status, 2, "check exit %d: %s%s", r.status, r.out, r.err);
+	else
+		cr_assert(r.status == 1 || r.status == 2, "check exit %d: %s%s", r.status, r.out, r.err);
+	t_run_free(&r);
 	cr_assert_eq(t_sha256_file(img, h2), 0);
 	cr_assert_str_eq(h1, h2, "the refused file is unchanged");
+}
+
+/* `gpup check IMAGE` exits @status; the output names @what. */
+static void expect_check(const char *img, int status, const char *what)
+{
+	struct t_run r;
+
+	t_gpup(&r, "check '%s'", img);
+	cr_assert_eq(r.status, status, "check exit %d: %s%s", r.status, r.out, r.err);
+	cr_assert(strstr(r.out, what), "expected '%s' in: %s", what, r.out);
+	t_run_free(&r);
 }
 
 static void expect_reads_pattern(const char *img)
@@ -189,6 +209,7 @@ Test(vhdx_bad, one_bad_header_uses_the_other)
 	/* Damage the current header: the older one still describes the file. */
 	poke32(img, (cur ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET) + 100, 0xdeadbeef);
 	expect_reads_pattern(img);
+	expect_check(img, 2, "checksum");
 	cr_assert_eq(vhdx_open(img, &o, &v, &err), 0, "%s", err.msg);
 	cr_assert_eq(v->cur_slot, 1 - cur);
 	vhdx_close(v, NULL);
@@ -238,9 +259,120 @@ Test(vhdx_bad, one_bad_region_table_uses_the_other)
 	char *img = good_image("r.vhdx");
 	poke32(img, VHDX_REGION1_OFFSET + 40, 0x12345678);
 	expect_reads_pattern(img);
+	expect_check(img, 2, "region table 1 at file offset 0x30000");
 	poke32(img, VHDX_REGION2_OFFSET + 4, 0);
 	expect_refused(img, GP_ERR_CORRUPT, "region table 1 at 0x30000: checksum mismatch");
 	free(img);
+}
+
+/* Issue 18 item 4: one damaged region-table copy. libvhdi refuses such an
+ * image; read-only opens use the good copy and warn (inspect, check,
+ * doctor say so); a read-write open rewrites the damaged copy from the good
+ * one and says so, after which every reader agrees. */
+Test(vhdx_bad, damaged_region_table_is_reported_then_repaired)
+{
+	char *img = good_image("r.vhdx");
+	char *one = t_strdup_printf("%s/one", dir);
+	struct vhdx_open_opts o = { 0 };
+	struct gp_error err = { 0 };
+	struct vhdx *v;
+	struct t_run r;
+	char h1[65], h2[65];
+	uint8_t *a = malloc(VHDX_REGION_TABLE_SIZE), *b = malloc(VHDX_REGION_TABLE_SIZE);
+	int fd;
+
+	poke32(img, VHDX_REGION2_OFFSET + 40, 0x12345678);
+	cr_assert_eq(t_sha256_file(img, h1), 0);
+	cr_assert_neq(t_run(&r, "vhdiinfo '%s'", img), 0, "libvhdi refuses it: %s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(vhdx_open(img, &o, &v, &err), 0, "%s", err.msg);
+	cr_assert(strstr(vhdx_warning(v), "region table 2 at 0x40000") &&
+		  strstr(vhdx_warning(v), "read-write open repairs"), "%s", vhdx_warning(v));
+	vhdx_close(v, NULL);
+	t_gpup(&r, "inspect '%s'", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "region table 2 at 0x40000: checksum mismatch"), "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "doctor '%s'", img);
+	cr_assert_eq(r.status, 4, "%s %s", r.out, r.err);
+	cr_assert(strstr(r.out, "image-corrupt") && strstr(r.out, "region table 2"), "%s", r.out);
+	cr_assert(strstr(r.out, "read-write"), "doctor names the fix: %s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(t_sha256_file(img, h2), 0);
+	cr_assert_str_eq(h1, h2, "read-only looks change nothing");
+
+	cr_assert_eq(t_write_file(one, "Q", 1), 0);
+	t_gpup(&r, "disk write '%s' --offset 7 -i '%s'", img, one);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "repaired from region table 1"), "said so: %s", r.err);
+	t_run_free(&r);
+	pattern[7] = 'Q';
+	fd = open(img, O_RDONLY);
+	cr_assert_eq(pread(fd, a, VHDX_REGION_TABLE_SIZE, VHDX_REGION1_OFFSET), VHDX_REGION_TABLE_SIZE);
+	cr_assert_eq(pread(fd, b, VHDX_REGION_TABLE_SIZE, VHDX_REGION2_OFFSET), VHDX_REGION_TABLE_SIZE);
+	close(fd);
+	cr_assert(memcmp(a, b, VHDX_REGION_TABLE_SIZE) == 0, "copy 2 rewritten from copy 1");
+	expect_check(img, 0, "clean");
+	cr_assert_eq(t_run(&r, "vhdiinfo '%s'", img), 0, "libvhdi opens it now: %s", r.err);
+	t_run_free(&r);
+	{
+		uint8_t *got = vt_read(img, GP_DISK_BACKEND_LIBVHDI, NULL, 0, 3 * MiB);
+		cr_assert(memcmp(got, pattern, 3 * MiB) == 0);
+		free(got);
+	}
+	expect_reads_pattern(img);
+	free(a); free(b); free(one); free(img);
+}
+
+/* Issue 18 item 3: a region-table entry with Required = 0 is legal (qemu-img
+ * check accepts it) and its file space is taken: a new block must go past
+ * it, leaving its bytes alone, and the disk reads zeros around the write. */
+Test(vhdx_bad, optional_region_is_not_overwritten)
+{
+	char *img = good_image("o.vhdx");
+	uint8_t *reg = malloc(MiB), *got = malloc(MiB), w[4096];
+	struct vhdx_guid g;
+	struct stat st;
+	uint64_t seed = 8, at;
+	int fd;
+
+	cr_assert_eq(stat(img, &st), 0);
+	at = (uint64_t)st.st_size;
+	cr_assert_eq(at % MiB, 0);
+	memset(reg, 0xA5, MiB);
+	poke(img, at, reg, MiB);
+	vhdx_guid_generate(&g);
+	for (int c = 0; c < 2; c++) {
+		uint64_t rt = c ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET;
+		uint64_t e = rt + VHDX_RT_ENTRIES_OFF + 2 * VHDX_RT_ENTRY_SIZE;
+
+		poke32(img, rt + VHDX_RT_ENTRY_COUNT_OFF, 3);
+		poke(img, e + VHDX_RTE_GUID_OFF, g.b, 16);
+		poke64(img, e + VHDX_RTE_FILE_OFFSET_OFF, at);
+		poke32(img, e + VHDX_RTE_LENGTH_OFF, (uint32_t)MiB);
+		poke32(img, e + VHDX_RTE_REQUIRED_OFF, 0);
+		fix_rt_crc(img, rt);
+	}
+	cr_assert_eq(vt_qemu_check(img), 0);
+	expect_reads_pattern(img);
+	t_fill_random(w, sizeof(w), &seed);
+	vt_write(img, w, sizeof(w), 10 * MiB + 512);
+	fd = open(img, O_RDONLY);
+	cr_assert_eq(pread(fd, got, MiB, (off_t)at), (ssize_t)MiB);
+	close(fd);
+	cr_assert(memcmp(got, reg, MiB) == 0, "the optional region's bytes are intact");
+	free(got);
+	got = vt_read(img, GP_DISK_BACKEND_DEFAULT, NULL, 10 * MiB, MiB);
+	cr_assert(memcmp(got + 512, w, sizeof(w)) == 0);
+	for (size_t i = 0; i < MiB; i++)
+		if (i < 512 || i >= 512 + sizeof(w))
+			cr_assert_eq(got[i], 0, "zeros around the write, byte %zu", i);
+	free(got);
+	got = vt_qemu_range(img, 10 * MiB, MiB, t_strdup_printf("%s/q.raw", dir));
+	cr_assert(memcmp(got + 512, w, sizeof(w)) == 0 && got[0] == 0 && got[MiB - 1] == 0, "qemu agrees");
+	cr_assert_eq(vt_qemu_check(img), 0, "no overlap for qemu-img check");
+	expect_check(img, 0, "clean");
+	free(got); free(reg); free(img);
 }
 
 Test(vhdx_bad, region_overlapping_the_log)
