@@ -56,8 +56,10 @@ Test(cli, make_install_honours_destdir_and_prefix, .timeout = 120)
 	struct stat st;
 	struct t_run r;
 
-	t_run(&r, "make -s -C '%s' install BUILD='%s' DESTDIR='%s' PREFIX=/opt/gpup",
-	      t_env("GPUP_SRC"), t_env("GPUP_BUILD"), dest);
+	/* -o: never relink the binary the other tests of this run are
+	 * executing at the same moment ("Permission denied" for them). */
+	t_run(&r, "make -s -C '%s' -o '%s' install BUILD='%s' DESTDIR='%s' PREFIX=/opt/gpup",
+	      t_env("GPUP_SRC"), t_env("GPUP_BIN"), t_env("GPUP_BUILD"), dest);
 	cr_assert_eq(r.status, 0, "make install: %s %s", r.out, r.err);
 	t_run_free(&r);
 	for (size_t i = 0; i < 3; i++) {
