@@ -342,12 +342,17 @@ char *t_fixture(const char *script, const char *args)
 				    (*p >= '0' && *p <= '9') ? *p : '_';
 	name[o] = '\0';
 	dir = t_strdup_printf("%s/fixtures/%s", build, name);
-	/* Built once per build directory: the scripts are deterministic, and a
-	 * marker written after success saves every later test the rebuild. */
+	/* Built once per build directory and state of tests/fixtures: the
+	 * scripts are deterministic, and a marker written after success,
+	 * holding the checksum of every fixture source (scripts, C helpers,
+	 * hive sources), saves every later test the rebuild -- until one of
+	 * those sources changes (a stale fault shim failed new tests). */
 	t_run(&r, "mkdir -p '%s/fixtures' && flock '%s/fixtures/.lock' sh -c "
-		  "'test -f \"$1/.t_fixture_done\" || { sh \"$2\" \"$1\" %s && touch \"$1/.t_fixture_done\"; }' "
-		  "fixture '%s' '%s/tests/fixtures/%s'",
-	      build, build, args, dir, t_env("GPUP_SRC"), script);
+		  "'sum=$(cat \"$3\"/* 2>/dev/null | cksum); "
+		  "test \"$(cat \"$1/.t_fixture_done\" 2>/dev/null)\" = \"$sum\" || "
+		  "{ rm -rf \"$1\" && sh \"$3/$2\" \"$1\" %s && echo \"$sum\" > \"$1/.t_fixture_done\"; }' "
+		  "fixture '%s' '%s' '%s/tests/fixtures'",
+	      build, build, args, dir, script, t_env("GPUP_SRC"));
 	cr_assert_eq(r.status, 0, "fixture %s %s failed: %s", script, args, r.err);
 	t_run_free(&r);
 	return dir;
