@@ -760,7 +760,7 @@ Test(pwsh, prepare_without_gpu_list, .timeout = 300)
 	pwsh();
 	cr_assert_eq(t_run(&r, "env PATH=/usr/bin:/bin HOME=/nonexistent '%s' prepare '%s' "
 			       "--driverstore '%s' --gpu 'PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1' "
-			       "--vm 'Win11 GPU-P' --share 50%% -o '%s' -q",
+			       "--vm 'Win11 GPU-P' --share 50%% -o '%s' --progress=none",
 			   t_env("GPUP_BIN"), img, store, script), 0, "%s", r.err);
 	cr_assert(strstr(r.err, "computes the quotas on the host"), "%s", r.err);
 	t_run_free(&r);
