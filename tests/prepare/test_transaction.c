@@ -458,3 +458,24 @@ Test(transaction, usage_errors_answer_json_too)
 	assert_json_failure(&r, "usage", false, "two sources");
 	t_run_free(&r);
 }
+
+/* -q is quiet: a successful prepare with host configuration prints nothing
+ * on stderr (no plan warning, no "wrote FILE" hint, no progress). */
+Test(transaction, quiet_is_quiet)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx"), *st = store();
+	char *from = t_strdup_printf("%s/tests/hostconf/data/json-array.json", t_env("GPUP_SRC"));
+	char *survey = t_strdup_printf("%s/tests/hostconf/data/surveydda.txt", t_env("GPUP_SRC"));
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU_HOST "' --vm VM1 --from '%s' "
+		   "--surveydda '%s' --high-mmio 100G -o '%s/h.ps1' -q",
+	       img, st, from, survey, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(r.err, "", "-q printed on stderr");
+	t_run_free(&r);
+	free(img);
+	free(st);
+	free(from);
+	free(survey);
+}
