@@ -108,8 +108,37 @@ static int add_virtual(struct gp_check_report *r, enum gp_check_grade g, const c
 	return ret;
 }
 
+/* $Bitmap against the data runs of every MFT record (gp_ntfs_check_bitmap()):
+ * a cluster a file uses but marked free is corruption (a write would hand
+ * it to another file); clusters marked used that no file owns are a note
+ * (harmless, and not space the image file could give back). */
+static int check_ntfs_bitmap(struct gp_disk *d, struct gp_ntfs *vol, unsigned part, uint64_t at,
+			     const struct gp_ntfs_volinfo *vi, struct gp_check_report *r)
+{
+	struct gp_ntfs_bitmap_report br;
+	char msg[GP_ERROR_MSG_MAX];
+	int ret = gp_ntfs_check_bitmap(vol, &br);
+
+	if (ret == GP_ERR_NOMEM)
+		return ret;
+	if (ret == GP_ERR_CORRUPT)
+		return add_virtual(r, GP_CHECK_CORRUPT, "NTFS $Bitmap",
+				   (int64_t)(at + br.first_lcn * vi->cluster_size),
+				   gp_ntfs_error(vol)->msg);
+	if (ret)
+		return add_virtual(r, GP_CHECK_SKIPPED, "NTFS $Bitmap", (int64_t)at,
+				   gp_ntfs_error(vol)->msg);
+	if (!br.leaked)
+		return 0;
+	snprintf(msg, sizeof(msg),
+		 "%s: NTFS on partition %u: %llu cluster(s) marked in use that no file owns (harmless; chkdsk frees them)",
+		 gp_disk_path(d), part, (unsigned long long)br.leaked);
+	return add_virtual(r, GP_CHECK_NOTE, "NTFS $Bitmap", (int64_t)at, msg);
+}
+
 /* The state of one NTFS volume: libntfs-3g's mount checks ($MFT against
- * $MFTMirr, the boot sector, the upcase table) and the volume's flags. */
+ * $MFTMirr, the boot sector, the upcase table), the volume's flags, and
+ * $Bitmap against every file's clusters. */
 static int check_ntfs(struct gp_disk *d, unsigned part, uint64_t at, struct gp_check_report *r)
 {
 	static const char *const states[] = {
@@ -145,10 +174,8 @@ static int check_ntfs(struct gp_disk *d, unsigned part, uint64_t at, struct gp_c
 			 states[i]);
 		ret = add_virtual(r, GP_CHECK_NOTE, "NTFS volume", (int64_t)at, msg);
 	}
-	/* PLUG-IN POINT (branch `space`): the $Bitmap against the data runs of
-	 * every MFT record, gp_ntfs_check_bitmap() in ntfsvol.h once merged; a
-	 * cluster in use but marked free is GP_CHECK_CORRUPT, a cluster marked
-	 * in use that no file holds is GP_CHECK_LEAK. */
+	if (!ret)
+		ret = check_ntfs_bitmap(d, vol, part, at, &vi, r);
 	gp_ntfs_close(vol, NULL);
 	return ret;
 }

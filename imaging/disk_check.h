@@ -39,7 +39,7 @@ struct gp_check_finding {
 	enum gp_check_grade grade;
 	/* What is affected, a static string: "file", "header 1", "region table
 	 * 2", "metadata", "BAT", "log", "sector bitmap", "footer", "dynamic
-	 * header", "partition table", "NTFS volume", ... */
+	 * header", "partition table", "NTFS volume", "NTFS $Bitmap", ... */
 	const char *structure;
 	/* Byte offset in the image file (container structures) or on the
 	 * virtual disk (partition table, volume); -1 when none applies. */

@@ -381,3 +381,20 @@ Test(check, into_child_reads_the_same_through_libvhdi)
 	cr_assert_eq(check_status(child, "clean"), 0);
 	free(img); free(child); free(st); free(extra);
 }
+
+/* An NTFS volume whose $Bitmap marks clusters of a live file free
+ * (tests/fixtures/mkbitmaplie.sh): corruption, named with the file and its
+ * offset on the virtual disk. */
+Test(check, ntfs_bitmap_lie_is_corruption)
+{
+	char *fx = t_fixture("mkbitmaplie.sh", "");
+	char *src = t_strdup_printf("%s/guest.vhdx", fx), *img = t_strdup_printf("%s/lie.vhdx", dir);
+	struct t_run r;
+
+	t_copy(src, img);
+	cr_assert_eq(t_gpup(&r, "check '%s'", img), 2, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "NTFS $Bitmap at disk offset") &&
+		  strstr(r.out, "\\Windows\\System32\\config\\SYSTEM"), "%s", r.out);
+	t_run_free(&r);
+	free(fx); free(src); free(img);
+}
