@@ -191,6 +191,10 @@ static int session_open_image_disk(struct session *s, bool disk_writable, bool v
 	ret = gp_disk_open(s->image, &dopts, &s->disk, err);
 	if (ret)
 		return ret;
+	/* Damage the open survived or repaired (a region-table copy): the
+	 * user should know, even when the command then succeeds. */
+	if (*gp_disk_warning(s->disk) && !s->quiet)
+		cli_warn("%s", gp_disk_warning(s->disk));
 	nopts.writable = vol_writable;
 	ret = gp_ntfs_open(s->disk, &nopts, &s->vol, err);
 	if (ret == GP_ERR_NOTFOUND && nopts.require_windows && linux_guest(s->disk))
