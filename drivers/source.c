@@ -45,14 +45,29 @@ static int check_bundle_gpu(struct gp_source *s, const char *gpu, struct gp_erro
 			    s->path, bi->hardware_ids[0], gpu);
 }
 
-/* The manifest file at guest path @guest (NTFS: any case), or NULL. */
+static int cmp_guest(const void *key, const void *f)
+{
+	return strcmp(key, ((const struct gp_inject_file *)f)->guest_path);
+}
+
+static int cmp_files(const void *a, const void *b)
+{
+	return cmp_guest(((const struct gp_inject_file *)a)->guest_path, b);
+}
+
+/* The manifest file at guest path @guest: the exact path (the files are
+ * sorted by it), else one differing in case (NTFS), or NULL. */
 static const struct gp_inject_file *manifest_file(const struct gp_inject_set *all,
 						  const char *guest)
 {
-	for (size_t i = 0; i < all->count; i++)
+	const struct gp_inject_file *f = guest ? bsearch(guest, all->files, all->count,
+							 sizeof(*all->files), cmp_guest)
+					       : NULL;
+
+	for (size_t i = 0; guest && !f && i < all->count; i++)
 		if (!strcasecmp(all->files[i].guest_path, guest))
-			return &all->files[i];
-	return NULL;
+			f = &all->files[i];
+	return f;
 }
 
 /* A bundle may carry only files its INF can copy: every companion must be
@@ -127,6 +142,9 @@ static int bind_to_manifest(const struct gp_source *s, const struct gp_inject_se
 		memcpy(f->sha256, e->sha256, 32);
 		set->total_bytes += f->size;
 	}
+	/* In the manifest's spelling, the order may differ where only case
+	 * did: the stream serves files in manifest order. */
+	qsort(set->files, set->count, sizeof(*set->files), cmp_files);
 	return 0;
 }
 
