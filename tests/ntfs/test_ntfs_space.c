@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "disk.h"
@@ -70,6 +71,47 @@ static void check_margin(uint64_t payload, uint64_t seed)
 	cr_assert_leq(sp.need - used, bound, "payload %llu: need %llu exceeds the %llu used by more than %llu",
 		      (unsigned long long)payload, (unsigned long long)sp.need,
 		      (unsigned long long)used, (unsigned long long)bound);
+	free(tree);
+	free(img);
+}
+
+/* 2000 files of 5 KB in 125 new directories: MFT growth, index blocks and
+ * $Secure dominate the need. Same bounds as check_margin(). */
+Test(ntfs_space, margin_two_thousand_files)
+{
+	char *img = nt_guest(dir, "g.img", "--size 200M", NULL, NULL);
+	char *tree = t_strdup_printf("%s/many", dir);
+	struct gp_ntfs_space sp = { 0 };
+	uint8_t buf[5000];
+	uint64_t seed = 21, before, used;
+	struct gp_disk *d;
+	struct gp_ntfs *v;
+
+	cr_assert_eq(mkdir(tree, 0755), 0);
+	for (int k = 0; k < 2000; k++) {
+		char *sub = t_strdup_printf("%s/dir%03d", tree, k / 16);
+		char *f = t_strdup_printf("%s/file%04d.dll", sub, k);
+
+		if (k % 16 == 0)
+			cr_assert_eq(mkdir(sub, 0755), 0);
+		t_fill_random(buf, sizeof(buf), &seed);
+		cr_assert_eq(t_write_file(f, buf, sizeof(buf)), 0);
+		free(f);
+		free(sub);
+	}
+	open_vol(img, true, &d, &v);
+	cr_assert_eq(gp_ntfs_put_tree_space(v, tree, "/Windows/System32/DriverStore/x", &sp), 0);
+	cr_assert_eq(gp_ntfs_space_check(v, &sp), 0, "%s", gp_ntfs_error(v)->msg);
+	cr_assert_eq(sp.n_files, 2000);
+	before = gp_ntfs_free_bytes(v);
+	cr_assert_eq(gp_ntfs_put_tree(v, tree, "/Windows/System32/DriverStore/x", NULL), 0, "%s",
+		     gp_ntfs_error(v)->msg);
+	used = before - gp_ntfs_free_bytes(v);
+	close_vol(d, v);
+	cr_assert_leq(used, sp.need, "took %llu, the check said %llu", (unsigned long long)used,
+		      (unsigned long long)sp.need);
+	cr_assert_leq(sp.need - used, 4u << 20, "need %llu, used %llu", (unsigned long long)sp.need,
+		      (unsigned long long)used);
 	free(tree);
 	free(img);
 }
