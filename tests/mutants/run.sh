@@ -29,6 +29,13 @@ jobs=${GPUP_TEST_JOBS:-2}
 # it. The copy is refreshed file by file (cp -u keeps the mtimes of
 # unchanged files, so the build in $mbuild stays incremental).
 mkdir -p "$src" "$mbuild"
+# A run interrupted with a mutant applied left its name here: take it out
+# first (cp -u would keep the mutated file, newer than the tree's).
+if [ -s "$work/applied" ]; then
+	patch -d "$src" -p1 -F3 -s -R -r - --no-backup-if-mismatch <"$(cat "$work/applied")" >/dev/null ||
+		{ echo "mutate: cannot revert $(cat "$work/applied") in $src; remove $work"; exit 1; }
+	rm -f "$work/applied"
+fi
 (cd "$top" && git ls-files -z --cached --others --exclude-standard | grep -zv '^build' |
 	xargs -0 cp -u --parents -t "$src") || { echo "mutate: cannot copy the tree"; exit 1; }
 # Fixtures are built once by the normal build (the baseline run below builds
@@ -39,8 +46,11 @@ mkdir -p "$build/fixtures"
 
 hdr() { sed -n "s/^# $2: *//p" "$1"; }
 
+# build_copy [TARGET...]: build the copy (default: gpup and every test
+# binary); a mutant relinks only gpup and the binaries that test it.
 build_copy() {
-	make -C "$src" -s -j"$jobs" BUILD="$mbuild" tests >"$work/build.log" 2>&1
+	[ $# -gt 0 ] || set -- tests
+	make -C "$src" -s -j"$jobs" BUILD="$mbuild" "$@" >"$work/build.log" 2>&1
 }
 
 # run_tests: run the test binaries named on stdin ("BIN [FILTER]" lines, as
@@ -93,8 +103,15 @@ for p in "$@"; do
 	if ! patch -d "$src" -p1 -F3 -s --dry-run <"$p" >/dev/null 2>&1; then
 		echo "$name: does-not-apply"; noapply=$((noapply + 1)); continue
 	fi
+	echo "$p" >"$work/applied"
 	patch -d "$src" -p1 -F3 -s -r - --no-backup-if-mismatch <"$p" >/dev/null
-	if ! build_copy; then
+	if [ "${MUTATE_FULL:-0}" = 1 ]; then
+		targets=tests
+	else
+		targets="$mbuild/gpup $(hdr "$p" test | while read -r bin _; do echo "$mbuild/tests/test-$bin"; done)"
+	fi
+	# shellcheck disable=SC2086 # a list of paths without blanks
+	if ! build_copy $targets; then
 		res=does-not-build; nobuild=$((nobuild + 1))
 	else
 		who=$(hdr "$p" test | run_tests)
@@ -113,6 +130,7 @@ for p in "$@"; do
 	# next build compiles it again.
 	patch -d "$src" -p1 -F3 -s -R -r - --no-backup-if-mismatch <"$p" >/dev/null ||
 		{ echo "mutate: cannot revert $name"; exit 1; }
+	rm -f "$work/applied"
 	sed -n 's|^+++ [^/]*/\([^	 ]*\).*|\1|p' "$p" | while read -r f; do touch "$src/$f"; done
 	echo "$name: $res ($(($(date +%s) - t0)) s)"
 done
