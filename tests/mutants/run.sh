@@ -26,18 +26,16 @@ jobs=${GPUP_TEST_JOBS:-2}
 
 # A scratch copy of the tracked tree plus the uncommitted edits, never the
 # working tree: a mutant left applied by an interrupted run cannot leak into
-# it. The copy is refreshed file by file (cp -u keeps the mtimes of
-# unchanged files, so the build in $mbuild stays incremental).
+# it. Only files whose content differs are copied (unchanged ones keep their
+# mtimes, so the build in $mbuild stays incremental); a mutant an interrupted
+# run left applied differs too, so it is replaced as well.
 mkdir -p "$src" "$mbuild"
-# A run interrupted with a mutant applied left its name here: take it out
-# first (cp -u would keep the mutated file, newer than the tree's).
-if [ -s "$work/applied" ]; then
-	patch -d "$src" -p1 -F3 -s -R -r - --no-backup-if-mismatch <"$(cat "$work/applied")" >/dev/null ||
-		{ echo "mutate: cannot revert $(cat "$work/applied") in $src; remove $work"; exit 1; }
-	rm -f "$work/applied"
-fi
-(cd "$top" && git ls-files -z --cached --others --exclude-standard | grep -zv '^build' |
-	xargs -0 cp -u --parents -t "$src") || { echo "mutate: cannot copy the tree"; exit 1; }
+(cd "$top" && git ls-files --cached --others --exclude-standard | grep -v '^build' |
+	while IFS= read -r f; do
+		[ -f "$f" ] || continue
+		cmp -s "$f" "$src/$f" && continue
+		mkdir -p "$src/$(dirname "$f")" && cp "$f" "$src/$f" || exit 1
+	done) || { echo "mutate: cannot copy the tree"; exit 1; }
 # Fixtures are built once by the normal build (the baseline run below builds
 # any that are missing with the unmutated gpup) and shared read-only.
 mkdir -p "$build/fixtures"
@@ -103,7 +101,6 @@ for p in "$@"; do
 	if ! patch -d "$src" -p1 -F3 -s --dry-run <"$p" >/dev/null 2>&1; then
 		echo "$name: does-not-apply"; noapply=$((noapply + 1)); continue
 	fi
-	echo "$p" >"$work/applied"
 	patch -d "$src" -p1 -F3 -s -r - --no-backup-if-mismatch <"$p" >/dev/null
 	if [ "${MUTATE_FULL:-0}" = 1 ]; then
 		targets=tests
@@ -130,7 +127,6 @@ for p in "$@"; do
 	# next build compiles it again.
 	patch -d "$src" -p1 -F3 -s -R -r - --no-backup-if-mismatch <"$p" >/dev/null ||
 		{ echo "mutate: cannot revert $name"; exit 1; }
-	rm -f "$work/applied"
 	sed -n 's|^+++ [^/]*/\([^	 ]*\).*|\1|p' "$p" | while read -r f; do touch "$src/$f"; done
 	echo "$name: $res ($(($(date +%s) - t0)) s)"
 done
