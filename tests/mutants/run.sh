@@ -131,11 +131,16 @@ for p in "$@"; do
 	echo "$name: $res ($(($(date +%s) - t0)) s)"
 done
 total=$((killed + survived))
+equiv=$(grep -c '(tolerated, equivalent:' "$survivors")
 echo "== survivors"
 cat "$survivors"
 trap 'rm -f "$survivors"' EXIT
-echo "mutate: $killed killed, $survived survived, $noapply do not apply, $nobuild do not build;" \
-	"score $( [ $total -gt 0 ] && echo $((100 * killed / total)) || echo 0) % in $(($(date +%s) - start)) s"
+# The score counts every mutant; the second figure leaves out the survivors
+# tolerated as equivalent (no test can tell them from the original).
+echo "mutate: $killed killed, $survived survived ($equiv tolerated as equivalent)," \
+	"$noapply do not apply, $nobuild do not build;" \
+	"score $( [ $total -gt 0 ] && echo $((100 * killed / total)) || echo 0) %" \
+	"($( [ $((total - equiv)) -gt 0 ] && echo $((100 * killed / (total - equiv))) || echo 0) % of the non-equivalent) in $(($(date +%s) - start)) s"
 # Exit 1 when a survivor has no tolerated reason or a mutant no longer
 # applies or builds (its patch needs refreshing).
 ! grep -qv '(tolerated, equivalent:' "$survivors" && [ $((noapply + nobuild)) -eq 0 ]
