@@ -258,6 +258,8 @@ Test(hostile, manifest_unsafe_paths)
 		/* Win32 strips a trailing space as it strips a trailing dot. */
 		{ "Windows/System32/evil.dll ", "ends in '.' or ' '" },
 		{ "Windows/System32/NUL.dll", "reserved DOS device name" },
+		{ "Windows/System32/nul.dll", "reserved DOS device name" },
+		{ "Windows/System32/com1.dll", "reserved DOS device name" },
 		{ "Windows/System32/caf\xc3\xa9.dll", "non-ASCII" },
 		{ "Windows/System32/a\tb.dll", "control character" },
 		{ "Windows/System32/a?b.dll", "Windows forbids" },
@@ -428,6 +430,11 @@ Test(hostile, entry_unsafe_paths)
 		{ "Windows\\System32\\evil.dll", "backslash" },
 		{ "C:/Windows/System32/evil.dll", "drive letter" },
 		{ "Windows/System32//evil.dll", "empty path component" },
+		/* Archive entry names skip the manifest's string checks: the path
+		 * rules alone refuse these. */
+		{ "Windows/System32/a\tb.dll", "control character in path" },
+		{ "Windows/System32/evil.dll ", "ends in '.' or ' '" },
+		{ "Windows/System32/nul.dll", "reserved DOS device name" },
 	};
 	size_t i = t_case_find(&c, "gpu.sys");
 

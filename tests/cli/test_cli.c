@@ -48,6 +48,22 @@ Test(cli, unknown_command_and_no_command_are_usage_errors)
 	t_run_free(&r);
 }
 
+/* Two driver sources at once is a usage error, before any file is opened
+ * (the paths need not exist). */
+Test(cli, driverstore_and_bundle_exclude_each_other)
+{
+	static const char *const cmds[] = { "prepare", "doctor", "verify" };
+	struct t_run r;
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		cr_assert_eq(t_gpup(&r, "%s /nonexistent/g.vhdx --driverstore /nonexistent/ds "
+				   "--bundle /nonexistent/b.tar", cmds[i]), 2, "%s: %s", cmds[i], r.err);
+		cr_assert(strstr(r.err, "--driverstore and --bundle exclude each other"), "%s: %s",
+			  cmds[i], r.err);
+		t_run_free(&r);
+	}
+}
+
 Test(cli, make_install_honours_destdir_and_prefix, .timeout = 120)
 {
 	char *dest = t_tmpdir();

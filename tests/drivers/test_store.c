@@ -776,6 +776,70 @@ Test(store, match_only_under_a_newer_target_os)
 	free(root);
 }
 
+/* A decoration asking for a newer NT version than 10.0 (NTamd64.10.1) fits no
+ * GPU-P guest, whatever its build; the plain NT 10.0 one does. */
+Test(store, target_os_newer_nt_version_does_not_fit)
+{
+	static const char text[] =
+		"[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+		"DriverVer=01/01/2024,1.0.0.0\n"
+		"[Manufacturer]\nM=Dev,NTamd64.10.0,NTamd64.10.1\n"
+		"[Dev.NTamd64.10.0]\nOld=S,PCI\\VEN_1234&DEV_0001\n"
+		"[Dev.NTamd64.10.1]\nNew=S,PCI\\VEN_1234&DEV_5678\n[S]\n";
+	char *root = one_package_store(text);
+	struct gp_store *s = dt_open(root);
+	struct gp_resolution *r = NULL;
+
+	cr_assert_eq(gp_store_resolve(s, "PCI\\VEN_1234&DEV_5678", NULL, &r), GP_ERR_NOTFOUND);
+	cr_assert_eq(r->cands[0].verdict, GP_CAND_TARGET_OS);
+	gp_resolution_free(r);
+	r = resolve_ok(s, "PCI\\VEN_1234&DEV_0001", NULL);
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(root);
+}
+
+/* Three packages for the same device: the later DriverVer date wins even
+ * with a lower version number, and on the same date the higher version
+ * (Windows ranks by date, then version). */
+Test(store, driver_date_then_version_picks_the_newest)
+{
+	static const char *const infs[] = { "01/01/2020,9.0.0.0", "02/01/2020,1.0.0.0",
+					    "02/01/2020,1.10.0.0" };
+	static const char *const names[] = { NULL, "late", "later" };
+	char *root = NULL;
+	struct gp_store *s;
+	struct gp_resolution *r;
+
+	for (int i = 0; i < 3; i++) {
+		char *text = t_strdup_printf(
+			"[Version]\nClass=Display\nClassGuid={4d36e968-e325-11ce-bfc1-08002be10318}\n"
+			"DriverVer=%s\n[Manufacturer]\nM=Dev,NTamd64\n"
+			"[Dev.NTamd64]\nGPU=S,PCI\\VEN_1234&DEV_5678\n[S]\n", infs[i]);
+
+		if (!i) {
+			root = one_package_store(text);
+		} else {
+			char *pd = t_strdup_printf("%s/" REPO_REL "/%s.inf_amd64_fedcba987654321%d", root,
+						   names[i], i);
+			char *inf = t_strdup_printf("%s/%s.inf", pd, names[i]);
+
+			cr_assert_eq(mkdir(pd, 0755), 0);
+			cr_assert_eq(t_write_file(inf, text, strlen(text)), 0);
+			free(inf);
+			free(pd);
+		}
+		free(text);
+	}
+	s = dt_open(root);
+	r = resolve_ok(s, "PCI\\VEN_1234&DEV_5678", NULL);
+	cr_assert_str_eq(r->pkg->folder, "later.inf_amd64_fedcba9876543212",
+			 "02/01/2020 1.10.0.0 beats 02/01/2020 1.0.0.0 and 01/01/2020 9.0.0.0");
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(root);
+}
+
 Test(store, hardware_id_match_beats_compatible_id_match)
 {
 	static const char hw[] =

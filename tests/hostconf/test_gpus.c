@@ -293,3 +293,25 @@ Test(gpus, survives_mutations)
 		free(orig);
 	}
 }
+
+/* PowerShell property names are case-insensitive, and so are the names
+ * read here: the how-to's list with every name in lowercase parses alike. */
+Test(gpus, property_names_in_any_case)
+{
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	char *src = hc_data("howto-two-gpus.txt"), *dir = t_tmpdir();
+	char *lower = t_strdup_printf("%s/lower.txt", dir);
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "sed 's/^\\([A-Za-z]*\\)\\( *:\\)/\\L\\1\\E\\2/' '%s' > '%s' && "
+			   "grep -q '^partitioncount' '%s'", src, lower, lower), 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(gp_gpus_load(lower, &l, &err), 0, "%s", err.msg);
+	assert_howto(&l);
+	gp_gpus_free(&l);
+	t_rm_rf(dir);
+	free(dir);
+	free(lower);
+	free(src);
+}

@@ -31,6 +31,10 @@ Test(disk, detects_formats)
 	cr_assert_eq(f, GP_DISK_FORMAT_VHD);
 	cr_assert_eq(gp_disk_detect_format(raw, &f, &err), 0);
 	cr_assert_eq(f, GP_DISK_FORMAT_RAW);
+	/* The whole 8-byte "vhdxfile" identifies a VHDX, not its first half. */
+	cr_assert_eq(t_write_file(raw, "vhdxdata and more", 17), 0);
+	cr_assert_eq(gp_disk_detect_format(raw, &f, &err), 0);
+	cr_assert_eq(f, GP_DISK_FORMAT_RAW, "\"vhdxdata\" is no VHDX signature");
 	cr_assert_eq(gp_disk_detect_format("/nonexistent/x", &f, &err), GP_ERR_NOTFOUND);
 	cr_assert(strstr(err.msg, "/nonexistent/x"), "message names the file: %s", err.msg);
 	free(vhdx);

@@ -26,11 +26,16 @@ jobs=${GPUP_TEST_JOBS:-2}
 
 # A scratch copy of the tracked tree plus the uncommitted edits, never the
 # working tree: a mutant left applied by an interrupted run cannot leak into
-# it. The copy is refreshed file by file (cp -u keeps the mtimes of
-# unchanged files, so the build in $mbuild stays incremental).
+# it. Only files whose content differs are copied (unchanged ones keep their
+# mtimes, so the build in $mbuild stays incremental); a mutant an interrupted
+# run left applied differs too, so it is replaced as well.
 mkdir -p "$src" "$mbuild"
-(cd "$top" && git ls-files -z --cached --others --exclude-standard | grep -zv '^build' |
-	xargs -0 cp -u --parents -t "$src") || { echo "mutate: cannot copy the tree"; exit 1; }
+(cd "$top" && git ls-files --cached --others --exclude-standard | grep -v '^build' |
+	while IFS= read -r f; do
+		[ -f "$f" ] || continue
+		cmp -s "$f" "$src/$f" && continue
+		mkdir -p "$src/$(dirname "$f")" && cp "$f" "$src/$f" || exit 1
+	done) || { echo "mutate: cannot copy the tree"; exit 1; }
 # Fixtures are built once by the normal build (the baseline run below builds
 # any that are missing with the unmutated gpup) and shared read-only.
 mkdir -p "$build/fixtures"
@@ -39,8 +44,11 @@ mkdir -p "$build/fixtures"
 
 hdr() { sed -n "s/^# $2: *//p" "$1"; }
 
+# build_copy [TARGET...]: build the copy (default: gpup and every test
+# binary); a mutant relinks only gpup and the binaries that test it.
 build_copy() {
-	make -C "$src" -s -j"$jobs" BUILD="$mbuild" tests >"$work/build.log" 2>&1
+	[ $# -gt 0 ] || set -- tests
+	make -C "$src" -s -j"$jobs" BUILD="$mbuild" "$@" >"$work/build.log" 2>&1
 }
 
 # run_tests: run the test binaries named on stdin ("BIN [FILTER]" lines, as
@@ -94,7 +102,13 @@ for p in "$@"; do
 		echo "$name: does-not-apply"; noapply=$((noapply + 1)); continue
 	fi
 	patch -d "$src" -p1 -F3 -s -r - --no-backup-if-mismatch <"$p" >/dev/null
-	if ! build_copy; then
+	if [ "${MUTATE_FULL:-0}" = 1 ]; then
+		targets=tests
+	else
+		targets="$mbuild/gpup $(hdr "$p" test | while read -r bin _; do echo "$mbuild/tests/test-$bin"; done)"
+	fi
+	# shellcheck disable=SC2086 # a list of paths without blanks
+	if ! build_copy $targets; then
 		res=does-not-build; nobuild=$((nobuild + 1))
 	else
 		who=$(hdr "$p" test | run_tests)
@@ -117,11 +131,16 @@ for p in "$@"; do
 	echo "$name: $res ($(($(date +%s) - t0)) s)"
 done
 total=$((killed + survived))
+equiv=$(grep -c '(tolerated, equivalent:' "$survivors")
 echo "== survivors"
 cat "$survivors"
 trap 'rm -f "$survivors"' EXIT
-echo "mutate: $killed killed, $survived survived, $noapply do not apply, $nobuild do not build;" \
-	"score $( [ $total -gt 0 ] && echo $((100 * killed / total)) || echo 0) % in $(($(date +%s) - start)) s"
+# The score counts every mutant; the second figure leaves out the survivors
+# tolerated as equivalent (no test can tell them from the original).
+echo "mutate: $killed killed, $survived survived ($equiv tolerated as equivalent)," \
+	"$noapply do not apply, $nobuild do not build;" \
+	"score $( [ $total -gt 0 ] && echo $((100 * killed / total)) || echo 0) %" \
+	"($( [ $((total - equiv)) -gt 0 ] && echo $((100 * killed / (total - equiv))) || echo 0) % of the non-equivalent) in $(($(date +%s) - start)) s"
 # Exit 1 when a survivor has no tolerated reason or a mutant no longer
 # applies or builds (its patch needs refreshing).
 ! grep -qv '(tolerated, equivalent:' "$survivors" && [ $((noapply + nobuild)) -eq 0 ]

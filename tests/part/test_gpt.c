@@ -204,6 +204,7 @@ static void usable_past_end(struct gpt_header *h) { h->last_usable_lba = 1ull <<
 static void array_in_usable(struct gpt_header *h) { h->partition_entry_lba = h->first_usable_lba; }
 static void bad_revision(struct gpt_header *h) { h->revision = 0x00020000; }
 static void big_header(struct gpt_header *h) { h->header_size = 4096; }
+static void moved_header(struct gpt_header *h) { h->my_lba += 1; }
 
 /* Each rule broken in the primary (with a valid CRC): the backup is used and
  * the warning names the rule; broken in both: GP_ERR_CORRUPT naming it. */
@@ -236,6 +237,8 @@ Test(gpt, usable_lbas_past_disk) { check_rule(usable_past_end, "do not fit the d
 Test(gpt, array_inside_usable_area) { check_rule(array_in_usable, "overlaps the usable LBAs"); }
 Test(gpt, unknown_revision) { check_rule(bad_revision, "revision 0x00020000"); }
 Test(gpt, header_size_beyond_sector) { check_rule(big_header, "HeaderSize 4096 outside 92..512"); }
+/* A header (valid CRC) that says it lives elsewhere: a copy, not this one. */
+Test(gpt, my_lba_not_where_read) { check_rule(moved_header, "MyLBA is"); }
 
 static void entry_past_usable(struct gpt_entry *e) { e->ending_lba = 524287; }
 static void entry_overlaps_msr(struct gpt_entry *e) { e->starting_lba -= 100; }

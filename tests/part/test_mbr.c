@@ -262,6 +262,49 @@ Test(mbr, bad_boot_indicator_is_not_a_table)
 	free(img);
 }
 
+/* Half of the 0x55AA signature is no signature: without the other byte the
+ * sector is not a partition table (and not taken for one). */
+Test(mbr, half_signature_is_not_a_table)
+{
+	for (int half = 0; half < 2; half++) {
+		struct gp_partition_table pt;
+		struct gp_error err = { 0 };
+		char *img = pt_mkgpt(dir, "m.img", "64M", 512, "mbr");
+		uint8_t z = 0;
+
+		pt_patch(img, MBR_SIGNATURE + half, &z, 1);
+		cr_assert_eq(pt_read(img, 0, &pt, &err), 0, "%s", err.msg);
+		cr_assert_eq(pt.kind, GP_PT_NONE, "signature byte %d cleared", half);
+		cr_assert_eq(pt.count, 0);
+		gp_part_table_free(&pt);
+		free(img);
+	}
+}
+
+/* Only 0x80 marks a partition active; an EBR's record is not screened like
+ * the MBR's, so its other indicator values must not read as "bootable". */
+Test(mbr, logical_partition_boot_indicator)
+{
+	struct gp_partition_table pt;
+	struct gp_error err = { 0 };
+	char *img = make_extended();
+	uint8_t b = 0x01;
+
+	/* The first EBR (LBA 22528): its data record is partition 5. */
+	pt_patch(img, 22528ull * 512 + MBR_PARTITION_RECORD + MBR_PR_BOOT_INDICATOR, &b, 1);
+	cr_assert_eq(pt_read(img, 0, &pt, &err), 0, "%s", err.msg);
+	cr_assert_eq(pt.count, 4);
+	cr_assert_not(pt_find(&pt, 5)->bootable, "boot indicator 0x01 is not active");
+	b = 0x80;
+	pt_patch(img, 22528ull * 512 + MBR_PARTITION_RECORD + MBR_PR_BOOT_INDICATOR, &b, 1);
+	gp_part_table_free(&pt);
+	cr_assert_eq(pt_read(img, 0, &pt, &err), 0, "%s", err.msg);
+	cr_assert(pt_find(&pt, 5)->bootable);
+	cr_assert_not(pt_find(&pt, 6)->bootable);
+	gp_part_table_free(&pt);
+	free(img);
+}
+
 Test(mbr, unsupported_sector_size)
 {
 	struct gp_partition_table pt;

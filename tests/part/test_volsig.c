@@ -60,6 +60,13 @@ Test(volsig, fat12_16_32_from_mkfs_fat)
 	/* The cluster count decides, not the informative type string. */
 	memcpy(s + 0x52, "FAT12   ", 8);
 	cr_assert_eq(gp_volsig_detect(s, 512), GP_VOLSIG_FAT32);
+	/* Without the whole 0x55AA signature a FAT boot sector is none:
+	 * either byte missing is enough. */
+	s[511] = 0;
+	cr_assert_eq(gp_volsig_detect(s, 512), GP_VOLSIG_NONE, "0x55 0x00");
+	s[510] = 0;
+	s[511] = 0xAA;
+	cr_assert_eq(gp_volsig_detect(s, 512), GP_VOLSIG_NONE, "0x00 0xAA");
 }
 
 Test(volsig, exfat_refs_and_blank)

@@ -498,6 +498,38 @@ Test(vhdx_bad, bat_entries_overlapping)
 	free(img);
 }
 
+/* A differencing child's BAT has payload entries past the virtual disk's
+ * last block (it covers whole chunks); the first of them, block 64 of a
+ * 64-block disk, must stay unallocated like the rest. */
+Test(vhdx_bad, bat_entry_one_block_past_the_end)
+{
+	char *base = good_image("base.vhdx"), *child = t_strdup_printf("%s/c.vhdx", dir);
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "create '%s' --parent '%s'", child, base), 0, "%s", r.err);
+	t_run_free(&r);
+	/* 1 MiB blocks, 512-byte sectors: chunk ratio 4096, so block 64 is
+	 * BAT entry 64. */
+	poke64(child, BAT + 64 * 8, vhdx_bat_make(VHDX_PAYLOAD_FULLY_PRESENT, 1ull << 40));
+	expect_refused(child, GP_ERR_CORRUPT, "entry 64: allocated block past the virtual disk's end");
+	free(child);
+	free(base);
+}
+
+/* Two region table entries with the same GUID (here both the BAT's): which
+ * one is the BAT is ambiguous, so the table is corrupt. */
+Test(vhdx_bad, region_guid_repeated)
+{
+	char *img = good_image("g.vhdx");
+	uint64_t g0 = peek64(img, VHDX_REGION1_OFFSET + VHDX_RT_ENTRIES_OFF);
+	uint64_t g1 = peek64(img, VHDX_REGION1_OFFSET + VHDX_RT_ENTRIES_OFF + 8);
+
+	rt_set(img, 1, VHDX_RTE_GUID_OFF, g0, 8);
+	rt_set(img, 1, VHDX_RTE_GUID_OFF + 8, g1, 8);
+	expect_refused(img, GP_ERR_CORRUPT, "entry 1 repeats the GUID of entry 0");
+	free(img);
+}
+
 Test(vhdx_bad, bat_states)
 {
 	char *img = good_image("st.vhdx");
@@ -572,5 +604,10 @@ Test(vhdx_bad, misaligned_region_entry)
 	expect_reads_pattern(img);
 	rt_set(img, 0, VHDX_RTE_FILE_OFFSET_OFF, BAT + 4096, 8);
 	expect_refused(img, GP_ERR_CORRUPT, "entry 0 (offset 0x301000, length 0x100000) is not 1 MiB-aligned");
+	free(img);
+	/* The length too (a BAT region of 1 MiB - 4 KiB still holds this BAT). */
+	img = good_image("l.vhdx");
+	rt_set(img, 0, VHDX_RTE_LENGTH_OFF, MiB - 4096, 4);
+	expect_refused(img, GP_ERR_CORRUPT, "entry 0 (offset 0x300000, length 0xff000) is not 1 MiB-aligned");
 	free(img);
 }

@@ -446,6 +446,46 @@ Test(vhdx_log, a_flipped_byte_inside_a_log_entry_fails_its_crc)
 	scene_free(&s);
 }
 
+/* A descriptor whose sequence number is not its entry's (the entry's CRC
+ * recomputed, so only that rule is broken): a torn or stale entry, not
+ * replayed; the log names nothing valid and the image is corrupt. */
+Test(vhdx_log, a_descriptor_of_another_sequence_is_not_replayed)
+{
+	struct scene s;
+	struct gp_disk_open_opts o = { .writable = true };
+	struct gp_error err = { 0 };
+	struct vhdx_open_opts vo = { 0 };
+	struct gp_disk *d;
+	struct vhdx *v;
+	uint64_t log_off;
+	uint32_t len;
+	uint8_t *e;
+	int fd;
+
+	scene_init(&s, 8 * MiB - 1000, 5000, 5);
+	cr_assert_eq(vhdx_open(s.img, &vo, &v, &err), 0, "%s", err.msg);
+	log_off = v->hdr.log_offset;
+	vhdx_close(v, NULL);
+	fd = open(s.img, O_RDWR);
+	cr_assert(fd >= 0);
+	e = malloc(VHDX_LOG_SECTOR);
+	cr_assert_eq(pread(fd, e, VHDX_LOG_SECTOR, (off_t)log_off), VHDX_LOG_SECTOR);
+	len = get_le32(e + VHDX_LOGE_ENTRY_LENGTH_OFF);
+	cr_assert(len >= VHDX_LOG_SECTOR && len <= 64 * VHDX_LOG_SECTOR, "entry length %u", len);
+	e = realloc(e, len);
+	cr_assert_eq(pread(fd, e, len, (off_t)log_off), (ssize_t)len);
+	put_le64(e + VHDX_LOG_HDR_SIZE + VHDX_LOGD_SEQUENCE_OFF,
+		 get_le64(e + VHDX_LOG_HDR_SIZE + VHDX_LOGD_SEQUENCE_OFF) + 1);
+	put_le32(e + VHDX_LOGE_CHECKSUM_OFF, 0);
+	put_le32(e + VHDX_LOGE_CHECKSUM_OFF, crc32c(e, len));
+	cr_assert_eq(pwrite(fd, e, len, (off_t)log_off), (ssize_t)len);
+	close(fd);
+	free(e);
+	cr_assert_eq(gp_disk_open(s.img, &o, &d, &err), GP_ERR_CORRUPT,
+		     "an entry with a descriptor of another sequence must not be replayed");
+	scene_free(&s);
+}
+
 /*
  * A power cut at every write of a commit, with a disk cache that kept only
  * that write of all those issued since the last flush (fault_shim's
