@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -463,4 +464,35 @@ size_t t_make_tree(const char *root, uint64_t total, uint64_t big, uint64_t seed
 	}
 	free(buf);
 	return n;
+}
+
+int t_prepare_blocked_on_progress(const char *img, const char *st, const char *gpu,
+				  int *err_fd)
+{
+	int p[2], avail = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %m");
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(p[1], 2);
+		execl(t_env("GPUP_BIN"), "gpup", "prepare", img, "--driverstore", st, "--gpu", gpu,
+		      "--no-verify", "--progress=json", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	/* Full pipe = gpup is blocked mid-inject (or about to be: a line that
+	 * does not fit is never written in part, lines being < PIPE_BUF). */
+	for (int i = 0; i < 3000 && avail < 4096 - 300; i++) {
+		usleep(10000);
+		cr_assert_eq(ioctl(p[0], FIONREAD, &avail), 0);
+	}
+	cr_assert_geq(avail, 4096 - 300, "gpup never filled its progress pipe (%d bytes)", avail);
+	*err_fd = p[0];
+	return (int)pid;
 }

@@ -76,6 +76,14 @@ long long t_find_in_file(const char *path, const char *needle);
 
 /* Read a whole file (malloc'ed, NUL-terminated); NULL on error. */
 char *t_read_file(const char *path, size_t *len);
+
+/* Start `gpup prepare IMG --driverstore ST --gpu GPU --no-verify
+ * --progress=json` with stderr on a one-page pipe that nobody reads, and
+ * return once the pipe is full: gpup is then blocked on a progress line
+ * several files into the inject, with the volume marked. *@err_fd is the
+ * pipe's read end (the caller closes it). Returns the pid. */
+int t_prepare_blocked_on_progress(const char *img, const char *st, const char *gpu,
+				  int *err_fd);
 /* Write @len bytes to @path (created/truncated). Returns 0 or -1. */
 int t_write_file(const char *path, const void *buf, size_t len);
 

@@ -388,38 +388,19 @@ Test(transaction, ctrl_c_says_what_state_the_image_is_in)
 	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx"), *st = store();
 	char buf[65536], *err = NULL;
 	size_t len = 0;
-	int p[2], avail = 0, status;
+	int fd, status;
 	struct t_run r;
-	pid_t pid;
+	pid_t pid = t_prepare_blocked_on_progress(img, st, NV_GPU, &fd);
 	ssize_t n;
 
-	cr_assert_eq(pipe(p), 0);
-	cr_assert(fcntl(p[1], F_SETPIPE_SZ, 4096) >= 0, "F_SETPIPE_SZ: %m");
-	pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		dup2(p[1], 2);
-		execl(t_env("GPUP_BIN"), "gpup", "prepare", img, "--driverstore", st, "--gpu", NV_GPU,
-		      "--no-verify", "--progress=json", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	for (int i = 0; i < 3000 && avail < 4096 - 300; i++) {
-		usleep(10000);
-		cr_assert_eq(ioctl(p[0], FIONREAD, &avail), 0);
-	}
-	cr_assert_geq(avail, 4096 - 300, "gpup never filled its progress pipe (%d bytes)", avail);
 	kill(pid, SIGINT);
-	while ((n = read(p[0], buf, sizeof(buf))) > 0) {
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		err = realloc(err, len + (size_t)n + 1);
 		memcpy(err + len, buf, (size_t)n);
 		len += (size_t)n;
 		err[len] = '\0';
 	}
-	close(p[0]);
+	close(fd);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status), "gpup died of the signal instead of handling it");
 	cr_assert_eq(WEXITSTATUS(status), 130, "exit %d", WEXITSTATUS(status));
