@@ -6,12 +6,14 @@ set -eu
 
 # Build: libraries found with pkg-config. Tests: Criterion and the
 # independent oracles (qemu-img, ntfs-3g tools, libvhdi/libfsntfs tools,
-# gdisk, hivexregedit, bsdtar). Fuzzing: clang (libFuzzer). `make bench`:
-# time (peak RSS), bc, openssl (package generator).
+# gdisk, hivexregedit, bsdtar). Fuzzing: clang and its sanitizer and
+# libFuzzer runtimes (libclang-rt-dev: only recommended by clang, so a
+# --no-install-recommends install lacks them and `make fuzz` cannot
+# link). `make bench`: time (peak RSS), bc, openssl (package generator).
 PKGS="gcc make pkg-config libvhdi-dev ntfs-3g-dev libarchive-dev uuid-dev
 libjson-c-dev libssl-dev libhivex-dev libcriterion-dev
 ntfs-3g libvhdi-utils libfsntfs-utils qemu-utils gdisk libhivex-bin
-libarchive-tools zstd xz-utils unzip pci.ids clang
+libarchive-tools zstd xz-utils unzip pci.ids clang libclang-rt-dev
 zlib1g-dev fdisk dosfstools
 time bc openssl"
 
