@@ -338,8 +338,14 @@ Test(transaction, dry_run_json_is_the_plan)
 	json_object_put(o);
 	t_run_free(&r);
 	assert_sha(img, img_sha, "-n");
-	cr_assert_neq(access(t_strdup_printf("%s/h.ps1", dir), F_OK), 0, "-n wrote the script");
-	cr_assert_neq(access(t_strdup_printf("%s/c.avhdx", dir), F_OK), 0, "-n made the child");
+	{
+		char *script = t_strdup_printf("%s/h.ps1", dir), *child = t_strdup_printf("%s/c.avhdx", dir);
+
+		cr_assert_neq(access(script, F_OK), 0, "-n wrote the script");
+		cr_assert_neq(access(child, F_OK), 0, "-n made the child");
+		free(script);
+		free(child);
+	}
 	free(img);
 	free(st);
 	free(img_sha);
