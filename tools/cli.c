@@ -26,19 +26,19 @@ int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err
 	return cli_fail_json_status(cmd, image, err, image_changed, cli_fail(err), NULL);
 }
 
-int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
-			 bool image_changed, int status, struct json_object *extra)
+/* The failure object every --json failure prints (cli.h). */
+static void print_failure(const char *cmd, const char *image, const char *code_id, int status,
+			  const char *message, bool image_changed, struct json_object *extra)
 {
 	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-	int code = err->code ? err->code : GP_ERR_IO;
 
 	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(o, "command", json_object_new_string(cmd));
 	if (image)
 		json_object_object_add(o, "image", json_object_new_string(image));
-	json_object_object_add(e, "code", json_object_new_string(gp_status_id(code)));
+	json_object_object_add(e, "code", json_object_new_string(code_id));
 	json_object_object_add(e, "exit_status", json_object_new_int(status));
-	json_object_object_add(e, "message", json_object_new_string(gp_error_message(err)));
+	json_object_object_add(e, "message", json_object_new_string(message));
 	json_object_object_add(o, "error", e);
 	json_object_object_add(o, "image_changed", json_object_new_boolean(image_changed));
 	if (extra) {
@@ -49,6 +49,13 @@ int cli_fail_json_status(const char *cmd, const char *image, const struct gp_err
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 					       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
+}
+
+int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
+			 bool image_changed, int status, struct json_object *extra)
+{
+	print_failure(cmd, image, gp_status_id(err->code ? err->code : GP_ERR_IO), status,
+		      gp_error_message(err), image_changed, extra);
 	return status;
 }
 
@@ -73,20 +80,8 @@ int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	cli_usage(cmd, "%s", msg);
-	if (json) {
-		struct json_object *o = json_object_new_object(), *e = json_object_new_object();
-
-		json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
-		json_object_object_add(o, "command", json_object_new_string(cmd));
-		json_object_object_add(e, "code", json_object_new_string("usage"));
-		json_object_object_add(e, "exit_status", json_object_new_int(EXIT_USAGE));
-		json_object_object_add(e, "message", json_object_new_string(msg));
-		json_object_object_add(o, "error", e);
-		json_object_object_add(o, "image_changed", json_object_new_boolean(false));
-		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
-	}
+	if (json)
+		print_failure(cmd, NULL, "usage", EXIT_USAGE, msg, false, NULL);
 	return EXIT_USAGE;
 }
 

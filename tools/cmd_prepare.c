@@ -68,10 +68,12 @@ static void usage(FILE *f)
 		"first boot under Hyper-V GPU partitioning works, then verify it through an\n"
 		"independent reader and, with --vm, write or run the host configuration.\n\n"
 		"  --into-child CHILD  create a differencing child of IMAGE and write only\n"
-		"                      into it (IMAGE stays byte-identical); reused if present\n"
+		"                      into it (IMAGE stays byte-identical); an existing CHILD\n"
+		"                      is reused only when it is IMAGE's own child\n"
 		"  --keep-old          keep other builds of the driver in HostDriverStore\n"
 		"  --no-verify         skip the independent read-back\n"
-		"  -n, --dry-run       show what would be written, removed and configured\n");
+		"  -n, --dry-run       run only the plan: show what would be written, removed\n"
+		"                      and configured, and fail as the real run would\n");
 	session_help(f, true);
 	fprintf(f, "Host configuration (with --vm):\n");
 	plan_opts_help(f);
@@ -219,6 +221,16 @@ static int plan_guest(struct prepare *p, struct gp_error *err)
 	return 0;
 }
 
+/* The injector's refusals (guest volume full, a directory where a file
+ * goes) know the guest, not the image: name it. Returns @ret. */
+static int name_image(const struct prepare *p, int ret, struct gp_error *err)
+{
+	if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
+	    strncmp(gp_error_message(err), p->s.image, strlen(p->s.image)) != 0)
+		gp_error_prefix(err, "%s: ", p->s.image);
+	return ret;
+}
+
 /* Every file to write, replace or leave, the stale builds to remove, and
  * the room the volume needs for them. */
 static int plan_inject(struct prepare *p, struct gp_error *err)
@@ -230,12 +242,7 @@ static int plan_inject(struct prepare *p, struct gp_error *err)
 	ret = gp_source_stream(p->s.src, &p->stream, err);
 	if (!ret)
 		ret = gp_inject_plan(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep, err);
-	/* The injector's refusals (guest volume full, a directory where a
-	 * file goes) know the guest, not the image: name it. */
-	if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
-	    strncmp(gp_error_message(err), p->s.image, strlen(p->s.image)) != 0)
-		gp_error_prefix(err, "%s: ", p->s.image);
-	return ret;
+	return name_image(p, ret, err);
 }
 
 /* --vm: the host configuration, computed and rendered before the guest is
@@ -285,9 +292,7 @@ static int commit_inject(struct prepare *p, struct gp_error *err)
 		ret = gp_inject_commit(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep,
 				       err);
 		cli_progress_done(&cp);
-		if ((ret == GP_ERR_NOSPACE || ret == GP_ERR_EXISTS) &&
-		    strncmp(gp_error_message(err), p->s.image, strlen(p->s.image)) != 0)
-			gp_error_prefix(err, "%s: ", p->s.image);
+		ret = name_image(p, ret, err);
 	}
 	r = session_close_image(&p->s, err);
 	if (!ret)
