@@ -254,8 +254,8 @@ struct gp_inject_set {
 	char **copyinf_missing; /* CopyINF names with no package in the store (always a
 				 * note, never an error: Windows skips them too) */
 	size_t n_copyinf_missing;
-	char **notes;          /* oddities that did not stop the set (a CopyToVm list
-				* with an odd number of strings, a destination name
+	char **notes;          /* oddities that did not stop the set (a CopyToVm value
+				* with more than two strings, a destination name
 				* with a path in it), one line each */
 	size_t n_notes;
 };
@@ -273,9 +273,14 @@ struct gp_inject_set {
  *    10,System32 (-> Windows/System32) or 16425 or 10,SysWOW64
  *    (-> Windows/SysWOW64), subdirectories kept ("11,lxss\lib"); renames
  *    ("dest,source") honoured. AddReg lines HKR,CopyToVm{Overwrite,WhenNewer}
- *    [Wow64],<name>,<flags>,... build REG_MULTI_SZ lists of source,dest
- *    pairs (REG_MULTI_SZ sets, FLG_ADDREG_APPEND adds), each pair one
- *    companion in System32 (SysWOW64 for the *Wow64 keys). A companion's
+ *    [Wow64],<name>,<flags>,... build REG_SZ / REG_MULTI_SZ values
+ *    (REG_MULTI_SZ sets, FLG_ADDREG_APPEND adds, FLG_ADDREG_DELVAL drops,
+ *    FLG_ADDREG_NOCLOBBER keeps); each value is one companion in System32
+ *    (SysWOW64 for the *Wow64 keys): its first string the file's path in
+ *    the package, its second the name in System32, or, when it is absent or
+ *    empty, the first string's file name (Microsoft's "Driver INF
+ *    modifications" rules: at most two strings; more are ignored with a
+ *    note, other value types skipped with a note). A companion's
  *    bytes come from the package folder (at its [SourceDisksFiles] place),
  *    else from the host's System32 / SysWOW64 under the installed name
  *    (when the store knows the Windows directory). Destination names with a
