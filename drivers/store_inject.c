@@ -814,26 +814,13 @@ static int install_section(struct ctx *c, const char *name, unsigned depth)
 	return rc ? rc : c->rc;
 }
 
-/* The install section Windows would run for @base on this package's arch:
- * base.NT<arch>, else base.NT, else base. */
+/* The install section Windows would run for @base on this package's arch
+ * (gp_ddinstall_section()); a model line naming none installs nothing. */
 static int model_install(struct ctx *c, const char *base)
 {
-	char *cands[3] = { fmt("%s.NT%s", base, c->pkg->arch), fmt("%s.NT", base), strdup(base) };
-	int rc = 0;
-	bool done = false;
+	const struct gp_inf_section *sec = gp_ddinstall_section(c->inf, base, c->pkg->arch);
 
-	for (int i = 0; i < 3; i++)
-		if (!cands[i])
-			rc = nomem(c);
-	for (int i = 0; !rc && !done && i < 3; i++) {
-		if (gp_inf_section(c->inf, cands[i])) {
-			rc = install_section(c, cands[i], 0);
-			done = true;
-		}
-	}
-	for (int i = 0; i < 3; i++)
-		free(cands[i]);
-	return rc;
+	return sec ? install_section(c, sec->name, 0) : 0;
 }
 
 /* CopyToVm* values (container-non-dx, "Driver INF modifications"): one
