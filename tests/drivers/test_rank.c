@@ -39,15 +39,6 @@ static char *add_pkg(const char *name, const char *hash, const char *text)
 	return root;
 }
 
-static const struct gp_candidate *cand(const struct gp_resolution *r, const char *folder)
-{
-	for (size_t i = 0; i < r->n_cands; i++)
-		if (strcmp(r->cands[i].pkg->folder, folder) == 0)
-			return &r->cands[i];
-	cr_assert_fail("no candidate %s", folder);
-	return NULL;
-}
-
 static bool has_warning(const struct gp_store *s, const char *text)
 {
 	for (size_t i = 0; i < gp_store_warning_count(s); i++)
@@ -92,7 +83,7 @@ Test(rank, model_line_naming_a_missing_install_section)
 	cr_assert(strstr(gp_store_error(s)->msg, "mod.inf line 8") &&
 		  strstr(gp_store_error(s)->msg, "names install section [R445], which the INF "
 						 "does not have"), "%s", gp_store_error(s)->msg);
-	cr_assert_eq(cand(r, "mod.inf_amd64_0000000000000002")->verdict, GP_CAND_NO_INSTALL_SECTION);
+	cr_assert_eq(dt_cand(r, "mod.inf_amd64_0000000000000002")->verdict, GP_CAND_NO_INSTALL_SECTION);
 	gp_resolution_free(r);
 
 	/* The newer INF's line for DEV_1B81 is broken: the older package,
@@ -101,7 +92,7 @@ Test(rank, model_line_naming_a_missing_install_section)
 		     gp_store_error(s)->msg);
 	cr_assert_str_eq(r->pkg->folder, "older.inf_amd64_0000000000000001");
 	cr_assert_str_eq(r->model->install_section, "Old");
-	cr_assert_eq(cand(r, "mod.inf_amd64_0000000000000002")->verdict, GP_CAND_NO_INSTALL_SECTION);
+	cr_assert_eq(dt_cand(r, "mod.inf_amd64_0000000000000002")->verdict, GP_CAND_NO_INSTALL_SECTION);
 	gp_resolution_free(r);
 
 	/* A good line of the same INF still works. */
@@ -265,9 +256,9 @@ Test(rank, feature_score_then_identifier_then_driver_ver)
 	cr_assert_eq(gp_store_resolve(s, GPU, NULL, &r), 0);
 	cr_assert_str_eq(r->pkg->folder, "a.inf_amd64_000000000000000a");
 	cr_assert_eq(r->cands[0].score, 0xFE0003);
-	cr_assert_eq(cand(r, "b.inf_amd64_000000000000000b")->score, 0xFF0000);
-	cr_assert_eq(cand(r, "b.inf_amd64_000000000000000b")->verdict, GP_CAND_FEATURE_SCORE);
-	cr_assert_str_eq(cand(r, "b.inf_amd64_000000000000000b")->why,
+	cr_assert_eq(dt_cand(r, "b.inf_amd64_000000000000000b")->score, 0xFF0000);
+	cr_assert_eq(dt_cand(r, "b.inf_amd64_000000000000000b")->verdict, GP_CAND_FEATURE_SCORE);
+	cr_assert_str_eq(dt_cand(r, "b.inf_amd64_000000000000000b")->why,
 			 "lost: FeatureScore 0xFF is worse than the chosen package's 0xFE (lower "
 			 "wins; Windows ranks it before the hardware-ID match)");
 	gp_resolution_free(r);
@@ -282,10 +273,10 @@ Test(rank, feature_score_then_identifier_then_driver_ver)
 	cr_assert_eq(gp_store_resolve(s, GPU, NULL, &r), 0);
 	cr_assert_str_eq(r->pkg->folder, "c.inf_amd64_000000000000000c");
 	cr_assert_eq(r->cands[0].score, 0xFE0001);
-	cr_assert_eq(cand(r, "a.inf_amd64_000000000000000a")->verdict, GP_CAND_LESS_SPECIFIC);
-	cr_assert_eq(cand(r, "d.inf_amd64_000000000000000d")->score, 0xFE1001);
-	cr_assert(strstr(cand(r, "d.inf_amd64_000000000000000d")->why, "matches only the compatible ID"),
-		  "%s", cand(r, "d.inf_amd64_000000000000000d")->why);
+	cr_assert_eq(dt_cand(r, "a.inf_amd64_000000000000000a")->verdict, GP_CAND_LESS_SPECIFIC);
+	cr_assert_eq(dt_cand(r, "d.inf_amd64_000000000000000d")->score, 0xFE1001);
+	cr_assert(strstr(dt_cand(r, "d.inf_amd64_000000000000000d")->why, "matches only the compatible ID"),
+		  "%s", dt_cand(r, "d.inf_amd64_000000000000000d")->why);
 	cr_assert_str_eq(r->cands[1].pkg->folder, "a.inf_amd64_000000000000000a");
 	cr_assert_str_eq(r->cands[2].pkg->folder, "d.inf_amd64_000000000000000d");
 	cr_assert_str_eq(r->cands[3].pkg->folder, "b.inf_amd64_000000000000000b");
@@ -297,7 +288,7 @@ Test(rank, feature_score_then_identifier_then_driver_ver)
 	s = dt_open(root);
 	cr_assert_eq(gp_store_resolve(s, GPU, NULL, &r), 0);
 	cr_assert_str_eq(r->pkg->folder, "e.inf_amd64_000000000000000e");
-	cr_assert_eq(cand(r, "c.inf_amd64_000000000000000c")->verdict, GP_CAND_OLDER);
+	cr_assert_eq(dt_cand(r, "c.inf_amd64_000000000000000c")->verdict, GP_CAND_OLDER);
 	gp_resolution_free(r);
 	gp_store_close(s);
 
