@@ -709,6 +709,7 @@ static int parse_root(struct parse_ctx *c, struct gp_bundle_manifest *m,
 	m->model.install_section = (char *)"";
 	m->model.ids = m->hwids;
 	m->model.n_ids = m->n_hwids;
+	m->model.feature_score = 0xFF;   /* no FeatureScore: the default */
 	m->pkgs[0].targets = &m->target;
 	m->pkgs[0].n_targets = 1;
 	m->pkgs[0].models = &m->model;

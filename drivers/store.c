@@ -393,7 +393,40 @@ static void parse_os_numbers(const char *s, struct gp_target_os *t)
 	}
 }
 
-static bool add_target(struct gp_package *p, const char *base, const char *deco)
+/* A FeatureScore value: one hexadecimal byte, written "CF", "0xCF" or
+ * "xFD" (Microsoft's own example); anything else counts as the default
+ * 0xFF, the worst, as if the directive were absent. */
+static uint8_t parse_feature_score(const char *s)
+{
+	unsigned long v;
+	char *end;
+
+	if ((s[0] == '0' && (s[1] == 'x' || s[1] == 'X')))
+		s += 2;
+	else if (s[0] == 'x' || s[0] == 'X')
+		s++;
+	if (!*s)
+		return 0xFF;
+	v = strtoul(s, &end, 16);
+	return *end || v > 0xFF ? 0xFF : (uint8_t)v;
+}
+
+const struct gp_inf_section *gp_ddinstall_section(const struct gp_inf *inf, const char *base,
+						  const char *arch)
+{
+	char name[512];
+	const struct gp_inf_section *sec;
+
+	snprintf(name, sizeof(name), "%s.NT%s", base, arch);
+	if (strlen(base) + 3 + strlen(arch) < sizeof(name) && (sec = gp_inf_section(inf, name)))
+		return sec;
+	snprintf(name, sizeof(name), "%s.NT", base);
+	if (strlen(base) + 3 < sizeof(name) && (sec = gp_inf_section(inf, name)))
+		return sec;
+	return gp_inf_section(inf, base);
+}
+
+static bool add_target(struct gp_package *p, const char *base, const char *deco, size_t mfg)
 {
 	struct gp_target_os *t, *a = realloc(p->targets, (p->n_targets + 1) * sizeof(*a));
 
@@ -402,6 +435,7 @@ static bool add_target(struct gp_package *p, const char *base, const char *deco)
 	p->targets = a;
 	t = &a[p->n_targets];
 	memset(t, 0, sizeof(*t));
+	t->mfg = mfg;
 	t->decoration = xstrdup(deco);
 	if (deco && *deco) {
 		if (asprintf(&t->models_section, "%s.%s", base, deco) < 0)
@@ -435,6 +469,8 @@ static bool add_model(struct gp_package *p, const struct gp_inf_line *l, size_t 
 	memset(m, 0, sizeof(*m));
 	p->n_models++;
 	m->target = target;
+	m->lineno = l->lineno;
+	m->feature_score = 0xFF;
 	m->description = xstrdup(l->key);
 	m->install_section = xstrdup(l->values[0]);
 	m->ids = calloc(l->n_values, sizeof(*m->ids));
@@ -497,18 +533,19 @@ static bool read_package(struct gp_package *p, const struct gp_inf *inf)
 			continue;
 		base = l->values[0];
 		if (l->n_values == 1) {
-			if (!add_target(p, base, NULL))
+			if (!add_target(p, base, NULL, i))
 				return false;
 		}
 		for (size_t k = 1; k < l->n_values; k++) {
 			if (!*l->values[k])
 				continue;
-			if (!add_target(p, base, l->values[k]))
+			if (!add_target(p, base, l->values[k], i))
 				return false;
 		}
 	}
 	for (size_t t = 0; t < p->n_targets; t++) {
 		const struct gp_inf_section *ms = gp_inf_section(inf, p->targets[t].models_section);
+		size_t before = p->n_models;
 		for (size_t i = 0; ms && i < ms->n_lines; i++) {
 			const struct gp_inf_line *l = &ms->lines[i];
 			if (!l->key || l->n_values < 2 || !*l->values[0])
@@ -516,6 +553,16 @@ static bool read_package(struct gp_package *p, const struct gp_inf *inf)
 			if (!add_model(p, l, t))
 				return false;
 		}
+		p->targets[t].empty = p->n_models == before;
+	}
+	for (size_t m = 0; m < p->n_models; m++) {
+		const struct gp_inf_section *dd = gp_ddinstall_section(inf, p->models[m].install_section,
+								       p->arch);
+		const struct gp_inf_line *fs = gp_inf_line(dd, "FeatureScore");
+
+		p->models[m].no_install = dd == NULL;
+		if (fs && fs->n_values)
+			p->models[m].feature_score = parse_feature_score(fs->values[0]);
 	}
 	for (size_t si = 0; si < gp_inf_section_count(inf); si++) {
 		const struct gp_inf_section *sec = gp_inf_section_at(inf, si);
@@ -529,6 +576,42 @@ static bool read_package(struct gp_package *p, const struct gp_inf *inf)
 		}
 	}
 	return true;
+}
+
+/* One warning per install section that model lines name but the INF lacks
+ * (a modded INF pointing 44 lines at a missing [R445]): Windows cannot
+ * install from those lines, so the resolver never picks them. */
+static void warn_missing_install_sections(struct gp_store *s, const struct gp_package *p)
+{
+	for (size_t m = 0; m < p->n_models; m++) {
+		const struct gp_model *mo = &p->models[m];
+		size_t more = 0;
+		bool first = true;
+
+		if (!mo->no_install)
+			continue;
+		for (size_t k = 0; k < p->n_models; k++) {
+			if (!p->models[k].no_install ||
+			    !gp_str_ieq(p->models[k].install_section, mo->install_section))
+				continue;
+			if (k < m)
+				first = false;
+			else if (k > m)
+				more++;
+		}
+		if (!first)
+			continue;
+		if (more)
+			store_warn(s, "%s: %s line %u (and %zu more model lines) names install "
+				      "section [%s], which the INF does not have; Windows cannot install "
+				      "from these lines, they are never chosen", p->folder, p->inf_name,
+				   (unsigned)mo->lineno, more, mo->install_section);
+		else
+			store_warn(s, "%s: %s line %u names install section [%s], which the INF "
+				      "does not have; Windows cannot install from this line, it is never "
+				      "chosen", p->folder, p->inf_name, (unsigned)mo->lineno,
+				   mo->install_section);
+	}
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -607,6 +690,7 @@ static int scan_folder(struct gp_store *s, const char *folder)
 	if (p->is_display && p->n_models == 0)
 		store_warn(s, "%s: display driver INF without models (no [Manufacturer] entries)",
 			   folder);
+	warn_missing_install_sections(s, p);
 	rc = add_package(s, p);
 	if (!rc)
 		p = NULL;

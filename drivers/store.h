@@ -44,6 +44,10 @@ struct gp_target_os {
 	char *models_section;  /* "NVIDIA_Devices.NTamd64.10.0...17098" */
 	char *arch;            /* "amd64", "arm64", "x86", "ia64", or "" = any */
 	uint32_t major, minor, product_type, suite_mask, build;
+	size_t mfg;            /* index of its [Manufacturer] line: Windows uses one
+				* decoration per line, the closest to the OS */
+	bool empty;            /* the models section is absent or has no model line:
+				* as the closest match, it forbids this OS */
 };
 
 /* One model line of a models section:
@@ -54,6 +58,10 @@ struct gp_model {
 	char **ids;            /* hardware ID then compatible IDs, as written */
 	size_t n_ids;
 	size_t target;         /* index into gp_package.targets */
+	uint32_t lineno;       /* its line in the INF */
+	bool no_install;       /* none of <section>.NT<arch>, <section>.NT, <section>
+				* exists: Windows cannot install from this line */
+	uint8_t feature_score; /* FeatureScore of its DDInstall section, 0xFF if none */
 };
 
 /* One DriverStore package (one FileRepository folder). */
@@ -155,6 +163,10 @@ enum gp_candidate_verdict {
 	GP_CAND_LESS_SPECIFIC,    /* matched, but another package matched more specifically */
 	GP_CAND_OLDER,            /* same specificity, older DriverVer date or version */
 	GP_CAND_TIE,              /* identical rank, date and version; lost on folder name */
+	GP_CAND_FEATURE_SCORE,    /* matched, but another package has a better (lower)
+				   * FeatureScore, which Windows ranks first */
+	GP_CAND_NO_INSTALL_SECTION, /* matching model lines name install sections the
+				     * INF does not have */
 };
 
 struct gp_candidate {
@@ -165,8 +177,18 @@ struct gp_candidate {
 	bool compatible;                /* matched_id is a compatible ID of its model
 					 * line (not the first, hardware ID): ranks
 					 * below every hardware-ID match, as in Windows */
+	uint8_t feature_score;          /* of the matching model's DDInstall section */
+	uint32_t score;                 /* Windows' rank less its signature part:
+					 * FeatureScore << 16 | identifier score
+					 * (0x0000 + position for the model's hardware
+					 * ID, 0x1000 + position for a compatible ID;
+					 * positions SUBSYS&REV 0, SUBSYS 1, REV 2,
+					 * VEN&DEV 3); lower wins */
 	enum gp_candidate_verdict verdict;
 	char *why;                      /* one line for --explain */
+	char *target_why;               /* --explain: which TargetOS decoration Windows
+					 * uses and why; NULL for non-display packages */
+	char *rank_why;                 /* --explain: the rank's parts; NULL without a match */
 };
 
 struct gp_resolution {
@@ -182,12 +204,22 @@ struct gp_resolution {
 /* Choose the package for @gpu: an instance path or hardware ID (see
  * gp_gpu_id_parse()), or "auto". @target may be NULL (amd64, newest build).
  *
- * Ranking (like Windows): Display class only; a models section whose TargetOS
- * fits the guest (arch equal or any; build <= guest build); a match on a
- * model's hardware ID (its first ID) before one on a compatible ID; the most
- * specific match (VEN&DEV&SUBSYS&REV > VEN&DEV&SUBSYS > VEN&DEV&REV >
- * VEN&DEV, case-insensitive); then newest DriverVer date, then version
- * a.b.c.d numerically; a final tie goes to the greater folder name.
+ * Ranking (like Windows, "How Windows ranks drivers"): Display class only;
+ * per [Manufacturer] line, only the models section whose TargetOS
+ * decoration applies to the guest (arch equal, or absent and the package's;
+ * NT version <= the guest's, which its build gives: 10.0 from 10240; the
+ * decoration's build <= the guest's when the versions are equal; product
+ * type workstation; suites within Terminal/SingleUserTS) and matches it most
+ * closely (highest version, then build, then product type and suite given);
+ * when that section is empty the INF refuses the OS. Model lines whose
+ * install section does not exist are never chosen. Then the lowest rank
+ * 0xGGTHHH: FeatureScore of the DDInstall section (GG, 0xFF when absent)
+ * before the identifier score (T 0 for the model's hardware ID, 1 for a
+ * compatible ID; HHH the device ID's position, most specific first:
+ * VEN&DEV&SUBSYS&REV, VEN&DEV&SUBSYS, VEN&DEV&REV, VEN&DEV;
+ * case-insensitive); then newest DriverVer date, then version a.b.c.d
+ * numerically; a final tie goes to the greater folder name. (The signature
+ * score, SS, is not known offline; DriverStore packages are all signed.)
  *
  * "auto" groups the display packages that fit the guest by GPU vendor (the
  * PCI VEN of their hardware IDs; packages with no PCI\VEN_&DEV_ ID, such as
@@ -254,8 +286,8 @@ struct gp_inject_set {
 	char **copyinf_missing; /* CopyINF names with no package in the store (always a
 				 * note, never an error: Windows skips them too) */
 	size_t n_copyinf_missing;
-	char **notes;          /* oddities that did not stop the set (a CopyToVm list
-				* with an odd number of strings, a destination name
+	char **notes;          /* oddities that did not stop the set (a CopyToVm value
+				* with more than two strings, a destination name
 				* with a path in it), one line each */
 	size_t n_notes;
 };
@@ -273,9 +305,14 @@ struct gp_inject_set {
  *    10,System32 (-> Windows/System32) or 16425 or 10,SysWOW64
  *    (-> Windows/SysWOW64), subdirectories kept ("11,lxss\lib"); renames
  *    ("dest,source") honoured. AddReg lines HKR,CopyToVm{Overwrite,WhenNewer}
- *    [Wow64],<name>,<flags>,... build REG_MULTI_SZ lists of source,dest
- *    pairs (REG_MULTI_SZ sets, FLG_ADDREG_APPEND adds), each pair one
- *    companion in System32 (SysWOW64 for the *Wow64 keys). A companion's
+ *    [Wow64],<name>,<flags>,... build REG_SZ / REG_MULTI_SZ values
+ *    (REG_MULTI_SZ sets, FLG_ADDREG_APPEND adds, FLG_ADDREG_DELVAL drops,
+ *    FLG_ADDREG_NOCLOBBER keeps); each value is one companion in System32
+ *    (SysWOW64 for the *Wow64 keys): its first string the file's path in
+ *    the package, its second the name in System32, or, when it is absent or
+ *    empty, the first string's file name (Microsoft's "Driver INF
+ *    modifications" rules: at most two strings; more are ignored with a
+ *    note, other value types skipped with a note). A companion's
  *    bytes come from the package folder (at its [SourceDisksFiles] place),
  *    else from the host's System32 / SysWOW64 under the installed name
  *    (when the store knows the Windows directory). Destination names with a

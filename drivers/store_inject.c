@@ -639,6 +639,14 @@ static int copy_files_section(struct ctx *c, const char *name)
 	return rc;
 }
 
+static bool vm_exists(const struct ctx *c, const char *subkey, const char *name)
+{
+	for (size_t i = 0; i < c->n_vm; i++)
+		if (gp_str_ieq(c->vm[i].subkey, subkey) && gp_str_ieq(c->vm[i].name, name))
+			return c->vm[i].n > 0;
+	return false;
+}
+
 static struct vmvalue *vm_value(struct ctx *c, const char *subkey, const char *name)
 {
 	struct vmvalue *v;
@@ -669,9 +677,19 @@ static bool is_copytovm(const char *subkey)
 	return false;
 }
 
+/* setupapi value types (the FLG_ADDREG_TYPE_MASK bits of an AddReg flags
+ * field); CopyToVm* values must be one of the two string types. */
+#define ADDREG_TYPE_MASK 0xFFFF0001u
+#define ADDREG_TYPE_SZ 0x00000000u
+#define ADDREG_TYPE_MULTI_SZ 0x00010000u
+#define ADDREG_NOCLOBBER 0x00000002u
+
 /* An AddReg section: only HKR,CopyToVm*,<name>,<flags>,<strings...> lines
  * matter. REG_MULTI_SZ sets the list, FLG_ADDREG_APPEND adds to it (that
- * is how nv_dispi.inf builds "source\0dest\0"), FLG_ADDREG_DELVAL drops it. */
+ * is how nv_dispi.inf builds "source\0dest\0"), FLG_ADDREG_DELVAL drops it,
+ * FLG_ADDREG_NOCLOBBER keeps a value already set; REG_SZ sets a one-string
+ * value. Any other type is a value Windows does not read (container-non-dx:
+ * "each value type must be REG_MULTI_SZ or REG_SZ"): dropped with a note. */
 static int add_reg_section(struct ctx *c, const char *name)
 {
 	const struct gp_inf_section *sec = gp_inf_section(c->inf, name);
@@ -679,26 +697,46 @@ static int add_reg_section(struct ctx *c, const char *name)
 	for (size_t i = 0; sec && i < sec->n_lines; i++) {
 		const struct gp_inf_line *l = &sec->lines[i];
 		struct vmvalue *v;
-		unsigned long flags = 0;
+		unsigned long flags = 0, type;
+		bool existed;
 
 		if (l->key || l->n_values < 3 || !gp_str_ieq(l->values[0], "HKR") ||
 		    !is_copytovm(l->values[1]))
 			continue;
 		if (l->n_values > 3)
 			flags = strtoul(l->values[3], NULL, 0);
+		type = flags & ADDREG_TYPE_MASK;
+		existed = vm_exists(c, l->values[1], l->values[2]);
 		v = vm_value(c, l->values[1], l->values[2]);
 		if (!v)
 			return nomem(c);
-		if (!(flags & ADDREG_APPEND) || (flags & ADDREG_DELVAL)) {
+		if ((flags & ADDREG_NOCLOBBER) && existed && !(flags & ADDREG_DELVAL))
+			continue;
+		if (!(flags & ADDREG_APPEND) || (flags & ADDREG_DELVAL) ||
+		    type != ADDREG_TYPE_MULTI_SZ) {
 			free_strs(v->items, v->n);
 			v->items = NULL;
 			v->n = 0;
 		}
 		if (flags & ADDREG_DELVAL)
 			continue;
-		for (size_t k = 4; k < l->n_values; k++)
-			if (*l->values[k] && !push_str(&v->items, &v->n, l->values[k]))
+		if (type != ADDREG_TYPE_SZ && type != ADDREG_TYPE_MULTI_SZ) {
+			if (!note(c, fmt("%s: line %u: %s %s has type 0x%lX, not REG_SZ or "
+					 "REG_MULTI_SZ; Windows does not read it, skipped",
+					 c->pkg->inf_name, (unsigned)l->lineno, l->values[1],
+					 l->values[2], type)))
 				return nomem(c);
+			continue;
+		}
+		/* REG_SZ keeps its first string; REG_MULTI_SZ all of them, empty
+		 * ones too: an empty second string means "same name". */
+		for (size_t k = 4; k < l->n_values && (type == ADDREG_TYPE_MULTI_SZ || k == 4); k++)
+			if (!push_str(&v->items, &v->n, l->values[k]))
+				return nomem(c);
+		if (v->n == 0 && !note(c, fmt("%s: line %u: %s %s has no file name; skipped",
+					      c->pkg->inf_name, (unsigned)l->lineno, l->values[1],
+					      l->values[2])))
+			return nomem(c);
 	}
 	return 0;
 }
@@ -776,30 +814,20 @@ static int install_section(struct ctx *c, const char *name, unsigned depth)
 	return rc ? rc : c->rc;
 }
 
-/* The install section Windows would run for @base on this package's arch:
- * base.NT<arch>, else base.NT, else base. */
+/* The install section Windows would run for @base on this package's arch
+ * (gp_ddinstall_section()); a model line naming none installs nothing. */
 static int model_install(struct ctx *c, const char *base)
 {
-	char *cands[3] = { fmt("%s.NT%s", base, c->pkg->arch), fmt("%s.NT", base), strdup(base) };
-	int rc = 0;
-	bool done = false;
+	const struct gp_inf_section *sec = gp_ddinstall_section(c->inf, base, c->pkg->arch);
 
-	for (int i = 0; i < 3; i++)
-		if (!cands[i])
-			rc = nomem(c);
-	for (int i = 0; !rc && !done && i < 3; i++) {
-		if (gp_inf_section(c->inf, cands[i])) {
-			rc = install_section(c, cands[i], 0);
-			done = true;
-		}
-	}
-	for (int i = 0; i < 3; i++)
-		free(cands[i]);
-	return rc;
+	return sec ? install_section(c, sec->name, 0) : 0;
 }
 
-/* CopyToVm* lists: pairs of (file in the driver store, name in System32 or,
- * for the *Wow64 keys, SysWOW64). */
+/* CopyToVm* values (container-non-dx, "Driver INF modifications"): one
+ * string, or a REG_MULTI_SZ of at most two: the file's path relative to the
+ * package folder (subfolders allowed), then its name in System32 (SysWOW64
+ * for the *Wow64 keys). One string, or an empty second one, means the same
+ * name as in the driver store, without its subfolders. */
 static int vm_companions(struct ctx *c)
 {
 	int rc = 0;
@@ -808,19 +836,28 @@ static int vm_companions(struct ctx *c)
 		const struct vmvalue *v = &c->vm[i];
 		size_t sl = strlen(v->subkey);
 		bool wow = sl > 5 && strcasecmp(v->subkey + sl - 5, "Wow64") == 0;
-		char *origin = fmt("%s %s", v->subkey, v->name);
+		const char *src, *dest;
+		char *origin;
 
+		if (v->n == 0 || !*v->items[0])
+			continue;
+		origin = fmt("%s %s", v->subkey, v->name);
 		if (!origin)
 			return nomem(c);
-		if (v->n % 2 && !note(c, fmt("%s: %s: odd number of strings (%zu); the last one, "
-					     "'%s', has no destination and is skipped",
-					     c->pkg->inf_name, origin, v->n, v->items[v->n - 1]))) {
+		if (v->n > 2 && !note(c, fmt("%s: %s: %zu strings, but a CopyToVm value holds at "
+					     "most two (source, name); '%s' and what follows ignored",
+					     c->pkg->inf_name, origin, v->n, v->items[2]))) {
 			free(origin);
 			return nomem(c);
 		}
-		for (size_t k = 0; !rc && k + 1 < v->n; k += 2)
-			rc = add_companion(c, wow ? GUEST_SYSWOW64 : GUEST_SYSTEM32, v->items[k + 1],
-					   v->items[k], origin);
+		src = v->items[0];
+		dest = v->n > 1 && *v->items[1] ? v->items[1] : NULL;
+		if (!dest) {
+			dest = src + strlen(src);
+			while (dest > src && dest[-1] != '\\' && dest[-1] != '/')
+				dest--;
+		}
+		rc = add_companion(c, wow ? GUEST_SYSWOW64 : GUEST_SYSTEM32, dest, src, origin);
 		free(origin);
 	}
 	return rc;

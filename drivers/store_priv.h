@@ -66,8 +66,19 @@ bool gp_str_ieq(const char *a, const char *b);
  * <0, 0, >0 like strcmp. */
 int gp_package_cmp_version(const struct gp_package *a, const struct gp_package *b);
 
-/* Does a TargetOS / package fit the guest? @arch never NULL here. */
-bool gp_target_fits(const struct gp_target_os *t, const struct gp_package *pkg,
-		    const char *arch, uint32_t build);
+/* The DDInstall section Windows runs for install section @base of a
+ * package for @arch: base.NT<arch>, else base.NT, else base; NULL when
+ * none exists. */
+struct gp_inf;
+struct gp_inf_section;
+const struct gp_inf_section *gp_ddinstall_section(const struct gp_inf *inf, const char *base,
+						  const char *arch);
+
+/* Which TargetOS decorations of @pkg Windows uses on the guest (@arch,
+ * @build; build 0 = newest): for each [Manufacturer] line, the one that
+ * applies and matches the OS most closely (Manufacturer section rules).
+ * sel[t] is set for those; @sel has pkg->n_targets entries. */
+void gp_targets_select(const struct gp_package *pkg, const char *arch, uint32_t build,
+		       bool *sel);
 
 #endif

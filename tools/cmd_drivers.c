@@ -30,7 +30,9 @@ static void usage(FILE *f)
 		   "  --arch ARCH        guest architecture (default amd64)\n"
 		   "  --build N          guest Windows build number (default: newest)\n"
 		   "  --json             machine-readable output\n"
-		   "  --explain          say why every candidate package won or lost\n"
+		   "  --explain          say why every candidate package won or lost: the\n"
+		   "                     TargetOS decoration Windows reads for the guest, then\n"
+		   "                     the rank (FeatureScore, hardware-ID match), DriverVer\n"
 		   "  --allow-missing    skip INF-listed files found nowhere instead of failing\n"
 		   "  -h, --help         show this help\n");
 }
@@ -118,6 +120,12 @@ static void print_human(const struct result *r, bool explain)
 				const struct gp_candidate *c = &r->res->cands[i];
 				printf("  %-7s %s: %s\n", c->verdict == GP_CAND_CHOSEN ? "WON" : "lost",
 				       c->pkg->folder, c->why);
+				/* The steps behind the verdict: which models
+				 * section Windows reads, then the rank. */
+				if (c->target_why)
+					printf("          %s\n", c->target_why);
+				if (c->rank_why)
+					printf("          %s\n", c->rank_why);
 			}
 		}
 	}
@@ -169,6 +177,10 @@ static json_object *package_json(const struct gp_package *p)
 		json_object_object_add(x, "description", jstr(mo->description));
 		json_object_object_add(x, "install_section", jstr(mo->install_section));
 		json_object_object_add(x, "target_os", jstr(p->targets[mo->target].decoration));
+		json_object_object_add(x, "line", json_object_new_uint64(mo->lineno));
+		json_object_object_add(x, "feature_score", json_object_new_int(mo->feature_score));
+		json_object_object_add(x, "install_section_missing",
+				       json_object_new_boolean(mo->no_install));
 		for (size_t k = 0; k < mo->n_ids; k++)
 			json_object_array_add(a, jstr(mo->ids[k]));
 		json_object_object_add(x, "ids", a);
@@ -238,6 +250,11 @@ static int print_json(const struct result *r)
 			json_object_object_add(o, "matched_id", jstr(c->matched_id));
 			json_object_object_add(o, "compatible_id", json_object_new_boolean(c->compatible));
 			json_object_object_add(o, "why", jstr(c->why));
+			json_object_object_add(o, "target_os_decision", jstr(c->target_why));
+			json_object_object_add(o, "rank", c->model ? json_object_new_uint64(c->score) : NULL);
+			json_object_object_add(o, "feature_score",
+					       c->model ? json_object_new_int(c->feature_score) : NULL);
+			json_object_object_add(o, "rank_why", jstr(c->rank_why));
 			json_object_array_add(cands, o);
 		}
 		json_object_object_add(root, "candidates", cands);

@@ -32,4 +32,7 @@ long dt_find(const struct gp_inject_set *set, const char *guest);
 /* The package whose folder is @folder, or NULL. */
 const struct gp_package *dt_pkg(const struct gp_store *s, const char *folder);
 
+/* The candidate of package folder @folder in @r; fails the test if none. */
+const struct gp_candidate *dt_cand(const struct gp_resolution *r, const char *folder);
+
 #endif

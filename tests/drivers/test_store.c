@@ -40,15 +40,6 @@ static struct gp_inject_set *inject_ok(struct gp_store *s, const struct gp_resol
 	return set;
 }
 
-static const struct gp_candidate *cand(const struct gp_resolution *r, const char *folder)
-{
-	for (size_t i = 0; i < r->n_cands; i++)
-		if (strcmp(r->cands[i].pkg->folder, folder) == 0)
-			return &r->cands[i];
-	cr_assert_fail("no candidate %s", folder);
-	return NULL;
-}
-
 static const char *basename_of(const char *p)
 {
 	const char *b = strrchr(p, '/');
@@ -206,12 +197,12 @@ Test(store, newest_build_wins_with_subsys_match)
 	cr_assert_eq(r->cands[0].rank, GP_MATCH_VEN_DEV_SUBSYS);
 	cr_assert_eq(r->cands[0].verdict, GP_CAND_CHOSEN);
 	cr_assert_str_eq(r->cands[0].matched_id, "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043");
-	old = cand(r, NV_OLD);
+	old = dt_cand(r, NV_OLD);
 	cr_assert_eq(old->verdict, GP_CAND_OLDER);
 	cr_assert(strstr(old->why, "older") && strstr(old->why, "01/15/2024"), "%s", old->why);
-	cr_assert_eq(cand(r, INTEL_PKG)->verdict, GP_CAND_NO_MATCH);
-	cr_assert_eq(cand(r, "e1d.inf_amd64_5555eeee55550005")->verdict, GP_CAND_NOT_DISPLAY);
-	cr_assert_eq(cand(r, NVHDA)->verdict, GP_CAND_NOT_DISPLAY);
+	cr_assert_eq(dt_cand(r, INTEL_PKG)->verdict, GP_CAND_NO_MATCH);
+	cr_assert_eq(dt_cand(r, "e1d.inf_amd64_5555eeee55550005")->verdict, GP_CAND_NOT_DISPLAY);
+	cr_assert_eq(dt_cand(r, NVHDA)->verdict, GP_CAND_NOT_DISPLAY);
 	/* The same GPU named by its instance path */
 	gp_resolution_free(r);
 	r = resolve_ok(s, "\\\\?\\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&1234&0&0008#{064092b3-625e-43bf-9eb5-dc845897dd59}", NULL);
@@ -274,8 +265,8 @@ Test(store, generic_match_and_target_os_build)
 	cr_assert_eq(gp_store_resolve(s, NV_GPU, &arm, &r), GP_ERR_NOTFOUND);
 	cr_assert_not_null(r, "candidates kept for --explain");
 	cr_assert_null(r->pkg);
-	cr_assert_eq(cand(r, NV_NEW)->verdict, GP_CAND_TARGET_OS);
-	cr_assert(strstr(cand(r, NV_NEW)->why, "arm64"), "%s", cand(r, NV_NEW)->why);
+	cr_assert_eq(dt_cand(r, NV_NEW)->verdict, GP_CAND_TARGET_OS);
+	cr_assert(strstr(dt_cand(r, NV_NEW)->why, "arm64"), "%s", dt_cand(r, NV_NEW)->why);
 	cr_assert(strstr(gp_store_error(s)->msg, "arm64"), "%s", gp_store_error(s)->msg);
 	gp_resolution_free(r);
 	gp_store_close(s);
@@ -299,8 +290,8 @@ Test(store, subsys_match_beats_newer_generic_package)
 	s = dt_open(root);
 	r = resolve_ok(s, NV_GPU, NULL);
 	cr_assert_str_eq(r->pkg->folder, NV_NEW, "the SUBSYS-specific match wins over a newer generic one");
-	cr_assert_eq(cand(r, "nv_dispi.inf_amd64_9999ffff99990009")->verdict, GP_CAND_LESS_SPECIFIC);
-	cr_assert(strstr(cand(r, "nv_dispi.inf_amd64_9999ffff99990009")->why, "less specific"));
+	cr_assert_eq(dt_cand(r, "nv_dispi.inf_amd64_9999ffff99990009")->verdict, GP_CAND_LESS_SPECIFIC);
+	cr_assert(strstr(dt_cand(r, "nv_dispi.inf_amd64_9999ffff99990009")->why, "less specific"));
 	gp_resolution_free(r);
 	r = resolve_ok(s, "PCI\\VEN_10DE&DEV_2860&SUBSYS_11111111", NULL);
 	cr_assert_str_eq(r->pkg->folder, "nv_dispi.inf_amd64_9999ffff99990009", "newest generic");
@@ -427,7 +418,7 @@ Test(store, intel_beside_nvidia)
 	/* the network adapter's ID is not a display GPU */
 	cr_assert_eq(gp_store_resolve(s, "PCI\\VEN_8086&DEV_15F3", NULL, &r), GP_ERR_NOTFOUND);
 	cr_assert(strstr(gp_store_error(s)->msg, "PCI\\VEN_8086&DEV_15F3"), "%s", gp_store_error(s)->msg);
-	cr_assert_eq(cand(r, "e1d.inf_amd64_5555eeee55550005")->verdict, GP_CAND_NOT_DISPLAY);
+	cr_assert_eq(dt_cand(r, "e1d.inf_amd64_5555eeee55550005")->verdict, GP_CAND_NOT_DISPLAY);
 	gp_resolution_free(r);
 	gp_store_close(s);
 	free(root);
@@ -530,9 +521,9 @@ Test(store, auto_with_two_gpus_and_with_one)
 	cr_assert(r->automatic);
 	cr_assert_str_eq(r->pkg->folder, NV_NEW);
 	cr_assert_null(r->model);
-	cr_assert_eq(cand(r, NV_OLD)->verdict, GP_CAND_OLDER);
-	cr_assert(strstr(cand(r, "basicdisplay.inf_amd64_aaaa0000aaaa0000")->why, "drives no PCI GPU"),
-		  "%s", cand(r, "basicdisplay.inf_amd64_aaaa0000aaaa0000")->why);
+	cr_assert_eq(dt_cand(r, NV_OLD)->verdict, GP_CAND_OLDER);
+	cr_assert(strstr(dt_cand(r, "basicdisplay.inf_amd64_aaaa0000aaaa0000")->why, "drives no PCI GPU"),
+		  "%s", dt_cand(r, "basicdisplay.inf_amd64_aaaa0000aaaa0000")->why);
 	/* every model's install section counts */
 	set = inject_ok(s, r, false);
 	cr_assert_geq(dt_find(set, "Windows/System32/AsusOverlay.dll"), 0);

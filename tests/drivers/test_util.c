@@ -147,3 +147,12 @@ const struct gp_package *dt_pkg(const struct gp_store *s, const char *folder)
 			return gp_store_package(s, i);
 	return NULL;
 }
+
+const struct gp_candidate *dt_cand(const struct gp_resolution *r, const char *folder)
+{
+	for (size_t i = 0; i < r->n_cands; i++)
+		if (strcmp(r->cands[i].pkg->folder, folder) == 0)
+			return &r->cands[i];
+	cr_assert_fail("no candidate %s", folder);
+	return NULL;
+}
