@@ -20,6 +20,10 @@ int check_report_run(const char *image, const struct gp_disk_open_opts *o,
  * MESSAGE"), then "IMAGE: check: clean" or the counts. */
 void check_report_print(FILE *f, const char *image, const struct gp_check_report *r);
 
+/* The same lines as warnings (cli_warn(): events with --progress=json,
+ * nothing with -q), for a command whose own report is on stdout. */
+void check_report_warn(const char *image, const struct gp_check_report *r);
+
 /* The report as JSON: { "status", "clean", "format", "leaked_bytes",
  * "findings": [ { "grade", "structure", "offset" (or null), "offset_in":
  * "file" | "virtual disk", "message" } ] }. The caller owns it. */

@@ -14,10 +14,94 @@
 
 #include "cli.h"
 
+static void json_string(FILE *f, const char *s);
+
+/*
+ * How this run talks on stderr: the command's name, -q and --progress=json.
+ * Set while the options are parsed (cli_output_*()) and read by every line
+ * printed on stderr, many of which come from code that has no session at
+ * hand (plan_opts, warnings of a library handle). Like the interrupt flag
+ * below, it is process-wide because a run is one command.
+ */
+static struct {
+	const char *cmd;
+	bool quiet;    /* -q: nothing on stderr unless the command fails */
+	bool events;   /* --progress=json: every stderr line is a JSON object */
+} out = { .cmd = "gpup" };
+
+void cli_output_command(const char *cmd)
+{
+	out.cmd = cmd;
+}
+
+void cli_output_quiet(bool quiet)
+{
+	out.quiet = quiet;
+}
+
+void cli_output_events(bool events)
+{
+	out.events = events;
+}
+
+bool cli_is_quiet(void)
+{
+	return out.quiet;
+}
+
+bool cli_events(void)
+{
+	return out.events;
+}
+
+/* Start an event line: {"event":"NAME","schema":N,"command":"CMD" -- the
+ * caller adds its members and closes it with end_event(). */
+static void begin_event(const char *name)
+{
+	fprintf(stderr, "{\"event\":\"%s\",\"schema\":%d,\"command\":", name, GPUP_JSON_SCHEMA);
+	json_string(stderr, out.cmd);
+}
+
+static void end_event(void)
+{
+	fputs("}\n", stderr);
+}
+
+/* One message line: an event {"event":NAME, ..., "message"} with
+ * --progress=json, else "gpup: PREFIXMESSAGE". */
+static void message_line(const char *event, const char *prefix, const char *msg)
+{
+	if (out.events) {
+		begin_event(event);
+		fputs(",\"message\":", stderr);
+		json_string(stderr, msg);
+		end_event();
+	} else {
+		fprintf(stderr, "gpup: %s%s\n", prefix, msg);
+	}
+}
+
 int cli_fail(const struct gp_error *err)
 {
-	fprintf(stderr, "gpup: %s\n", gp_error_message(err));
-	return gp_status_exit_code(err->code ? err->code : GP_ERR_IO);
+	int code = err->code ? err->code : GP_ERR_IO;
+	int status = gp_status_exit_code(code);
+
+	cli_error_line(gp_status_id(code), status, gp_error_message(err));
+	return status;
+}
+
+void cli_error_line(const char *code_id, int status, const char *msg)
+{
+	if (!out.events) {
+		fprintf(stderr, "gpup: %s\n", msg);
+		return;
+	}
+	begin_event("error");
+	fputs(",\"code\":", stderr);
+	json_string(stderr, code_id);
+	fprintf(stderr, ",\"exit_status\":%d,\"message\":", status);
+	json_string(stderr, msg);
+	end_event();
 }
 
 int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
@@ -63,11 +147,17 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "gpup %s: ", cmd);
+	char msg[GP_ERROR_MSG_MAX];
+
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'gpup %s --help'.\n", cmd);
+	if (out.events) {
+		/* Only when --progress=json came before the faulty option. */
+		cli_error_line("usage", EXIT_USAGE, msg);
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "gpup %s: %s\nTry 'gpup %s --help'.\n", cmd, msg, cmd);
 	return EXIT_USAGE;
 }
 
@@ -85,15 +175,33 @@ int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* A warning or note line, formatted; nothing with -q. */
+static void vmessage(const char *event, const char *prefix, const char *fmt, va_list ap)
+{
+	char msg[GP_ERROR_MSG_MAX];
+
+	if (out.quiet)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	message_line(event, prefix, msg);
+}
+
 void cli_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "gpup: warning: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage("warning", "warning: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+void cli_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmessage("note", "", fmt, ap);
+	va_end(ap);
 }
 
 int cli_parse_size(const char *s, unsigned long long *out)
@@ -205,7 +313,8 @@ static int render(enum gp_progress_kind kind, const struct gp_progress_info *inf
 	elapsed = t - cp->start;
 
 	if (cp->mode == CLI_PROGRESS_JSON) {
-		fprintf(stderr, "{\"event\":\"%s\",\"stage\":", kind_name(kind));
+		begin_event(kind_name(kind));
+		fputs(",\"stage\":", stderr);
 		json_string(stderr, info->stage);
 		fprintf(stderr, ",\"path\":");
 		json_string(stderr, info->path);
@@ -234,10 +343,27 @@ static int render(enum gp_progress_kind kind, const struct gp_progress_info *inf
 	return GP_PROGRESS_CONTINUE;
 }
 
+int cli_progress_option(const char *cmd, const char *arg, enum cli_progress_mode *mode)
+{
+	if (!arg || !strcmp(arg, "tty"))
+		*mode = CLI_PROGRESS_TTY;
+	else if (!strcmp(arg, "json"))
+		*mode = CLI_PROGRESS_JSON;
+	else if (!strcmp(arg, "none"))
+		*mode = CLI_PROGRESS_NONE;
+	else
+		return cli_usage(cmd, "--progress takes json, tty or none, not '%s'", arg);
+	cli_output_events(*mode == CLI_PROGRESS_JSON);
+	return 0;
+}
+
 void cli_progress_init(struct cli_progress *cp, enum cli_progress_mode mode)
 {
-	if (mode == CLI_PROGRESS_AUTO)
-		mode = isatty(STDERR_FILENO) ? CLI_PROGRESS_TTY : CLI_PROGRESS_NONE;
+	if (out.quiet)
+		mode = CLI_PROGRESS_NONE;
+	else if (mode == CLI_PROGRESS_AUTO)
+		mode = out.events ? CLI_PROGRESS_JSON
+		       : isatty(STDERR_FILENO) ? CLI_PROGRESS_TTY : CLI_PROGRESS_NONE;
 	cp->mode = mode;
 	cp->start = now();
 	cp->last_draw = 0;

@@ -28,8 +28,31 @@ struct cli_command {
 	const char *summary;   /* one line for `gpup --help` */
 };
 
-/* Print "gpup: MESSAGE" for @err on stderr; return the exit status for it. */
+/*
+ * stderr of one run. A command sets these while it parses its options
+ * (gpup.c sets the command's name before dispatching):
+ *   -q              nothing on stderr unless the command fails (warnings,
+ *                   notes, progress; failures still print);
+ *   --progress=json every stderr line is one JSON object, an event:
+ *     {"event": NAME, "schema", "command", ...} with NAME
+ *     "begin" / "end" (a stage starts / ends: "stage", e.g. "inject",
+ *     "verify", "bundle", with the progress members below),
+ *     "file" / "bytes" / "remove" (progress: "stage", "path", "done_bytes",
+ *     "total_bytes", "done_files", "total_files", "elapsed" seconds),
+ *     "warning" / "note" ("message"),
+ *     "error" ("code" as gp_status_id(), "exit_status", "message").
+ */
+void cli_output_command(const char *cmd);
+void cli_output_quiet(bool quiet);
+void cli_output_events(bool events);
+bool cli_is_quiet(void);
+bool cli_events(void);
+
+/* Print "gpup: MESSAGE" for @err on stderr (an "error" event with
+ * --progress=json); return the exit status for it. */
 int cli_fail(const struct gp_error *err);
+/* The line cli_fail() prints, for a caller that chose the status itself. */
+void cli_error_line(const char *code_id, int status, const char *msg);
 
 /* cli_fail(), then -- for --json -- one object on stdout: {"schema",
  * "command", "image", "error": {"code" (gp_status_id()), "exit_status",
@@ -52,8 +75,12 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Print a warning line "gpup: warning: ..." on stderr (unless quiet). */
+/* Print a warning line "gpup: warning: ..." on stderr (a "warning" event
+ * with --progress=json; nothing with -q). */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An informational line "gpup: ..." ("wrote FILE", a listing's note): a
+ * "note" event with --progress=json, nothing with -q. */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parse a size such as "4096", "10M", "8G", "2TiB", "512MB" (powers of
  * 1024). Returns 0 or -1. */
@@ -69,6 +96,11 @@ struct cli_progress {
 	double start;          /* monotonic seconds */
 	double last_draw;
 };
+/* The value of -p / --progress[=json|tty|none] (NULL: tty): sets *@mode
+ * and, for json, cli_output_events(). Returns 0 or 2 (usage, printed). */
+int cli_progress_option(const char *cmd, const char *arg, enum cli_progress_mode *mode);
+/* @mode AUTO: a bar when stderr is a terminal, JSON lines after
+ * --progress=json, else nothing; -q (cli_output_quiet()) shows nothing. */
 void cli_progress_init(struct cli_progress *cp, enum cli_progress_mode mode);
 void cli_progress_done(struct cli_progress *cp);
 

@@ -15,9 +15,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: gpup bundle create --driverstore DIR [--gpu ID|auto] [--arch A] [--build N]\n"
-		"                          [--allow-missing] [--progress[=json]] [-q] -o FILE\n"
+		"                          [--allow-missing] [--progress[=json|tty|none]] [-q] -o FILE\n"
 		"       gpup bundle list FILE [--json]\n"
-		"       gpup bundle verify FILE [--json] [--progress[=json]] [-q]\n\n"
+		"       gpup bundle verify FILE [--json] [--progress[=json|tty|none]] [-q]\n\n"
 		"A bundle holds the GPU driver's package folder with its INF, its CopyINF packages\n"
 		"and every System32/SysWOW64 file the INF may copy for any device and Windows\n"
 		"build, at their guest paths, with a manifest (%s, first entry) of\n"
@@ -88,16 +88,12 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'q':
 			o->quiet = true;
+			cli_output_quiet(true);
 			break;
 		case OPT_PROGRESS:
 			o->has_progress = true;
-			if (!optarg)
-				o->progress = CLI_PROGRESS_AUTO;
-			else if (!strcmp(optarg, "json"))
-				o->progress = CLI_PROGRESS_JSON;
-			else
-				return cli_usage(cmd, "--progress='%s': expected --progress or --progress=json",
-						 optarg);
+			if (cli_progress_option(cmd, optarg, &o->progress))
+				return EXIT_USAGE;
 			break;
 		case OPT_ALLOW_MISSING:
 			o->allow_missing = true;

@@ -66,6 +66,22 @@ void check_report_print(FILE *f, const char *image, const struct gp_check_report
 			(unsigned long long)r->leaked_bytes, n[GP_CHECK_SKIPPED]);
 }
 
+void check_report_warn(const char *image, const struct gp_check_report *r)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return;
+	check_report_print(f, image, r);
+	if (fclose(f) == 0)
+		for (char *save, *line = strtok_r(text, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			cli_warn("%s", line);
+	free(text);
+}
+
 struct json_object *check_report_json(const struct gp_check_report *r)
 {
 	struct json_object *o = json_object_new_object(), *a = json_object_new_array();

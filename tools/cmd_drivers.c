@@ -34,6 +34,7 @@ static void usage(FILE *f)
 		   "                     TargetOS decoration Windows reads for the guest, then\n"
 		   "                     the rank (FeatureScore, hardware-ID match), DriverVer\n"
 		   "  --allow-missing    skip INF-listed files found nowhere instead of failing\n"
+		   "  -q, --quiet        no warnings or notes on stderr\n"
 		   "  -h, --help         show this help\n");
 }
 
@@ -308,6 +309,7 @@ int cmd_drivers(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "explain", no_argument, NULL, 'e' },
 		{ "allow-missing", no_argument, NULL, 'm' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -319,7 +321,7 @@ int cmd_drivers(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;   /* one message, ours */
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': store_dir = optarg; break;
 		case 'g': r.gpu_arg = optarg; r.gpu_given = true; break;
@@ -338,6 +340,7 @@ int cmd_drivers(int argc, char **argv)
 		case 'j': json = true; break;
 		case 'e': explain = true; break;
 		case 'm': allow_missing = true; break;
+		case 'q': cli_output_quiet(true); break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case ':': return cli_usage("drivers", "%s needs an argument", argv[optind - 1]);
 		default: return cli_usage("drivers", "unknown option '%s'", argv[optind - 1]);
@@ -372,7 +375,7 @@ int cmd_drivers(int argc, char **argv)
 	}
 	if (r.res_rc) {
 		/* No --gpu and "auto" cannot decide: a listing, not an error. */
-		fprintf(stderr, "gpup: note: %s\n", gp_error_message(gp_store_error(r.s)));
+		cli_note("note: %s", gp_error_message(gp_store_error(r.s)));
 	} else {
 		struct gp_inject_opts o = { .allow_missing = allow_missing };
 		if (gp_store_injection_set(r.s, r.res->pkg, r.res->model, &o, &r.set)) {

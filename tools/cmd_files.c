@@ -92,11 +92,15 @@ static int parse(const char *cmd, int argc, char **argv, struct file_opts *o, co
 				return cli_usage(cmd, "-r is not an option of '%s'", cmd);
 			o->recursive = true;
 			break;
-		case 'q': o->quiet = true; break;
+		case 'q':
+			o->quiet = true;
+			cli_output_quiet(true);
+			break;
 		case OPT_PROGRESS:
 			if (!strchr(allowed, 'p'))
 				return cli_usage(cmd, "--progress is not an option of '%s'", cmd);
-			o->progress = optarg && !strcmp(optarg, "json") ? CLI_PROGRESS_JSON : CLI_PROGRESS_AUTO;
+			if (cli_progress_option(cmd, optarg, &o->progress))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 		case OPT_HELP:
@@ -310,7 +314,8 @@ static void put_help(void)
 	       "Windows volume (created if missing), like `cp -r`: SRC becomes\n"
 	       "DESTDIR\\<name of SRC>. Existing files are replaced in place. New files\n"
 	       "inherit the directory's permissions as on Windows.\n\n%s%s"
-	       "  --progress[=json]  report progress on standard error\n"
+	       "  -p, --progress[=json|tty|none]  report progress on standard error\n"
+	       "  -q, --quiet     nothing on stderr unless the command fails\n"
 	       "  --json          report {\"schema\":1,\"command\":\"put\",\"changed\":true,...}\n",
 	       common_help, write_help);
 }

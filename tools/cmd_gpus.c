@@ -28,7 +28,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: gpup gpus [--from FILE] [--json] [--pci-ids FILE]\n\n"
+	fprintf(f, "Usage: gpup gpus [--from FILE] [--json] [--pci-ids FILE] [-q]\n\n"
 		   "List the host's partitionable GPUs: instance path, PCI IDs and names,\n"
 		   "partition counts and each resource's Total/Available/Min/Max/Optimal.\n\n"
 		   "  --from FILE      output of Get-VMHostPartitionableGpu (Windows 11 / Server\n"
@@ -37,6 +37,7 @@ static void usage(FILE *f)
 		   "                   without it, powershell.exe (WSL) or pwsh is asked live\n"
 		   "  --json           machine-readable output\n"
 		   "  --pci-ids FILE   PCI ID database (default " GP_PCI_IDS_DEFAULT ")\n"
+		   "  -q, --quiet      no warnings on stderr\n"
 		   "  -h, --help       show this help\n");
 }
 
@@ -162,6 +163,7 @@ int cmd_gpus(int argc, char **argv)
 		{ "from", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "pci-ids", required_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -172,8 +174,11 @@ int cmd_gpus(int argc, char **argv)
 	int c, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'q':
+			cli_output_quiet(true);
+			break;
 		case 'f':
 			from = optarg;
 			break;

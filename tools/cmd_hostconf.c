@@ -72,6 +72,7 @@ static void usage(FILE *f)
 		   "nothing when the VM is already configured, and verifies the result.\n\n");
 	plan_opts_help(f);
 	fprintf(f, "  --json                describe the plan as JSON on stdout (needs -o or --apply)\n"
+		   "  -q, --quiet           nothing on stderr unless the command fails\n"
 		   "  -h, --help            show this help\n\n"
 		   "Exit status: 0 ok, 1 error (or the script failed), 2 usage.\n");
 }
@@ -81,6 +82,7 @@ int cmd_hostconf(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
 		PLAN_OPTS_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -90,7 +92,7 @@ int cmd_hostconf(int argc, char **argv)
 
 	plan_opts_init(&po);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h" PLAN_OPTS_SHORTOPTS, longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hq" PLAN_OPTS_SHORTOPTS, longopts, NULL)) != -1) {
 		int r = plan_opts_handle(&po, c, optarg, "hostconf");
 
 		if (r < 0)
@@ -103,6 +105,9 @@ int cmd_hostconf(int argc, char **argv)
 			return EXIT_OK;
 		case OPT_JSON:
 			json = true;
+			break;
+		case 'q':
+			cli_output_quiet(true);
 			break;
 		default:
 			return cli_usage("hostconf", "unknown option or missing value");

@@ -666,7 +666,6 @@ int cmd_prepare(int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage_json("prepare", p.s.json, optind == argc ? "IMAGE is required" : "too many arguments");
 	p.base_image = p.s.image = argv[optind];
-	p.po.quiet = p.s.quiet;
 	/* --gpu is both the driver's GPU and the plan's. */
 	p.s.src_opts.gpu = p.po.gpu;
 	session_default_source(&p.s);

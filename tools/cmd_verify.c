@@ -67,7 +67,7 @@ static int run(struct session *s)
 		return EXIT_MISMATCH;
 	}
 	if (gp_check_status(&cr) && !s->json)
-		check_report_print(stderr, s->image, &cr);
+		check_report_warn(s->image, &cr);
 	for (size_t i = 0; i < cr.count; i++) {
 		/* A child libvhdi misreads: no independent check, say so. */
 		if (strcmp(cr.findings[i].structure, "sector bitmap"))
@@ -93,8 +93,14 @@ static int run(struct session *s)
 	 * that fails the command (a size lie with exit 4), with no report. */
 	if (!ret && stream.ops->check)
 		checked = ret = stream.ops->check(&stream, true, &err);
-	if (!ret)
-		ret = gp_inject_verify(s->vol, gp_source_set(s->src), &stream, NULL, &vr, &err);
+	if (!ret) {
+		struct cli_progress cp;
+
+		cli_progress_init(&cp, s->progress);
+		ret = gp_inject_verify(s->vol, gp_source_set(s->src), &stream, &cp.progress, &vr,
+				       &err);
+		cli_progress_done(&cp);
+	}
 	if (stream.ops && stream.ops->destroy)
 		stream.ops->destroy(&stream);
 	gp_guest_facts_free(&g.f);
@@ -154,7 +160,7 @@ static int run(struct session *s)
 		       ret == 0 ? "all match" : "MISMATCH");
 	}
 	if (ret && !s->json)
-		fprintf(stderr, "gpup: %s\n", gp_error_message(&err));
+		cli_error_line(gp_status_id(ret), EXIT_MISMATCH, gp_error_message(&err));
 	gp_verify_report_free(&vr);
 	gp_check_report_free(&cr);
 	return ret ? EXIT_MISMATCH : EXIT_OK;

@@ -209,8 +209,7 @@ static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, bool *have,
 	}
 	if (po->apply)
 		return gp_error_set(err, rc, "%s", gp_error_message(&qerr));
-	if (!po->quiet)
-		cli_warn("%s", gp_error_message(&qerr));
+	cli_warn("%s", gp_error_message(&qerr));
 	return 0;
 }
 
@@ -237,9 +236,8 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 		if (rc)
 			return rc;
 		if (!have) {
-			if (!po->quiet)
-				cli_warn("no GPU list (--from FILE, or PowerShell here): the script "
-					 "chooses GPU '%s' and computes the quotas on the host", po->gpu);
+			cli_warn("no GPU list (--from FILE, or PowerShell here): the script "
+				 "chooses GPU '%s' and computes the quotas on the host", po->gpu);
 			goto plan;
 		}
 		rc = gp_gpus_select(&l, po->gpu, &idx, err);
@@ -249,15 +247,13 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 		/* Names only decorate the script's comment: a missing pci.ids is
 		 * worth a warning, not a failure. */
 		if (gp_gpus_lookup_names(&l, NULL, &names_err) != 0)
-			if (!po->quiet)
-				cli_warn("%s", gp_error_message(&names_err));
+			cli_warn("%s", gp_error_message(&names_err));
 	}
 plan:
 	rc = gp_plan_build(&po->plan, gpu, plan, err);
 	if (rc == 0)
 		for (unsigned i = 0; i < plan->n_warnings; i++)
-			if (!po->quiet)
-				cli_warn("%s", plan->warnings[i]);
+			cli_warn("%s", plan->warnings[i]);
 out:
 	gp_gpus_free(&l);
 	return rc;
@@ -368,10 +364,10 @@ int plan_opts_commit(struct plan_opts_prepared *pp, struct gp_error *err)
 					  "the PowerShell script failed with exit status %d", status);
 	} else if (po->output && strcmp(po->output, "-") != 0) {
 		rc = write_script(pp->script, pp->script_len, po->output, err);
-		if (rc == 0 && !po->quiet)
-			fprintf(stderr, "gpup: wrote %s; run it on the Hyper-V host as Administrator:\n"
-					"  powershell.exe -NoProfile -ExecutionPolicy Bypass -File %s\n",
-				po->output, po->output);
+		if (rc == 0)
+			cli_note("wrote %s; run it on the Hyper-V host as Administrator:\n"
+				 "  powershell.exe -NoProfile -ExecutionPolicy Bypass -File %s",
+				 po->output, po->output);
 	} else {
 		rc = write_all(stdout, pp->script, pp->script_len, "stdout", err);
 	}

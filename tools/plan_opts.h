@@ -120,7 +120,6 @@ struct plan_opts {
 	bool share_all_set;              /* --share given */
 	struct gp_share_spec share_all;
 	bool given;                      /* any plan option seen */
-	bool quiet;                      /* -q: no warnings, no "wrote FILE" (set by the command) */
 };
 
 /* Zero @po. */

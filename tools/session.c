@@ -58,19 +58,12 @@ int session_handle(struct session *s, int c, const char *arg)
 		return 1;
 	case SESS_OPT_PROGRESS:
 	case 'p':
-		if (!arg || !strcmp(arg, "tty"))
-			s->progress = CLI_PROGRESS_TTY;
-		else if (!strcmp(arg, "json"))
-			s->progress = CLI_PROGRESS_JSON;
-		else if (!strcmp(arg, "none"))
-			s->progress = CLI_PROGRESS_NONE;
-		else {
-			cli_usage(s->cmd, "--progress takes json, tty or none, not '%s'", arg);
+		if (cli_progress_option(s->cmd, arg, &s->progress))
 			return -1;
-		}
 		return 1;
 	case 'q':
 		s->quiet = true;
+		cli_output_quiet(true);
 		return 1;
 	case 'v':
 		s->verbose = true;
@@ -142,7 +135,7 @@ void session_help(FILE *f, bool with_source)
 		"Output:\n"
 		"  --json              machine-readable output (schema 1)\n"
 		"  -p, --progress[=json|tty|none]  progress on stderr (default: tty only)\n"
-		"  -q, --quiet         no progress, no warnings\n"
+		"  -q, --quiet         nothing on stderr unless the command fails\n"
 		"  -v, --verbose       more detail\n");
 }
 

@@ -848,11 +848,14 @@ Test(prepare, progress_json_lines_and_verbose_listing)
 		struct json_object *o, *ev, *stage;
 		bool inject;
 
-		if (strncmp(line, "gpup: warning:", 14) == 0)
-			continue;
 		o = json_tokener_parse(line);
 		cr_assert_not_null(o, "not a JSON line: %s", line);
 		cr_assert(json_object_object_get_ex(o, "event", &ev));
+		if (!strcmp(json_object_get_string(ev), "warning")) {
+			/* the store's broken package (tests/cli/test_output.c) */
+			json_object_put(o);
+			continue;
+		}
 		cr_assert(json_object_object_get_ex(o, "stage", &stage));
 		inject = !strcmp(json_object_get_string(stage), "inject");
 		begins += !strcmp(json_object_get_string(ev), "begin");

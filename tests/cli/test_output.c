@@ -1,0 +1,159 @@
+/*
+ * test_output.c — what a pipeline reads on stderr (issue 21): with
+ * --progress=json every line is one JSON event (progress, stage begin/end
+ * for the inject and the verify, warning, note, error), never a plain
+ * "gpup: warning:" line; -q prints nothing unless the command fails, and
+ * leaves --json output as it was.
+ */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+#define NV_GPU "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1"
+
+static char *dir;
+
+static void setup(void) { dir = t_tmpdir(); }
+static void teardown(void) { t_rm_rf(dir); free(dir); }
+
+TestSuite(output, .init = setup, .fini = teardown, .timeout = 300);
+
+struct events {
+	int lines, warnings, notes, errors;
+	int begins[2], ends[2];  /* [0] inject, [1] verify */
+	bool high_mmio;          /* a warning names the High MMIO size */
+};
+
+static const char *member(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* Every line of @err is one JSON event of @cmd with "schema"; count them. */
+static void read_events(char *err, const char *cmd, struct events *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	for (char *save, *line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		struct json_object *o = json_tokener_parse(line), *v;
+		const char *name, *stage;
+
+		cr_assert_not_null(o, "a stderr line that is not one JSON object: '%s'", line);
+		cr_assert(json_object_object_get_ex(o, "schema", &v) && json_object_get_int(v) == 1,
+			  "%s", line);
+		cr_assert_str_eq(member(o, "command"), cmd, "%s", line);
+		name = member(o, "event");
+		cr_assert_not_null(name, "%s", line);
+		stage = member(o, "stage");
+		ev->lines++;
+		if (!strcmp(name, "warning")) {
+			cr_assert_not_null(member(o, "message"), "%s", line);
+			ev->warnings++;
+			ev->high_mmio |= strstr(member(o, "message"), "High MMIO 100 GiB is above 64 GiB") != NULL;
+		}
+		ev->notes += !strcmp(name, "note");
+		ev->errors += !strcmp(name, "error");
+		if (stage && (!strcmp(name, "begin") || !strcmp(name, "end"))) {
+			int i = !strcmp(stage, "verify");
+
+			if (!strcmp(name, "begin"))
+				ev->begins[i]++;
+			else
+				ev->ends[i]++;
+		}
+		json_object_put(o);
+	}
+}
+
+static char *data(const char *name)
+{
+	return t_strdup_printf("%s/tests/hostconf/data/%s", t_env("GPUP_SRC"), name);
+}
+
+/* prepare with a High-MMIO warning, a "wrote FILE" note, the inject and
+ * the verify; then verify and a failing verify: all of it JSON events. */
+Test(output, progress_json_makes_every_stderr_line_an_event)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	char *st = t_fixture("mkstore.sh", ""), *from = data("json-array.json");
+	struct events ev;
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' --vm VM1 --from '%s' "
+		   "--high-mmio 100G -o '%s/h.ps1' --progress=json",
+	       img, st, from, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	read_events(r.err, "prepare", &ev);
+	cr_assert(ev.high_mmio, "the High-MMIO warning is an event");
+	cr_assert_eq(ev.notes, 1, "'wrote h.ps1' is a note event");
+	cr_assert(ev.begins[0] == 1 && ev.ends[0] == 1, "inject stage start and end");
+	cr_assert(ev.begins[1] == 1 && ev.ends[1] == 1, "verify stage start and end");
+	t_run_free(&r);
+
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "' --progress=json", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	read_events(r.err, "verify", &ev);
+	cr_assert(ev.begins[1] == 1 && ev.ends[1] == 1, "gpup verify reports its progress");
+	t_run_free(&r);
+
+	/* A failure is an "error" event, not a "gpup: ..." line. */
+	t_gpup(&r, "verify '%s/none.vhdx' --driverstore '%s' --progress=json", dir, st);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	read_events(r.err, "verify", &ev);
+	cr_assert_eq(ev.errors, 1);
+	t_run_free(&r);
+	free(img);
+	free(st);
+	free(from);
+}
+
+/* -q: a successful command prints nothing on stderr -- hostconf's
+ * High-MMIO warning and "wrote FILE", gpus' missing pci.ids, drivers'
+ * notes -- and --json stays byte-identical. A failure still speaks. */
+Test(output, quiet_prints_nothing_unless_the_command_fails)
+{
+	char *from = data("json-array.json"), *st = t_fixture("mkstore.sh", "");
+	char *loud_json;
+	struct t_run r;
+
+	t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --high-mmio 96G -o '%s/a.ps1' -q", from,
+	       dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_empty(r.err, "hostconf -q: '%s'", r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --high-mmio 96G -o '%s/b.ps1' --json",
+	       from, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "High MMIO"), "without -q the warning shows: %s", r.err);
+	loud_json = strdup(r.out);
+	t_run_free(&r);
+	t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --high-mmio 96G -o '%s/b.ps1' --json -q",
+	       from, dir);
+	cr_assert_str_empty(r.err, "hostconf --json -q: '%s'", r.err);
+	cr_assert_str_eq(r.out, loud_json, "-q changes no --json output");
+	t_run_free(&r);
+
+	t_gpup(&r, "gpus --from '%s' --pci-ids '%s/none.ids' -q", from, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_empty(r.err, "gpus -q: '%s'", r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "drivers --driverstore '%s' -q", st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_empty(r.err, "drivers -q: '%s'", r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "hostconf --from '%s/none.json' --vm v --gpu 10de -q", dir);
+	cr_assert_eq(r.status, 1);
+	cr_assert(strstr(r.err, "none.json"), "a failure is still reported under -q: '%s'", r.err);
+	t_run_free(&r);
+	free(loud_json);
+	free(from);
+	free(st);
+}
