@@ -133,7 +133,6 @@ struct json_object *session_json_new(const char *cmd);
 /* Format @bytes as "1.2 GiB". Returns @buf. */
 const char *session_human_size(uint64_t bytes, char *buf, size_t size);
 
-#endif
 
 /* The guest facts of the open volume (gp_guest_read()). A guest whose
  * registry cannot be read is not an error: build_num stays 0 and the
@@ -150,3 +149,5 @@ int session_guest(struct session *s, struct session_guest *g, struct gp_error *e
  * reason in @err. */
 int session_check_guest(const struct session *s, const struct session_guest *g,
 			struct gp_error *err);
+
+#endif
