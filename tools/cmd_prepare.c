@@ -694,8 +694,8 @@ int cmd_prepare(int argc, char **argv)
 			p.dry_run = true;
 			break;
 		case 'j':
-			if (fleet_parse_jobs(optarg, &jobs))
-				return cli_usage("prepare", "-j takes a number of images at a time (1-64), not '%s'", optarg);
+			if (fleet_parse_jobs("prepare", optarg, &jobs))
+				return EXIT_USAGE;
 			break;
 		default:
 			return cli_usage("prepare", "unknown option");
@@ -707,11 +707,8 @@ int cmd_prepare(int argc, char **argv)
 	p.po.quiet = p.s.quiet;
 	/* --gpu is both the driver's GPU and the plan's. */
 	p.s.src_opts.gpu = p.po.gpu;
-	session_default_source(&p.s);
-	if (!p.s.src_opts.driverstore && !p.s.src_opts.bundle)
-		return cli_usage_json("prepare", p.s.json, "a driver source is required: --driverstore DIR or --bundle FILE");
-	if (p.s.src_opts.driverstore && p.s.src_opts.bundle)
-		return cli_usage_json("prepare", p.s.json, "--driverstore and --bundle exclude each other");
+	if (session_require_source(&p.s) >= 0)
+		return EXIT_USAGE;
 	if (p.po.plan.vm_name && plan_opts_check(&p.po, "prepare") != 0)
 		return EXIT_USAGE;
 	if (p.po.plan.revert)

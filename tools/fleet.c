@@ -195,12 +195,14 @@ unsigned fleet_default_jobs(void)
 	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
-int fleet_parse_jobs(const char *arg, unsigned *out)
+int fleet_parse_jobs(const char *cmd, const char *arg, unsigned *out)
 {
 	unsigned long long v;
 
-	if (cli_parse_size(arg, &v) || v < 1 || v > 64)
+	if (cli_parse_size(arg, &v) || v < 1 || v > 64) {
+		cli_usage(cmd, "-j takes a number of images at a time (1-64), not '%s'", arg);
 		return -1;
+	}
 	*out = (unsigned)v;
 	return 0;
 }

@@ -51,8 +51,9 @@ const char *fleet_status_name(int status);
 /* The default -j: the CPUs online (at least 1). */
 unsigned fleet_default_jobs(void);
 
-/* Parse -j's value (1..64). Returns 0 or -1. */
-int fleet_parse_jobs(const char *arg, unsigned *out);
+/* Parse -j's value (1..64) for command @cmd. Returns 0, or -1 after
+ * printing the usage error. */
+int fleet_parse_jobs(const char *cmd, const char *arg, unsigned *out);
 
 /*
  * The source cache: for each image of @images, read its guest's build and

@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	{ "bundle", cmd_bundle, "create, list or verify a reusable driver bundle" },
 	{ "gpus", cmd_gpus, "list the host's partitionable GPUs" },
 	{ "hostconf", cmd_hostconf, "render or apply the host's Hyper-V GPU-P PowerShell" },
+	{ "scan", cmd_scan, "report which guests' drivers match the host's, read-only" },
 	{ "prepare", cmd_prepare, "inject the GPU driver into the guest and configure the host" },
 	{ "verify", cmd_verify, "check the injected files through an independent reader" },
 	{ "doctor", cmd_doctor, "diagnose a guest whose GPU shows Code 43/12 or is missing" },

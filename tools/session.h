@@ -92,6 +92,11 @@ void session_help(FILE *f, bool with_source);
  * (/mnt/c/Windows exists), use the host's own DriverStore. */
 void session_default_source(struct session *s);
 
+/* session_default_source(), then require exactly one of --driverstore and
+ * --bundle (a usage error through cli_usage_json() otherwise). Returns -1
+ * to go on, or EXIT_USAGE. */
+int session_require_source(struct session *s);
+
 /*
  * Open s->image and its Windows volume. @writable: read-write through
  * gpup's engine. @independent: read through libvhdi (VHD/VHDX) instead of
