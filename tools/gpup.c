@@ -31,7 +31,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'gpup COMMAND --help' describes a command. Exit status: 0 ok, 1 error,\n"
-		   "2 usage, 3 refused (unsafe guest state, locked image), 4 verification failed.\n");
+		   "2 usage, 3 refused (unsafe guest state, locked image), 4 verification failed,\n"
+		   "5 (scan) some image needs 'gpup prepare'.\n");
 }
 
 int main(int argc, char **argv)
