@@ -47,6 +47,8 @@ struct gp_disk_open_opts {
 	enum gp_disk_backend backend;
 	bool writable;                /* read-write: replays a dirty VHDX log, takes an exclusive lock */
 	const char *parent_path;      /* --parent override for a differencing VHDX's parent, or NULL */
+	bool no_lock;                 /* read-only: take no lock at all, to read an image another
+	                               * writer (a running VM) holds; what it reads may be changing */
 };
 
 /* Parse "raw", "vhdx", "vhd" or "auto". Returns 0 or GP_ERR_INVALID. */

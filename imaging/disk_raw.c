@@ -24,7 +24,7 @@ static int raw_open(const char *path, const struct gp_disk_open_opts *opts,
 	if (fd < 0)
 		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
 					  errno, "%s", path);
-	ret = gp_disk_lock_fd(fd, path, opts->writable, err);
+	ret = opts->no_lock && !opts->writable ? 0 : gp_disk_lock_fd(fd, path, opts->writable, err);
 	if (ret)
 		goto out_fd;
 	if (fstat(fd, &st) < 0) {

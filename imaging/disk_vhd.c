@@ -194,7 +194,7 @@ static int vhd_open(const char *path, const struct gp_disk_open_opts *opts, stru
 					 "%s", path);
 		goto fail;
 	}
-	ret = gp_disk_lock_fd(v->fd, path, opts->writable, err);
+	ret = opts->no_lock && !opts->writable ? 0 : gp_disk_lock_fd(v->fd, path, opts->writable, err);
 	if (!ret)
 		ret = validate(path, err);
 	if (ret)

@@ -16,7 +16,8 @@ struct vhdx_disk {
 static int vd_open(const char *path, const struct gp_disk_open_opts *opts,
 		   struct gp_disk **out, struct gp_error *err)
 {
-	struct vhdx_open_opts vo = { .writable = opts->writable, .parent_path = opts->parent_path };
+	struct vhdx_open_opts vo = { .writable = opts->writable, .parent_path = opts->parent_path,
+				     .no_lock = opts->no_lock && !opts->writable };
 	struct vhdx_disk *d;
 	int ret;
 

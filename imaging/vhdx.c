@@ -881,7 +881,8 @@ static int open_parent(struct vhdx *v, const struct vhdx_open_opts *opts, struct
 {
 	const struct vhdx_parent_locator *l = &v->md.locator;
 	char *pick = NULL;
-	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL };
+	struct vhdx_open_opts po = { .writable = false, .parent_path = NULL,
+				     .no_lock = opts && opts->no_lock };
 	struct gp_error perr = { 0 };
 	struct stat st;
 	int ret;
@@ -1009,7 +1010,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		ret = gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: not a regular file", path);
 		goto fail;
 	}
-	ret = gp_disk_lock_fd(v->fd, path, v->writable, err);
+	ret = opts && opts->no_lock && !v->writable ? 0 : gp_disk_lock_fd(v->fd, path, v->writable, err);
 	if (ret)
 		goto fail;
 	v->file_size = v->open_size = (uint64_t)st.st_size;

@@ -109,6 +109,8 @@ struct vhdx_info {
 struct vhdx_open_opts {
 	bool writable;            /* read-write: exclusive lock, log replayed on disk */
 	const char *parent_path;  /* override for the direct parent's path, or NULL */
+	bool no_lock;             /* read-only: no lock on the image or its parents (an image a
+	                           * running VM holds; gpup scan) */
 };
 
 /*
@@ -118,7 +120,8 @@ struct vhdx_open_opts {
  * replays a dirty log (on disk when writable, in memory otherwise);
  * survives one damaged region-table copy, rewriting it from the good one
  * when writable (vhdx_warning() says so).
- * Takes an advisory lock: exclusive when writable, else shared.
+ * Takes an advisory lock: exclusive when writable, else shared (none with
+ * no_lock).
  * On success *@out owns the image; release it with vhdx_close().
  * Returns 0 or GP_ERR_NOTFOUND (image or parent missing), GP_ERR_IO,
  * GP_ERR_CORRUPT (structure and offset named), GP_ERR_UNSUPPORTED,

@@ -46,7 +46,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fleet.h"
 #include "plan_opts.h"
+#include "prepare_many.h"
 #include "session.h"
 #include "vhdx.h"
 
@@ -60,10 +62,10 @@ enum {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: gpup prepare IMAGE (--driverstore DIR | --bundle FILE) [--gpu ID|auto]\n"
+		"Usage: gpup prepare IMAGE... (--driverstore DIR | --bundle FILE) [--gpu ID|auto]\n"
 		"                    [--into-child CHILD.avhdx] [--keep-old] [--no-verify]\n"
 		"                    [--vm NAME plan-options (-o host.ps1 | --apply)]\n"
-		"                    [-n|--dry-run] [--json] [-p] [-q]\n\n"
+		"                    [-n|--dry-run] [-j N] [--json] [-p] [-q]\n\n"
 		"Inject the GPU's driver package into the Windows guest on IMAGE so that its\n"
 		"first boot under Hyper-V GPU partitioning works, then verify it through an\n"
 		"independent reader and, with --vm, write or run the host configuration.\n\n"
@@ -73,12 +75,20 @@ static void usage(FILE *f)
 		"  --keep-old          keep other builds of the driver in HostDriverStore\n"
 		"  --no-verify         skip the independent read-back\n"
 		"  -n, --dry-run       run only the plan: show what would be written, removed\n"
-		"                      and configured, and fail as the real run would\n");
+		"                      and configured, and fail as the real run would\n"
+		"  -j N                with several images: prepare N at a time (default: the\n"
+		"                      CPUs online); the driver source is resolved once per\n"
+		"                      guest build; one image's refusal or failure does not\n"
+		"                      stop the others; each image's report, then a summary\n"
+		"                      (--json: one line per image, then {\"summary\": ...});\n"
+		"                      --into-child, --vm and --parent name one image's\n"
+		"                      output and take one IMAGE\n");
 	session_help(f, true);
 	fprintf(f, "Host configuration (with --vm):\n");
 	plan_opts_help(f);
 	fprintf(f, "\nExit status: 0 ok, 1 error, 2 usage, 3 refused (unsafe guest state,\n"
-		   "locked image), 4 verification failed.\n");
+		   "locked image), 4 verification failed; with several images the worst of\n"
+		   "them (ok < refused < error < verification failed < interrupted).\n");
 }
 
 struct prepare {
@@ -204,8 +214,11 @@ static int plan_guest(struct prepare *p, struct gp_error *err)
 	if (!p->guest.known && !p->s.quiet)
 		cli_warn("%s: cannot read the guest's registry; assuming amd64, newest build",
 			 p->s.image);
-	ret = session_open_source(&p->s, p->guest.f.arch[0] ? p->guest.f.arch : NULL,
-				  p->guest.build_num, err);
+	/* Several images: the source resolved for this build before the
+	 * workers started (prepare_many.h). */
+	p->s.src = fleet_source_for(p->guest.f.arch, p->guest.build_num);
+	ret = p->s.src ? 0 : session_open_source(&p->s, p->guest.f.arch[0] ? p->guest.f.arch : NULL,
+						 p->guest.build_num, err);
 	if (ret)
 		return ret;
 	set = gp_source_set(p->s.src);
@@ -614,6 +627,25 @@ static int run(struct prepare *p)
 	return EXIT_OK;
 }
 
+/* One image, the whole transaction: run() and the cleanup. @ctx: the
+ * parsed options (struct prepare); with several images each runs in its
+ * own worker process, on its own copy. */
+static int prepare_image(void *ctx, const char *image)
+{
+	struct prepare *p = ctx;
+	int ret;
+
+	p->base_image = p->s.image = image;
+	ret = run(p);
+	if (p->stream.ops && p->stream.ops->destroy)
+		p->stream.ops->destroy(&p->stream);
+	plan_opts_prepared_free(&p->host);
+	gp_inject_report_free(&p->rep);
+	gp_guest_facts_free(&p->guest.f);
+	session_end(&p->s);
+	return ret;
+}
+
 int cmd_prepare(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -627,13 +659,15 @@ int cmd_prepare(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct prepare p = { .verified = -1 };
-	int c, ret;
+	size_t n_images;
+	unsigned jobs = 0;
+	int c;
 
 	session_init(&p.s, "prepare");
 	p.s.ntfs_opts.require_windows = true;
 	plan_opts_init(&p.po);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hn" SESSION_SHORTOPTS PLAN_OPTS_SHORTOPTS, longopts,
+	while ((c = getopt_long(argc, argv, "hnj:" SESSION_SHORTOPTS PLAN_OPTS_SHORTOPTS, longopts,
 				NULL)) != -1) {
 		int r = session_handle(&p.s, c, optarg);
 
@@ -659,20 +693,21 @@ int cmd_prepare(int argc, char **argv)
 		case 'n':
 			p.dry_run = true;
 			break;
+		case 'j':
+			if (fleet_parse_jobs("prepare", optarg, &jobs))
+				return EXIT_USAGE;
+			break;
 		default:
 			return cli_usage("prepare", "unknown option");
 		}
 	}
-	if (optind + 1 != argc)
-		return cli_usage_json("prepare", p.s.json, optind == argc ? "IMAGE is required" : "too many arguments");
-	p.base_image = p.s.image = argv[optind];
+	if (optind == argc)
+		return cli_usage_json("prepare", p.s.json, "IMAGE is required");
+	n_images = (size_t)(argc - optind);
 	/* --gpu is both the driver's GPU and the plan's. */
 	p.s.src_opts.gpu = p.po.gpu;
-	session_default_source(&p.s);
-	if (!p.s.src_opts.driverstore && !p.s.src_opts.bundle)
-		return cli_usage_json("prepare", p.s.json, "a driver source is required: --driverstore DIR or --bundle FILE");
-	if (p.s.src_opts.driverstore && p.s.src_opts.bundle)
-		return cli_usage_json("prepare", p.s.json, "--driverstore and --bundle exclude each other");
+	if (session_require_source(&p.s) >= 0)
+		return EXIT_USAGE;
 	if (p.po.plan.vm_name && plan_opts_check(&p.po, "prepare") != 0)
 		return EXIT_USAGE;
 	if (p.po.plan.revert)
@@ -681,13 +716,14 @@ int cmd_prepare(int argc, char **argv)
 		return cli_usage_json("prepare", p.s.json, "-o and --apply configure the host and need --vm NAME");
 	if (p.s.json && p.po.plan.vm_name && !p.po.output && !p.po.apply)
 		return cli_usage_json("prepare", p.s.json, "with --json, the host script needs -o FILE or --apply");
+	if (n_images > 1 && (p.into_child || p.po.plan.vm_name || p.s.disk_opts.parent_path))
+		return cli_usage_json("prepare", p.s.json, "%s names one image's output; it cannot go with several images (prepare them one by one)",
+				      p.into_child ? "--into-child" : p.po.plan.vm_name ? "--vm" : "--parent");
 	cli_catch_interrupts();
-	ret = run(&p);
-	if (p.stream.ops && p.stream.ops->destroy)
-		p.stream.ops->destroy(&p.stream);
-	plan_opts_prepared_free(&p.host);
-	gp_inject_report_free(&p.rep);
-	gp_guest_facts_free(&p.guest.f);
-	session_end(&p.s);
-	return ret;
+	if (n_images == 1)
+		return prepare_image(&p, argv[optind]);
+	/* Workers write no progress bars over each other. */
+	p.s.progress = CLI_PROGRESS_NONE;
+	return prepare_many(&p.s, argv + optind, n_images, jobs ? jobs : fleet_default_jobs(),
+			    prepare_image, &p);
 }

@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	{ "bundle", cmd_bundle, "create, list or verify a reusable driver bundle" },
 	{ "gpus", cmd_gpus, "list the host's partitionable GPUs" },
 	{ "hostconf", cmd_hostconf, "render or apply the host's Hyper-V GPU-P PowerShell" },
+	{ "scan", cmd_scan, "report which guests' drivers match the host's, read-only" },
 	{ "prepare", cmd_prepare, "inject the GPU driver into the guest and configure the host" },
 	{ "verify", cmd_verify, "check the injected files through an independent reader" },
 	{ "doctor", cmd_doctor, "diagnose a guest whose GPU shows Code 43/12 or is missing" },
@@ -30,7 +31,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'gpup COMMAND --help' describes a command. Exit status: 0 ok, 1 error,\n"
-		   "2 usage, 3 refused (unsafe guest state, locked image), 4 verification failed.\n");
+		   "2 usage, 3 refused (unsafe guest state, locked image), 4 verification failed,\n"
+		   "5 (scan) some image needs 'gpup prepare'.\n");
 }
 
 int main(int argc, char **argv)

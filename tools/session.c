@@ -148,6 +148,16 @@ void session_default_source(struct session *s)
 		s->src_opts.driverstore = "/mnt/c";
 }
 
+int session_require_source(struct session *s)
+{
+	session_default_source(s);
+	if (!s->src_opts.driverstore && !s->src_opts.bundle)
+		return cli_usage_json(s->cmd, s->json, "a driver source is required: --driverstore DIR or --bundle FILE");
+	if (s->src_opts.driverstore && s->src_opts.bundle)
+		return cli_usage_json(s->cmd, s->json, "--driverstore and --bundle exclude each other");
+	return -1;
+}
+
 /* Does @d hold Linux partitions (and so, having no Windows volume, a
  * Linux guest)? */
 static bool linux_guest(struct gp_disk *d)

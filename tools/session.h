@@ -92,6 +92,11 @@ void session_help(FILE *f, bool with_source);
  * (/mnt/c/Windows exists), use the host's own DriverStore. */
 void session_default_source(struct session *s);
 
+/* session_default_source(), then require exactly one of --driverstore and
+ * --bundle (a usage error through cli_usage_json() otherwise). Returns -1
+ * to go on, or EXIT_USAGE. */
+int session_require_source(struct session *s);
+
 /*
  * Open s->image and its Windows volume. @writable: read-write through
  * gpup's engine. @independent: read through libvhdi (VHD/VHDX) instead of
@@ -133,7 +138,6 @@ struct json_object *session_json_new(const char *cmd);
 /* Format @bytes as "1.2 GiB". Returns @buf. */
 const char *session_human_size(uint64_t bytes, char *buf, size_t size);
 
-#endif
 
 /* The guest facts of the open volume (gp_guest_read()). A guest whose
  * registry cannot be read is not an error: build_num stays 0 and the
@@ -150,3 +154,5 @@ int session_guest(struct session *s, struct session_guest *g, struct gp_error *e
  * reason in @err. */
 int session_check_guest(const struct session *s, const struct session_guest *g,
 			struct gp_error *err);
+
+#endif
