@@ -5,17 +5,33 @@
  * at) and reports every finding with the command that fixes it.
  *
  * JSON (schema 1): { "schema", "command": "doctor", "image", "healthy",
- *   "findings": [ { "id", "message", "fix" } ], "notes": [ { "id", "message" } ] }
- * A note is information, not a finding (interrupted-write once the package
- * is complete again).
+ *   "findings": [ { "id", "severity", "message", "fix" } ],
+ *   "notes": [ { "id", "message" } ] }
+ * "severity" is "error" (stands in the way of GPU-P), "warning" (GPU-P works
+ * but something known fails: DLSS, applications that look for the NVIDIA
+ * service key) or "info"; "healthy" means no error. "fix" is the exact
+ * gpup command, or what to do in the guest or on the host. A note is
+ * information, not a finding (interrupted-write once the package is
+ * complete again). Human output: one line per finding,
+ * "[severity] id: message; fix: FIX".
  * Runs `gpup check` first (check_report.h); its corruption findings come
  * first, as image-corrupt, each with its fix.
- * Finding ids: image-corrupt, vhdx-log, hibernated, fast-startup, ntfs-journal,
- * volume-dirty, guest-build, guest-arch, no-windows-facts,
- * interrupted-write, hostdriverstore-missing, hostdriverstore-empty, package-missing,
- * package-build, file-missing, file-differs, companion-missing,
- * companion-differs, stale-duplicate, acl-everyone-full.
- * Exit status: 0 healthy, 4 findings, 1 error, 2 usage.
+ * Finding ids (errors unless marked): image-corrupt, vhdx-log, hibernated,
+ * fast-startup, ntfs-journal, volume-dirty, guest-build, guest-arch,
+ * no-windows-facts, interrupted-write, hostdriverstore-missing,
+ * hostdriverstore-empty, package-missing, package-build, file-missing,
+ * file-differs, companion-missing, companion-differs, stale-duplicate,
+ * acl-everyone-full; read from the guest itself, with or without a source
+ * (guestpkg.h): guest-vendor-driver (a GPU vendor's display package the
+ * guest installed), package-incomplete and package-unreadable (a
+ * HostDriverStore package against its own INF; companion-missing for the
+ * System32 files it copies), fixup-ngx-junction and fixup-nvlddmkm-service
+ * (warnings: `prepare --fixup NAME` recommended for an NVIDIA package),
+ * driverstore-copy-mode (SYSTEM's GraphicsDrivers DriverStoreCopyMode: info
+ * for 0 and 1, a warning for 2 and undefined values), system-hive-unreadable
+ * and guest-drivers-unreadable (warnings: those checks could not run).
+ * Exit status: 0 healthy (warnings and information may be listed), 4 an
+ * error finding, 1 error, 2 usage.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -58,8 +74,16 @@ static void usage(FILE *f)
 		"Diagnose a guest whose GPU shows Code 43 or 12, or is missing: the VHDX log,\n"
 		"hibernation and dirty states, the guest build and architecture, the\n"
 		"HostDriverStore (missing, empty, other build than the host's, stale\n"
-		"duplicates), System32 companions, and file ACLs. Each finding names the\n"
-		"command that fixes it. Exit status 0 only when healthy (4 with findings).\n\n"
+		"duplicates), System32 companions, and file ACLs. Without a source it still\n"
+		"reads the guest itself: GPU vendors' display drivers installed in the\n"
+		"guest's own DriverStore (they compete with the partition's driver), each\n"
+		"HostDriverStore package against its own INF (files it names that are\n"
+		"missing), fix-ups recommended for NVIDIA packages (prepare --fixup\n"
+		"ngx-junction, nvlddmkm-service), and the GraphicsDrivers\n"
+		"DriverStoreCopyMode value of the SYSTEM hive. One line per finding:\n"
+		"[error|warning|info] ID: MESSAGE; fix: COMMAND. Reads only; the image stays\n"
+		"byte-identical. Exit status 0 when no finding is an error (warnings and\n"
+		"information may be listed), 4 with an error.\n\n"
 		"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n");
 	session_help(f, true);
 }
