@@ -242,3 +242,125 @@ Test(doctor, prepared_guest_recommends_fixups_then_finds_a_removed_file)
 	free(st);
 	free(img);
 }
+
+/* `doctor IMG --json` reports a finding with exactly these fields (among
+ * others) and leaves the image byte-identical. */
+static void doctor_has(const char *img, const struct want *w)
+{
+	char before[65], after[65];
+	struct json_object *root, *findings;
+	struct t_run r;
+	bool found = false;
+
+	sha_of(img, before);
+	t_gpup(&r, "doctor '%s' --json -q", img);
+	cr_assert_str_eq(sha_of(img, after), before, "doctor changed the image");
+	root = json_tokener_parse(r.out);
+	cr_assert_not_null(root, "not JSON: %s", r.out);
+	cr_assert(json_object_object_get_ex(root, "findings", &findings));
+	for (size_t i = 0; !found && i < json_object_array_length(findings); i++) {
+		struct json_object *f = json_object_array_get_idx(findings, i);
+
+		found = !strcmp(str_field(f, "id"), w->id) &&
+			!strcmp(str_field(f, "severity"), w->severity) &&
+			!strcmp(str_field(f, "message"), w->message) && !strcmp(str_field(f, "fix"), w->fix);
+	}
+	cr_assert(found, "no %s [%s] \"%s\" fix \"%s\" in %s", w->id, w->severity, w->message, w->fix,
+		  r.out);
+	json_object_put(root);
+	t_run_free(&r);
+}
+
+/* Put host file @path into the guest's directory @guest_dir (replacing the
+ * file of the same name). */
+static void put(const char *img, const char *path, const char *guest_dir)
+{
+	struct t_run r;
+
+	t_gpup(&r, "put '%s' '%s' '%s'", img, path, guest_dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+}
+
+/* Every DriverStoreCopyMode value, set in the control set Windows boots
+ * (the hive extracted, edited with hivexsh, put back). */
+Test(doctor, driverstore_copy_mode_values)
+{
+	static const struct {
+		unsigned value;
+		const char *severity, *meaning;
+	} modes[] = {
+		{ 0, "info", "is 0: the guest never copies driver files from the host itself, so the "
+			     "HostDriverStore holds only what was put there offline" },
+		{ 1, "info", "is 1: where Windows honours it, the guest copies the host's driver store "
+			     "when its virtual GPU starts but keeps files it has, so a stale package "
+			     "stays stale" },
+		{ 7, "warning", "is 7, a value Windows does not define (0 no copy, 1 copy without "
+				"overwriting, 2 copy and overwrite)" },
+	};
+	char *img = t_guest_copy(dir, "--size 512M --vhdx --doctor", "g.vhdx");
+	char *hdir = t_strdup_printf("%s/h", dir), *hive = t_strdup_printf("%s/SYSTEM", hdir);
+	char *after = t_strdup_printf("after every host driver update run: gpup prepare '%s' "
+				      "--driverstore DIR", img);
+	struct t_run r;
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		char *msg = t_strdup_printf("SYSTEM\\ControlSet002\\Control\\GraphicsDrivers "
+					    "DriverStoreCopyMode %s", modes[i].meaning);
+		struct want w = { "driverstore-copy-mode", modes[i].severity, msg,
+				  modes[i].value < 2 ? after :
+				  "if that is not wanted, in the guest, as administrator: reg delete "
+				  "HKLM\\SYSTEM\\CurrentControlSet\\Control\\GraphicsDrivers /v "
+				  "DriverStoreCopyMode /f" };
+
+		cr_assert_eq(t_run(&r, "mkdir -p '%s' && %s cat '%s' 'C:\\Windows\\System32\\config\\SYSTEM' "
+				   ">'%s' && printf 'cd ControlSet002\\\\Control\\\\GraphicsDrivers\\n"
+				   "setval 1\\nDriverStoreCopyMode\\ndword:0x%08x\\ncommit\\n' | hivexsh -w '%s'",
+				   hdir, t_env("GPUP_BIN"), img, hive, modes[i].value, hive),
+			     0, "%s", r.err);
+		t_run_free(&r);
+		put(img, hive, "C:\\Windows\\System32\\config");
+		doctor_has(img, &w);
+		free(msg);
+	}
+	free(after);
+	free(hive);
+	free(hdir);
+	free(img);
+}
+
+/* The guest's NVIDIA package is matched to its published INF by bytes, else
+ * by Provider and DriverVer; unpublished, the fix says how to find the name. */
+Test(doctor, guest_vendor_driver_published_name)
+{
+	char *img = t_guest_copy(dir, "--size 512M --vhdx --doctor", "g.vhdx");
+	char *oem = t_strdup_printf("%s/oem3.inf", dir);
+	const char *msg = "the guest has its own NVIDIA display driver installed: "
+			  "DriverStore\\FileRepository\\nv_dispi.inf_amd64_0a1b2c3d4e5f6a7b (NVIDIA, "
+			  "DriverVer 10/10/2023,31.0.15.3742%s); it competes with the GPU partition's "
+			  "driver from the HostDriverStore (Code 43, or the wrong driver bound)";
+	char *published = t_strdup_printf(msg, ", published as oem3.inf");
+	char *unpublished = t_strdup_printf(msg, "");
+	const char *text = "[Version]\r\nSignature=\"$Windows NT$\"\r\nProvider=NVIDIA\r\n"
+			   "Class=Display\r\nDriverVer=10/10/2023,31.0.15.3742 ; rewritten\r\n";
+	struct want w = { "guest-vendor-driver", "error", published,
+			  "in the guest, as administrator: pnputil /delete-driver oem3.inf /uninstall" };
+	struct t_run r;
+
+	/* Other bytes, same Provider and DriverVer. */
+	cr_assert_eq(t_write_file(oem, text, strlen(text)), 0);
+	put(img, oem, "C:\\Windows\\INF");
+	doctor_has(img, &w);
+	t_gpup(&r, "rm '%s' 'C:\\Windows\\INF\\oem3.inf'", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	w.message = unpublished;
+	w.fix = "in the guest, as administrator: pnputil /enum-drivers (find the published name "
+		"oemN.inf of nv_dispi.inf 10/10/2023,31.0.15.3742), then: pnputil /delete-driver "
+		"oemN.inf /uninstall";
+	doctor_has(img, &w);
+	free(unpublished);
+	free(published);
+	free(oem);
+	free(img);
+}
