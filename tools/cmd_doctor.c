@@ -732,8 +732,11 @@ report:
 			       d->f[i].message, d->f[i].fix);
 		if (d->note[0])
 			printf("note: %s\n", d->note);
-		printf("%s: %s\n", d->s.image,
-		       errors(d) ? "problems found" : "healthy: nothing stands in the way of GPU-P");
+		if (errors(d))
+			printf("%s: problems found\n", d->s.image);
+		else
+			printf("%s: healthy: nothing stands in the way of GPU-P%s\n", d->s.image,
+			       d->n ? " (see the warnings and information above)" : "");
 	}
 	return errors(d) ? EXIT_MISMATCH : EXIT_OK;
 }
