@@ -269,9 +269,9 @@ out:
 	return rc;
 }
 
-/* Split "nv_dispi.inf_amd64_0123abcd" into INF name and arch. The INF part
- * may itself contain '_' and '.', so search for ".inf_" from the left. */
-static bool parse_folder_name(const char *name, char **inf, char **arch)
+/* The INF part may itself contain '_' and '.', so ".inf_" is searched for
+ * from the left. */
+bool gp_package_folder_name(const char *name, char **inf, char **arch)
 {
 	const char *p = strcasestr(name, ".inf_"), *a, *u;
 
@@ -298,7 +298,7 @@ static bool has_package_folder(const char *dir)
 		return false;
 	while (!found && (e = readdir(d))) {
 		char *inf = NULL, *arch = NULL;
-		found = parse_folder_name(e->d_name, &inf, &arch);
+		found = gp_package_folder_name(e->d_name, &inf, &arch);
 		free(inf);
 		free(arch);
 	}
@@ -640,7 +640,7 @@ static int scan_folder(struct gp_store *s, const char *folder)
 	char *inf_name = NULL, *arch = NULL;
 	int rc = 0;
 
-	if (!parse_folder_name(folder, &inf_name, &arch))
+	if (!gp_package_folder_name(folder, &inf_name, &arch))
 		goto out;   /* not a package folder: ignore it silently */
 	p = calloc(1, sizeof(*p));
 	if (!p) {

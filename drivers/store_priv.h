@@ -62,6 +62,12 @@ int gp_find_path_ci(const char *dir, const char *rel, char **out);
 
 bool gp_str_ieq(const char *a, const char *b);
 
+/* Split a package folder name "nv_dispi.inf_amd64_0123abcd" into its INF
+ * name ("nv_dispi.inf") and arch ("amd64", lower case), both malloc'ed.
+ * False when @name is no package folder name (or out of memory); the
+ * caller frees whatever was set. */
+bool gp_package_folder_name(const char *name, char **inf, char **arch);
+
 /* Compare two packages by DriverVer date, then version (then nothing):
  * <0, 0, >0 like strcmp. */
 int gp_package_cmp_version(const struct gp_package *a, const struct gp_package *b);

@@ -179,9 +179,17 @@ static int read_system(struct gp_ntfs *v, struct gp_guest_facts *f, struct gp_er
 	get_dword(h, node_at(h, "Select"), "Current", &current);
 	if (current == 0 || current > 999)
 		current = 1;
+	f->system_read = true;
+	f->control_set = (unsigned)current;
 	snprintf(path, sizeof(path), "ControlSet%03u\\Control\\Session Manager\\Environment",
 		 (unsigned)current);
 	get_string(h, node_at(h, path), "PROCESSOR_ARCHITECTURE", arch, sizeof(arch));
+	snprintf(path, sizeof(path), "ControlSet%03u\\Control\\GraphicsDrivers", (unsigned)current);
+	f->copy_mode_set = get_dword(h, node_at(h, path), "DriverStoreCopyMode", &f->copy_mode);
+	/* The key applications look for (doctor recommends the fix-up that
+	 * writes it); its values do not matter here. */
+	snprintf(path, sizeof(path), "ControlSet%03u\\Services\\nvlddmkm", (unsigned)current);
+	f->nvlddmkm_service = node_at(h, path) != 0;
 	hivex_close(h);
 	if (!strcasecmp(arch, "AMD64"))
 		snprintf(f->arch, sizeof(f->arch), "amd64");

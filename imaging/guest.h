@@ -43,6 +43,16 @@ struct gp_guest_facts {
 	/* Volume state (see gp_ntfs_volinfo). */
 	bool hibernated, fast_startup, log_unclean, dirty;
 	uint64_t total_bytes, free_bytes;
+	/* From the SYSTEM hive, in the control set Windows boots with
+	 * (Select\Current). All false / 0 when system_read is false. */
+	bool system_read;            /* Windows\System32\config\SYSTEM was found and read */
+	unsigned control_set;        /* Select\Current (1 = ControlSet001) */
+	/* Control\GraphicsDrivers DriverStoreCopyMode, a DWORD: whether the
+	 * guest copies the host's driver store itself when its virtual GPU
+	 * starts (0 no, 1 yes without overwriting, 2 yes overwriting). */
+	bool copy_mode_set;
+	uint32_t copy_mode;
+	bool nvlddmkm_service;       /* Services\nvlddmkm exists */
 	/* HostDriverStore\FileRepository packages, sorted by folder name;
 	 * owned, freed by gp_guest_facts_free(). */
 	struct gp_guest_pkg *pkgs;

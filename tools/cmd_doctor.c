@@ -5,17 +5,33 @@
  * at) and reports every finding with the command that fixes it.
  *
  * JSON (schema 1): { "schema", "command": "doctor", "image", "healthy",
- *   "findings": [ { "id", "message", "fix" } ], "notes": [ { "id", "message" } ] }
- * A note is information, not a finding (interrupted-write once the package
- * is complete again).
+ *   "findings": [ { "id", "severity", "message", "fix" } ],
+ *   "notes": [ { "id", "message" } ] }
+ * "severity" is "error" (stands in the way of GPU-P), "warning" (GPU-P works
+ * but something known fails: DLSS, applications that look for the NVIDIA
+ * service key) or "info"; "healthy" means no error. "fix" is the exact
+ * gpup command, or what to do in the guest or on the host. A note is
+ * information, not a finding (interrupted-write once the package is
+ * complete again). Human output: one line per finding,
+ * "[severity] id: message; fix: FIX".
  * Runs `gpup check` first (check_report.h); its corruption findings come
  * first, as image-corrupt, each with its fix.
- * Finding ids: image-corrupt, vhdx-log, hibernated, fast-startup, ntfs-journal,
- * volume-dirty, guest-build, guest-arch, no-windows-facts,
- * interrupted-write, hostdriverstore-missing, hostdriverstore-empty, package-missing,
- * package-build, file-missing, file-differs, companion-missing,
- * companion-differs, stale-duplicate, acl-everyone-full.
- * Exit status: 0 healthy, 4 findings, 1 error, 2 usage.
+ * Finding ids (errors unless marked): image-corrupt, vhdx-log, hibernated,
+ * fast-startup, ntfs-journal, volume-dirty, guest-build, guest-arch,
+ * no-windows-facts, interrupted-write, hostdriverstore-missing,
+ * hostdriverstore-empty, package-missing, package-build, file-missing,
+ * file-differs, companion-missing, companion-differs, stale-duplicate,
+ * acl-everyone-full; read from the guest itself, with or without a source
+ * (guestpkg.h): guest-vendor-driver (a GPU vendor's display package the
+ * guest installed), package-incomplete and package-unreadable (a
+ * HostDriverStore package against its own INF; companion-missing for the
+ * System32 files it copies), fixup-ngx-junction and fixup-nvlddmkm-service
+ * (warnings: `prepare --fixup NAME` recommended for an NVIDIA package),
+ * driverstore-copy-mode (SYSTEM's GraphicsDrivers DriverStoreCopyMode: info
+ * for 0 and 1, a warning for 2 and undefined values), system-hive-unreadable
+ * and guest-drivers-unreadable (warnings: those checks could not run).
+ * Exit status: 0 healthy (warnings and information may be listed), 4 an
+ * error finding, 1 error, 2 usage.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -24,13 +40,21 @@
 #include <strings.h>
 
 #include "check_report.h"
+#include "guestpkg.h"
 #include "session.h"
 #include "vhdx.h"
 
+/* error: stands in the way of GPU-P (doctor exits 4); warning: GPU-P
+ * works but something known fails (DLSS, applications looking for the
+ * NVIDIA service key); info: worth knowing. */
+enum severity { SEV_ERROR, SEV_WARNING, SEV_INFO };
+static const char *const severity_names[] = { "error", "warning", "info" };
+
 struct finding {
 	const char *id;
+	enum severity sev;
 	char message[GP_ERROR_MSG_MAX];
-	char fix[512];
+	char fix[1024];
 };
 
 struct doctor {
@@ -50,8 +74,16 @@ static void usage(FILE *f)
 		"Diagnose a guest whose GPU shows Code 43 or 12, or is missing: the VHDX log,\n"
 		"hibernation and dirty states, the guest build and architecture, the\n"
 		"HostDriverStore (missing, empty, other build than the host's, stale\n"
-		"duplicates), System32 companions, and file ACLs. Each finding names the\n"
-		"command that fixes it. Exit status 0 only when healthy (4 with findings).\n\n"
+		"duplicates), System32 companions, and file ACLs. Without a source it still\n"
+		"reads the guest itself: GPU vendors' display drivers installed in the\n"
+		"guest's own DriverStore (they compete with the partition's driver), each\n"
+		"HostDriverStore package against its own INF (files it names that are\n"
+		"missing), fix-ups recommended for NVIDIA packages (prepare --fixup\n"
+		"ngx-junction, nvlddmkm-service), and the GraphicsDrivers\n"
+		"DriverStoreCopyMode value of the SYSTEM hive. One line per finding:\n"
+		"[error|warning|info] ID: MESSAGE; fix: COMMAND. Reads only; the image stays\n"
+		"byte-identical. Exit status 0 when no finding is an error (warnings and\n"
+		"information may be listed), 4 with an error.\n\n"
 		"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n");
 	session_help(f, true);
 }
@@ -78,13 +110,37 @@ static const char *shell_word(const char *s, char *buf, size_t size)
 	return buf;
 }
 
+static void vadd(struct doctor *d, enum severity sev, const char *id, const char *fix,
+		 const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 static void add(struct doctor *d, const char *id, const char *fix, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+static void add_sev(struct doctor *d, enum severity sev, const char *id, const char *fix,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* A finding of severity error. */
 static void add(struct doctor *d, const char *id, const char *fix, const char *fmt, ...)
 {
-	struct finding *f;
 	va_list ap;
+
+	va_start(ap, fmt);
+	vadd(d, SEV_ERROR, id, fix, fmt, ap);
+	va_end(ap);
+}
+
+static void add_sev(struct doctor *d, enum severity sev, const char *id, const char *fix,
+		    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vadd(d, sev, id, fix, fmt, ap);
+	va_end(ap);
+}
+
+static void vadd(struct doctor *d, enum severity sev, const char *id, const char *fix,
+		 const char *fmt, va_list ap)
+{
+	struct finding *f;
 
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 16;
@@ -97,10 +153,18 @@ static void add(struct doctor *d, const char *id, const char *fix, const char *f
 	}
 	f = &d->f[d->n++];
 	f->id = id;
-	va_start(ap, fmt);
+	f->sev = sev;
 	vsnprintf(f->message, sizeof(f->message), fmt, ap);
-	va_end(ap);
 	snprintf(f->fix, sizeof(f->fix), "%s", fix);
+}
+
+static size_t errors(const struct doctor *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n; i++)
+		n += d->f[i].sev == SEV_ERROR;
+	return n;
 }
 
 static void check_vhdx_log(struct doctor *d)
@@ -334,6 +398,214 @@ static void check_acls(struct doctor *d, const struct session_guest *g)
 	}
 }
 
+/* ---- what the guest itself holds (guestpkg.h, the SYSTEM hive) ---------- */
+
+/* The prepare command with fix-up @name added. */
+static const char *fixup_cmd(const struct doctor *d, const char *name, char *buf, size_t size)
+{
+	/* A cut command still names the fix-up first. */
+	if (snprintf(buf, size, "%s --fixup %s", d->prepare_cmd, name) >= (int)size)
+		snprintf(buf, size, "gpup prepare IMAGE --fixup %s --driverstore DIR", name);
+	return buf;
+}
+
+/* GPU vendors' display drivers installed in the guest itself: Windows may
+ * bind them instead of the partition's (or both fight over the device). */
+static void check_guest_drivers(struct doctor *d)
+{
+	struct gp_guest_driver *drv = NULL;
+	struct gp_error err = { 0 };
+	size_t n = 0;
+
+	if (gp_guest_vendor_displays(d->s.vol, &drv, &n, &err)) {
+		add_sev(d, SEV_WARNING, "guest-drivers-unreadable", "see the message",
+			"cannot read the guest's own driver store: %s", gp_error_message(&err));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct gp_guest_driver *g = &drv[i];
+		char fix[512];
+
+		if (g->published[0])
+			snprintf(fix, sizeof(fix), "in the guest, as administrator: pnputil /delete-driver %s "
+				 "/uninstall", g->published);
+		else
+			snprintf(fix, sizeof(fix), "in the guest, as administrator: pnputil /enum-drivers "
+				 "(find the published name oemN.inf of %s %s), then: pnputil "
+				 "/delete-driver oemN.inf /uninstall", g->inf, g->driver_ver);
+		if (g->folder[0])
+			add(d, "guest-vendor-driver", fix,
+			    "the guest has its own %s display driver installed: DriverStore\\FileRepository\\%s "
+			    "(%s, DriverVer %s%s%s); it competes with the GPU partition's driver from the "
+			    "HostDriverStore (Code 43, or the wrong driver bound)", g->vendor, g->folder,
+			    g->provider, g->driver_ver, g->published[0] ? ", published as " : "",
+			    g->published);
+		else
+			add(d, "guest-vendor-driver", fix,
+			    "the guest has a display driver from %s registered as Windows\\INF\\%s (%s, "
+			    "DriverVer %s) whose DriverStore folder is gone; it competes with the GPU "
+			    "partition's driver from the HostDriverStore", g->vendor, g->published,
+			    g->provider, g->driver_ver);
+	}
+	free(drv);
+}
+
+static bool in_source(const struct doctor *d, const char *folder)
+{
+	const struct gp_inject_set *set = d->s.src ? gp_source_set(d->s.src) : NULL;
+
+	for (size_t i = 0; set && i < set->n_folders; i++)
+		if (strcasecmp(base_name(set->folders[i]), folder) == 0)
+			return true;
+	return false;
+}
+
+/* One HostDriverStore package against its own INF, which needs no host
+ * source: files it names that are absent. A package the source also holds
+ * was compared file by file already (check_against_source()). */
+static void check_package_inf(struct doctor *d, const char *folder,
+			      const struct gp_guest_pkg_check *c)
+{
+	size_t hl = strlen(GP_GUEST_HOSTDRIVERSTORE), dl = hl + 1 + strlen(folder);
+	struct file_group missing = { 0 }, companions = { 0 };
+
+	if (in_source(d, folder))
+		return;
+	if (c->problem[0]) {
+		add(d, "package-unreadable", d->prepare_cmd,
+		    "HostDriverStore\\FileRepository\\%s: %s; the guest cannot install this package",
+		    folder, c->problem);
+		return;
+	}
+	/* Files of the folder by their name in it; companions by their
+	 * System32 / SysWOW64 path. */
+	for (size_t i = 0; i < c->n_missing; i++) {
+		const char *m = c->missing[i];
+
+		if (strncmp(m, GP_GUEST_HOSTDRIVERSTORE, hl) || m[dl] != '/')
+			tally(&companions, m);
+		else
+			tally(&missing, m + dl + 1);
+	}
+	if (missing.n)
+		add(d, "package-incomplete", d->prepare_cmd,
+		    "HostDriverStore\\FileRepository\\%s is incomplete: %zu file%s its %s names %s "
+		    "missing: %s%s (Code 43 when the driver needs one)", folder, missing.n,
+		    missing.n == 1 ? "" : "s", c->inf, missing.n == 1 ? "is" : "are", missing.names,
+		    missing.n > 3 ? ", ..." : "");
+	if (companions.n)
+		add(d, "companion-missing", d->prepare_cmd,
+		    "%zu file%s that %s of %s copies to System32 / SysWOW64 %s missing there and "
+		    "from the package folder: %s%s", companions.n, companions.n == 1 ? "" : "s",
+		    c->inf, folder, companions.n == 1 ? "is" : "are", companions.names,
+		    companions.n > 3 ? ", ..." : "");
+}
+
+/* NVIDIA's NGX (DLSS) asks the kernel driver for the driver store path and
+ * gets the host's DriverStore\FileRepository\<package>: without a junction
+ * from there to the HostDriverStore copy, DLSS stays greyed out. */
+static void check_ngx_junction(struct doctor *d, const char *folder)
+{
+	char path[512], fix[1024];
+	struct gp_ntfs_stat st;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", GP_GUEST_DRIVERSTORE, folder);
+	ret = gp_ntfs_stat(d->s.vol, path, &st);
+	gp_ntfs_clear_error(d->s.vol);
+	if (!ret && (st.attributes & GP_NTFS_ATTR_REPARSE))
+		return;
+	add_sev(d, SEV_WARNING, "fixup-ngx-junction", fixup_cmd(d, "ngx-junction", fix, sizeof(fix)),
+		"%s is an NVIDIA package but C:\\Windows\\System32\\DriverStore\\FileRepository\\%s is %s: "
+		"NVIDIA's NGX asks for the driver's store path, gets the host's, and finds no driver "
+		"there (DLSS greyed out)", folder, folder,
+		ret == GP_ERR_NOTFOUND ? "absent" : ret ? "unreadable" : "not a junction to the HostDriverStore");
+}
+
+static void check_host_packages(struct doctor *d, const struct session_guest *g)
+{
+	bool nvidia = false;
+
+	for (size_t i = 0; i < g->f.pkg_count; i++) {
+		const char *folder = g->f.pkgs[i].folder;
+		struct gp_guest_pkg_check c;
+		struct gp_error err = { 0 };
+
+		if (gp_guest_check_host_package(d->s.vol, folder, &c, &err)) {
+			add(d, "package-unreadable", d->prepare_cmd,
+			    "HostDriverStore\\FileRepository\\%s: %s", folder, gp_error_message(&err));
+			gp_guest_pkg_check_free(&c);
+			continue;
+		}
+		check_package_inf(d, folder, &c);
+		if (c.is_display && c.vendor && !strcmp(c.vendor, "NVIDIA")) {
+			check_ngx_junction(d, folder);
+			nvidia = true;
+		}
+		gp_guest_pkg_check_free(&c);
+	}
+	if (nvidia && g->f.system_read && !g->f.nvlddmkm_service) {
+		char fix[1024];
+
+		add_sev(d, SEV_WARNING, "fixup-nvlddmkm-service",
+			fixup_cmd(d, "nvlddmkm-service", fix, sizeof(fix)),
+			"the guest's registry has no SYSTEM\\ControlSet%03u\\Services\\nvlddmkm key: "
+			"applications that look for the NVIDIA kernel driver's service (DaVinci Resolve, "
+			"Diablo IV) refuse to start", g->f.control_set);
+	}
+}
+
+/* The SYSTEM hive: whether it could be read, and GraphicsDrivers
+ * DriverStoreCopyMode (Microsoft's GPU paravirtualization documentation:
+ * 0 copying disabled, 1 copy without overwriting, 2 copy and overwrite;
+ * released Windows builds do not copy at all). */
+static void check_system(struct doctor *d, const struct session_guest *g)
+{
+	char fix[1024];
+	const char *del = "if that is not wanted, in the guest, as administrator: reg delete "
+			  "HKLM\\SYSTEM\\CurrentControlSet\\Control\\GraphicsDrivers /v "
+			  "DriverStoreCopyMode /f";
+	unsigned cs = g->f.control_set;
+
+	if (!g->f.system_read) {
+		add_sev(d, SEV_WARNING, "system-hive-unreadable",
+			"check that the image holds a complete Windows installation",
+			"the guest's SYSTEM hive (Windows\\System32\\config\\SYSTEM) is not readable: "
+			"the nvlddmkm service key and GraphicsDrivers DriverStoreCopyMode were not checked");
+		return;
+	}
+	if (!g->f.copy_mode_set)
+		return;
+	if (snprintf(fix, sizeof(fix), "after every host driver update run: %s", d->prepare_cmd) < 0)
+		fix[0] = '\0';
+	switch (g->f.copy_mode) {
+	case 0:
+		add_sev(d, SEV_INFO, "driverstore-copy-mode", fix,
+			"SYSTEM\\ControlSet%03u\\Control\\GraphicsDrivers DriverStoreCopyMode is 0: the "
+			"guest never copies driver files from the host itself, so the HostDriverStore "
+			"holds only what was put there offline", cs);
+		break;
+	case 1:
+		add_sev(d, SEV_INFO, "driverstore-copy-mode", fix,
+			"SYSTEM\\ControlSet%03u\\Control\\GraphicsDrivers DriverStoreCopyMode is 1: where "
+			"Windows honours it, the guest copies the host's driver store when its virtual GPU "
+			"starts but keeps files it has, so a stale package stays stale", cs);
+		break;
+	case 2:
+		add_sev(d, SEV_WARNING, "driverstore-copy-mode", del,
+			"SYSTEM\\ControlSet%03u\\Control\\GraphicsDrivers DriverStoreCopyMode is 2: where "
+			"Windows honours it, the guest copies the host's driver store over its own files "
+			"whenever its virtual GPU starts, replacing what gpup put there", cs);
+		break;
+	default:
+		add_sev(d, SEV_WARNING, "driverstore-copy-mode", del,
+			"SYSTEM\\ControlSet%03u\\Control\\GraphicsDrivers DriverStoreCopyMode is %u, a "
+			"value Windows does not define (0 no copy, 1 copy without overwriting, 2 copy "
+			"and overwrite)", cs, (unsigned)g->f.copy_mode);
+		break;
+	}
+}
+
 /*
  * An interrupted gpup write leaves the volume dirty with gpup's marker, and
  * a rerun that completes the package leaves it so (Windows checks the
@@ -346,7 +618,7 @@ static void interrupted_write(struct doctor *d)
 	static const char *const package_ids[] = {
 		"hostdriverstore-missing", "hostdriverstore-empty", "package-missing",
 		"package-build", "file-missing", "file-differs", "companion-missing",
-		"companion-differs",
+		"companion-differs", "package-incomplete", "package-unreadable",
 	};
 	bool complete = d->s.src != NULL;
 
@@ -418,6 +690,9 @@ static int run(struct doctor *d)
 	} else {
 		check_duplicates(d, &g);
 	}
+	check_guest_drivers(d);
+	check_host_packages(d, &g);
+	check_system(d, &g);
 	check_acls(d, &g);
 	interrupted_write(d);
 out:
@@ -429,11 +704,13 @@ report:
 		struct json_object *o = session_json_new("doctor"), *arr = json_object_new_array();
 
 		json_object_object_add(o, "image", json_object_new_string(d->s.image));
-		json_object_object_add(o, "healthy", json_object_new_boolean(d->n == 0));
+		json_object_object_add(o, "healthy", json_object_new_boolean(errors(d) == 0));
 		for (size_t i = 0; i < d->n; i++) {
 			struct json_object *f = json_object_new_object();
 
 			json_object_object_add(f, "id", json_object_new_string(d->f[i].id));
+			json_object_object_add(f, "severity",
+					       json_object_new_string(severity_names[d->f[i].sev]));
 			json_object_object_add(f, "message", json_object_new_string(d->f[i].message));
 			json_object_object_add(f, "fix", json_object_new_string(d->f[i].fix));
 			json_object_array_add(arr, f);
@@ -451,13 +728,17 @@ report:
 		session_print_json(o);
 	} else {
 		for (size_t i = 0; i < d->n; i++)
-			printf("[%s] %s\n    fix: %s\n", d->f[i].id, d->f[i].message, d->f[i].fix);
+			printf("[%s] %s: %s; fix: %s\n", severity_names[d->f[i].sev], d->f[i].id,
+			       d->f[i].message, d->f[i].fix);
 		if (d->note[0])
 			printf("note: %s\n", d->note);
-		printf("%s: %s\n", d->s.image,
-		       d->n ? "problems found" : "healthy: nothing stands in the way of GPU-P");
+		if (errors(d))
+			printf("%s: problems found\n", d->s.image);
+		else
+			printf("%s: healthy: nothing stands in the way of GPU-P%s\n", d->s.image,
+			       d->n ? " (see the warnings and information above)" : "");
 	}
-	return d->n ? EXIT_MISMATCH : EXIT_OK;
+	return errors(d) ? EXIT_MISMATCH : EXIT_OK;
 }
 
 int cmd_doctor(int argc, char **argv)

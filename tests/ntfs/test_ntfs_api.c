@@ -1,6 +1,7 @@
 /* test_ntfs_api.c — the ntfsvol.h and guest.h library calls: streamed put
  * with SHA-256, source length checks, read-only volumes, name rules, guest
- * facts from the hives, the kernel and the HostDriverStore. */
+ * facts from the hives (SYSTEM's current control set included), the kernel
+ * and the HostDriverStore. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,10 @@ Test(ntfs_api, guest_facts_client)
 	cr_assert(!f.hibernated && !f.fast_startup && !f.dirty && !f.log_unclean);
 	cr_assert(f.free_bytes > 100u << 20 && f.free_bytes < f.total_bytes);
 	cr_assert_eq(f.pkg_count, 0);
+	/* SYSTEM: ControlSet001, no DriverStoreCopyMode, no nvlddmkm key. */
+	cr_assert(f.system_read);
+	cr_assert_eq(f.control_set, 1);
+	cr_assert(!f.copy_mode_set && !f.nvlddmkm_service);
 	gp_guest_facts_free(&f);
 
 	/* A host driver package appears with its INF and DriverVer. */
@@ -312,6 +317,34 @@ Test(ntfs_api, guest_facts_server_arm64_mbr)
 	cr_assert_str_eq(f.arch, "arm64");
 	cr_assert_eq(f.kernel_machine, 0xaa64);
 	gp_guest_facts_free(&f);
+	free(img);
+}
+
+/* The SYSTEM facts come from the control set Select\Current names
+ * (guest-system-doctor.hivexsh: 2; ControlSet001 says otherwise), and a
+ * guest without a SYSTEM hive reads as such, not as an error. */
+Test(ntfs_api, guest_facts_system_hive)
+{
+	char *img = t_guest_copy(dir, "--size 512M --vhdx --doctor", "g.vhdx");
+	char *bare = t_guest_copy(dir, "--size 512M --vhdx --no-system", "bare.vhdx");
+	struct gp_guest_facts f;
+
+	read_facts(img, &f);
+	cr_assert(f.system_read);
+	cr_assert_eq(f.control_set, 2);
+	cr_assert(f.copy_mode_set);
+	cr_assert_eq(f.copy_mode, 2);
+	cr_assert(!f.nvlddmkm_service);
+	cr_assert_str_eq(f.arch, "amd64");
+	cr_assert_eq(f.pkg_count, 2);
+	gp_guest_facts_free(&f);
+	read_facts(bare, &f);
+	cr_assert(!f.system_read);
+	cr_assert(!f.copy_mode_set && !f.nvlddmkm_service);
+	cr_assert_str_eq(f.arch, "amd64"); /* from the kernel's PE header */
+	cr_assert_str_eq(f.build, "22631");
+	gp_guest_facts_free(&f);
+	free(bare);
 	free(img);
 }
 

@@ -982,15 +982,20 @@ Test(prepare, interrupted_write_is_completed_without_force)
 
 	/* Still marked for chkdsk: gpup cannot prove what the killed run left
 	 * half-done in NTFS metadata, Windows' chkdsk can. But with the
-	 * package complete that is a note, not a finding: doctor exits 0. */
+	 * package complete that is a note, not a finding: doctor exits 0
+	 * (the fix-ups it recommends are warnings, test_doctor.c). */
 	t_gpup(&r, "doctor '%s' --driverstore '%s' --gpu '" NV_GPU "' --json", img, st);
 	cr_assert_eq(r.status, 0, "doctor after the repair: %s", r.out);
 	{
-		struct json_object *o = json_tokener_parse(r.out), *findings, *notes, *id;
+		struct json_object *o = json_tokener_parse(r.out), *findings, *notes, *id, *sev;
 
 		cr_assert_not_null(o, "%s", r.out);
 		cr_assert(json_object_object_get_ex(o, "findings", &findings));
-		cr_assert_eq(json_object_array_length(findings), 0, "%s", r.out);
+		for (size_t i = 0; i < json_object_array_length(findings); i++) {
+			cr_assert(json_object_object_get_ex(json_object_array_get_idx(findings, i),
+							    "severity", &sev));
+			cr_assert_str_neq(json_object_get_string(sev), "error", "%s", r.out);
+		}
 		cr_assert(json_object_object_get_ex(o, "notes", &notes));
 		cr_assert_eq(json_object_array_length(notes), 1, "%s", r.out);
 		cr_assert(json_object_object_get_ex(json_object_array_get_idx(notes, 0), "id", &id));
