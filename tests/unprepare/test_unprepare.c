@@ -7,9 +7,11 @@
  */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -218,6 +220,38 @@ Test(unprepare, repeat_prepare_keeps_the_original_backup)
 	free(before);
 	free(after);
 	free(st2);
+	free(st);
+	free(img);
+}
+
+/* prepare SIGKILLed several files into its writes: the record written
+ * before the first file already lists everything the run may have
+ * touched, so unprepare (no rerun of prepare first) brings the Windows tree
+ * back to what it was. */
+Test(unprepare, undoes_a_killed_prepare)
+{
+	static const char *const args = "--size 1G --vhdx";
+	char *img = t_guest_copy(dir, args, "g.vhdx");
+	char *st = t_fixture("mkstore.sh", "");
+	char *before = windows_tree(img, args), *after;
+	int fd, status;
+	pid_t pid = t_prepare_blocked_on_progress(img, st, NV_GPU, &fd);
+	struct t_run r;
+
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(fd);
+	cr_assert(WIFSIGNALED(status), "prepare was not killed");
+	t_gpup(&r, "ls '%s' 'Windows/System32/HostDriverStore/FileRepository/" NV_NEW "'", img);
+	cr_assert_eq(r.status, 0, "the kill came before the package: %s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "unprepare '%s'", img);
+	cr_assert_eq(r.status, 0, "unprepare after a kill: %s%s", r.out, r.err);
+	t_run_free(&r);
+	after = windows_tree(img, args);
+	cr_assert_str_eq(after, before, "the Windows tree differs after unprepare");
+	free(before);
+	free(after);
 	free(st);
 	free(img);
 }
