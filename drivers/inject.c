@@ -74,6 +74,16 @@ static int guest_sha256(struct gp_ntfs *v, const char *path, struct sha_ctx *c,
 	return ret;
 }
 
+int gp_inject_guest_sha256(struct gp_ntfs *v, const char *path, uint8_t out[32],
+			   struct gp_error *err)
+{
+	struct sha_ctx sc = { 0 };
+	int ret = guest_sha256(v, path, &sc, out, err);
+
+	sha_ctx_free(&sc);
+	return ret;
+}
+
 /* ---- stale builds ---- */
 
 /* Length of the INF-name part of a FileRepository folder name
@@ -285,7 +295,7 @@ static int feed_read(void *buf, size_t len, size_t *got, void *ctx)
 /* Decide what to do with file @f: compare with the guest copy. */
 static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
 		    const struct gp_inject_file *f, enum gp_inject_action *act,
-		    uint64_t *old_alloc, struct gp_error *err)
+		    uint64_t *old_alloc, uint8_t sha[32], bool *has_sha, struct gp_error *err)
 {
 	uint8_t want[32], have[32];
 	struct gp_ntfs_stat st;
@@ -311,15 +321,14 @@ static int classify(struct gp_ntfs *v, struct gp_inject_stream *src,
 	ret = src->ops->expected(src, f, want, err);
 	if (ret)
 		return ret;
-	{
-		struct sha_ctx sc = { 0 };
-
-		ret = guest_sha256(v, f->guest_path, &sc, have, err);
-		sha_ctx_free(&sc);
-	}
+	ret = gp_inject_guest_sha256(v, f->guest_path, have, err);
 	if (ret)
 		return ret;
 	*act = memcmp(want, have, 32) ? GP_INJECT_REPLACE : GP_INJECT_UNCHANGED;
+	if (*act == GP_INJECT_UNCHANGED) {
+		memcpy(sha, have, 32);
+		*has_sha = true;
+	}
 	return 0;
 }
 
@@ -359,7 +368,8 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		*began = true;
 		if (rep->actions[i] == GP_INJECT_REPLACE)
 			*replaced = true;
-		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed, NULL);
+		ret = gp_ntfs_put_stream(v, f->guest_path, f->size, f->mtime, feed_read, &feed,
+					 rep->sha256[i]);
 		if (ret) {
 			/* The stream's own error (recorded in @err by feed_read)
 			 * wins over the volume's echo of it. */
@@ -370,6 +380,7 @@ static int write_files(struct gp_ntfs *v, const struct gp_inject_set *set,
 		ret = src->ops->close(src, NULL, err);
 		if (ret)
 			break;
+		rep->has_sha256[i] = true;
 		info.done_files++;
 		rep->bytes_written += f->size;
 	}
@@ -505,6 +516,25 @@ static int created_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
 	return 0;
 }
 
+int gp_inject_created_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
+			   const struct gp_inject_report *rep, char ***paths, size_t *n,
+			   struct gp_error *err)
+{
+	struct dirset d = { 0 };
+	int ret = created_dirs(v, set, rep->actions, &d, err);
+
+	if (ret) {
+		for (size_t i = 0; i < d.n; i++)
+			free(d.paths[i]);
+		free(d.paths);
+		d.paths = NULL;
+		d.n = 0;
+	}
+	*paths = d.paths;
+	*n = d.n;
+	return ret;
+}
+
 /* A file the plan would replace that belongs to Windows itself (owned by
  * TrustedInstaller: ntoskrnl.exe, an in-box DLL a driver also ships) is
  * refused unless asked for: replacing one can leave a guest that does not
@@ -579,7 +609,9 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 		opts = &defaults;
 	memset(rep, 0, sizeof(*rep));
 	rep->actions = calloc(set->count ? set->count : 1, sizeof(*rep->actions));
-	if (!rep->actions)
+	rep->sha256 = calloc(set->count ? set->count : 1, sizeof(*rep->sha256));
+	rep->has_sha256 = calloc(set->count ? set->count : 1, sizeof(*rep->has_sha256));
+	if (!rep->actions || !rep->sha256 || !rep->has_sha256)
 		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
 
 	/* What is new, what differs, what is already there. */
@@ -587,7 +619,8 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 		const char *base = strrchr(set->files[i].guest_path, '/');
 		uint64_t old_alloc;
 
-		ret = classify(v, src, &set->files[i], &rep->actions[i], &old_alloc, err);
+		ret = classify(v, src, &set->files[i], &rep->actions[i], &old_alloc, rep->sha256[i],
+			       &rep->has_sha256[i], err);
 		if (ret)
 			return ret;
 		switch (rep->actions[i]) {
@@ -646,6 +679,7 @@ int gp_inject_plan(struct gp_ntfs *v, const struct gp_inject_set *set,
 	if (ret)
 		return ret;
 	ret = gp_ntfs_space_check(v, &sp);
+	rep->space = sp;
 	rep->space_need = sp.need;
 	rep->space_have = sp.have;
 	if (ret)
@@ -675,7 +709,27 @@ int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
 	ret = created_dirs(v, set, rep->actions, &created, err);
 	if (ret)
 		goto out;
-	ret = write_files(v, set, src, opts, rep, &began, &replaced, err);
+	if (opts->hooks && opts->hooks->before_files) {
+		char *made = NULL;
+
+		began = true;
+		ret = opts->hooks->before_files(opts->hooks->ctx, v, &made, &replaced, err);
+		if (made) {
+			char **a = realloc(created.paths, (created.n + 1) * sizeof(*a));
+
+			if (a) {
+				created.paths = a;
+				a[created.n++] = made;
+			} else {
+				free(made);
+				replaced = true; /* cannot remove it again: not undone */
+				if (!ret)
+					ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			}
+		}
+	}
+	if (!ret)
+		ret = write_files(v, set, src, opts, rep, &began, &replaced, err);
 	if (ret) {
 		bool undone = rollback(v, set, &created, rep, replaced, err);
 
@@ -705,6 +759,8 @@ int gp_inject_commit(struct gp_ntfs *v, const struct gp_inject_set *set,
 			goto out;
 		}
 	}
+	if (opts->hooks && opts->hooks->after_files)
+		ret = opts->hooks->after_files(opts->hooks->ctx, v, err);
 out:
 	for (size_t i = 0; i < created.n; i++)
 		free(created.paths[i]);
@@ -728,6 +784,8 @@ void gp_inject_report_free(struct gp_inject_report *rep)
 	if (!rep)
 		return;
 	free(rep->actions);
+	free(rep->sha256);
+	free(rep->has_sha256);
 	for (size_t i = 0; i < rep->n_removed; i++)
 		free(rep->removed[i]);
 	free(rep->removed);

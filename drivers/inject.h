@@ -20,6 +20,7 @@
 
 #include "gp_error.h"
 #include "gp_progress.h"
+#include "ntfsvol.h"
 #include "store.h"
 
 struct gp_inject_stream;
@@ -85,6 +86,26 @@ struct gp_inject_stream {
 
 struct gp_ntfs;
 
+/*
+ * What a caller adds to gp_inject_commit() (prepare: the guest manifest,
+ * manifest.h). Both calls are optional and return 0 or a negative code
+ * with details in @err.
+ */
+struct gp_inject_hooks {
+	/* Called once before the first file is written (the volume is
+	 * writable, the created directories are known). *@created: a
+	 * malloc'ed guest directory it created, which a rollback removes
+	 * with everything in it (NULL: none). *@replaced: it replaced data
+	 * that was there before, so a rollback cannot leave the volume as it
+	 * was. A failure here is rolled back like a failed file write. */
+	int (*before_files)(void *ctx, struct gp_ntfs *v, char **created, bool *replaced,
+			    struct gp_error *err);
+	/* Called once after every file is in place and the stale builds are
+	 * removed (not after a failure). */
+	int (*after_files)(void *ctx, struct gp_ntfs *v, struct gp_error *err);
+	void *ctx;
+};
+
 struct gp_inject_apply_opts {
 	/* Keep other builds of the set's INFs in HostDriverStore (by default
 	 * they are removed: stale builds cause Code 43 and pile up). */
@@ -97,6 +118,8 @@ struct gp_inject_apply_opts {
 	bool replace_system_files;
 	/* Progress (may be NULL). Stages "inject" and "remove". */
 	const struct gp_progress *progress;
+	/* gp_inject_commit() only; may be NULL. */
+	const struct gp_inject_hooks *hooks;
 };
 
 enum gp_inject_action {
@@ -119,6 +142,14 @@ struct gp_inject_report {
 	/* Bytes of free space the set needs and the volume has
 	 * (gp_ntfs_space_check()); filled in dry runs and refusals too. */
 	uint64_t space_need, space_have;
+	/* What the plan accounted for that check: a caller that writes more
+	 * in the same commit (the manifest) adds its own and checks again. */
+	struct gp_ntfs_space space;
+	/* The SHA-256 each set->files[i] has in the guest: for unchanged
+	 * files from the plan (when it compared content), for written ones
+	 * from the commit; has_sha256[i] says which are known. */
+	uint8_t (*sha256)[32];
+	bool *has_sha256;
 	/* A write failed after it began, and everything the run had written
 	 * was removed again: the volume is as before the run (not marked
 	 * dirty, without gpup's in-progress marker, unless it was so before). */
@@ -258,6 +289,19 @@ int gp_inject_acl_everyone_full(struct gp_ntfs *v, const char *path, bool *open_
  */
 int gp_inject_owned_by_windows(struct gp_ntfs *v, const char *path, bool *windows,
 			       struct gp_error *err);
+
+/* SHA-256 of guest file @path of @v. Returns 0 or the volume's codes
+ * (GP_ERR_NOTFOUND, GP_ERR_INVALID for a directory, GP_ERR_IO), details
+ * in @err. */
+int gp_inject_guest_sha256(struct gp_ntfs *v, const char *path, uint8_t out[32],
+			   struct gp_error *err);
+
+/* The directories a commit of @rep's plan creates: for each new file, the
+ * top-most missing directory above it. *@paths (malloc'ed, each entry
+ * too) holds *@n guest paths. Returns 0, GP_ERR_NOMEM, the volume's codes. */
+int gp_inject_created_dirs(struct gp_ntfs *v, const struct gp_inject_set *set,
+			   const struct gp_inject_report *rep, char ***paths, size_t *n,
+			   struct gp_error *err);
 
 /* SHA-256 of host file @path. Returns 0, GP_ERR_NOTFOUND, GP_ERR_IO. */
 int gp_sha256_file(const char *path, uint8_t out[32], struct gp_error *err);

@@ -127,6 +127,7 @@ int cmd_gpus(int argc, char **argv);
 int cmd_hostconf(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_unprepare(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 

@@ -32,6 +32,8 @@
  *   "removed": [{path, bytes}], "verified": true|false|null,
  *   "host_script": PATH|"stdout"|"applied"|null,
  *   with -n: "plan": {files: [{path, size, action: new|replace|unchanged}],
+ *            manifest: {path, write (a record is written), backups: [{path,
+ *            backup}] (guest files backed up before they are replaced)},
  *            space_need, space_have (bytes), create_child, host_vm,
  *            host_script_text} }
  * A failure: { "schema", "command", "image", "error": {code, exit_status,
@@ -47,6 +49,7 @@
 #include <unistd.h>
 
 #include "fleet.h"
+#include "manifest.h"
 #include "plan_opts.h"
 #include "prepare_many.h"
 #include "session.h"
@@ -82,7 +85,10 @@ static void usage(FILE *f)
 		"                      stop the others; each image's report, then a summary\n"
 		"                      (--json: one line per image, then {\"summary\": ...});\n"
 		"                      --into-child, --vm and --parent name one image's\n"
-		"                      output and take one IMAGE\n");
+		"                      output and take one IMAGE\n"
+
+		"The guest keeps a record of every change, with a backup of each file\n"
+		"replaced, in C:\\Windows\\System32\\gpup; 'gpup unprepare' undoes them.\n");
 	session_help(f, true);
 	fprintf(f, "Host configuration (with --vm):\n");
 	plan_opts_help(f);
@@ -102,6 +108,8 @@ struct prepare {
 	struct session_guest guest;
 	struct gp_inject_stream stream;
 	struct gp_inject_report rep;
+	struct gp_manifest_plan manifest; /* the guest record (manifest.h) */
+	struct gp_inject_hooks hooks;     /* that write it in the commit */
 	struct plan_opts_prepared host; /* the host configuration (--vm), rendered */
 	bool host_planned;
 	/* The commit. */
@@ -255,6 +263,13 @@ static int plan_inject(struct prepare *p, struct gp_error *err)
 	ret = gp_source_stream(p->s.src, &p->stream, err);
 	if (!ret)
 		ret = gp_inject_plan(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep, err);
+	/* The record of what the run changes, with the backups of what it
+	 * replaces: planned (and its room checked) with the files. */
+	if (!ret)
+		ret = gp_manifest_plan_prepare(p->s.vol, gp_source_set(p->s.src), &p->rep,
+					       &p->manifest, err);
+	if (!ret && p->manifest.changed)
+		p->rep.changed = true;
 	return name_image(p, ret, err);
 }
 
@@ -276,7 +291,7 @@ static int plan_host(struct prepare *p, struct gp_error *err)
 
 static int commit_inject(struct prepare *p, struct gp_error *err)
 {
-	struct gp_inject_apply_opts io = { .keep_old = p->keep_old };
+	struct gp_inject_apply_opts io = { .keep_old = p->keep_old, .hooks = &p->hooks };
 	struct cli_progress cp;
 	int ret, r;
 
@@ -300,6 +315,7 @@ static int commit_inject(struct prepare *p, struct gp_error *err)
 		p->committing = true;
 	}
 	if (!ret) {
+		gp_manifest_plan_hooks(&p->manifest, &p->hooks);
 		cli_progress_init(&cp, p->s.quiet ? CLI_PROGRESS_NONE : p->s.progress);
 		io.progress = &cp.progress;
 		ret = gp_inject_commit(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep,
@@ -341,6 +357,14 @@ static int verify_independently(struct prepare *p, struct gp_error *err)
 		cli_progress_done(&cp);
 		if (ret == 0 || ret == GP_ERR_MISMATCH)
 			gp_verify_report_free(&vr);
+	}
+	/* The record in the guest, read back the same way. */
+	if (!ret) {
+		struct gp_manifest_check mc;
+
+		ret = gp_manifest_check(p->s.vol, &mc, err);
+		if (ret == 0 || ret == GP_ERR_MISMATCH)
+			gp_manifest_check_free(&mc);
 	}
 	if (stream.ops && stream.ops->destroy)
 		stream.ops->destroy(&stream);
@@ -450,6 +474,22 @@ static struct json_object *report_json(struct prepare *p)
 			json_object_array_add(arr, f);
 		}
 		json_object_object_add(plan, "files", arr);
+		{
+			struct json_object *man = json_object_new_object(), *bk = json_object_new_array();
+
+			for (size_t i = 0; i < p->manifest.n_backups; i++) {
+				const struct gp_manifest_file *f = &p->manifest.m.files[p->manifest.backups[i]];
+				struct json_object *b = json_object_new_object();
+
+				json_object_object_add(b, "path", json_object_new_string(f->path));
+				json_object_object_add(b, "backup", json_object_new_string(f->backup));
+				json_object_array_add(bk, b);
+			}
+			json_object_object_add(man, "path", json_object_new_string(GP_MANIFEST_PATH));
+			json_object_object_add(man, "write", json_object_new_boolean(p->manifest.changed));
+			json_object_object_add(man, "backups", bk);
+			json_object_object_add(plan, "manifest", man);
+		}
 		/* The room the volume needs for them (data and NTFS metadata,
 		 * gp_ntfs_space_check()) and what it has. */
 		json_object_object_add(plan, "space_need",
@@ -531,6 +571,11 @@ static void list_planned(struct prepare *p)
 {
 	const struct gp_inject_set *set = gp_source_set(p->s.src);
 
+	for (size_t i = 0; i < p->manifest.n_backups; i++) {
+		const struct gp_manifest_file *f = &p->manifest.m.files[p->manifest.backups[i]];
+
+		printf("would back up:  %s -> %s\n", f->path, f->backup);
+	}
 	for (size_t i = 0; i < set->count; i++)
 		if (p->rep.actions[i] != GP_INJECT_UNCHANGED)
 			printf("%s %s (%llu bytes)\n",
@@ -640,6 +685,7 @@ static int prepare_image(void *ctx, const char *image)
 	if (p->stream.ops && p->stream.ops->destroy)
 		p->stream.ops->destroy(&p->stream);
 	plan_opts_prepared_free(&p->host);
+	gp_manifest_plan_free(&p->manifest);
 	gp_inject_report_free(&p->rep);
 	gp_guest_facts_free(&p->guest.f);
 	session_end(&p->s);

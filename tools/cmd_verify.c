@@ -6,7 +6,11 @@
  *
  * JSON (schema 1): { "schema", "command": "verify", "image", "reader",
  *   "ok", "package", "files": N, "bad": [ {path, state, expected_size,
- *   guest_size} ], "stale": [ {path, bytes} ], "check": {...} }
+ *   guest_size} ], "stale": [ {path, bytes} ], "check": {...},
+ *   "manifest": {found, files, bad: ["PATH: what"]} }
+ * The guest's record of gpup's changes (manifest.h) is checked too: every
+ * file it records is there with the recorded SHA-256, every backup with
+ * the original's.
  * First `gpup check` (check_report.h): a damaged image (corruption) is
  * reported as such, { "image", "ok": false, "check" }, and its files are
  * not read; other findings go to stderr and the files are checked.
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "check_report.h"
+#include "manifest.h"
 #include "session.h"
 
 static void usage(FILE *f)
@@ -39,6 +44,7 @@ static int run(struct session *s)
 	struct gp_error err = { 0 };
 	const struct gp_inject_set *set;
 	struct gp_check_report cr;
+	struct gp_manifest_check mc = { 0 };
 	const char *reader;
 	int ret, checked = 0;
 
@@ -101,6 +107,19 @@ static int run(struct session *s)
 				       &err);
 		cli_progress_done(&cp);
 	}
+	if (!ret || ret == GP_ERR_MISMATCH) {
+		/* The first difference wins the message; the record's findings
+		 * are listed either way. */
+		struct gp_error merr = { 0 };
+		int r = gp_manifest_check(s->vol, &mc, &merr);
+
+		if (r && (!ret || r != GP_ERR_MISMATCH)) {
+			if (r != GP_ERR_MISMATCH)
+				gp_error_clear(&err);
+			gp_error_copy(&err, &merr);
+			ret = r;
+		}
+	}
 	if (stream.ops && stream.ops->destroy)
 		stream.ops->destroy(&stream);
 	gp_guest_facts_free(&g.f);
@@ -144,8 +163,20 @@ static int run(struct session *s)
 		}
 		json_object_object_add(o, "stale", stale);
 		json_object_object_add(o, "check", check_report_json(&cr));
+		{
+			struct json_object *m = json_object_new_object(), *mb = json_object_new_array();
+
+			for (size_t i = 0; i < mc.n_bad; i++)
+				json_object_array_add(mb, json_object_new_string(mc.bad[i]));
+			json_object_object_add(m, "found", json_object_new_boolean(mc.found));
+			json_object_object_add(m, "files", json_object_new_int64((int64_t)mc.n_files));
+			json_object_object_add(m, "bad", mb);
+			json_object_object_add(o, "manifest", m);
+		}
 		session_print_json(o);
 	} else {
+		for (size_t i = 0; i < mc.n_bad; i++)
+			printf("%s\n", mc.bad[i]);
 		for (size_t i = 0; i < set->count; i++)
 			if (vr.states[i] != GP_VERIFY_OK)
 				printf("%s: %s (expected %llu bytes, guest has %llu)\n",
@@ -162,6 +193,7 @@ static int run(struct session *s)
 	if (ret && !s->json)
 		cli_error_line(gp_status_id(ret), EXIT_MISMATCH, gp_error_message(&err));
 	gp_verify_report_free(&vr);
+	gp_manifest_check_free(&mc);
 	gp_check_report_free(&cr);
 	return ret ? EXIT_MISMATCH : EXIT_OK;
 }

@@ -19,6 +19,7 @@ static const struct cli_command commands[] = {
 	{ "hostconf", cmd_hostconf, "render or apply the host's Hyper-V GPU-P PowerShell" },
 	{ "scan", cmd_scan, "report which guests' drivers match the host's, read-only" },
 	{ "prepare", cmd_prepare, "inject the GPU driver into the guest and configure the host" },
+	{ "unprepare", cmd_unprepare, "undo what prepare did to the guest, from its record there" },
 	{ "verify", cmd_verify, "check the injected files through an independent reader" },
 	{ "doctor", cmd_doctor, "diagnose a guest whose GPU shows Code 43/12 or is missing" },
 };

@@ -26,7 +26,7 @@ Test(cli, every_command_has_help)
 {
 	static const char *const cmds[] = { "inspect", "create", "disk", "ls", "cat", "put", "rm",
 					     "drivers", "bundle", "gpus", "hostconf", "prepare",
-					     "verify", "doctor" };
+					     "unprepare", "verify", "doctor" };
 	struct t_run r;
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

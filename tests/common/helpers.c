@@ -380,6 +380,27 @@ char *t_guest_copy(const char *dir, const char *args, const char *name)
 	return dst;
 }
 
+char *t_volume_of(const char *img, const char *partfile, const char *dir)
+{
+	unsigned long long off, len;
+	char *raw = t_strdup_printf("%s/check.raw", dir);
+	char *part = t_strdup_printf("%s/check.part", dir);
+	FILE *f = fopen(partfile, "r");
+	struct t_run r;
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%llu %llu", &off, &len), 2);
+	fclose(f);
+	t_run(&r, "rm -f '%s' && qemu-img convert -O raw '%s' '%s' && dd if='%s' of='%s' bs=1M "
+		  "skip=%llu count=%llu conv=sparse status=none", part, img, raw, raw, part, off >> 20,
+	      len >> 20);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	unlink(raw);
+	free(raw);
+	return part;
+}
+
 void t_bundle_prepare_verify(const char *img, const char *store, const char *gpu,
 			     const char *bundle)
 {

@@ -63,6 +63,12 @@ void t_copy(const char *src, const char *dst);
  * generates, as @dir/@name (malloc'ed path). */
 char *t_guest_copy(const char *dir, const char *args, const char *name);
 
+/* The Windows volume of guest image @img, without gpup: qemu-img converts
+ * it to raw and dd cuts out the partition (offset and length in @partfile,
+ * as mkguest.sh writes guest.part) into @dir/check.part, for ntfs-3g's
+ * tools. Returns that path (malloc'ed); aborts the test on failure. */
+char *t_volume_of(const char *img, const char *partfile, const char *dir);
+
 /* Build @bundle from @store for @gpu, prepare @img from it, then check with
  * `gpup verify --driverstore` that the guest holds exactly the store's
  * files (asserts each step exits 0). */

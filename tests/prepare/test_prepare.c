@@ -70,28 +70,10 @@ static struct json_object *injection_files(const char *st)
 	return files;
 }
 
-/* The Windows volume of @img, without gpup: qemu-img → raw, the partition
- * (offset and length in @partfile, from mkguest.sh) cut out with dd into
- * DIR/check.part, for ntfs-3g's tools. Returns that path (caller frees). */
+/* The Windows volume of @img, without gpup (t_volume_of()). */
 static char *volume_of(const char *img, const char *partfile)
 {
-	unsigned long long off, len;
-	char *raw = t_strdup_printf("%s/check.raw", dir);
-	char *part = t_strdup_printf("%s/check.part", dir);
-	FILE *f = fopen(partfile, "r");
-	struct t_run r;
-
-	cr_assert_not_null(f);
-	cr_assert_eq(fscanf(f, "%llu %llu", &off, &len), 2);
-	fclose(f);
-	t_run(&r, "rm -f '%s' && qemu-img convert -O raw '%s' '%s' && dd if='%s' of='%s' bs=1M "
-		  "skip=%llu count=%llu conv=sparse status=none", part, img, raw, raw, part, off >> 20,
-	      len >> 20);
-	cr_assert_eq(r.status, 0, "%s", r.err);
-	t_run_free(&r);
-	unlink(raw);
-	free(raw);
-	return part;
+	return t_volume_of(img, partfile, dir);
 }
 
 /*
