@@ -437,7 +437,7 @@ int cmd_scan(int argc, char **argv)
 	sc.s.progress = CLI_PROGRESS_NONE;
 	sc.rows = json_object_new_array();
 	cli_catch_interrupts();
-	fleet_sources_load(&sc.s, images, (size_t)n);
+	fleet_sources_load(&sc.s, images, (size_t)n, false);
 	fleet_run(images, (size_t)n, jobs ? jobs : fleet_default_jobs(), scan_one, &sc, done, &sc);
 	fleet_sources_free();
 	status = cli_interrupted() ? EXIT_INTERRUPTED : scan_status(&sc);

@@ -226,7 +226,15 @@ static struct cached_source *cache_find(const char *arch, uint32_t build)
 	return NULL;
 }
 
-size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n)
+/* The most a preloaded bundle may take: a quarter of the RAM. */
+static uint64_t preload_limit(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : 0;
+}
+
+size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n, bool preload)
 {
 	size_t loaded = 0;
 
@@ -264,10 +272,17 @@ size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n)
 		strcpy(c->arch, g.f.arch);
 		c->build = g.build_num;
 		s.quiet = tmpl->quiet;
-		if (session_open_source(&s, arch, g.build_num, &err) == 0) {
+		ret = session_open_source(&s, arch, g.build_num, &err);
+		if (!ret && preload) {
+			bool done;
+
+			ret = gp_source_preload(s.src, preload_limit(), &done, &err);
+		}
+		if (!ret) {
 			c->src = s.src;
 			loaded++;
 		} else {
+			/* The workers open it themselves and report why. */
 			gp_source_close(s.src);
 		}
 		gp_guest_facts_free(&g.f);

@@ -61,10 +61,12 @@ int fleet_parse_jobs(const char *cmd, const char *arg, unsigned *out);
  * options), and open @tmpl's driver source once per distinct (arch, build).
  * Images that cannot be read are skipped: their worker opens the source
  * itself and fails with its own message. Source warnings are printed once
- * here (unless quiet). Call before fleet_run(): the workers inherit the
+ * here (unless quiet). @preload: also read a bundle's files once into
+ * memory (gp_source_preload(), up to a quarter of the RAM), for workers
+ * that inject them. Call before fleet_run(): the workers inherit the
  * sources. Returns the number of distinct builds resolved.
  */
-size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n);
+size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n, bool preload);
 
 /* The source opened for (@arch, @build) by fleet_sources_load(), or NULL
  * (none loaded: a single-image run, or that build failed to resolve). The

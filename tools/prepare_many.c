@@ -88,7 +88,7 @@ int prepare_many(const struct session *s, char **images, size_t n, unsigned jobs
 	struct many m = { .json = s->json, .results = json_object_new_array() };
 	int worst;
 
-	fleet_sources_load(s, images, n);
+	fleet_sources_load(s, images, n, true);
 	worst = fleet_run(images, n, jobs, one, ctx, done, &m);
 	fleet_sources_free();
 	if (s->json) {
