@@ -32,8 +32,9 @@ struct fleet_result {
  * @jobs at a time. The worker's stdout and stderr are captured; @done(@done_ctx,
  * result) runs in this process for each image in the order given (as soon
  * as it and every image before it finished), so that outputs never
- * interleave. Once cli_interrupted(), no new worker starts; the images not
- * started get status EXIT_INTERRUPTED and empty output.
+ * interleave. Once cli_interrupted(), no new worker starts, the running
+ * ones get the same signal (they stop as a single run would), and the
+ * images not started get status EXIT_INTERRUPTED and empty output.
  * Returns the worst status (fleet_worse()), or EXIT_ERROR with a message
  * on stderr when no worker could be started.
  */
@@ -75,6 +76,9 @@ struct gp_source *fleet_source_for(const char *arch, uint32_t build);
 
 /* Release the cache (in the parent, after fleet_run()). */
 void fleet_sources_free(void);
+
+/* Did the worker print one JSON object on stdout? */
+bool fleet_has_json(const struct fleet_result *r);
 
 /* Turn a worker's --json stdout (one pretty-printed object) into one line
  * on stdout; output that is not one JSON object is copied as it is. */
