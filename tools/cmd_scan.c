@@ -96,6 +96,17 @@ static struct json_object *pkg_json(const char *folder, const char *inf, const c
 	return o;
 }
 
+/* An image's report with what every report has; the caller adds
+ * "guest", "packages", "host_package" (when known), "verdict", "reason". */
+static struct json_object *report_new(const char *image, bool in_use)
+{
+	struct json_object *o = session_json_new("scan");
+
+	json_object_object_add(o, "image", json_object_new_string(image));
+	json_object_object_add(o, "in_use", json_object_new_boolean(in_use));
+	return o;
+}
+
 /* The guest's facts and (*@pkgs) its HostDriverStore packages. */
 static struct json_object *guest_json(const struct session_guest *guest, struct json_object **pkgs)
 {
@@ -145,7 +156,7 @@ static int judge(const struct gp_guest_facts *f, const struct gp_package *host)
 static int scan_one(void *ctx, const char *image)
 {
 	struct session *s = &((struct scan *)ctx)->s;
-	struct json_object *o = session_json_new("scan"), *g = NULL, *pkgs = NULL, *host = NULL;
+	struct json_object *o, *g = NULL, *pkgs = NULL, *host = NULL;
 	struct session_guest guest = { 0 };
 	struct gp_error err = { 0 };
 	bool in_use = false;
@@ -187,8 +198,7 @@ static int scan_one(void *ctx, const char *image)
 		host = pkg_json(p->folder, p->inf_name, ver);
 		v = judge(&guest.f, p);
 	}
-	json_object_object_add(o, "image", json_object_new_string(image));
-	json_object_object_add(o, "in_use", json_object_new_boolean(in_use));
+	o = report_new(image, in_use);
 	json_object_object_add(o, "guest", g);
 	json_object_object_add(o, "packages", pkgs ? pkgs : json_object_new_array());
 	json_object_object_add(o, "host_package", host);
@@ -214,21 +224,32 @@ static void done(void *ctx, const struct fleet_result *r)
 	/* The worker's warnings (a source it resolved itself). */
 	fwrite(r->err, 1, r->err_len, stderr);
 	if (!o || !json_object_object_get_ex(o, "verdict", &v)) {
-		char why[512];
+		/* The worker died (or never started): still one line for
+		 * the image, verdict "error". */
+		char why[512], msg[600];
 
 		json_object_put(o);
-		fprintf(stderr, "gpup: %s: the scan failed%s%s\n", r->image,
-			fleet_reason(r, why, sizeof(why))[0] ? ": " : "", why);
+		snprintf(msg, sizeof(msg), "%s: the scan failed%s%s", r->image,
+			 fleet_reason(r, why, sizeof(why))[0] ? ": " : "", why);
+		fprintf(stderr, "gpup: %s\n", msg);
 		sc->any_broken = true;
-		sc->count[V_ERROR]++;
-		return;
+		o = report_new(r->image, false);
+		json_object_object_add(o, "guest", NULL);
+		json_object_object_add(o, "packages", json_object_new_array());
+		json_object_object_add(o, "host_package", NULL);
+		json_object_object_add(o, "verdict", json_object_new_string(verdicts[V_ERROR]));
+		json_object_object_add(o, "reason", json_object_new_string(msg));
+		json_object_object_get_ex(o, "verdict", &v);
+		if (sc->s.json)
+			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else if (sc->s.json) {
+		fleet_print_json_line(r);
 	}
 	for (i = 0; i < V_COUNT && strcmp(json_object_get_string(v), verdicts[i]); i++)
 		;
 	if (i < V_COUNT)
 		sc->count[i]++;
-	if (sc->s.json)
-		fleet_print_json_line(r);
 	json_object_array_add(sc->rows, o);
 }
 

@@ -133,10 +133,12 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 		jobs = 1;
 	while (shown < n) {
 		while (next < n && running < jobs && !cli_interrupted()) {
-			if (start(&w[next], images[next], one, one_ctx) != 0) {
-				fprintf(stderr, "gpup: %s: cannot start a worker: %s\n", images[next],
-					strerror(errno));
+			int e = start(&w[next], images[next], one, one_ctx);
+
+			if (e != 0) {
 				finish(&w[next], EXIT_ERROR << 8);
+				append_err(&w[next].r, "gpup: %s: cannot start a worker: %s\n",
+					   images[next], strerror(-e));
 			} else {
 				running++;
 			}
@@ -155,10 +157,20 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 			int wstatus;
 			pid_t pid = waitpid(-1, &wstatus, 0);
 
+			if (pid < 0 && errno == EINTR)
+				continue;
 			if (pid < 0) {
-				if (errno == EINTR)
-					continue;
-				break;
+				/* No child left to wait for (cannot happen while
+				 * any runs): report the running ones failed. */
+				int e = errno;
+
+				for (size_t i = 0; i < next; i++)
+					if (w[i].pid > 0) {
+						finish(&w[i], EXIT_ERROR << 8);
+						append_err(&w[i].r, "gpup: %s: lost its worker: %s\n",
+							   images[i], strerror(e));
+					}
+				running = 0;
 			}
 			for (size_t i = 0; i < next; i++)
 				if (w[i].pid == pid) {
