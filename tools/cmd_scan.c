@@ -26,7 +26,8 @@
  * Each image is scanned in a worker process (fleet.h), -j at a time, the
  * source resolved once per guest build. Output: a table, or with --json one
  * line per image:
- *   { "schema", "command": "scan", "image", "in_use", "guest": {product,
+ *   { "schema", "command": "scan", "image", "in_use", "parents": [the
+ *     differencing chain resolved, direct parent first], "guest": {product,
  *     edition, build, ubr, arch} | null, "packages": [{folder, inf,
  *     driver_ver}], "host_package": {folder, inf, driver_ver} | null,
  *     "verdict", "reason": string | null }
@@ -43,6 +44,7 @@
 
 #include "fleet.h"
 #include "session.h"
+#include "vhdx.h"
 
 /* Some image needs `gpup prepare` (stale, missing or foreign). */
 #define EXIT_SCAN_OUTDATED 5
@@ -124,6 +126,22 @@ static struct json_object *guest_json(const struct session_guest *guest, struct 
 	return g;
 }
 
+/* The resolved parent chain of the open image (direct parent first);
+ * empty for all but a differencing VHDX. */
+static struct json_object *parents_json(struct session *s)
+{
+	struct json_object *a = json_object_new_array();
+	struct vhdx *v = s->disk ? gp_disk_vhdx(s->disk) : NULL;
+	struct vhdx_info vi;
+
+	if (v && vhdx_get_info(v, &vi) == 0) {
+		for (size_t i = 0; i < vi.parent_chain_len; i++)
+			json_object_array_add(a, json_object_new_string(vi.parent_chain[i]));
+		vhdx_info_free(&vi);
+	}
+	return a;
+}
+
 /* Open @s->image for reading: shared lock and the plan checks, or -- when
  * a writer holds it -- no lock and no plan checks (*@in_use). */
 static int open_for_scan(struct session *s, bool *in_use, struct gp_error *err)
@@ -156,7 +174,7 @@ static int judge(const struct gp_guest_facts *f, const struct gp_package *host)
 static int scan_one(void *ctx, const char *image)
 {
 	struct session *s = &((struct scan *)ctx)->s;
-	struct json_object *o, *g = NULL, *pkgs = NULL, *host = NULL;
+	struct json_object *o, *g = NULL, *pkgs = NULL, *host = NULL, *parents = NULL;
 	struct session_guest guest = { 0 };
 	struct gp_error err = { 0 };
 	bool in_use = false;
@@ -164,14 +182,18 @@ static int scan_one(void *ctx, const char *image)
 
 	s->image = image;
 	ret = open_for_scan(s, &in_use, &err);
+	if (!ret)
+		parents = parents_json(s);
 	if (ret == GP_ERR_REFUSED) {
 		/* Hibernated, dirty, ...: refused, but the guest is still
 		 * worth naming; a plain read-only open refuses nothing. */
 		struct gp_error e2 = { 0 };
 
-		if (session_open_image(s, false, false, &e2) == 0 &&
-		    session_guest(s, &guest, &e2) == 0)
-			g = guest_json(&guest, &pkgs);
+		if (session_open_image(s, false, false, &e2) == 0) {
+			parents = parents_json(s);
+			if (session_guest(s, &guest, &e2) == 0)
+				g = guest_json(&guest, &pkgs);
+		}
 	} else if (!ret) {
 		ret = session_guest(s, &guest, &err);
 	}
@@ -199,6 +221,7 @@ static int scan_one(void *ctx, const char *image)
 		v = judge(&guest.f, p);
 	}
 	o = report_new(image, in_use);
+	json_object_object_add(o, "parents", parents ? parents : json_object_new_array());
 	json_object_object_add(o, "guest", g);
 	json_object_object_add(o, "packages", pkgs ? pkgs : json_object_new_array());
 	json_object_object_add(o, "host_package", host);
@@ -234,6 +257,7 @@ static void done(void *ctx, const struct fleet_result *r)
 		fprintf(stderr, "gpup: %s\n", msg);
 		sc->any_broken = true;
 		o = report_new(r->image, false);
+		json_object_object_add(o, "parents", json_object_new_array());
 		json_object_object_add(o, "guest", NULL);
 		json_object_object_add(o, "packages", json_object_new_array());
 		json_object_object_add(o, "host_package", NULL);
@@ -310,6 +334,9 @@ static void print_table(struct scan *sc)
 		detail(row, det, sizeof(det));
 		printf("%-*s  %-12s %-8s %s%s\n", (int)w, jstr(row, "image"), build, jstr(row, "verdict"),
 		       !strcmp(jstr(row, "in_use"), "true") ? "[in use] " : "", det);
+		if (json_object_object_get_ex(row, "parents", &h) && json_object_array_length(h))
+			printf("%-*s  (child of %s)\n", (int)w, "",
+			       json_object_get_string(json_object_array_get_idx(h, 0)));
 	}
 	if (host_folder)
 		printf("host:  %s (DriverVer %s)\n", host_folder, host_ver);
