@@ -15,6 +15,9 @@ struct gp_source {
 	struct gp_resolution *res;
 	struct gp_inject_set *set;        /* owned */
 	struct gp_bundle *bundle;
+	/* gp_source_preload(): the set's bytes, file i at mem + off[i]. */
+	uint8_t *mem;
+	uint64_t *off;
 };
 
 /* Does the GPU the user named fit one of the bundle's hardware IDs?
@@ -241,6 +244,8 @@ void gp_source_close(struct gp_source *s)
 	gp_store_close(s->store);
 	/* After the store: its listed files are the bundle's. */
 	gp_bundle_close(s->bundle);
+	free(s->mem);
+	free(s->off);
 	free(s);
 }
 
@@ -263,8 +268,182 @@ const char *gp_source_warning(const struct gp_source *s, size_t i)
 	return gp_store_warning(s->store, i);
 }
 
+/* ---- The preloaded stream: files served from memory -------------------- */
+
+struct mem_stream {
+	const struct gp_source *src;
+	ssize_t cur;           /* the open file's index, or -1 */
+	uint64_t done;
+};
+
+/* The index of @f in the set: its own entry, or the one of its name. */
+static ssize_t mem_index(const struct gp_source *s, const struct gp_inject_file *f)
+{
+	const struct gp_inject_set *set = s->set;
+
+	if (f >= set->files && f < set->files + set->count)
+		return f - set->files;
+	for (size_t i = 0; i < set->count; i++)
+		if (!strcmp(set->files[i].guest_path, f->guest_path))
+			return (ssize_t)i;
+	return -1;
+}
+
+static int mem_open(struct gp_inject_stream *st, const struct gp_inject_file *f,
+		    struct gp_error *err)
+{
+	struct mem_stream *m = st->ctx;
+
+	m->cur = mem_index(m->src, f);
+	m->done = 0;
+	if (m->cur < 0)
+		return gp_error_set(err, GP_ERR_NOTFOUND, "%s: '%s' is not in the set", m->src->path,
+				    f->guest_path);
+	return 0;
+}
+
+static int64_t mem_read(struct gp_inject_stream *st, void *buf, size_t len, struct gp_error *err)
+{
+	struct mem_stream *m = st->ctx;
+	uint64_t left;
+
+	if (m->cur < 0)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: read without an open file", m->src->path);
+	left = m->src->set->files[m->cur].size - m->done;
+	if (len > left)
+		len = (size_t)left;
+	if (len > INT64_MAX)
+		len = INT64_MAX;
+	memcpy(buf, m->src->mem + m->src->off[m->cur] + m->done, len);
+	m->done += len;
+	return (int64_t)len;
+}
+
+static int mem_close(struct gp_inject_stream *st, const uint8_t sha256[32], struct gp_error *err)
+{
+	struct mem_stream *m = st->ctx;
+	const struct gp_inject_file *f;
+
+	if (m->cur < 0)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: close without an open file", m->src->path);
+	f = &m->src->set->files[m->cur];
+	m->cur = -1;
+	if (m->done != f->size)
+		return gp_error_set(err, GP_ERR_MISMATCH, "%s: file '%s': %llu of %llu bytes read",
+				    m->src->path, f->guest_path, (unsigned long long)m->done,
+				    (unsigned long long)f->size);
+	/* The bytes were checked against the manifest when preloaded. */
+	if (sha256 && f->has_sha256 && memcmp(sha256, f->sha256, 32))
+		return gp_error_set(err, GP_ERR_MISMATCH, "%s: file '%s': the copied bytes differ",
+				    m->src->path, f->guest_path);
+	return 0;
+}
+
+static int mem_expected(struct gp_inject_stream *st, const struct gp_inject_file *f,
+			uint8_t sha256[32], struct gp_error *err)
+{
+	struct mem_stream *m = st->ctx;
+	ssize_t i = mem_index(m->src, f);
+
+	if (i < 0 || !m->src->set->files[i].has_sha256)
+		return gp_error_set(err, GP_ERR_INVALID, "%s: no digest for '%s'", m->src->path,
+				    f->guest_path);
+	memcpy(sha256, m->src->set->files[i].sha256, 32);
+	return 0;
+}
+
+static void mem_destroy(struct gp_inject_stream *st)
+{
+	free(st->ctx);
+	st->ctx = NULL;
+}
+
+static const struct gp_inject_stream_ops mem_stream_ops = {
+	.open = mem_open,
+	.read = mem_read,
+	.close = mem_close,
+	.expected = mem_expected,
+	.destroy = mem_destroy,
+};
+
+/* Read file @i of the set through @st into s->mem + s->off[i]. */
+static int preload_file(struct gp_source *s, struct gp_inject_stream *st, size_t i,
+			struct gp_error *err)
+{
+	const struct gp_inject_file *f = &s->set->files[i];
+	uint64_t done = 0;
+	int ret = st->ops->open(st, f, err);
+
+	while (!ret && done < f->size) {
+		int64_t n = st->ops->read(st, s->mem + s->off[i] + done, f->size - done, err);
+
+		if (n < 0)
+			ret = (int)n;
+		else if (n == 0)
+			break;
+		else
+			done += (uint64_t)n;
+	}
+	if (!ret)
+		ret = st->ops->close(st, NULL, err);
+	return ret;
+}
+
+int gp_source_preload(struct gp_source *s, uint64_t max_bytes, bool *loaded,
+		      struct gp_error *err)
+{
+	struct gp_inject_stream st = { 0 };
+	uint64_t total = 0;
+	int ret;
+
+	*loaded = false;
+	if (!s->bundle || s->mem)
+		return 0;
+	for (size_t i = 0; i < s->set->count; i++)
+		total += s->set->files[i].size;
+	if (total > max_bytes)
+		return 0;
+	s->off = calloc(s->set->count ? s->set->count : 1, sizeof(*s->off));
+	s->mem = malloc(total ? total : 1);
+	if (!s->off || !s->mem) {
+		ret = gp_error_set(err, GP_ERR_NOMEM, "%s: no memory for %llu bytes", s->path,
+				   (unsigned long long)total);
+		goto fail;
+	}
+	for (size_t i = 1; i < s->set->count; i++)
+		s->off[i] = s->off[i - 1] + s->set->files[i - 1].size;
+	ret = gp_bundle_stream(s->bundle, &st, err);
+	for (size_t i = 0; !ret && i < s->set->count; i++)
+		ret = preload_file(s, &st, i, err);
+	if (!ret && st.ops->finish)
+		ret = st.ops->finish(&st, err);
+	if (st.ops && st.ops->destroy)
+		st.ops->destroy(&st);
+	if (!ret) {
+		*loaded = true;
+		return 0;
+	}
+fail:
+	free(s->mem);
+	free(s->off);
+	s->mem = NULL;
+	s->off = NULL;
+	return ret;
+}
+
 int gp_source_stream(struct gp_source *s, struct gp_inject_stream *out, struct gp_error *err)
 {
+	if (s->mem) {
+		struct mem_stream *m = calloc(1, sizeof(*m));
+
+		if (!m)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+		m->src = s;
+		m->cur = -1;
+		out->ops = &mem_stream_ops;
+		out->ctx = m;
+		return 0;
+	}
 	if (s->bundle)
 		return gp_bundle_stream(s->bundle, out, err);
 	return gp_inject_stream_host(out, err);

@@ -68,4 +68,18 @@ const char *gp_source_warning(const struct gp_source *s, size_t i);
 /* A fresh stream of the set's bytes (destroy with s->ops->destroy()). */
 int gp_source_stream(struct gp_source *s, struct gp_inject_stream *out, struct gp_error *err);
 
+/*
+ * Read a bundle's files for the set once, into memory, each checked
+ * against its manifest SHA-256 as the bundle's own stream checks it, so
+ * that every later gp_source_stream() -- here or in a fork()ed copy, which
+ * shares the pages -- serves them without decompressing or hashing the
+ * archive again (`gpup prepare IMAGE...`: once per guest build, not once
+ * per image). A DriverStore source, whose files are read in place, and a
+ * set larger than @max_bytes are left as they are (*@loaded false).
+ * Returns 0 or the bundle stream's codes (GP_ERR_CORRUPT, GP_ERR_MISMATCH,
+ * GP_ERR_IO), GP_ERR_NOMEM.
+ */
+int gp_source_preload(struct gp_source *s, uint64_t max_bytes, bool *loaded,
+		      struct gp_error *err);
+
 #endif

@@ -38,6 +38,8 @@
  *            host_script_text} }
  * A failure: { "schema", "command", "image", "error": {code, exit_status,
  *   message}, "image_changed", "dry_run", "rolled_back" } (cli_fail_json()).
+ * Several IMAGEs: this transaction once per image in worker processes,
+ * each object on one line, then a summary (prepare_many.c).
  */
 #include <errno.h>
 #include <libgen.h>
@@ -80,9 +82,10 @@ static void usage(FILE *f)
 		"  -n, --dry-run       run only the plan: show what would be written, removed\n"
 		"                      and configured, and fail as the real run would\n"
 		"  -j N                with several images: prepare N at a time (default: the\n"
-		"                      CPUs online); the driver source is resolved once per\n"
-		"                      guest build; one image's refusal or failure does not\n"
-		"                      stop the others; each image's report, then a summary\n"
+		"                      CPUs online); the driver source is resolved (a bundle\n"
+		"                      read and checked) once per guest build; one image's\n"
+		"                      refusal or failure does not stop the others; each\n"
+		"                      image's report, then a summary\n"
 		"                      (--json: one line per image, then {\"summary\": ...});\n"
 		"                      --into-child, --vm and --parent name one image's\n"
 		"                      output and take one IMAGE\n"

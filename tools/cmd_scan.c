@@ -26,7 +26,8 @@
  * Each image is scanned in a worker process (fleet.h), -j at a time, the
  * source resolved once per guest build. Output: a table, or with --json one
  * line per image:
- *   { "schema", "command": "scan", "image", "in_use", "guest": {product,
+ *   { "schema", "command": "scan", "image", "in_use", "parents": [the
+ *     differencing chain resolved, direct parent first], "guest": {product,
  *     edition, build, ubr, arch} | null, "packages": [{folder, inf,
  *     driver_ver}], "host_package": {folder, inf, driver_ver} | null,
  *     "verdict", "reason": string | null }
@@ -43,6 +44,7 @@
 
 #include "fleet.h"
 #include "session.h"
+#include "vhdx.h"
 
 /* Some image needs `gpup prepare` (stale, missing or foreign). */
 #define EXIT_SCAN_OUTDATED 5
@@ -96,6 +98,17 @@ static struct json_object *pkg_json(const char *folder, const char *inf, const c
 	return o;
 }
 
+/* An image's report with what every report has; the caller adds
+ * "guest", "packages", "host_package" (when known), "verdict", "reason". */
+static struct json_object *report_new(const char *image, bool in_use)
+{
+	struct json_object *o = session_json_new("scan");
+
+	json_object_object_add(o, "image", json_object_new_string(image));
+	json_object_object_add(o, "in_use", json_object_new_boolean(in_use));
+	return o;
+}
+
 /* The guest's facts and (*@pkgs) its HostDriverStore packages. */
 static struct json_object *guest_json(const struct session_guest *guest, struct json_object **pkgs)
 {
@@ -111,6 +124,22 @@ static struct json_object *guest_json(const struct session_guest *guest, struct 
 		json_object_array_add(*pkgs, pkg_json(guest->f.pkgs[i].folder, guest->f.pkgs[i].inf,
 						      guest->f.pkgs[i].driver_ver));
 	return g;
+}
+
+/* The resolved parent chain of the open image (direct parent first);
+ * empty for all but a differencing VHDX. */
+static struct json_object *parents_json(struct session *s)
+{
+	struct json_object *a = json_object_new_array();
+	struct vhdx *v = s->disk ? gp_disk_vhdx(s->disk) : NULL;
+	struct vhdx_info vi;
+
+	if (v && vhdx_get_info(v, &vi) == 0) {
+		for (size_t i = 0; i < vi.parent_chain_len; i++)
+			json_object_array_add(a, json_object_new_string(vi.parent_chain[i]));
+		vhdx_info_free(&vi);
+	}
+	return a;
 }
 
 /* Open @s->image for reading: shared lock and the plan checks, or -- when
@@ -145,7 +174,7 @@ static int judge(const struct gp_guest_facts *f, const struct gp_package *host)
 static int scan_one(void *ctx, const char *image)
 {
 	struct session *s = &((struct scan *)ctx)->s;
-	struct json_object *o = session_json_new("scan"), *g = NULL, *pkgs = NULL, *host = NULL;
+	struct json_object *o, *g = NULL, *pkgs = NULL, *host = NULL, *parents = NULL;
 	struct session_guest guest = { 0 };
 	struct gp_error err = { 0 };
 	bool in_use = false;
@@ -153,14 +182,18 @@ static int scan_one(void *ctx, const char *image)
 
 	s->image = image;
 	ret = open_for_scan(s, &in_use, &err);
+	if (!ret)
+		parents = parents_json(s);
 	if (ret == GP_ERR_REFUSED) {
 		/* Hibernated, dirty, ...: refused, but the guest is still
 		 * worth naming; a plain read-only open refuses nothing. */
 		struct gp_error e2 = { 0 };
 
-		if (session_open_image(s, false, false, &e2) == 0 &&
-		    session_guest(s, &guest, &e2) == 0)
-			g = guest_json(&guest, &pkgs);
+		if (session_open_image(s, false, false, &e2) == 0) {
+			parents = parents_json(s);
+			if (session_guest(s, &guest, &e2) == 0)
+				g = guest_json(&guest, &pkgs);
+		}
 	} else if (!ret) {
 		ret = session_guest(s, &guest, &err);
 	}
@@ -187,8 +220,8 @@ static int scan_one(void *ctx, const char *image)
 		host = pkg_json(p->folder, p->inf_name, ver);
 		v = judge(&guest.f, p);
 	}
-	json_object_object_add(o, "image", json_object_new_string(image));
-	json_object_object_add(o, "in_use", json_object_new_boolean(in_use));
+	o = report_new(image, in_use);
+	json_object_object_add(o, "parents", parents ? parents : json_object_new_array());
 	json_object_object_add(o, "guest", g);
 	json_object_object_add(o, "packages", pkgs ? pkgs : json_object_new_array());
 	json_object_object_add(o, "host_package", host);
@@ -214,21 +247,33 @@ static void done(void *ctx, const struct fleet_result *r)
 	/* The worker's warnings (a source it resolved itself). */
 	fwrite(r->err, 1, r->err_len, stderr);
 	if (!o || !json_object_object_get_ex(o, "verdict", &v)) {
-		char why[512];
+		/* The worker died (or never started): still one line for
+		 * the image, verdict "error". */
+		char why[512], msg[600];
 
 		json_object_put(o);
-		fprintf(stderr, "gpup: %s: the scan failed%s%s\n", r->image,
-			fleet_reason(r, why, sizeof(why))[0] ? ": " : "", why);
+		snprintf(msg, sizeof(msg), "%s: the scan failed%s%s", r->image,
+			 fleet_reason(r, why, sizeof(why))[0] ? ": " : "", why);
+		fprintf(stderr, "gpup: %s\n", msg);
 		sc->any_broken = true;
-		sc->count[V_ERROR]++;
-		return;
+		o = report_new(r->image, false);
+		json_object_object_add(o, "parents", json_object_new_array());
+		json_object_object_add(o, "guest", NULL);
+		json_object_object_add(o, "packages", json_object_new_array());
+		json_object_object_add(o, "host_package", NULL);
+		json_object_object_add(o, "verdict", json_object_new_string(verdicts[V_ERROR]));
+		json_object_object_add(o, "reason", json_object_new_string(msg));
+		json_object_object_get_ex(o, "verdict", &v);
+		if (sc->s.json)
+			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else if (sc->s.json) {
+		fleet_print_json_line(r);
 	}
 	for (i = 0; i < V_COUNT && strcmp(json_object_get_string(v), verdicts[i]); i++)
 		;
 	if (i < V_COUNT)
 		sc->count[i]++;
-	if (sc->s.json)
-		fleet_print_json_line(r);
 	json_object_array_add(sc->rows, o);
 }
 
@@ -289,6 +334,9 @@ static void print_table(struct scan *sc)
 		detail(row, det, sizeof(det));
 		printf("%-*s  %-12s %-8s %s%s\n", (int)w, jstr(row, "image"), build, jstr(row, "verdict"),
 		       !strcmp(jstr(row, "in_use"), "true") ? "[in use] " : "", det);
+		if (json_object_object_get_ex(row, "parents", &h) && json_object_array_length(h))
+			printf("%-*s  (child of %s)\n", (int)w, "",
+			       json_object_get_string(json_object_array_get_idx(h, 0)));
 	}
 	if (host_folder)
 		printf("host:  %s (DriverVer %s)\n", host_folder, host_ver);
@@ -437,7 +485,7 @@ int cmd_scan(int argc, char **argv)
 	sc.s.progress = CLI_PROGRESS_NONE;
 	sc.rows = json_object_new_array();
 	cli_catch_interrupts();
-	fleet_sources_load(&sc.s, images, (size_t)n);
+	fleet_sources_load(&sc.s, images, (size_t)n, false);
 	fleet_run(images, (size_t)n, jobs ? jobs : fleet_default_jobs(), scan_one, &sc, done, &sc);
 	fleet_sources_free();
 	status = cli_interrupted() ? EXIT_INTERRUPTED : scan_status(&sc);

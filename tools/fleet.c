@@ -2,6 +2,9 @@
 #include "fleet.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,6 +75,29 @@ static int start(struct worker *w, const char *image, int (*one)(void *, const c
 	return 0;
 }
 
+/* Add a line to what @r's worker printed on stderr. */
+__attribute__((format(printf, 2, 3)))
+static void append_err(struct fleet_result *r, const char *fmt, ...)
+{
+	char line[PATH_MAX + 128], *nb;
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	k = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (k < 0 || !r->err)
+		return;
+	if ((size_t)k >= sizeof(line))
+		k = (int)sizeof(line) - 1;
+	nb = realloc(r->err, r->err_len + (size_t)k + 1);
+	if (!nb)
+		return;
+	memcpy(nb + r->err_len, line, (size_t)k + 1);
+	r->err = nb;
+	r->err_len += (size_t)k;
+}
+
 static void finish(struct worker *w, int wstatus)
 {
 	w->r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : EXIT_ERROR;
@@ -82,19 +108,10 @@ static void finish(struct worker *w, int wstatus)
 	if (w->err)
 		fclose(w->err);
 	w->out = w->err = NULL;
-	if (WIFSIGNALED(wstatus) && w->r.err) {
-		/* Say it: a worker that died leaves no line of its own. */
-		char line[128];
-		int k = snprintf(line, sizeof(line), "gpup: %s: the worker died of signal %d\n",
-				 w->r.image, WTERMSIG(wstatus));
-		char *nb = realloc(w->r.err, w->r.err_len + (size_t)k + 1);
-
-		if (nb) {
-			memcpy(nb + w->r.err_len, line, (size_t)k + 1);
-			w->r.err = nb;
-			w->r.err_len += (size_t)k;
-		}
-	}
+	/* Say it: a worker that died leaves no line of its own. */
+	if (WIFSIGNALED(wstatus))
+		append_err(&w->r, "gpup: %s: the worker died of signal %d\n", w->r.image,
+			   WTERMSIG(wstatus));
 	w->pid = 0;
 	w->finished = true;
 }
@@ -105,6 +122,7 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 {
 	struct worker *w = calloc(n ? n : 1, sizeof(*w));
 	size_t next = 0, shown = 0, running = 0;
+	bool forwarded = false;
 	int worst = EXIT_OK;
 
 	if (!w) {
@@ -115,23 +133,44 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 		jobs = 1;
 	while (shown < n) {
 		while (next < n && running < jobs && !cli_interrupted()) {
-			if (start(&w[next], images[next], one, one_ctx) != 0) {
-				fprintf(stderr, "gpup: %s: cannot start a worker: %s\n", images[next],
-					strerror(errno));
+			int e = start(&w[next], images[next], one, one_ctx);
+
+			if (e != 0) {
 				finish(&w[next], EXIT_ERROR << 8);
+				append_err(&w[next].r, "gpup: %s: cannot start a worker: %s\n",
+					   images[next], strerror(-e));
 			} else {
 				running++;
 			}
 			next++;
 		}
+		if (cli_interrupted() && !forwarded) {
+			/* A signal sent to this process alone (kill, a service
+			 * manager) reaches the workers too: each stops and
+			 * rolls back as a single run would. */
+			for (size_t i = 0; i < next; i++)
+				if (w[i].pid > 0)
+					kill(w[i].pid, cli_interrupted());
+			forwarded = true;
+		}
 		if (running > 0) {
 			int wstatus;
 			pid_t pid = waitpid(-1, &wstatus, 0);
 
+			if (pid < 0 && errno == EINTR)
+				continue;
 			if (pid < 0) {
-				if (errno == EINTR)
-					continue;
-				break;
+				/* No child left to wait for (cannot happen while
+				 * any runs): report the running ones failed. */
+				int e = errno;
+
+				for (size_t i = 0; i < next; i++)
+					if (w[i].pid > 0) {
+						finish(&w[i], EXIT_ERROR << 8);
+						append_err(&w[i].r, "gpup: %s: lost its worker: %s\n",
+							   images[i], strerror(e));
+					}
+				running = 0;
 			}
 			for (size_t i = 0; i < next; i++)
 				if (w[i].pid == pid) {
@@ -143,6 +182,8 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 			for (; next < n; next++) {
 				w[next].r.image = images[next];
 				finish(&w[next], EXIT_INTERRUPTED << 8);
+				append_err(&w[next].r, "gpup: %s: interrupted before it started; nothing was written\n",
+					   images[next]);
 			}
 		}
 		for (; shown < n && w[shown].finished; shown++) {
@@ -226,7 +267,15 @@ static struct cached_source *cache_find(const char *arch, uint32_t build)
 	return NULL;
 }
 
-size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n)
+/* The most a preloaded bundle may take: a quarter of the RAM. */
+static uint64_t preload_limit(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : 0;
+}
+
+size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n, bool preload)
 {
 	size_t loaded = 0;
 
@@ -264,10 +313,17 @@ size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n)
 		strcpy(c->arch, g.f.arch);
 		c->build = g.build_num;
 		s.quiet = tmpl->quiet;
-		if (session_open_source(&s, arch, g.build_num, &err) == 0) {
+		ret = session_open_source(&s, arch, g.build_num, &err);
+		if (!ret && preload) {
+			bool done;
+
+			ret = gp_source_preload(s.src, preload_limit(), &done, &err);
+		}
+		if (!ret) {
 			c->src = s.src;
 			loaded++;
 		} else {
+			/* The workers open it themselves and report why. */
 			gp_source_close(s.src);
 		}
 		gp_guest_facts_free(&g.f);
@@ -292,6 +348,15 @@ void fleet_sources_free(void)
 }
 
 /* ---- Output ------------------------------------------------------------ */
+
+bool fleet_has_json(const struct fleet_result *r)
+{
+	struct json_object *o = r->out_len ? json_tokener_parse(r->out) : NULL;
+	bool ok = o && json_object_is_type(o, json_type_object);
+
+	json_object_put(o);
+	return ok;
+}
 
 void fleet_print_json_line(const struct fleet_result *r)
 {

@@ -32,8 +32,9 @@ struct fleet_result {
  * @jobs at a time. The worker's stdout and stderr are captured; @done(@done_ctx,
  * result) runs in this process for each image in the order given (as soon
  * as it and every image before it finished), so that outputs never
- * interleave. Once cli_interrupted(), no new worker starts; the images not
- * started get status EXIT_INTERRUPTED and empty output.
+ * interleave. Once cli_interrupted(), no new worker starts, the running
+ * ones get the same signal (they stop as a single run would), and the
+ * images not started get status EXIT_INTERRUPTED and empty output.
  * Returns the worst status (fleet_worse()), or EXIT_ERROR with a message
  * on stderr when no worker could be started.
  */
@@ -61,10 +62,12 @@ int fleet_parse_jobs(const char *cmd, const char *arg, unsigned *out);
  * options), and open @tmpl's driver source once per distinct (arch, build).
  * Images that cannot be read are skipped: their worker opens the source
  * itself and fails with its own message. Source warnings are printed once
- * here (unless quiet). Call before fleet_run(): the workers inherit the
+ * here (unless quiet). @preload: also read a bundle's files once into
+ * memory (gp_source_preload(), up to a quarter of the RAM), for workers
+ * that inject them. Call before fleet_run(): the workers inherit the
  * sources. Returns the number of distinct builds resolved.
  */
-size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n);
+size_t fleet_sources_load(const struct session *tmpl, char **images, size_t n, bool preload);
 
 /* The source opened for (@arch, @build) by fleet_sources_load(), or NULL
  * (none loaded: a single-image run, or that build failed to resolve). The
@@ -73,6 +76,9 @@ struct gp_source *fleet_source_for(const char *arch, uint32_t build);
 
 /* Release the cache (in the parent, after fleet_run()). */
 void fleet_sources_free(void);
+
+/* Did the worker print one JSON object on stdout? */
+bool fleet_has_json(const struct fleet_result *r);
 
 /* Turn a worker's --json stdout (one pretty-printed object) into one line
  * on stdout; output that is not one JSON object is copied as it is. */

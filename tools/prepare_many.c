@@ -35,7 +35,23 @@ static void done(void *ctx, const struct fleet_result *r)
 	char reason[512];
 
 	fleet_reason(r, reason, sizeof(reason));
-	if (m->json) {
+	if (m->json && !fleet_has_json(r)) {
+		/* Never started, or died: still one line for the image, the
+		 * failure object of a single run (cli.h). */
+		struct json_object *f = session_json_new("prepare"), *e = json_object_new_object();
+
+		json_object_object_add(f, "image", json_object_new_string(r->image));
+		json_object_object_add(e, "code", json_object_new_string(gp_status_id(
+			r->status == EXIT_INTERRUPTED ? GP_ERR_ABORTED : GP_ERR_IO)));
+		json_object_object_add(e, "exit_status", json_object_new_int(r->status));
+		json_object_object_add(e, "message", json_object_new_string(
+			reason[0] ? reason : "the worker printed no report"));
+		json_object_object_add(f, "error", e);
+		json_object_object_add(f, "image_changed", json_object_new_boolean(false));
+		puts(json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(f);
+	} else if (m->json) {
 		fleet_print_json_line(r);
 	} else {
 		printf("==> %s <==\n", r->image);
@@ -88,7 +104,7 @@ int prepare_many(const struct session *s, char **images, size_t n, unsigned jobs
 	struct many m = { .json = s->json, .results = json_object_new_array() };
 	int worst;
 
-	fleet_sources_load(s, images, n);
+	fleet_sources_load(s, images, n, true);
 	worst = fleet_run(images, n, jobs, one, ctx, done, &m);
 	fleet_sources_free();
 	if (s->json) {

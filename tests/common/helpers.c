@@ -368,6 +368,23 @@ void t_copy(const char *src, const char *dst)
 	t_run_free(&r);
 }
 
+void t_tamper_bundle(const char *good, const char *bad)
+{
+	char *tar = t_strdup_printf("%s.tar", bad);
+	long long at;
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "gzip -dc '%s' > '%s'", good, tar), 0, "%s", r.err);
+	t_run_free(&r);
+	at = t_find_in_file(tar, "000000000777 nvlddmkm.sys");
+	cr_assert_geq(at, 0);
+	t_run(&r, "printf X | dd of='%s' bs=1 seek=%lld conv=notrunc status=none && gzip -c '%s' > '%s'"
+		  " && rm -f '%s'", tar, at, tar, bad, tar);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	free(tar);
+}
+
 char *t_guest_copy(const char *dir, const char *args, const char *name)
 {
 	char *fx = t_fixture("mkguest.sh", args);

@@ -75,6 +75,12 @@ char *t_volume_of(const char *img, const char *partfile, const char *dir);
 void t_bundle_prepare_verify(const char *img, const char *store, const char *gpu,
 			     const char *bundle);
 
+/* Write @bad: the gzip'ed tar bundle @good (made from mkstore.sh's store)
+ * with one byte of nvlddmkm.sys's data changed, past its tar header, so
+ * that only the manifest's SHA-256 can tell (asserts each step). Scratch:
+ * @bad + ".tar". */
+void t_tamper_bundle(const char *good, const char *bad);
+
 /* Byte offset of the first occurrence of @needle in file @path, reading
  * only its data regions (SEEK_DATA/SEEK_HOLE: a sparse multi-GiB raw
  * image costs what it holds). -1 when absent. */

@@ -90,6 +90,7 @@ Test(layer, vms_share_one_driver_layer_and_libvhdi_reads_the_chain_like_gpup)
 	char gold_before[65], gold_after[65];
 	uint32_t bs;
 	uint64_t layer_blocks;
+	struct json_object *lines[4];
 	struct t_run r;
 
 	cr_assert_eq(t_sha256_file(gold, gold_before), 0);
@@ -131,6 +132,19 @@ Test(layer, vms_share_one_driver_layer_and_libvhdi_reads_the_chain_like_gpup)
 	/* scan resolves the three-level chains and finds both VMs current. */
 	t_gpup(&r, "scan '%s' '%s' --driverstore '%s' --gpu '" FT_NV_GPU "' --json", vm[0], vm[1], st);
 	cr_assert_eq(r.status, 0, "both VMs current: %s%s", r.out, r.err);
+	cr_assert_eq(ft_json_lines(r.out, lines, 4), 3, "%s", r.out);
+	for (int i = 0; i < 2; i++) {
+		struct json_object *chain = ft_jget(lines[i], "parents");
+
+		cr_assert_str_eq(ft_jstr(lines[i], "verdict"), "current");
+		cr_assert_eq(json_object_array_length(chain), 2, "%s", r.out);
+		cr_assert(strstr(json_object_get_string(json_object_array_get_idx(chain, 0)),
+				 "layer.avhdx"), "%s", r.out);
+		cr_assert(strstr(json_object_get_string(json_object_array_get_idx(chain, 1)),
+				 "gold.vhdx"), "%s", r.out);
+	}
+	for (int i = 0; i < 3; i++)
+		json_object_put(lines[i]);
 	t_run_free(&r);
 	cr_assert_eq(t_sha256_file(gold, gold_after), 0);
 	cr_assert_str_eq(gold_after, gold_before);

@@ -130,3 +130,54 @@ Test(prepare_many, single_output_options_refuse_several_images)
 	free(a);
 	free(st);
 }
+
+/* A signal to the parent alone (a service manager's SIGTERM) stops the
+ * run: the running worker gets it too and stops as a single run would,
+ * images not started stay byte-identical and are reported interrupted,
+ * exit 130; running the same command again completes every image. */
+Test(prepare_many, terminated_run_stops_every_worker, .timeout = 600)
+{
+	char *st = t_fixture("mkstore.sh", "--scale 100");
+	char *img[3], sum[3][65], now[65];
+	struct json_object *lines[8];
+	struct t_run r;
+	size_t n;
+
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "g%d.vhdx", i);
+		img[i] = t_guest_copy(dir, "--size 2G --vhdx", name);
+		cr_assert_eq(t_sha256_file(img[i], sum[i]), 0);
+	}
+	t_run(&r, "'%s' prepare '%s' '%s' '%s' --driverstore '%s' --gpu '" FT_NV_GPU "' -j 1 --json -q & "
+		  "pid=$!; sleep 0.3; kill -TERM $pid; wait $pid", t_env("GPUP_BIN"), img[0], img[1],
+	      img[2], st);
+	cr_assert_eq(r.status, 130, "exit %d: %s%s", r.status, r.out, r.err);
+	n = ft_json_lines(r.out, lines, 8);
+	cr_assert_eq(n, 4, "%s", r.out);
+	for (int i = 1; i < 3; i++) {
+		struct json_object *res = json_object_array_get_idx(
+			ft_jget(ft_jget(lines[3], "summary"), "results"), (size_t)i);
+
+		cr_assert_str_eq(ft_jstr(res, "result"), "interrupted", "%s", r.out);
+		cr_assert_eq(t_sha256_file(img[i], now), 0);
+		cr_assert_str_eq(now, sum[i], "image %d was never started, yet changed", i);
+	}
+	/* The running one stopped too (or had not started yet). */
+	cr_assert_str_eq(ft_jstr(json_object_array_get_idx(ft_jget(ft_jget(lines[3], "summary"),
+								       "results"), 0), "result"),
+			 "interrupted", "%s", r.out);
+	cr_assert_eq(ft_jint(ft_jget(lines[3], "summary"), "exit_status"), 130);
+	for (size_t i = 0; i < n; i++)
+		json_object_put(lines[i]);
+	t_run_free(&r);
+
+	t_gpup(&r, "prepare '%s' '%s' '%s' --driverstore '%s' --gpu '" FT_NV_GPU "' -j 2 -q", img[0],
+	       img[1], img[2], st);
+	cr_assert_eq(r.status, 0, "the rerun: %s%s", r.out, r.err);
+	t_run_free(&r);
+	for (int i = 0; i < 3; i++)
+		free(img[i]);
+	free(st);
+}

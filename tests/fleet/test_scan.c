@@ -209,3 +209,25 @@ Test(scan, image_locked_by_a_writer_is_read_and_marked_in_use)
 	free(img);
 	free(st);
 }
+
+Test(scan, usage_errors_and_an_empty_directory)
+{
+	char *st = t_fixture("mkstore.sh", "");
+	struct t_run r;
+
+	t_gpup(&r, "scan --driverstore '%s'", st);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "IMAGE or DIR is required"), "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "scan '%s' --driverstore '%s' --bundle x.tar.zst", dir, st);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "scan '%s' --driverstore '%s' -j 0", dir, st);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "scan '%s' --driverstore '%s'", dir, st);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert(strstr(r.err, "holds no .vhdx"), "%s", r.err);
+	t_run_free(&r);
+	free(st);
+}
