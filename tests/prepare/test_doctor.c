@@ -364,3 +364,28 @@ Test(doctor, guest_vendor_driver_published_name)
 	free(oem);
 	free(img);
 }
+
+/* A plain folder where the NGX junction belongs is no junction: the fix-up
+ * is still recommended (the fixture's junction for nvmdi.inf satisfies it,
+ * reads_the_guest_without_a_source). */
+Test(doctor, plain_folder_is_no_ngx_junction)
+{
+	char *img = t_guest_copy(dir, "--size 512M --vhdx --doctor", "g.vhdx");
+	char *plain = t_strdup_printf("%s/" HNV, dir);
+	char *fix = t_strdup_printf("gpup prepare '%s' --driverstore DIR --fixup ngx-junction", img);
+	const struct want w = {
+		"fixup-ngx-junction", "warning",
+		HNV " is an NVIDIA package but C:\\Windows\\System32\\DriverStore\\FileRepository\\"
+		HNV " is not a junction to the HostDriverStore: NVIDIA's NGX asks for the driver's "
+		"store path, gets the host's, and finds no driver there (DLSS greyed out)", fix,
+	};
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "mkdir '%s'", plain), 0, "%s", r.err);
+	t_run_free(&r);
+	put(img, plain, "C:\\Windows\\System32\\DriverStore\\FileRepository");
+	doctor_has(img, &w);
+	free(fix);
+	free(plain);
+	free(img);
+}
