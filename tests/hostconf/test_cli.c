@@ -492,3 +492,26 @@ Test(hostconf_cli, surveydda_small_or_non_gpu_keeps_high_mmio)
 	free(k520);
 	free(psp);
 }
+
+/* `gpus --from` on Microsoft's published sample (separators, a stray blank
+ * line) lists the GPU; a record cut short names the blank line. */
+Test(hostconf_cli, gpus_from_microsoft_sample)
+{
+	char *f = hc_data("ms-get-vmpartitionablegpu.txt");
+	char *cut = t_strdup_printf("%s/cut.txt", dir);
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", f), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "VEN_10DE&DEV_1C02"), "%s", r.out);
+	cr_assert(strstr(r.out, "VRAM               1000000000"), "%s", r.out);
+	t_run_free(&r);
+	t_run(&r, "head -n 15 '%s' > '%s' && echo >> '%s' && cat '%s' >> '%s'", f, cut, cut, f, cut);
+	cr_assert_eq(r.status, 0);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", cut), 1);
+	cr_assert(strstr(r.err, "cut.txt:16: the GPU record of line 1 ends at this blank line "
+				"without TotalDecode"), "%s", r.err);
+	t_run_free(&r);
+	free(cut);
+	free(f);
+}
