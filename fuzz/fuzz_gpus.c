@@ -60,10 +60,10 @@ int fuzz_gpus(const uint8_t *data, size_t size)
 		break;
 	}
 	case 1: {
-		uint64_t mb;
-		unsigned n;
+		struct gp_surveydda sv;
 
-		(void)gp_surveydda_parse((const char *)data + 1, size - 1, "fuzz", &mb, &n, &err);
+		if (gp_surveydda_parse((const char *)data + 1, size - 1, "fuzz", &sv, &err) == 0)
+			gp_surveydda_free(&sv);
 		break;
 	}
 	default: {

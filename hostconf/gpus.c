@@ -34,6 +34,7 @@ struct record {
 	struct prop *props;
 	size_t n, cap;
 	unsigned line;      /* where the record starts; 0 for JSON */
+	unsigned end;       /* the blank line that ended it; 0 at the end of input or JSON */
 	size_t index;       /* 1-based record number, for JSON messages */
 };
 
@@ -109,19 +110,59 @@ static void where(char *buf, size_t size, const char *source, const struct recor
 		snprintf(buf, size, "%s: GPU record %zu", source, r->index);
 }
 
-/* Strict unsigned decimal: digits only, no sign, no overflow. */
+/* The length of a thousands separator at @s: ',' or '.' (en-US, de-DE
+ * consoles), a space, a no-break space (U+00A0) or a narrow no-break space
+ * (U+202F, fr-FR); 0 if none. */
+static size_t separator_len(const char *s)
+{
+	if (*s == ',' || *s == '.' || *s == ' ')
+		return 1;
+	if ((unsigned char)s[0] == 0xC2 && (unsigned char)s[1] == 0xA0)
+		return 2;
+	if ((unsigned char)s[0] == 0xE2 && (unsigned char)s[1] == 0x80 && (unsigned char)s[2] == 0xAF)
+		return 3;
+	return 0;
+}
+
+/* Strict unsigned decimal: digits only, no sign, no overflow; digit groups
+ * separated as a console's culture prints them ("1,000,000,000", as in
+ * Microsoft's own Get-VMPartitionableGpu sample): one to three digits, then
+ * groups of exactly three after one and the same separator. The values are
+ * integers (UInt64), so '.' can only be a group separator here. */
 static int parse_u64(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
+	size_t run = 0, sep = 0;
+	const char *sep_at = NULL;
+	bool grouped = false;
 
 	if (!isdigit((unsigned char)*s))
 		return -1;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s))
+	while (*s) {
+		size_t n;
+
+		if (isdigit((unsigned char)*s)) {
+			if (__builtin_mul_overflow(v, (uint64_t)10, &v) ||
+			    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+				return -1;
+			run++;
+			s++;
+			continue;
+		}
+		n = separator_len(s);
+		/* A separator follows a group of 1-3 digits (the first) or
+		 * exactly 3, and is the same one each time. */
+		if (!n || run == 0 || run > 3 || (grouped && run != 3) ||
+		    (sep_at && (n != sep || memcmp(s, sep_at, n) != 0)))
 			return -1;
-		if (__builtin_mul_overflow(v, (uint64_t)10, &v) || __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
-			return -1;
+		grouped = true;
+		sep = n;
+		sep_at = s;
+		run = 0;
+		s += n;
 	}
+	if (grouped && run != 3)
+		return -1;
 	*out = v;
 	return 0;
 }
@@ -263,6 +304,13 @@ static int record_to_gpu(const struct record *r, const char *source, struct gp_g
 
 			snprintf(key, sizeof(key), res_prop_fmt[k], gp_gpu_res_name(res));
 			p = record_get(r, key);
+			if (!p && r->end)
+				/* The blank line that cut the record short is
+				 * what to look at. */
+				return gp_error_set(err, GP_ERR_CORRUPT,
+						    "%s:%u: the GPU record of line %u ends at this "
+						    "blank line without %s", source, r->end, r->line,
+						    key);
 			if (!p) {
 				where(at, sizeof(at), source, r, NULL);
 				return gp_error_set(err, GP_ERR_CORRUPT,
@@ -358,12 +406,33 @@ static bool is_prompt(const char *s, size_t len)
 	return len >= 4 && !strncmp(s, "PS ", 3) && memchr(s, '>', len) != NULL;
 }
 
+/* After a blank line inside a record: does @line continue it? A stray
+ * blank line (Microsoft's published Get-VMPartitionableGpu sample has one
+ * between MaxPartitionEncode and OptimalPartitionEncode) is followed by a
+ * property the record does not have yet; a new record starts with Name, or
+ * repeats a property. */
+static bool continues_record(const struct record *r, const char *line, size_t ll, size_t indent)
+{
+	size_t k = 0;
+	char key[64];
+
+	if (indent || is_prompt(line, ll))
+		return false;
+	while (k < ll && k < sizeof(key) - 1 && is_key_char((unsigned char)line[k]))
+		k++;
+	if (!k)
+		return false;
+	memcpy(key, line, k);
+	key[k] = '\0';
+	return strcasecmp(key, "Name") != 0 && !record_get(r, key);
+}
+
 static int parse_list(const char *text, size_t len, const char *source,
 		      struct gp_gpu_list *out, struct gp_error *err)
 {
 	struct record rec = { 0 };
 	size_t pos = 0;
-	unsigned lineno = 0;
+	unsigned lineno = 0, blank = 0;
 	int rc = 0;
 
 	while (pos < len && rc == 0) {
@@ -382,14 +451,22 @@ static int parse_list(const char *text, size_t len, const char *source,
 			break;
 		}
 		if (ll == 0) {
-			/* A blank line ends the record. */
-			if (rec.n)
-				rc = list_push(out, &rec, source, err);
-			record_clear(&rec);
+			/* A blank line ends the record, unless what follows
+			 * continues it (see below). */
+			if (rec.n && !blank)
+				blank = lineno;
 			continue;
 		}
 		while (indent < ll && line[indent] == ' ')
 			indent++;
+		if (blank && !continues_record(&rec, line, ll, indent)) {
+			rec.end = blank;
+			rc = list_push(out, &rec, source, err);
+			record_clear(&rec);
+			if (rc)
+				break;
+		}
+		blank = 0;
 		if (indent > 0) {
 			/* Format-List wraps a long value onto lines indented to the
 			 * value column; the wrap falls mid-word, so the pieces join

@@ -6,7 +6,11 @@
  * Server 2022), either
  *   - the console's list format ("Name      : value" lines, records
  *     separated by blank lines; values longer than the window wrap onto
- *     continuation lines indented to the value column), or
+ *     continuation lines indented to the value column; numbers may carry
+ *     the console culture's thousands separators, "1,000,000,000", as in
+ *     Microsoft's published sample; a blank line followed by a property the
+ *     record does not have yet is a stray one inside the record, and a
+ *     record a blank line cuts short is reported at that line), or
  *   - the same objects piped through `ConvertTo-Json` (one object or an
  *     array of them).
  * Files saved with Windows PowerShell's `>` are UTF-16LE with a byte-order

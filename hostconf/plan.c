@@ -254,8 +254,111 @@ static char *gpu_label(const struct gp_gpu *g)
 	return strdup(buf);
 }
 
-static int plan_mmio(const struct gp_plan_opts *o, struct gp_plan *p, struct gp_error *err)
+/* The PCI vendor of the chosen GPU: from the listed GPU, else from a
+ * "VEN_xxxx" or "xxxx:yyyy" --gpu text; -1 when neither says. */
+static int chosen_vendor(const struct gp_plan_opts *o, const struct gp_gpu *gpu)
 {
+	const char *sel = o->gpu_select, *v;
+	unsigned x;
+	int n = 0;
+
+	if (gpu && gpu->has_pci_ids)
+		return gpu->vendor_id;
+	if (!sel)
+		return -1;
+	v = strcasestr(sel, "VEN_");
+	if (v && sscanf(v + 4, "%4x%n", &x, &n) == 1 && n == 4)
+		return (int)x;
+	if (sscanf(sel, "%4x%n", &x, &n) == 1 && n == 4 && (sel[4] == ':' || !sel[4]))
+		return (int)x;
+	return -1;
+}
+
+/* The word a vendor's devices carry in their FriendlyName, or NULL. */
+static const char *vendor_word(int ven)
+{
+	switch (ven) {
+	case 0x10DE: return "NVIDIA";
+	case 0x1002: return "AMD";
+	case 0x8086: return "Intel";
+	case 0x1414: return "Microsoft";
+	}
+	return NULL;
+}
+
+/* High MMIO from the survey: the display devices (of the chosen vendor
+ * when the survey lists several vendors' GPUs) plus the buffer, whole GiB,
+ * at least GP_MMIO_HIGH_GPUP_MIN; no display device: the default. */
+static int survey_mmio(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
+		       struct gp_plan *p, struct gp_error *err)
+{
+	const struct gp_surveydda *sv = o->surveydda;
+	uint64_t buffer = o->have_mmio_buffer ? o->mmio_buffer : GP_MMIO_BUFFER_DEFAULT;
+	const char *word = vendor_word(chosen_vendor(o, gpu));
+	uint64_t mb = 0, bytes, rounded;
+	size_t counted = 0, of_vendor = 0, used = 0;
+	char names[128] = "", skipped[128] = "";
+
+	for (size_t i = 0; word && i < sv->n; i++)
+		of_vendor += sv->dev[i].display && strcasestr(sv->dev[i].name, word) != NULL;
+	for (size_t i = 0; i < sv->n; i++) {
+		const struct gp_surveydda_device *d = &sv->dev[i];
+		bool take = d->display && (!of_vendor || strcasestr(d->name, word));
+		char *list = take ? names : skipped;
+		size_t len = strlen(list);
+
+		if (len < sizeof(names) - 1)
+			snprintf(list + len, sizeof(names) - len, "%s%s %llu MB", len ? ", " : "",
+				 *d->name ? d->name : "(unnamed)", (unsigned long long)d->mb);
+		if (!take)
+			continue;
+		counted++;
+		if (__builtin_add_overflow(mb, d->mb, &mb))
+			return gp_error_set(err, GP_ERR_INVALID, "SurveyDDA: MMIO sizes overflow");
+	}
+	used = sv->n - counted;
+	if (!counted) {
+		p->high_mmio = GP_MMIO_HIGH_DEFAULT;
+		snprintf(p->mmio_reason, sizeof(p->mmio_reason),
+			 "SurveyDDA lists no display device: default for GPU partitioning (High 32 GiB)");
+		if (p->n_warnings < GP_PLAN_MAX_WARNINGS)
+			snprintf(p->warnings[p->n_warnings++], sizeof(p->warnings[0]),
+				 "SurveyDDA lists no display device (not counted: %s); High MMIO "
+				 "stays at the 32 GiB default for GPU partitioning",
+				 *skipped ? skipped : "nothing");
+		return 0;
+	}
+	if (__builtin_mul_overflow(mb, GP_MIB, &bytes) ||
+	    __builtin_add_overflow(bytes, buffer, &bytes) ||
+	    __builtin_add_overflow(bytes, GP_GIB - 1, &rounded))
+		return gp_error_set(err, GP_ERR_INVALID,
+				    "SurveyDDA: %llu MB of MMIO plus the buffer overflows",
+				    (unsigned long long)mb);
+	/* Whole GiB, not a power of two: see plan.h. */
+	p->high_mmio = rounded / GP_GIB * GP_GIB;
+	snprintf(p->mmio_reason, sizeof(p->mmio_reason),
+		 "SurveyDDA: %zu display device(s) need %llu MB, plus %llu MiB buffer, rounded up "
+		 "to whole GiB%s", counted, (unsigned long long)mb,
+		 (unsigned long long)(buffer / GP_MIB),
+		 p->high_mmio < GP_MMIO_HIGH_GPUP_MIN ? ", at least 8 GiB" : "");
+	if (p->high_mmio < GP_MMIO_HIGH_GPUP_MIN) {
+		if (p->n_warnings < GP_PLAN_MAX_WARNINGS)
+			snprintf(p->warnings[p->n_warnings++], sizeof(p->warnings[0]),
+				 "SurveyDDA: counted %s (not counted: %s) + %llu MiB buffer = %llu GiB; "
+				 "High MMIO raised to 8 GiB, GPU partitioning's minimum (--high-mmio "
+				 "forces a size)", names, used ? skipped : "nothing",
+				 (unsigned long long)(buffer / GP_MIB),
+				 (unsigned long long)(p->high_mmio / GP_GIB));
+		p->high_mmio = GP_MMIO_HIGH_GPUP_MIN;
+	}
+	return 0;
+}
+
+static int plan_mmio(const struct gp_plan_opts *o, const struct gp_gpu *gpu, struct gp_plan *p,
+		     struct gp_error *err)
+{
+	int rc;
+
 	if (o->revert) {
 		p->low_mmio = GP_MMIO_LOW_HYPERV;
 		p->high_mmio = GP_MMIO_HIGH_HYPERV;
@@ -267,23 +370,10 @@ static int plan_mmio(const struct gp_plan_opts *o, struct gp_plan *p, struct gp_
 	if (o->high_mmio) {
 		p->high_mmio = o->high_mmio;
 		snprintf(p->mmio_reason, sizeof(p->mmio_reason), "High MMIO as given");
-	} else if (o->have_surveydda) {
-		uint64_t buffer = o->have_mmio_buffer ? o->mmio_buffer : GP_MMIO_BUFFER_DEFAULT;
-		uint64_t bytes, rounded;
-
-		if (__builtin_mul_overflow(o->surveydda_mb, GP_MIB, &bytes) ||
-		    __builtin_add_overflow(bytes, buffer, &bytes) ||
-		    __builtin_add_overflow(bytes, GP_GIB - 1, &rounded))
-			return gp_error_set(err, GP_ERR_INVALID,
-					    "SurveyDDA: %llu MB of MMIO plus the buffer overflows",
-					    (unsigned long long)o->surveydda_mb);
-		/* Whole GiB, not a power of two: see plan.h. */
-		p->high_mmio = rounded / GP_GIB * GP_GIB;
-		snprintf(p->mmio_reason, sizeof(p->mmio_reason),
-			 "SurveyDDA: %u device(s) need %llu MB, plus %llu MiB buffer, "
-			 "rounded up to whole GiB", o->surveydda_devices,
-			 (unsigned long long)o->surveydda_mb,
-			 (unsigned long long)(buffer / GP_MIB));
+	} else if (o->surveydda) {
+		rc = survey_mmio(o, gpu, p, err);
+		if (rc)
+			return rc;
 	} else {
 		p->high_mmio = GP_MMIO_HIGH_DEFAULT;
 		snprintf(p->mmio_reason, sizeof(p->mmio_reason),
@@ -360,7 +450,7 @@ int gp_plan_build(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
 			goto fail;
 		out->have_quota = true;
 	}
-	rc = plan_mmio(o, out, err);
+	rc = plan_mmio(o, gpu, out, err);
 	if (rc)
 		goto fail;
 	return 0;
@@ -382,14 +472,48 @@ void gp_plan_free(struct gp_plan *p)
 
 /* ---- SurveyDDA.ps1 output ---- */
 
+/* Does a SurveyDDA FriendlyName name a GPU? The script prints no class. */
+static bool gpu_name(const char *name)
+{
+	static const char *const words[] = { "graphics", "gpu", "geforce", "quadro", "tesla",
+					     "grid", "rtx", "radeon", "firepro", "instinct",
+					     "arc(tm)", "arc ", "display", "vga" };
+	static const char *const not_nvidia[] = { "audio", "usb", "ucsi", "serial" };
+
+	if (strcasestr(name, "audio"))
+		return false;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcasestr(name, words[i]))
+			return true;
+	if (strncasecmp(name, "NVIDIA", 6) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(not_nvidia) / sizeof(not_nvidia[0]); i++)
+		if (strcasestr(name, not_nvidia[i]))
+			return false;
+	return true;
+}
+
+void gp_surveydda_free(struct gp_surveydda *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		free(s->dev[i].name);
+	free(s->dev);
+	memset(s, 0, sizeof(*s));
+}
+
 int gp_surveydda_parse(const char *text, size_t len, const char *source,
-		       uint64_t *total_mb, unsigned *devices, struct gp_error *err)
+		       struct gp_surveydda *out, struct gp_error *err)
 {
 	static const char key[] = "requires at least:";
-	uint64_t sum = 0;
-	unsigned n = 0, lineno = 0;
+	static const char legacy_gpu[] = "Legacy Express Endpoint -- graphics controller.";
+	unsigned lineno = 0;
 	size_t pos = 0;
+	char name[256] = "";
+	bool after_blank = true, legacy = false;
 
+	memset(out, 0, sizeof(*out));
 	if (!source)
 		source = "SurveyDDA output";
 	while (pos < len) {
@@ -397,10 +521,27 @@ int gp_surveydda_parse(const char *text, size_t len, const char *source,
 		const char *nl = memchr(line, '\n', len - pos);
 		size_t ll = nl ? (size_t)(nl - line) : len - pos;
 		const char *hit = NULL;
+		size_t b = 0;
 
 		pos += ll + (nl ? 1 : 0);
 		lineno++;
-		for (size_t i = 0; i + sizeof(key) - 1 <= ll; i++) {
+		while (ll && (line[ll - 1] == '\r' || line[ll - 1] == ' '))
+			ll--;
+		while (b < ll && (line[b] == ' ' || line[b] == '\t'))
+			b++;
+		if (b == ll) {
+			after_blank = true;
+			continue;
+		}
+		/* The script writes two blank lines, then the FriendlyName. */
+		if (after_blank && b == 0) {
+			snprintf(name, sizeof(name), "%.*s", (int)ll, line);
+			legacy = false;
+		}
+		after_blank = false;
+		if (ll - b == sizeof(legacy_gpu) - 1 && !memcmp(line + b, legacy_gpu, ll - b))
+			legacy = true;
+		for (size_t i = b; i + sizeof(key) - 1 <= ll; i++) {
 			if (strncasecmp(line + i, key, sizeof(key) - 1) == 0) {
 				hit = line + i + sizeof(key) - 1;
 				break;
@@ -410,6 +551,7 @@ int gp_surveydda_parse(const char *text, size_t len, const char *source,
 			continue;
 		{
 			const char *end = line + ll, *q = hit;
+			struct gp_surveydda_device *d;
 			uint64_t mb = 0;
 			int digits = 0;
 
@@ -417,44 +559,59 @@ int gp_surveydda_parse(const char *text, size_t len, const char *source,
 				q++;
 			while (q < end && isdigit((unsigned char)*q)) {
 				if (__builtin_mul_overflow(mb, (uint64_t)10, &mb) ||
-				    __builtin_add_overflow(mb, (uint64_t)(*q - '0'), &mb))
+				    __builtin_add_overflow(mb, (uint64_t)(*q - '0'), &mb)) {
+					gp_surveydda_free(out);
 					return gp_error_set(err, GP_ERR_CORRUPT,
 							    "%s:%u: MMIO size too large", source,
 							    lineno);
+				}
 				q++;
 				digits++;
 			}
 			while (q < end && *q == ' ')
 				q++;
-			if (!digits || end - q < 2 || strncmp(q, "MB", 2) != 0)
+			if (!digits || end - q < 2 || strncmp(q, "MB", 2) != 0) {
+				gp_surveydda_free(out);
 				return gp_error_set(err, GP_ERR_CORRUPT,
 						    "%s:%u: expected 'requires at least: N MB of MMIO "
 						    "gap space'", source, lineno);
-			if (__builtin_add_overflow(sum, mb, &sum))
-				return gp_error_set(err, GP_ERR_CORRUPT,
-						    "%s:%u: MMIO sizes overflow", source, lineno);
-			n++;
+			}
+			d = realloc(out->dev, (out->n + 1) * sizeof(*d));
+			if (!d) {
+				gp_surveydda_free(out);
+				return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			}
+			out->dev = d;
+			d = &out->dev[out->n];
+			d->name = strdup(name);
+			if (!d->name) {
+				gp_surveydda_free(out);
+				return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			}
+			d->mb = mb;
+			d->display = legacy || gpu_name(name);
+			d->line = lineno;
+			out->n++;
 		}
 	}
-	if (n == 0)
+	if (out->n == 0)
 		return gp_error_set(err, GP_ERR_CORRUPT,
 				    "%s: no 'And it requires at least: N MB of MMIO gap space' line "
 				    "(is this SurveyDDA.ps1 output?)", source);
-	*total_mb = sum;
-	*devices = n;
 	return 0;
 }
 
-int gp_surveydda_load(const char *path, uint64_t *total_mb, unsigned *devices,
-		      struct gp_error *err)
+int gp_surveydda_load(const char *path, struct gp_surveydda *out, struct gp_error *err)
 {
 	char *buf;
 	size_t len;
-	int rc = gp_hc_read_text(path, SURVEYDDA_MAX_BYTES, "SurveyDDA output", &buf, &len, err);
+	int rc;
 
+	memset(out, 0, sizeof(*out));
+	rc = gp_hc_read_text(path, SURVEYDDA_MAX_BYTES, "SurveyDDA output", &buf, &len, err);
 	if (rc)
 		return rc;
-	rc = gp_surveydda_parse(buf, len, path, total_mb, devices, err);
+	rc = gp_surveydda_parse(buf, len, path, out, err);
 	free(buf);
 	return rc;
 }

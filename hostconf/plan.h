@@ -26,11 +26,15 @@
  * what needs no figures (raw Min <= Optimal <= Max).
  *
  * MMIO. Low 1 GiB and High 32 GiB unless told otherwise. With SurveyDDA
- * output (see gp_surveydda_parse()), High = the devices' MB summed plus a
- * buffer (default 512 MiB, Microsoft's own default high MMIO), rounded UP
- * TO A WHOLE GiB: rounding to a power of two would turn 33 GiB into
- * 64 GiB and push hosts with 36-bit physical addressing over their limit.
- * Explicit sizes override both. A High MMIO above 64 GiB adds a warning:
+ * output (see gp_surveydda_parse()), High = the MB of the display devices
+ * it lists (only those of the chosen GPU's vendor when it lists several
+ * vendors' GPUs: a partition is of one GPU) summed plus a buffer (default
+ * 512 MiB, Microsoft's own default high MMIO), rounded UP TO A WHOLE GiB:
+ * rounding to a power of two would turn 33 GiB into 64 GiB and push hosts
+ * with 36-bit physical addressing over their limit. A survey result below
+ * GP_MMIO_HIGH_GPUP_MIN is raised to it, and a survey without any display
+ * device keeps the 32 GiB default; both with a warning naming what was
+ * counted. Explicit sizes override all of this. A High MMIO above 64 GiB adds a warning:
  * hosts (and guests) with 36-bit physical addressing cannot map it.
  *
  * Revert plans set Hyper-V's defaults back: Low 128 MiB, High 512 MiB
@@ -56,6 +60,10 @@
 #define GP_MMIO_BUFFER_DEFAULT (512ull * GP_MIB)
 #define GP_MMIO_LOW_HYPERV (128ull * GP_MIB)     /* Hyper-V's own defaults */
 #define GP_MMIO_HIGH_HYPERV (512ull * GP_MIB)
+/* The least High MMIO planned for GPU partitioning from a survey: the
+ * GPU-P guidance's 8 GB; SurveyDDA's BAR sizes (176 MB for a K520) say
+ * what DDA maps, not what a partition's paravirtual adapter needs. */
+#define GP_MMIO_HIGH_GPUP_MIN (8ull * GP_GIB)
 /* 36-bit physical addressing reaches 64 GiB. */
 #define GP_MMIO_36BIT_LIMIT (64ull * GP_GIB)
 
@@ -92,6 +100,19 @@ enum gp_host_os {
 	GP_HOST_WIN10 = 1,   /* Windows 10 / Server 2022: no -InstancePath */
 };
 
+/* One device of SurveyDDA.ps1 output that needs MMIO gap space. */
+struct gp_surveydda_device {
+	char *name;            /* the FriendlyName line above it ("" if none) */
+	uint64_t mb;           /* "And it requires at least: N MB of MMIO gap space" */
+	bool display;          /* a display controller (see gp_surveydda_parse()) */
+	unsigned line;         /* 1-based line of the MB figure */
+};
+
+struct gp_surveydda {
+	struct gp_surveydda_device *dev;
+	size_t n;
+};
+
 /* The user's choices, before the GPU's figures are known. Zero-initialise,
  * then set what was given. */
 struct gp_plan_opts {
@@ -99,9 +120,7 @@ struct gp_plan_opts {
 	const char *gpu_select;                 /* --gpu, for a plan without a GPU's figures */
 	struct gp_share_spec share[GP_RES_COUNT];
 	uint64_t low_mmio, high_mmio;           /* bytes; 0 = not given */
-	bool have_surveydda;
-	uint64_t surveydda_mb;                  /* from gp_surveydda_parse() */
-	unsigned surveydda_devices;
+	const struct gp_surveydda *surveydda;   /* gp_surveydda_parse(); NULL = none */
 	bool have_mmio_buffer;
 	uint64_t mmio_buffer;                   /* bytes */
 	bool server;                            /* set the HyperV device-assignment policies */
@@ -150,20 +169,29 @@ int gp_plan_build(const struct gp_plan_opts *o, const struct gp_gpu *gpu,
 void gp_plan_free(struct gp_plan *p);
 
 /*
- * Read SurveyDDA.ps1 output (Microsoft's DDA machine-profile script; it
- * prints "    And it requires at least: 176 MB of MMIO gap space" for each
- * assignable device). Sums the MB of every such line: trim the file to the
- * devices you assign. @source names the input in messages.
- * Returns 0 with the sum in @total_mb and the number of lines in @devices,
- * GP_ERR_CORRUPT ("SOURCE:LINE: ..." for a line whose number cannot be
- * read; "SOURCE: no ... line" when there is none), GP_ERR_NOMEM.
+ * Read SurveyDDA.ps1 output (Microsoft's DDA machine-profile script; for
+ * each PCI device it prints the FriendlyName after a blank line, then
+ * "Express Endpoint -- more secure." or why it is not assignable, then
+ * "    And it requires at least: 176 MB of MMIO gap space"). Every device
+ * with such a line is listed in @out, in file order. The script prints no
+ * device class, so "display" is read from what it does print: its "Legacy
+ * Express Endpoint -- graphics controller." line, or a FriendlyName naming
+ * a GPU (Graphics, GPU, GeForce, Quadro, Tesla, GRID, RTX, Radeon, FirePro,
+ * Instinct, Arc, Display, VGA, or NVIDIA with no Audio/USB/UCSI/Serial in
+ * the name; never a name with Audio in it). @source names the input in
+ * messages.
+ * Returns 0 (free @out with gp_surveydda_free()), GP_ERR_CORRUPT
+ * ("SOURCE:LINE: ..." for a line whose number cannot be read; "SOURCE: no
+ * ... line" when there is none), GP_ERR_NOMEM.
  */
 int gp_surveydda_parse(const char *text, size_t len, const char *source,
-		       uint64_t *total_mb, unsigned *devices, struct gp_error *err);
+		       struct gp_surveydda *out, struct gp_error *err);
 
 /* gp_surveydda_parse() on a file (UTF-8 or UTF-16LE, at most 16 MiB). Adds
  * GP_ERR_NOTFOUND / GP_ERR_IO naming the file. */
-int gp_surveydda_load(const char *path, uint64_t *total_mb, unsigned *devices,
-		      struct gp_error *err);
+int gp_surveydda_load(const char *path, struct gp_surveydda *out, struct gp_error *err);
+
+/* Free what @s owns and zero it. NULL is fine. */
+void gp_surveydda_free(struct gp_surveydda *s);
 
 #endif

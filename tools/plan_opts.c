@@ -216,16 +216,16 @@ static int load_gpus(struct plan_opts *po, struct gp_gpu_list *l, bool *have,
 int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error *err)
 {
 	struct gp_gpu_list l = { 0 };
+	struct gp_surveydda survey = { 0 };
 	const struct gp_gpu *gpu = NULL;
 	int rc = 0;
 
 	memset(plan, 0, sizeof(*plan));
 	if (po->surveydda) {
-		rc = gp_surveydda_load(po->surveydda, &po->plan.surveydda_mb,
-				       &po->plan.surveydda_devices, err);
+		rc = gp_surveydda_load(po->surveydda, &survey, err);
 		if (rc)
 			return rc;
-		po->plan.have_surveydda = true;
+		po->plan.surveydda = &survey;   /* reset below: @survey is ours */
 	}
 	if (!po->plan.revert) {
 		size_t idx;
@@ -234,7 +234,7 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 
 		rc = load_gpus(po, &l, &have, err);
 		if (rc)
-			return rc;
+			goto out;
 		if (!have) {
 			cli_warn("no GPU list (--from FILE, or PowerShell here): the script "
 				 "chooses GPU '%s' and computes the quotas on the host", po->gpu);
@@ -255,6 +255,8 @@ plan:
 		for (unsigned i = 0; i < plan->n_warnings; i++)
 			cli_warn("%s", plan->warnings[i]);
 out:
+	po->plan.surveydda = NULL;
+	gp_surveydda_free(&survey);
 	gp_gpus_free(&l);
 	return rc;
 }
@@ -409,8 +411,10 @@ void plan_opts_help(FILE *f)
 	      "  --vram SPEC, --encode SPEC, --decode SPEC, --compute SPEC\n"
 	      "                        one resource: P%, N (raw, host scale) or MIN:OPT:MAX\n"
 	      "                        (default: the host's own Min/Optimal/Max)\n"
-	      "  --surveydda FILE      SurveyDDA.ps1 output: High MMIO = devices' MB + buffer,\n"
-	      "                        rounded up to whole GiB\n"
+	      "  --surveydda FILE      SurveyDDA.ps1 output: High MMIO = its display devices' MB\n"
+	      "                        (the chosen GPU's vendor's) + buffer, rounded up to\n"
+	      "                        whole GiB, at least 8 GiB (a warning says what was\n"
+	      "                        counted; no display device: 32 GiB)\n"
 	      "  --mmio-buffer SIZE    buffer added to the SurveyDDA sum (default 512M)\n"
 	      "  --low-mmio SIZE       Low MMIO (default 1G)\n"
 	      "  --high-mmio SIZE      High MMIO (default 32G; above 64G fails on 36-bit hosts)\n"

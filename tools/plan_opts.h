@@ -11,7 +11,8 @@
  *   --vram/--encode/--decode/--compute SPEC
  *                         one resource: P%, N, or MIN:OPT:MAX (each P% or N);
  *                         wins over --share for that resource
- *   --surveydda FILE      SurveyDDA.ps1 output: High MMIO = sum + buffer
+ *   --surveydda FILE      SurveyDDA.ps1 output: High MMIO = display devices' sum +
+ *                         buffer, at least 8 GiB
  *   --mmio-buffer SIZE    buffer added to the SurveyDDA sum (default 512M)
  *   --high-mmio SIZE / --low-mmio SIZE   explicit MMIO (win over the rest)
  *   --server              Windows Server host: set the HyperV policies

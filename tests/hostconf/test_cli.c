@@ -459,3 +459,59 @@ Test(hostconf_cli, failed_live_query_leaves_quotas_to_host)
 	cr_assert_null(strstr(r.err, "warning"), "%s", r.err);
 	t_run_free(&r);
 }
+
+/* --surveydda with Microsoft's K520 sample (176 MB) and with a survey whose
+ * only device is an AMD security processor: High MMIO stays >= 8 GiB and a
+ * warning says what was counted. */
+Test(hostconf_cli, surveydda_small_or_non_gpu_keeps_high_mmio)
+{
+	char *f = hc_data("howto-two-gpus.txt");
+	char *k520 = hc_data("surveydda-k520.txt"), *psp = hc_data("surveydda-amd-psp.txt");
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --surveydda '%s'", f, k520),
+		     0, "%s", r.err);
+	cr_assert(strstr(r.out, "[UInt64] $HighMemoryMappedIoSpace = '8589934592',"), "%s", r.out);
+	cr_assert(strstr(r.err, "warning: SurveyDDA: counted NVIDIA GRID K520 176 MB (not counted: "
+				"nothing) + 512 MiB buffer = 1 GiB; High MMIO raised to 8 GiB"),
+		  "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --surveydda '%s'", f, psp),
+		     0, "%s", r.err);
+	cr_assert(strstr(r.out, "[UInt64] $HighMemoryMappedIoSpace = '34359738368',"), "%s", r.out);
+	cr_assert(strstr(r.err, "warning: SurveyDDA lists no display device (not counted: AMD PSP "
+				"3.0 Device 2 MB); High MMIO stays at the 32 GiB default"), "%s", r.err);
+	t_run_free(&r);
+	/* A size the user forces stands. */
+	cr_assert_eq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 10de --surveydda '%s' "
+				"--high-mmio 1G", f, k520), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "[UInt64] $HighMemoryMappedIoSpace = '1073741824',"), "%s", r.out);
+	cr_assert_null(strstr(r.err, "SurveyDDA"), "%s", r.err);
+	t_run_free(&r);
+	free(f);
+	free(k520);
+	free(psp);
+}
+
+/* `gpus --from` on Microsoft's published sample (separators, a stray blank
+ * line) lists the GPU; a record cut short names the blank line. */
+Test(hostconf_cli, gpus_from_microsoft_sample)
+{
+	char *f = hc_data("ms-get-vmpartitionablegpu.txt");
+	char *cut = t_strdup_printf("%s/cut.txt", dir);
+	struct t_run r;
+
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", f), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "VEN_10DE&DEV_1C02"), "%s", r.out);
+	cr_assert(strstr(r.out, "VRAM               1000000000"), "%s", r.out);
+	t_run_free(&r);
+	t_run(&r, "head -n 15 '%s' > '%s' && echo >> '%s' && cat '%s' >> '%s'", f, cut, cut, f, cut);
+	cr_assert_eq(r.status, 0);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", cut), 1);
+	cr_assert(strstr(r.err, "cut.txt:16: the GPU record of line 1 ends at this blank line "
+				"without TotalDecode"), "%s", r.err);
+	t_run_free(&r);
+	free(cut);
+	free(f);
+}

@@ -315,3 +315,114 @@ Test(gpus, property_names_in_any_case)
 	free(lower);
 	free(src);
 }
+
+/* Replace every occurrence of @from in @s by @to (malloc'ed). */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to), n = 0;
+	char *out, *o;
+
+	for (const char *p = strstr(s, from); p; p = strstr(p + fl, from))
+		n++;
+	out = malloc(strlen(s) + n * (tl + 1) + 1);
+	cr_assert_not_null(out);
+	for (o = out; *s;) {
+		if (!strncmp(s, from, fl)) {
+			memcpy(o, to, tl);
+			o += tl;
+			s += fl;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Microsoft's own example output (the GPU partitioning page): numbers with
+ * thousands separators, a stray blank line inside the record, a Name
+ * wrapped and ending in \GPUPARAV. A user pasting it gets the GPU. */
+Test(gpus, microsoft_published_sample)
+{
+	struct gp_gpu_list l = { 0 };
+	const struct gp_gpu *g;
+
+	load("ms-get-vmpartitionablegpu.txt", &l);
+	cr_assert_eq(l.count, 1);
+	g = &l.gpus[0];
+	cr_assert_str_eq(g->instance_path, "\\\\?\\PCI#VEN_10DE&DEV_1C02&SUBSYS_11C210DE&REV_A1#"
+			 "4&275d7527&0&0010#{064092b3-625e-43bf-9eb5-dc845897dd59}\\GPUPARAV");
+	cr_assert_eq(g->device_id, 0x1c02);
+	cr_assert_eq(g->res[GP_RES_VRAM].total, 1000000000);
+	cr_assert_eq(g->res[GP_RES_ENCODE].max, UINT64_MAX);
+	cr_assert_eq(g->res[GP_RES_ENCODE].optimal, UINT64_MAX, "after the stray blank line");
+	cr_assert_eq(g->res[GP_RES_COMPUTE].optimal, 1000000000);
+	cr_assert_str_eq(g->computer_name, "MYCOMPUTER-TEST2");
+	gp_gpus_free(&l);
+}
+
+/* Separators as other cultures print them parse the same; a malformed
+ * grouping is an error naming its line. */
+Test(gpus, thousands_separators)
+{
+	static const char *const seps[] = { ".", " ", "\xC2\xA0", "\xE2\x80\xAF", "" };
+	static const char *const bad[] = { "1,00,000,000", "1,000.000,000", "1000,000,000",
+					   "1,000,000,", ",000", "1,,000" };
+	size_t len;
+	char *text = hc_read_data("ms-get-vmpartitionablegpu.txt", &len);
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+
+	for (size_t i = 0; i < sizeof(seps) / sizeof(seps[0]); i++) {
+		/* The sample's only commas are its separators. */
+		char *t = replace_all(text, ",", seps[i]);
+
+		cr_assert_eq(gp_gpus_parse(t, strlen(t), "s.txt", &l, &err), 0, "'%s': %s", seps[i],
+			     err.msg);
+		cr_assert_eq(l.gpus[0].res[GP_RES_VRAM].max, 1000000000);
+		cr_assert_eq(l.gpus[0].res[GP_RES_ENCODE].total, UINT64_MAX);
+		gp_gpus_free(&l);
+		free(t);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *t = replace_all(text, "MaxPartitionVRAM        : 1,000,000,000",
+				      "MaxPartitionVRAM        : Z");
+		char *u = replace_all(t, "Z", bad[i]);
+
+		cr_assert_eq(gp_gpus_parse(u, strlen(u), "b.txt", &l, &err), GP_ERR_CORRUPT, "%s",
+			     bad[i]);
+		cr_assert(strstr(err.msg, "b.txt:8: MaxPartitionVRAM"), "%s: %s", bad[i], err.msg);
+		gp_error_clear(&err);
+		free(t);
+		free(u);
+	}
+	free(text);
+}
+
+/* A blank line that cuts a record short, before the next record: the error
+ * points at that blank line, not at the record's first line. */
+Test(gpus, blank_line_errors_point_at_the_blank_line)
+{
+	size_t len;
+	char *text = hc_read_data("ms-get-vmpartitionablegpu.txt", &len);
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	char *cut = strstr(text, "TotalDecode");
+	/* The record up to OptimalPartitionEncode (line 15), a blank line 16,
+	 * then the whole record again as a second GPU. */
+	char *two = t_strdup_printf("%.*s\n%s", (int)(cut - text), text, text);
+
+	cr_assert_eq(gp_gpus_parse(two, strlen(two), "two.txt", &l, &err), GP_ERR_CORRUPT);
+	cr_assert(strstr(err.msg, "two.txt:16: the GPU record of line 1 ends at this blank line "
+				  "without TotalDecode"), "%s", err.msg);
+	gp_error_clear(&err);
+	/* Whole records separated by blank lines (and the stray one) parse. */
+	free(two);
+	two = t_strdup_printf("%s\n\n%s", text, text);
+	cr_assert_eq(gp_gpus_parse(two, strlen(two), "two.txt", &l, &err), 0, "%s", err.msg);
+	cr_assert_eq(l.count, 2);
+	cr_assert_eq(l.gpus[1].line, 31);
+	gp_gpus_free(&l);
+	free(two);
+	free(text);
+}

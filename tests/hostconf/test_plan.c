@@ -197,36 +197,53 @@ Test(plan, mmio_defaults_surveydda_and_overrides)
 	struct gp_gpu g = fake_gpu(1000, 1000, 0, 1000);
 	struct gp_error err = { 0 };
 	struct gp_plan p;
+	struct gp_surveydda sv;
 	char *path = hc_data("surveydda.txt");
 
+	g.has_pci_ids = true;
+	g.vendor_id = 0x10DE;
 	cr_assert_eq(gp_plan_build(&o, &g, &p, &err), 0);
 	cr_assert_eq(p.low_mmio, 1ull << 30);
 	cr_assert_eq(p.high_mmio, 32ull << 30);
 	cr_assert_eq(p.n_warnings, 0);
 	gp_plan_free(&p);
 
-	cr_assert_eq(gp_surveydda_load(path, &o.surveydda_mb, &o.surveydda_devices, &err), 0,
-		     "%s", err.msg);
-	cr_assert_eq(o.surveydda_mb, 16 + 272);
-	cr_assert_eq(o.surveydda_devices, 2);
-	o.have_surveydda = true;
-	/* 288 MB + 512 MiB buffer = 800 MiB, rounded up to 1 GiB. */
+	cr_assert_eq(gp_surveydda_load(path, &sv, &err), 0, "%s", err.msg);
+	cr_assert_eq(sv.n, 2);
+	cr_assert_str_eq(sv.dev[0].name, "NVIDIA GeForce RTX 4070 Laptop GPU");
+	cr_assert_eq(sv.dev[0].mb, 16);
+	cr_assert(sv.dev[0].display && sv.dev[1].display);
+	cr_assert_eq(sv.dev[1].mb, 272);
+	o.surveydda = &sv;
+	/* The chosen GPU is NVIDIA's (VEN_10DE): its 16 MB + 512 MiB buffer
+	 * = 528 MiB, 1 GiB, raised to GPU-P's 8 GiB with a warning. */
 	cr_assert_eq(gp_plan_build(&o, &g, &p, &err), 0);
-	cr_assert_eq(p.high_mmio, 1ull << 30);
-	cr_assert(strstr(p.mmio_reason, "2 device(s) need 288 MB, plus 512 MiB buffer"), "%s",
-		  p.mmio_reason);
+	cr_assert_eq(p.high_mmio, 8ull << 30);
+	cr_assert(strstr(p.mmio_reason, "1 display device(s) need 16 MB, plus 512 MiB buffer, "
+				       "rounded up to whole GiB, at least 8 GiB"), "%s", p.mmio_reason);
+	cr_assert_eq(p.n_warnings, 1);
+	cr_assert(strstr(p.warnings[0], "counted NVIDIA GeForce RTX 4070 Laptop GPU 16 MB (not "
+				       "counted: Intel(R) Iris(R) Xe Graphics 272 MB)") &&
+		  strstr(p.warnings[0], "raised to 8 GiB"), "%s", p.warnings[0]);
 	gp_plan_free(&p);
-	/* A 1 GiB buffer: 1312 MiB, rounded up to 2 GiB (not a power of two rule). */
+	/* Big GPUs: 2 x 16 GiB + 1 GiB buffer = 33 GiB, whole GiB, not the
+	 * next power of two. */
+	sv.dev[0].mb = 16 * 1024;
+	sv.dev[1].mb = 16 * 1024;
+	sv.dev[1].name[0] = 'N';   /* "Ntel(R) ...": no vendor word, not the chosen vendor's */
 	o.have_mmio_buffer = true;
 	o.mmio_buffer = 1ull << 30;
 	cr_assert_eq(gp_plan_build(&o, &g, &p, &err), 0);
-	cr_assert_eq(p.high_mmio, 2ull << 30);
+	cr_assert_eq(p.high_mmio, 17ull << 30, "the chosen vendor's GPU only");
 	gp_plan_free(&p);
-	o.surveydda_mb = 33 * 1024 - 512;  /* exactly 33 GiB with the 1 GiB buffer... */
-	o.mmio_buffer = 512ull << 20;       /* ... or 32.5 GiB + 0.5 GiB = 33 GiB */
+	o.gpu_select = NULL;
+	g.has_pci_ids = false;      /* vendor unknown: every display device */
 	cr_assert_eq(gp_plan_build(&o, &g, &p, &err), 0);
 	cr_assert_eq(p.high_mmio, 33ull << 30, "whole GiB, not the next power of two");
+	cr_assert_eq(p.n_warnings, 0);
 	gp_plan_free(&p);
+	o.surveydda = NULL;
+	gp_surveydda_free(&sv);
 	/* Explicit sizes win; above 64 GiB warns about 36-bit hosts. */
 	o.high_mmio = 128ull << 30;
 	o.low_mmio = 3ull << 30;
@@ -258,18 +275,69 @@ Test(plan, revert_uses_hyperv_defaults)
 Test(plan, surveydda_errors)
 {
 	struct gp_error err = { 0 };
-	uint64_t mb;
-	unsigned n;
+	struct gp_surveydda sv;
 	char *path = hc_data("surveydda-bad.txt");
 	const char *none = "Generic USB xHCI Host Controller\nNot assignable.\n";
 
-	cr_assert_eq(gp_surveydda_load(path, &mb, &n, &err), GP_ERR_CORRUPT);
+	cr_assert_eq(gp_surveydda_load(path, &sv, &err), GP_ERR_CORRUPT);
 	cr_assert(strstr(err.msg, "surveydda-bad.txt:3:"), "%s", err.msg);
+	cr_assert_eq(sv.n, 0);
 	gp_error_clear(&err);
-	cr_assert_eq(gp_surveydda_parse(none, strlen(none), "s.txt", &mb, &n, &err), GP_ERR_CORRUPT);
+	cr_assert_eq(gp_surveydda_parse(none, strlen(none), "s.txt", &sv, &err), GP_ERR_CORRUPT);
 	cr_assert(strstr(err.msg, "s.txt: no 'And it requires at least"), "%s", err.msg);
 	gp_error_clear(&err);
-	cr_assert_eq(gp_surveydda_load("/nonexistent/s.txt", &mb, &n, &err), GP_ERR_NOTFOUND);
+	cr_assert_eq(gp_surveydda_load("/nonexistent/s.txt", &sv, &err), GP_ERR_NOTFOUND);
 	cr_assert(strstr(err.msg, "/nonexistent/s.txt"), "%s", err.msg);
 	free(path);
+}
+
+/* Microsoft's K520 sample (176 MB) and a survey whose only device is an AMD
+ * security processor: High MMIO never drops below GPU-P's 8 GiB unless the
+ * user forces it, and a warning says what was counted. */
+Test(plan, surveydda_small_or_non_gpu_devices_keep_8_gib)
+{
+	struct gp_plan_opts o = { .vm_name = "vm", .gpu_select = "auto" };
+	struct gp_error err = { 0 };
+	struct gp_surveydda sv;
+	struct gp_plan p;
+	char *k520 = hc_data("surveydda-k520.txt"), *psp = hc_data("surveydda-amd-psp.txt");
+
+	cr_assert_eq(gp_surveydda_load(k520, &sv, &err), 0, "%s", err.msg);
+	cr_assert_eq(sv.n, 1);
+	cr_assert_str_eq(sv.dev[0].name, "NVIDIA GRID K520");
+	cr_assert(sv.dev[0].display);
+	o.surveydda = &sv;
+	cr_assert_eq(gp_plan_build(&o, NULL, &p, &err), 0, "%s", err.msg);
+	cr_assert_eq(p.high_mmio, 8ull << 30);
+	cr_assert_eq(p.n_warnings, 1);
+	cr_assert(strstr(p.warnings[0], "SurveyDDA: counted NVIDIA GRID K520 176 MB (not counted: "
+				       "nothing) + 512 MiB buffer = 1 GiB; High MMIO raised to 8 GiB"),
+		  "%s", p.warnings[0]);
+	gp_plan_free(&p);
+	/* Forced: the user's size stands, no warning. */
+	o.high_mmio = 1ull << 30;
+	cr_assert_eq(gp_plan_build(&o, NULL, &p, &err), 0);
+	cr_assert_eq(p.high_mmio, 1ull << 30);
+	cr_assert_eq(p.n_warnings, 0);
+	gp_plan_free(&p);
+	o.high_mmio = 0;
+	gp_surveydda_free(&sv);
+
+	cr_assert_eq(gp_surveydda_load(psp, &sv, &err), 0, "%s", err.msg);
+	cr_assert_eq(sv.n, 1);
+	cr_assert_str_eq(sv.dev[0].name, "AMD PSP 3.0 Device");
+	cr_assert_eq(sv.dev[0].mb, 2);
+	cr_assert_eq(sv.dev[0].line, 8);
+	cr_assert(!sv.dev[0].display);
+	cr_assert_eq(gp_plan_build(&o, NULL, &p, &err), 0);
+	cr_assert_eq(p.high_mmio, 32ull << 30);
+	cr_assert_eq(p.n_warnings, 1);
+	cr_assert(strstr(p.warnings[0], "SurveyDDA lists no display device (not counted: AMD PSP 3.0 "
+				       "Device 2 MB); High MMIO stays at the 32 GiB default"),
+		  "%s", p.warnings[0]);
+	gp_plan_free(&p);
+	o.surveydda = NULL;
+	gp_surveydda_free(&sv);
+	free(k520);
+	free(psp);
 }

@@ -103,8 +103,10 @@ Test(psrender, golden_server)
 
 	share(&o, GP_RES_VRAM, "10%:50%:100%");
 	share(&o, GP_RES_ENCODE, "25%");
-	cr_assert_eq(gp_surveydda_load(path, &o.surveydda_mb, &o.surveydda_devices, &err), 0);
-	o.have_surveydda = true;
+	struct gp_surveydda sv;
+
+	cr_assert_eq(gp_surveydda_load(path, &sv, &err), 0);
+	o.surveydda = &sv;
 	s = render("howto-two-gpus.txt", "8086:a7a0", &o);
 	golden("server.ps1", s);
 	cr_assert(strstr(s, "'HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows\\HyperV'"));
@@ -113,8 +115,11 @@ Test(psrender, golden_server)
 	cr_assert(strstr(s, "    [int] $ServerPolicy = '1',\n"));
 	cr_assert(strstr(s, "    [string] $VRAM = '10%:50%:100%',\n"));
 	cr_assert(strstr(s, "    [int] $StopVM = '1',\n"));
-	cr_assert(strstr(s, "    [UInt64] $HighMemoryMappedIoSpace = '1073741824',\n"));
+	/* Intel's 272 MB + 512 MiB = 1 GiB, raised to GPU-P's 8 GiB (the
+	 * survey's NVIDIA GPU is not the chosen vendor's). */
+	cr_assert(strstr(s, "    [UInt64] $HighMemoryMappedIoSpace = '8589934592',\n"));
 	free(s);
+	gp_surveydda_free(&sv);
 	free(path);
 }
 

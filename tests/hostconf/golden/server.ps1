@@ -14,7 +14,7 @@
 #   Decode   on the listed GPU: Min 0  Optimal 1000000000  Max 1000000000
 #   Compute  on the listed GPU: Min 0  Optimal 1000000000  Max 1000000000
 # Server: sets the HyperV device-assignment policies to 0
-# MMIO: SurveyDDA: 2 device(s) need 288 MB, plus 512 MiB buffer, rounded up to whole GiB
+# MMIO: SurveyDDA: 1 display device(s) need 272 MB, plus 512 MiB buffer, rounded up to whole GiB, at least 8 GiB
 #Requires -RunAsAdministrator
 #Requires -Modules Hyper-V
 [CmdletBinding()]
@@ -27,7 +27,7 @@ param(
     [string] $Decode = '',
     [string] $Compute = '',
     [UInt64] $LowMemoryMappedIoSpace = '1073741824',
-    [UInt64] $HighMemoryMappedIoSpace = '1073741824',
+    [UInt64] $HighMemoryMappedIoSpace = '8589934592',
     [int] $StopVM = '1',
     [int] $ServerPolicy = '1',
     [string] $StateDir = ''
