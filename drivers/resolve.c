@@ -2,6 +2,8 @@
  * ranked the way Windows ranks drivers. See store.h. */
 #include "store_priv.h"
 
+#include "gpus.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,26 +12,6 @@
 #include <strings.h>
 
 /* ---- GPU identities ------------------------------------------------------ */
-
-/* Parse @n hex digits exactly (the token's whole length). */
-static bool hex_exact(const char *s, size_t len, size_t n, uint32_t *out)
-{
-	uint32_t v = 0;
-
-	if (len != n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		int c = tolower((unsigned char)s[i]);
-		if (c >= '0' && c <= '9')
-			v = (v << 4) | (uint32_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = (v << 4) | (uint32_t)(c - 'a' + 10);
-		else
-			return false;
-	}
-	*out = v;
-	return true;
-}
 
 /* Parse "VEN_10DE&DEV_2860&SUBSYS_...&REV_.." (s[0..len)). Unknown tokens
  * (CC_0300, ...) mark the ID as a compatible ID: *other set. Returns false
@@ -49,22 +31,22 @@ static bool parse_pci_tokens(const char *s, size_t len, struct gp_gpu_id *id, bo
 		const char *t = s + i;
 		size_t tl = j - i;
 		if (tl > 4 && strncasecmp(t, "VEN_", 4) == 0) {
-			if (ven || !hex_exact(t + 4, tl - 4, 4, &v))
+			if (ven || !gp_hex_exact(t + 4, tl - 4, 4, &v))
 				return false;
 			id->ven = (uint16_t)v;
 			ven = true;
 		} else if (tl > 4 && strncasecmp(t, "DEV_", 4) == 0) {
-			if (dev || !hex_exact(t + 4, tl - 4, 4, &v))
+			if (dev || !gp_hex_exact(t + 4, tl - 4, 4, &v))
 				return false;
 			id->dev = (uint16_t)v;
 			dev = true;
 		} else if (tl > 7 && strncasecmp(t, "SUBSYS_", 7) == 0) {
-			if (id->has_subsys || !hex_exact(t + 7, tl - 7, 8, &v))
+			if (id->has_subsys || !gp_hex_exact(t + 7, tl - 7, 8, &v))
 				return false;
 			id->subsys = v;
 			id->has_subsys = true;
 		} else if (tl > 4 && strncasecmp(t, "REV_", 4) == 0) {
-			if (id->has_rev || !hex_exact(t + 4, tl - 4, 2, &v))
+			if (id->has_rev || !gp_hex_exact(t + 4, tl - 4, 2, &v))
 				return false;
 			id->rev = (uint8_t)v;
 			id->has_rev = true;
@@ -76,25 +58,94 @@ static bool parse_pci_tokens(const char *s, size_t len, struct gp_gpu_id *id, bo
 	return ven && dev;
 }
 
+static int vendor_only(struct gp_error *err, const char *text)
+{
+	return gp_error_set(err, GP_ERR_INVALID,
+			    "'%s' names a vendor, not a GPU: add the device (10de:2860, "
+			    "VEN_xxxx&DEV_yyyy; gpup gpus and gpup drivers --explain list them)", text);
+}
+
 int gp_gpu_id_parse(const char *text, struct gp_gpu_id *out, struct gp_error *err)
 {
-	const char *p = text, *end;
+	struct gp_gpu_selector sel;
+	int rc = gp_gpu_selector_parse(text, &sel, err);
+
+	if (rc)
+		return rc;
+	if (sel.kind == GP_GPU_SEL_IDS && !sel.has_dev)
+		return vendor_only(err, text);
+	if (sel.kind != GP_GPU_SEL_IDS && sel.kind != GP_GPU_SEL_INSTANCE)
+		return gp_error_set(err, GP_ERR_INVALID,
+				    "'%s' is not a PCI GPU identifier (want 10de:2860, "
+				    "VEN_xxxx&DEV_yyyy[&SUBSYS_ssssssss][&REV_rr], a device instance path "
+				    "or the \\\\?\\PCI#... name Get-VMHostPartitionableGpu lists)", text);
+	memset(out, 0, sizeof(*out));
+	out->ven = sel.ven;
+	out->dev = sel.dev;
+	out->subsys = sel.subsys;
+	out->has_subsys = sel.has_subsys;
+	out->rev = sel.rev;
+	out->has_rev = sel.has_rev;
+	return 0;
+}
+
+/* The PCI VEN&DEV of a model line's hardware or compatible ID, or false. */
+static bool model_id(const char *id, struct gp_gpu_id *g)
+{
 	bool other;
 
-	if (!text || !*text)
-		return gp_error_set(err, GP_ERR_INVALID, "empty GPU identifier");
-	/* "\\?\PCI#VEN_..&..#4&...#{guid}" (Get-VMHostPartitionableGpu Name) */
-	if (strncmp(p, "\\\\?\\", 4) == 0 || strncmp(p, "\\\\.\\", 4) == 0)
-		p += 4;
-	if (strncasecmp(p, "PCI", 3) == 0 && (p[3] == '#' || p[3] == '\\'))
-		p += 4;
-	/* The ID ends at the next '#' or '\' (instance part follows). */
-	end = p + strcspn(p, "#\\");
-	if (!parse_pci_tokens(p, (size_t)(end - p), out, &other))
-		return gp_error_set(err, GP_ERR_INVALID,
-				    "'%s' is not a PCI GPU identifier (want an instance path "
-				    "\\\\?\\PCI#VEN_xxxx&DEV_xxxx... or a hardware ID "
-				    "PCI\\VEN_xxxx&DEV_xxxx[&SUBSYS_xxxxxxxx][&REV_xx])", text);
+	return strncasecmp(id, "PCI\\", 4) == 0 &&
+	       parse_pci_tokens(id + 4, strlen(id + 4), g, &other) && !other;
+}
+
+/*
+ * A name selector (gpus.h) against a DriverStore: the display packages'
+ * model lines whose device description holds @sel's text, reduced to
+ * their distinct VEN&DEV. One: *out. None: GP_ERR_NOTFOUND. Several:
+ * GP_ERR_INVALID listing them, as for a GPU list.
+ */
+static int resolve_name(struct gp_store *s, const struct gp_gpu_selector *sel,
+			struct gp_gpu_id *out)
+{
+	struct gp_gpu_id found[8];
+	char list[768] = "";
+	size_t n = 0, o = 0;
+
+	for (size_t i = 0; i < s->n_pkgs; i++) {
+		const struct gp_package *p = s->pkgs[i];
+
+		for (size_t m = 0; p->is_display && m < p->n_models; m++) {
+			const struct gp_model *md = &p->models[m];
+			struct gp_gpu_id g;
+			size_t k;
+
+			if (!gp_gpu_selector_match_name(sel, md->description) || !md->n_ids ||
+			    !model_id(md->ids[0], &g))
+				continue;
+			for (k = 0; k < n && (found[k].ven != g.ven || found[k].dev != g.dev); k++)
+				;
+			if (k < n || n == sizeof(found) / sizeof(found[0]))
+				continue;
+			found[n++] = g;
+			if (o + 1 < sizeof(list)) {
+				int w = snprintf(list + o, sizeof(list) - o, "%sVEN_%04X&DEV_%04X (%s)",
+						 o ? ", " : "", g.ven, g.dev, md->description);
+				if (w > 0)
+					o += (size_t)w;
+			}
+		}
+	}
+	if (n == 0)
+		return gp_error_set(&s->err, GP_ERR_NOTFOUND,
+				    "--gpu '%s': no display driver in %s names such a device",
+				    sel->text, s->repo_dir);
+	if (n > 1)
+		return gp_error_set(&s->err, GP_ERR_INVALID,
+				    "--gpu '%s' matches %zu GPUs: %s; name one (10de:2860 or "
+				    "VEN_xxxx&DEV_yyyy)", sel->text, n, list);
+	memset(out, 0, sizeof(*out));
+	out->ven = found[0].ven;
+	out->dev = found[0].dev;
 	return 0;
 }
 
@@ -578,12 +629,9 @@ static int package_vendor(const struct gp_package *p, const bool *sel)
 		if (!sel[p->models[m].target] || p->models[m].no_install)
 			continue;
 		for (size_t k = 0; k < p->models[m].n_ids; k++) {
-			const char *id = p->models[m].ids[k];
 			struct gp_gpu_id g;
-			bool other;
 
-			if (strncasecmp(id, "PCI\\", 4) == 0 &&
-			    parse_pci_tokens(id + 4, strlen(id + 4), &g, &other) && !other)
+			if (model_id(p->models[m].ids[k], &g))
 				return g.ven;
 		}
 	}
@@ -739,7 +787,20 @@ int gp_store_resolve(struct gp_store *s, const char *gpu, const struct gp_guest_
 		if (rc && rc != GP_ERR_NOTFOUND && rc != GP_ERR_INVALID)
 			goto fail;
 	} else {
-		rc = gp_gpu_id_parse(gpu, &r->gpu, &s->err);
+		struct gp_gpu_selector sel;
+
+		rc = gp_gpu_selector_parse(gpu, &sel, &s->err);
+		if (!rc && sel.kind != GP_GPU_SEL_NAME) {
+			rc = gp_gpu_id_parse(gpu, &r->gpu, &s->err);
+		} else if (!rc) {
+			rc = resolve_name(s, &sel, &r->gpu);
+			if (rc == GP_ERR_NOTFOUND && sel.has_ven) {
+				/* "10de" named no device: a vendor, which a
+				 * driver store cannot narrow to one GPU. */
+				gp_error_clear(&s->err);
+				rc = vendor_only(&s->err, gpu);
+			}
+		}
 		if (rc)
 			goto fail;
 		gp_gpu_id_format(&r->gpu, gpu_text, sizeof(gpu_text));

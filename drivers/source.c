@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "bundle.h"
+#include "gpus.h"
 #include "store_priv.h"
 
 struct gp_source {
@@ -26,11 +27,17 @@ struct gp_source {
 static int check_bundle_gpu(struct gp_source *s, const char *gpu, struct gp_error *err)
 {
 	const struct gp_bundle_info *bi = gp_bundle_info(s->bundle);
+	struct gp_gpu_selector sel;
 	struct gp_gpu_id want, have;
 	int ret;
 
-	if (!gpu || strcasecmp(gpu, "auto") == 0 || bi->n_hardware_ids == 0)
+	if (!gpu || bi->n_hardware_ids == 0)
 		return 0;
+	ret = gp_gpu_selector_parse(gpu, &sel, err);
+	/* "auto", and a name: resolved against the bundle's INF, whose
+	 * device descriptions are the names (resolve_bundle()). */
+	if (ret || sel.kind == GP_GPU_SEL_AUTO || sel.kind == GP_GPU_SEL_NAME)
+		return ret;
 	ret = gp_gpu_id_parse(gpu, &want, err);
 	if (ret)
 		return ret;

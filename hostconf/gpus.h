@@ -133,15 +133,68 @@ int gp_pci_ids_lookup(const char *pci_ids, uint16_t ven, uint16_t dev,
 		      struct gp_error *err);
 
 /*
- * Choose one GPU of @l by @id:
- *   - "auto": the only GPU (GP_ERR_INVALID naming the candidates when there
- *     are several),
- *   - an instance path (compared case-insensitively, as Windows does),
- *   - a hardware-ID-ish string with VEN_xxxx and optionally DEV_xxxx
- *     ("VEN_10DE&DEV_2860", "PCI\VEN_10DE&DEV_2860&SUBSYS_...") or
- *     "10de:2860" / "10de", which must match exactly one GPU.
- * Returns 0 and the index in @index, GP_ERR_NOTFOUND (no match; the message
- * lists what exists), GP_ERR_INVALID (ambiguous or unparseable @id).
+ * The one GPU selector syntax of every command that takes --gpu:
+ *   auto                      the only GPU (of the list, or the only GPU
+ *                             vendor of a DriverStore)
+ *   10de:2860                 VVVV:DDDD, as pci.ids and `lspci -n` write it
+ *   VEN_10DE[&DEV_2860][&SUBSYS_252D1043][&REV_A1]
+ *                             the fields given must match (VEN_ first; a
+ *                             "PCI\" prefix makes it a hardware ID, which
+ *                             needs DEV_)
+ *   PCI\VEN_..&DEV_..\4&2a7e4f6b&0&0008   a device instance path
+ *   \\?\PCI#VEN_..#4&2a7e4f6b&0&0008#{guid}
+ *                             the Name Get-VMHostPartitionableGpu lists
+ *                             (the two spellings of one instance select
+ *                             the same GPU; case-insensitive)
+ *   10de                      (4 hex digits) a vendor ID, or a name substring
+ *                             ("4090"): either selects
+ *   anything else             a case-insensitive substring of the GPU's
+ *                             name (pci.ids device or subsystem name for a
+ *                             GPU list, the INF's device description for a
+ *                             DriverStore), which must match one GPU
+ * A selector holding a control character is refused.
+ */
+enum gp_gpu_selector_kind {
+	GP_GPU_SEL_AUTO,
+	GP_GPU_SEL_IDS,        /* VVVV:DDDD, VEN_..., PCI\VEN_... (no instance part) */
+	GP_GPU_SEL_INSTANCE,   /* an instance path: IDs and the instance */
+	GP_GPU_SEL_NAME,       /* a name substring: text (4 hex digits: also has_ven) */
+};
+
+struct gp_gpu_selector {
+	enum gp_gpu_selector_kind kind;
+	const char *text;      /* the selector as given (borrowed) */
+	bool has_ven, has_dev, has_subsys, has_rev;
+	uint16_t ven, dev;
+	uint32_t subsys;       /* SUBSYS_ddddvvvv as written */
+	uint8_t rev;
+};
+
+/* s[0..len) is exactly @n (<= 8) hex digits, any case: *out their value. */
+bool gp_hex_exact(const char *s, size_t len, size_t n, uint32_t *out);
+
+/* Parse @text into @sel (which borrows it). Returns 0, or GP_ERR_INVALID
+ * (empty, a control character, malformed VEN_/DEV_/SUBSYS_/REV_ fields or
+ * an instance path without them; the message names the rule). */
+int gp_gpu_selector_parse(const char *text, struct gp_gpu_selector *sel, struct gp_error *err);
+
+/* Does the GPU of @l fit @sel? (AUTO: every GPU.) */
+bool gp_gpu_selector_matches(const struct gp_gpu_selector *sel, const struct gp_gpu *g);
+
+/* The ID and name tests of gp_gpu_selector_matches(), for candidates that
+ * are no struct gp_gpu (a DriverStore's hardware IDs and device
+ * descriptions): an IDS or INSTANCE selector against PCI IDs (@subsys as
+ * SUBSYS_ddddvvvv), a NAME selector against @name (NULL: no match). */
+bool gp_gpu_selector_match_ids(const struct gp_gpu_selector *sel, uint16_t ven, uint16_t dev,
+			       bool has_subsys, uint32_t subsys, bool has_rev, uint8_t rev);
+bool gp_gpu_selector_match_name(const struct gp_gpu_selector *sel, const char *name);
+
+/*
+ * Choose one GPU of @l by the selector @id (gp_gpu_selector_parse(); name
+ * selectors need gp_gpus_lookup_names() first). Returns 0 and the index in
+ * @index, GP_ERR_NOTFOUND (no match; the message lists what exists),
+ * GP_ERR_INVALID (@id malformed, or it matches several GPUs: the message
+ * lists them).
  */
 int gp_gpus_select(const struct gp_gpu_list *l, const char *id, size_t *index,
 		   struct gp_error *err);

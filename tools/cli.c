@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "gpus.h"
 
 static void json_string(FILE *f, const char *s);
 
@@ -202,6 +203,16 @@ void cli_note(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmessage("note", "", fmt, ap);
 	va_end(ap);
+}
+
+int cli_gpu_option(const char *cmd, const char *arg)
+{
+	struct gp_gpu_selector sel;
+	struct gp_error err = { 0 };
+
+	if (gp_gpu_selector_parse(arg, &sel, &err))
+		return cli_usage(cmd, "%s", gp_error_message(&err));
+	return 0;
 }
 
 int cli_parse_size(const char *s, unsigned long long *out)

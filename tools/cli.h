@@ -82,6 +82,17 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * "note" event with --progress=json, nothing with -q. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The help line of --gpu, the same in every command that takes it. */
+#define CLI_GPU_HELP \
+	"  --gpu SEL           GPU: auto, 10de:2860, VEN_10DE&DEV_2860[&SUBSYS_..][&REV_..],\n" \
+	"                      its device instance path or \\\\?\\PCI#... name, or a\n" \
+	"                      unique part of its name (\"RTX 4070\"; default auto)\n"
+
+/* Check the value of --gpu against the one selector syntax (gpus.h:
+ * auto, 10de:2860, VEN_..., an instance path, a name substring; no control
+ * characters). Returns 0 or 2 (usage, printed). */
+int cli_gpu_option(const char *cmd, const char *arg);
+
 /* Parse a size such as "4096", "10M", "8G", "2TiB", "512MB" (powers of
  * 1024). Returns 0 or -1. */
 int cli_parse_size(const char *s, unsigned long long *out);

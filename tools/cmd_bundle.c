@@ -14,7 +14,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: gpup bundle create --driverstore DIR [--gpu ID|auto] [--arch A] [--build N]\n"
+		"Usage: gpup bundle create --driverstore DIR [--gpu SEL] [--arch A] [--build N]\n"
 		"                          [--allow-missing] [--progress[=json|tty|none]] [-q] -o FILE\n"
 		"       gpup bundle list FILE [--json]\n"
 		"       gpup bundle verify FILE [--json] [--progress[=json|tty|none]] [-q]\n\n"
@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		"          the format comes from FILE's extension: %s.\n"
 		"          The same inputs always give a byte-identical FILE.\n"
 		"  --driverstore DIR   host root, Windows, DriverStore or FileRepository directory\n"
-		"  --gpu ID|auto       instance path or hardware ID (default: auto)\n"
+		CLI_GPU_HELP
 		"  --arch A            architecture to choose the package for (default: amd64)\n"
 		"  --build N           Windows build to choose the package for (default: newest)\n"
 		"  --allow-missing     skip INF-listed files found nowhere instead of failing\n"
@@ -107,6 +107,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->create_only = true;
 			break;
 		case OPT_GPU:
+			if (cli_gpu_option(cmd, optarg))
+				return EXIT_USAGE;
 			o->gpu = optarg;
 			o->create_only = true;
 			break;

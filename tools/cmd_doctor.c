@@ -69,7 +69,7 @@ struct doctor {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: gpup doctor IMAGE [--driverstore DIR | --bundle FILE] [--gpu ID|auto]\n"
+		"Usage: gpup doctor IMAGE [--driverstore DIR | --bundle FILE] [--gpu SEL]\n"
 		"                   [--json]\n\n"
 		"Diagnose a guest whose GPU shows Code 43 or 12, or is missing: the VHDX log,\n"
 		"hibernation and dirty states, the guest build and architecture, the\n"
@@ -83,8 +83,7 @@ static void usage(FILE *f)
 		"DriverStoreCopyMode value of the SYSTEM hive. One line per finding:\n"
 		"[error|warning|info] ID: MESSAGE; fix: COMMAND. Reads only; the image stays\n"
 		"byte-identical. Exit status 0 when no finding is an error (warnings and\n"
-		"information may be listed), 4 with an error.\n\n"
-		"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n");
+		"information may be listed), 4 with an error.\n\n");
 	session_help(f, true);
 }
 

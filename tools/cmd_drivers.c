@@ -14,7 +14,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: gpup drivers --driverstore DIR [--gpu ID|auto] [--arch amd64|arm64]\n"
+	fprintf(f, "Usage: gpup drivers --driverstore DIR [--gpu SEL] [--arch amd64|arm64]\n"
 		   "                    [--build N] [--json] [--explain] [--allow-missing]\n\n"
 		   "List the display driver packages of a host DriverStore, choose the GPU's\n"
 		   "package the way Windows ranks drivers, and list the files a GPU-P guest\n"
@@ -22,11 +22,9 @@ static void usage(FILE *f)
 		   "files its INF copies, and its CopyINF companion packages.\n\n"
 		   "  --driverstore DIR  host root (/mnt/c), its Windows, DriverStore or\n"
 		   "                     FileRepository directory (names in any case)\n"
-		   "  --gpu ID           instance path (\\\\?\\PCI#VEN_10DE&DEV_2860&...#{...}),\n"
-		   "                     hardware ID (PCI\\VEN_10DE&DEV_2860[&SUBSYS_..][&REV_..])\n"
-		   "                     or 'auto' (the display driver of the only GPU vendor in\n"
-		   "                     the store); without --gpu, 'auto' is tried and a store\n"
-		   "                     with several GPU vendors is just listed\n"
+		   "%s"
+		   "                    without --gpu, 'auto' is tried and a store with several\n"
+		   "                    GPU vendors is just listed\n"
 		   "  --arch ARCH        guest architecture (default amd64)\n"
 		   "  --build N          guest Windows build number (default: newest)\n"
 		   "  --json             machine-readable output\n"
@@ -35,7 +33,7 @@ static void usage(FILE *f)
 		   "                     the rank (FeatureScore, hardware-ID match), DriverVer\n"
 		   "  --allow-missing    skip INF-listed files found nowhere instead of failing\n"
 		   "  -q, --quiet        no warnings or notes on stderr\n"
-		   "  -h, --help         show this help\n");
+		   "  -h, --help         show this help\n", CLI_GPU_HELP);
 }
 
 static const char *role_name(enum gp_inject_role r)
@@ -324,7 +322,12 @@ int cmd_drivers(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":hq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': store_dir = optarg; break;
-		case 'g': r.gpu_arg = optarg; r.gpu_given = true; break;
+		case 'g':
+			if (cli_gpu_option("drivers", optarg))
+				return EXIT_USAGE;
+			r.gpu_arg = optarg;
+			r.gpu_given = true;
+			break;
 		case 'a': r.arch = optarg; break;
 		case 'b': {
 			char *end;

@@ -64,13 +64,13 @@ static void print_json(const struct plan_opts *po, const struct gp_plan *p)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: gpup hostconf --vm NAME --gpu ID [plan options] [-o FILE.ps1 | --apply]\n"
+	fprintf(f, "Usage: gpup hostconf --vm NAME --gpu SEL [plan options] [-o FILE.ps1 | --apply]\n"
 		   "       gpup hostconf --vm NAME --revert [--stop-vm] [-o FILE.ps1 | --apply]\n\n"
 		   "Write the PowerShell that gives a Hyper-V VM a partition of a host GPU:\n"
 		   "Add-VMGpuPartitionAdapter, the twelve quota values, MMIO and\n"
 		   "GuestControlledCacheTypes. The script checks its prerequisites, changes\n"
 		   "nothing when the VM is already configured, and verifies the result.\n\n");
-	plan_opts_help(f);
+	plan_opts_help(f, true);
 	fprintf(f, "  --json                describe the plan as JSON on stdout (needs -o or --apply)\n"
 		   "  -q, --quiet           nothing on stderr unless the command fails\n"
 		   "  -h, --help            show this help\n\n"

@@ -67,7 +67,7 @@ enum {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: gpup prepare IMAGE... (--driverstore DIR | --bundle FILE) [--gpu ID|auto]\n"
+		"Usage: gpup prepare IMAGE... (--driverstore DIR | --bundle FILE) [--gpu SEL]\n"
 		"                    [--into-child CHILD.avhdx] [--keep-old] [--no-verify]\n"
 		"                    [--vm NAME plan-options (-o host.ps1 | --apply)]\n"
 		"                    [-n|--dry-run] [-j N] [--json] [-p] [-q]\n\n"
@@ -93,8 +93,7 @@ static void usage(FILE *f)
 		"The guest keeps a record of every change, with a backup of each file\n"
 		"replaced, in C:\\Windows\\System32\\gpup; 'gpup unprepare' undoes them.\n");
 	session_help(f, true);
-	fprintf(f, "Host configuration (with --vm):\n");
-	plan_opts_help(f);
+	plan_opts_help(f, false);
 	fprintf(f, "\nExit status: 0 ok, 1 error, 2 usage, 3 refused (unsafe guest state,\n"
 		   "locked image), 4 verification failed; with several images the worst of\n"
 		   "them (ok < refused < error < verification failed < interrupted).\n");

@@ -26,13 +26,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: gpup verify IMAGE (--driverstore DIR | --bundle FILE) [--gpu ID|auto]\n"
-		"                   [--json]\n\n"
+		"Usage: gpup verify IMAGE (--driverstore DIR | --bundle FILE) [--gpu SEL]\n"
+		"                   [--json] [-p] [-q]\n\n"
 		"Check, through libvhdi (independent of gpup's VHDX engine) and a read-only\n"
 		"NTFS mount, that every file of the GPU driver is in the guest with the right\n"
 		"size and SHA-256, after checking the image's structures (gpup check). Lists\n"
-		"each difference; exit status 4 on any, or on a damaged image.\n\n"
-		"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n");
+		"each difference; exit status 4 on any, or on a damaged image.\n\n");
 	session_help(f, true);
 }
 

@@ -61,6 +61,8 @@ int plan_opts_handle(struct plan_opts *po, int c, const char *arg, const char *c
 		p->vm_name = arg;
 		break;
 	case PLAN_OPT_GPU:
+		if (cli_gpu_option(cmd, arg))
+			return -1;
 		po->gpu = arg;
 		break;
 	case PLAN_OPT_FROM:
@@ -118,7 +120,8 @@ int plan_opts_handle(struct plan_opts *po, int c, const char *arg, const char *c
 		else if (!strcasecmp(arg, "win10") || !strcasecmp(arg, "server2022"))
 			p->host_os = GP_HOST_WIN10;
 		else {
-			cli_usage(cmd, "--host-os '%s': expected win11 or win10", arg);
+			cli_usage(cmd, "--host-os '%s': expected win11, server2025, win10 or server2022",
+				  arg);
 			rc = -1;
 		}
 		break;
@@ -236,18 +239,28 @@ int plan_opts_build(struct plan_opts *po, struct gp_plan *plan, struct gp_error 
 		if (rc)
 			goto out;
 		if (!have) {
+			struct gp_gpu_selector sel;
+
+			/* The host lists no names (only instance paths and
+			 * figures): a name is resolved here or nowhere. */
+			if (gp_gpu_selector_parse(po->gpu, &sel, err) == 0 &&
+			    sel.kind == GP_GPU_SEL_NAME && !sel.has_ven)
+				return gp_error_set(err, GP_ERR_INVALID,
+						    "--gpu '%s' is a name: choosing by name needs the "
+						    "GPU list (--from FILE, or PowerShell here); or give "
+						    "VEN_xxxx&DEV_yyyy", po->gpu);
 			cli_warn("no GPU list (--from FILE, or PowerShell here): the script "
 				 "chooses GPU '%s' and computes the quotas on the host", po->gpu);
 			goto plan;
 		}
+		/* Names decorate the script's comment and let --gpu name the GPU:
+		 * a missing pci.ids is worth a warning, not a failure. */
+		if (gp_gpus_lookup_names(&l, NULL, &names_err) != 0)
+			cli_warn("%s", gp_error_message(&names_err));
 		rc = gp_gpus_select(&l, po->gpu, &idx, err);
 		if (rc)
 			goto out;
 		gpu = &l.gpus[idx];
-		/* Names only decorate the script's comment: a missing pci.ids is
-		 * worth a warning, not a failure. */
-		if (gp_gpus_lookup_names(&l, NULL, &names_err) != 0)
-			cli_warn("%s", gp_error_message(&names_err));
 	}
 plan:
 	rc = gp_plan_build(&po->plan, gpu, plan, err);
@@ -399,12 +412,13 @@ int plan_opts_run(struct plan_opts *po)
 	return rc ? cli_fail(&err) : EXIT_OK;
 }
 
-void plan_opts_help(FILE *f)
+void plan_opts_help(FILE *f, bool with_gpu)
 {
 	fputs("Host configuration (GPU partitioning) options:\n"
-	      "  --vm NAME             the Hyper-V VM\n"
-	      "  --gpu ID              GPU: instance path, VEN_xxxx[&DEV_xxxx], vvvv:dddd, or auto\n"
-	      "  --from FILE           GPU list saved from Get-VMHostPartitionableGpu (list or\n"
+	      "  --vm NAME             the Hyper-V VM\n", f);
+	if (with_gpu)
+		fputs(CLI_GPU_HELP, f);
+	fputs("  --from FILE           GPU list saved from Get-VMHostPartitionableGpu (list or\n"
 	      "                        JSON); without it powershell.exe/pwsh is asked live\n"
 	      "  --share P%            Min = Optimal = Max = P% of each resource's maximum,\n"
 	      "                        computed by the script on the host\n"
@@ -420,7 +434,8 @@ void plan_opts_help(FILE *f)
 	      "  --high-mmio SIZE      High MMIO (default 32G; above 64G fails on 36-bit hosts)\n"
 	      "  --server              Windows Server host: set RequireSecureDeviceAssignment and\n"
 	      "                        RequireSupportedDeviceAssignment to 0\n"
-	      "  --host-os win11|win10 win10 (and Server 2022): no -InstancePath (default win11)\n"
+	      "  --host-os OS          win11 (default), server2025, win10 or server2022 (the\n"
+	      "                        last two have no Add-VMGpuPartitionAdapter -InstancePath)\n"
 	      "  --stop-vm             shut a running VM down and start it again afterwards\n"
 	      "  --revert              restore the VM's adapters, MMIO and cache setting (with\n"
 	      "                        --server also the policy values) as recorded on the\n"

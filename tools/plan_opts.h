@@ -16,8 +16,8 @@
  *   --mmio-buffer SIZE    buffer added to the SurveyDDA sum (default 512M)
  *   --high-mmio SIZE / --low-mmio SIZE   explicit MMIO (win over the rest)
  *   --server              Windows Server host: set the HyperV policies
- *   --host-os win11|win10 cmdlet generation (win10: no -InstancePath);
- *                         server2025 / server2022 are accepted as aliases
+ *   --host-os OS          cmdlet generation: win11 / server2025, or win10 /
+ *                         server2022 (no -InstancePath)
  *   --stop-vm             shut a running VM down and start it afterwards
  *   --revert              restore the settings recorded before the first run
  *                         (Hyper-V's defaults without a record)
@@ -197,7 +197,8 @@ void plan_opts_prepared_free(struct plan_opts_prepared *pp);
  */
 int plan_opts_run(struct plan_opts *po);
 
-/* The option lines for a command's --help. */
-void plan_opts_help(FILE *f);
+/* The option lines for a command's --help (@with_gpu: --gpu too, for a
+ * command whose own lines do not list it). */
+void plan_opts_help(FILE *f, bool with_gpu);
 
 #endif

@@ -96,6 +96,8 @@ int session_parse_image_cmd(struct session *s, int argc, char **argv,
 			usage(stdout);
 			return EXIT_OK;
 		case 'g':
+			if (cli_gpu_option(s->cmd, optarg))
+				return EXIT_USAGE;
 			s->src_opts.gpu = optarg;
 			break;
 		default:
@@ -121,7 +123,7 @@ void session_help(FILE *f, bool with_source)
 			"under /mnt/c is used when neither is given):\n"
 			"  --driverstore DIR   host root, Windows, DriverStore or FileRepository dir\n"
 			"  --bundle FILE       a bundle made by 'gpup bundle create'\n"
-			"  --gpu ID|auto       GPU instance path or hardware ID (default auto)\n"
+			CLI_GPU_HELP
 			"  --allow-missing     skip INF-listed files found nowhere (companions, package files)\n"
 			"  --replace-system-files  let prepare replace files of Windows itself (owned by\n"
 			"                      TrustedInstaller) that the driver also ships; refused otherwise\n");

@@ -157,3 +157,15 @@ Test(output, quiet_prints_nothing_unless_the_command_fails)
 	free(from);
 	free(st);
 }
+
+/* Bash completion offers --progress's real values (it offered only json). */
+Test(output, progress_completion_offers_its_values)
+{
+	struct t_run r;
+
+	t_run(&r, "bash -c '. \"%s/tools/gpup.bash-completion\"; COMP_WORDS=(gpup prepare --progress \"\"); "
+		  "COMP_CWORD=3; _gpup; echo \"${COMPREPLY[*]}\"'", t_env("GPUP_SRC"));
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "json tty none\n");
+	t_run_free(&r);
+}

@@ -144,8 +144,13 @@ Test(cli, exit_codes)
 	t_gpup(&r, "drivers --driverstore '%s' --build x", root);
 	cr_assert_eq(r.status, 2);
 	t_run_free(&r);
-	t_gpup(&r, "drivers --driverstore '%s' --gpu 'not-a-gpu'", root);
+	t_gpup(&r, "drivers --driverstore '%s' --gpu 'VEN_10DE&DEV_XYZ'", root);
 	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "VEN_10DE&DEV_XYZ"), "%s", r.err);
+	t_run_free(&r);
+	/* Not malformed: a name no driver gives its device. */
+	t_gpup(&r, "drivers --driverstore '%s' --gpu 'not-a-gpu'", root);
+	cr_assert_eq(r.status, 1, "%s", r.err);
 	cr_assert(strstr(r.err, "not-a-gpu"), "%s", r.err);
 	t_run_free(&r);
 	t_gpup(&r, "drivers --driverstore '%s' --gpu auto", root);

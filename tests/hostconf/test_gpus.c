@@ -241,12 +241,67 @@ Test(gpus, select)
 	gp_error_clear(&err);
 	cr_assert_eq(gp_gpus_select(&l, "VEN_10DE&SUBSYS_00000000", &i, &err), GP_ERR_NOTFOUND);
 	gp_error_clear(&err);
-	cr_assert_eq(gp_gpus_select(&l, "nvidia", &i, &err), GP_ERR_INVALID);
-	cr_assert(strstr(err.msg, "expected 'auto'"), "%s", err.msg);
+	/* Without names (no gp_gpus_lookup_names()), a name matches nothing. */
+	cr_assert_eq(gp_gpus_select(&l, "nvidia", &i, &err), GP_ERR_NOTFOUND);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpus_select(&l, "VEN_10DE&DEV_28", &i, &err), GP_ERR_INVALID);
+	cr_assert(strstr(err.msg, "want VEN_xxxx"), "%s", err.msg);
+	gp_error_clear(&err);
 	gp_gpus_free(&l);
 	load("json-object.json", &l);
 	cr_assert_eq(gp_gpus_select(&l, "auto", &i, &err), 0);
 	cr_assert_eq(i, 0);
+	gp_gpus_free(&l);
+}
+
+/*
+ * The one selector syntax (issue 21): every form selects the same GPU of
+ * the list -- pci.ids style, VEN_/DEV_ fields, the hardware ID, the device
+ * instance path as Device Manager shows it and the \\?\PCI# Name Hyper-V
+ * lists, a unique name substring (pci.ids names, any case); an ambiguous
+ * one lists the candidates with their names; a control character is
+ * refused before anything is looked up.
+ */
+Test(gpus, one_selector_syntax)
+{
+	static const char *const nvidia[] = {
+		"10de:2860", "10DE:2860", "VEN_10DE&DEV_2860", "ven_10de&rev_a1&dev_2860",
+		"VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1", "PCI\\VEN_10DE&DEV_2860",
+		"PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1\\4&2A7E4F6B&0&0008",
+		"\\\\?\\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&2a7e4f6b&0&0008#"
+		"{064092b3-625e-43bf-9eb5-dc845897dd59}",
+		"rtx 4070", "GeForce", "10de",
+	};
+	struct gp_error err = { 0 };
+	struct gp_gpu_selector sel;
+	struct gp_gpu_list l;
+	size_t i;
+
+	load("howto-two-gpus.txt", &l);
+	cr_assert_eq(gp_gpus_lookup_names(&l, NULL, &err), 0, "%s", err.msg);
+	for (size_t k = 0; k < sizeof(nvidia) / sizeof(nvidia[0]); k++) {
+		i = 99;
+		cr_assert_eq(gp_gpus_select(&l, nvidia[k], &i, &err), 0, "%s: %s", nvidia[k], err.msg);
+		cr_assert_eq(i, 0, "%s", nvidia[k]);
+	}
+	cr_assert_eq(gp_gpus_select(&l, "iris xe", &i, &err), 0, "%s", err.msg);
+	cr_assert_eq(i, 1);
+	/* Both pci.ids names hold an "a". */
+	cr_assert_eq(gp_gpus_select(&l, "a", &i, &err), GP_ERR_INVALID);
+	cr_assert(strstr(err.msg, "matches 2 GPUs") && strstr(err.msg, "GeForce RTX 4070") &&
+		  strstr(err.msg, "Iris Xe"), "the candidates with their names: %s", err.msg);
+	gp_error_clear(&err);
+	/* Another instance of the same device is another GPU. */
+	cr_assert_eq(gp_gpus_select(&l, "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1\\4&1111&0&0008",
+				    &i, &err), GP_ERR_NOTFOUND);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpu_selector_parse("RTX\x1b]0;pwned\x07", &sel, &err), GP_ERR_INVALID);
+	cr_assert(strstr(err.msg, "control character \\x1b"), "%s", err.msg);
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpu_selector_parse("PCI\\VEN_10DE", &sel, &err), GP_ERR_INVALID,
+		     "a hardware ID needs DEV_");
+	gp_error_clear(&err);
+	cr_assert_eq(gp_gpu_selector_parse("", &sel, &err), GP_ERR_INVALID);
 	gp_gpus_free(&l);
 }
 
