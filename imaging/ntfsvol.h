@@ -348,20 +348,6 @@ int gp_ntfs_put_tree_space(struct gp_ntfs *v, const char *host_path, const char 
  * GP_ERR_READONLY, GP_ERR_IO. */
 int gp_ntfs_remove(struct gp_ntfs *v, const char *path, bool recursive);
 
-/*
- * Rename file @from to @to in the same directory, replacing a file @to.
- * Three steps, each of which a kill may follow: (1) the old @to is
- * removed, (2) @from's file gets the name @to as a second link, (3) the
- * name @from is removed. Whatever the moment, one of the two names reaches
- * a complete file: @to when it exists, else @from (a reader that prefers
- * @to and falls back to @from always finds the newest complete one). A
- * rerun after step 2 finds both names on one file and only does step 3.
- * Returns 0, GP_ERR_NOTFOUND (@from, or the directory), GP_ERR_ISDIR
- * (@from is a directory), GP_ERR_INVALID (other directories, a bad name),
- * GP_ERR_READONLY, GP_ERR_IO, GP_ERR_NOMEM.
- */
-int gp_ntfs_rename(struct gp_ntfs *v, const char *from, const char *to);
-
 /* Is @name (one UTF-8 path component) a legal Windows file name? Rejects
  * empty names, "." and "..", <>:"/\|?* and control characters, a trailing
  * dot or space, reserved device names (CON, PRN, AUX, NUL, COM1-9, LPT1-9,
