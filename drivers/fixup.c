@@ -16,6 +16,9 @@ static const struct gp_fixup_desc fixups[] = {
 	{ GP_FIXUP_NVLDDMKM_SERVICE,
 	  "the NVIDIA kernel driver's service key in the guest registry, which some "
 	  "applications (Diablo IV, DaVinci Resolve) need to start" },
+	{ GP_FIXUP_NGX_JUNCTION,
+	  "a junction from the guest's DriverStore\\FileRepository\\<package> to its HostDriverStore "
+	  "copy, where NVIDIA's NGX loader (DLSS) looks for the driver's files" },
 };
 
 size_t gp_fixup_count(void)
@@ -287,13 +290,64 @@ out:
 	return ret;
 }
 
+/* ngx-junction: nothing to do when the junction is there with this
+ * target; a missing one (or an empty plain directory a killed run left
+ * before it became a junction) is made. */
+static int plan_junction(struct gp_ntfs *v, const struct gp_inject_set *set,
+			 struct gp_inject_report *rep, struct gp_fixup_plan *fp, struct gp_error *err)
+{
+	struct gp_ntfs_stat st;
+	char *target = NULL;
+	int ret;
+
+	snprintf(fp->junction, sizeof(fp->junction), "Windows/System32/DriverStore/FileRepository/%s",
+		 set->pkg->folder);
+	snprintf(fp->junction_target, sizeof(fp->junction_target),
+		 "C:\\Windows\\System32\\HostDriverStore\\FileRepository\\%s", set->pkg->folder);
+	ret = gp_ntfs_stat(v, fp->junction, &st);
+	if (ret == GP_ERR_NOTFOUND) {
+		gp_ntfs_clear_error(v);
+		gp_ntfs_space_add_dir(&rep->space, set->pkg->folder);
+		rep->space.n_parents++;
+		fp->junction_new = true;
+		return 0;
+	}
+	if (ret)
+		return gp_error_copy(err, gp_ntfs_error(v));
+	if (st.attributes & GP_NTFS_ATTR_REPARSE) {
+		ret = gp_ntfs_junction_target(v, fp->junction, &target);
+		if (!ret && !strcasecmp(target, fp->junction_target)) {
+			free(target);
+			return 0;
+		}
+		free(target);
+		gp_ntfs_clear_error(v);
+	} else if (st.is_dir) {
+		uint64_t bytes = 1;
+		bool empty = gp_inject_tree_size(v, fp->junction, &bytes, err) == 0 && bytes == 0;
+
+		gp_error_clear(err);
+		if (empty) {
+			fp->junction_new = true;
+			return 0;
+		}
+	}
+	return gp_error_set(err, GP_ERR_EXISTS,
+			    "%s exists and is not a junction to %s (the driver installed in the guest "
+			    "itself?); --fixup %s leaves it alone", fp->junction, fp->junction_target,
+			    GP_FIXUP_NGX_JUNCTION);
+}
+
 static int commit_fixups(void *ctx, struct gp_ntfs *v, struct gp_error *err)
 {
 	struct gp_fixup_plan *fp = ctx;
+	int ret = 0;
 
-	if (!fp->hive)
-		return 0;
-	return gp_manifest_write_hive(v, GP_FIXUP_SYSTEM_HIVE, fp->hive, fp->hive_len, err);
+	if (fp->junction_new && gp_ntfs_make_junction(v, fp->junction, fp->junction_target))
+		ret = gp_error_copy(err, gp_ntfs_error(v));
+	if (!ret && fp->hive)
+		ret = gp_manifest_write_hive(v, GP_FIXUP_SYSTEM_HIVE, fp->hive, fp->hive_len, err);
+	return ret;
 }
 
 int gp_fixup_plan(struct gp_ntfs *v, const struct gp_inject_set *set, const char *const *names,
@@ -315,6 +369,8 @@ int gp_fixup_plan(struct gp_ntfs *v, const struct gp_inject_set *set, const char
 		if (!strcmp(names[i], GP_FIXUP_NVLDDMKM_SERVICE) && !ret) {
 			fp->service = true;
 			ret = plan_service(v, set, rep, fp, err);
+		} else if (!strcmp(names[i], GP_FIXUP_NGX_JUNCTION) && !ret) {
+			ret = plan_junction(v, set, rep, fp, err);
 		} else if (!gp_fixup_find(names[i])) {
 			ret = gp_error_set(err, GP_ERR_INVALID, "unknown fix-up '%s'", names[i]);
 		}
@@ -327,7 +383,10 @@ int gp_fixup_plan(struct gp_ntfs *v, const struct gp_inject_set *set, const char
 	 * record as it is. */
 	fp->extra.regs = fp->n_changed ? &fp->reg : NULL;
 	fp->extra.n_regs = fp->n_changed ? 1 : 0;
-	fp->extra.changes = fp->hive != NULL;
+	fp->junction_dirs[0] = fp->junction;
+	fp->extra.dirs = fp->junction_new ? fp->junction_dirs : NULL;
+	fp->extra.n_dirs = fp->junction_new ? 1 : 0;
+	fp->extra.changes = fp->hive != NULL || fp->junction_new;
 	fp->extra.commit = commit_fixups;
 	fp->extra.ctx = fp;
 	return 0;

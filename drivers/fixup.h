@@ -18,8 +18,19 @@
  *                    libhivex and written back crash-safely
  *                    (gp_manifest_write_hive(): the whole new hive as
  *                    SYSTEM.gpup-new first, then SYSTEM in place): a kill
- *                    leaves a complete hive, and the rerun finishes. A hive whose last write Windows did not
- *                    finish (pending .LOG replay) is refused.
+ *                    leaves a complete hive, and the rerun finishes. A
+ *                    hive whose last write Windows did not finish
+ *                    (pending .LOG replay) is refused.
+ *  ngx-junction      C:\Windows\System32\DriverStore\FileRepository\<package>
+ *                    as a junction (NTFS mount-point reparse point,
+ *                    gp_ntfs_make_junction()) to the package's HostDriverStore
+ *                    folder: NVIDIA's NGX (DLSS) loader asks the kernel
+ *                    driver for the driver-store path and gets the host's
+ *                    DriverStore path, which the guest lacks. The directory
+ *                    inherits its parent's ACL like the package's folders.
+ *                    A real folder of that name (the driver installed in the
+ *                    guest) is refused; a junction already there with the
+ *                    same target is left alone.
  */
 #ifndef GPUP_FIXUP_H
 #define GPUP_FIXUP_H
@@ -34,6 +45,7 @@
 #include "ntfsvol.h"
 
 #define GP_FIXUP_NVLDDMKM_SERVICE "nvlddmkm-service"
+#define GP_FIXUP_NGX_JUNCTION "ngx-junction"
 #define GP_FIXUP_SYSTEM_HIVE "Windows/System32/config/SYSTEM"
 
 struct gp_fixup_desc {
@@ -68,6 +80,11 @@ struct gp_fixup_plan {
 	struct gp_manifest_reg reg; /* the state before this run */
 	uint8_t *hive;             /* the new SYSTEM hive; NULL: nothing to write */
 	size_t hive_len;
+	/* ngx-junction */
+	char junction[320];        /* guest path of the junction */
+	char junction_target[320]; /* its print name, C:\... */
+	bool junction_new;         /* the commit creates it */
+	const char *junction_dirs[1];
 	/* For gp_manifest_plan_prepare(). */
 	struct gp_manifest_extra extra;
 };

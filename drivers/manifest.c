@@ -590,14 +590,6 @@ static int drop_removed(struct gp_manifest *m, const char *dir)
 	return ours ? 0 : gp_manifest_add_string(&m->lost, &m->n_lost, dir);
 }
 
-static bool covered_by_dirs(const struct gp_manifest *m, const char *path)
-{
-	for (size_t i = 0; i < m->n_dirs; i++)
-		if (gp_manifest_path_under(path, m->dirs[i]))
-			return true;
-	return false;
-}
-
 /* The next free backup number: one past the highest recorded. */
 static unsigned next_backup(const struct gp_manifest *m)
 {
@@ -707,6 +699,14 @@ static int plan_space(struct gp_ntfs *v, struct gp_manifest_plan *mp,
 	return ret ? gp_error_copy(err, gp_ntfs_error(v)) : 0;
 }
 
+static bool covered_by_dirs(const struct gp_manifest *m, const char *path)
+{
+	for (size_t i = 0; i < m->n_dirs; i++)
+		if (gp_manifest_path_under(path, m->dirs[i]))
+			return true;
+	return false;
+}
+
 /* Merge the fix-ups' records: a key or value recorded before keeps its
  * first state. */
 static int merge_extra(struct gp_manifest *m, const struct gp_manifest_extra *x)
@@ -719,6 +719,10 @@ static int merge_extra(struct gp_manifest *m, const struct gp_manifest_extra *x)
 		if (!have && gp_manifest_add_string(&m->fixups, &m->n_fixups, x->fixups[i]))
 			return GP_ERR_NOMEM;
 	}
+	for (size_t i = 0; i < x->n_dirs; i++)
+		if (!covered_by_dirs(m, x->dirs[i]) &&
+		    gp_manifest_add_string(&m->dirs, &m->n_dirs, x->dirs[i]))
+			return GP_ERR_NOMEM;
 	for (size_t i = 0; i < x->n_regs; i++) {
 		const struct gp_manifest_reg *n = &x->regs[i];
 		struct gp_manifest_reg *r = NULL;

@@ -159,6 +159,8 @@ struct gp_manifest_extra {
 	size_t n_regs;
 	const char *const *fixups;
 	size_t n_fixups;
+	const char *const *dirs;   /* directories commit() creates (created_dirs) */
+	size_t n_dirs;
 	bool changes;              /* commit() writes something */
 	int (*commit)(void *ctx, struct gp_ntfs *v, struct gp_error *err);
 	void *ctx;

@@ -348,6 +348,21 @@ int gp_ntfs_put_tree_space(struct gp_ntfs *v, const char *host_path, const char 
  * GP_ERR_READONLY, GP_ERR_IO. */
 int gp_ntfs_remove(struct gp_ntfs *v, const char *path, bool recursive);
 
+/*
+ * Make directory @path (created with its missing parents, inheriting its
+ * parent's security descriptor, when absent) an NTFS junction to @target
+ * (a Windows path such as "C:\\Windows\\System32\\HostDriverStore"; ASCII):
+ * reparse data IO_REPARSE_TAG_MOUNT_POINT with the substitute name
+ * "\\??\\" + @target and the print name @target, as mklink /J writes.
+ * Returns 0, GP_ERR_INVALID (target), the codes of gp_ntfs_mkdir_p(),
+ * GP_ERR_READONLY, GP_ERR_IO.
+ */
+int gp_ntfs_make_junction(struct gp_ntfs *v, const char *path, const char *target);
+
+/* The print name of junction @path (malloc'ed). Returns 0, GP_ERR_NOTFOUND,
+ * GP_ERR_INVALID (not a junction), GP_ERR_CORRUPT, GP_ERR_NOMEM. */
+int gp_ntfs_junction_target(struct gp_ntfs *v, const char *path, char **target);
+
 /* Is @name (one UTF-8 path component) a legal Windows file name? Rejects
  * empty names, "." and "..", <>:"/\|?* and control characters, a trailing
  * dot or space, reserved device names (CON, PRN, AUX, NUL, COM1-9, LPT1-9,

@@ -482,7 +482,8 @@ static struct json_object *report_json(struct prepare *p)
 
 		for (size_t i = 0; i < p->fix.n_names; i++) {
 			struct json_object *f = json_object_new_object();
-			bool ch = !strcmp(p->fix.names[i], GP_FIXUP_NVLDDMKM_SERVICE) && p->fix.hive;
+			bool ch = !strcmp(p->fix.names[i], GP_FIXUP_NVLDDMKM_SERVICE)
+					  ? p->fix.hive != NULL : p->fix.junction_new;
 
 			json_object_object_add(f, "name", json_object_new_string(p->fix.names[i]));
 			json_object_object_add(f, "changed", json_object_new_boolean(ch));
@@ -585,10 +586,16 @@ static void report_human(struct prepare *p)
 		printf("space:    needs %s of the volume's %s free\n",
 		       session_human_size(p->rep.space_need, a, sizeof(a)),
 		       session_human_size(p->rep.space_have, b, sizeof(b)));
-	for (size_t i = 0; i < p->fix.n_names; i++)
-		printf("fix-up:   %s: %s%s\n", p->fix.names[i],
-		       p->fix.hive ? (p->dry_run ? "would set HKLM\\SYSTEM\\" : "set HKLM\\SYSTEM\\")
-				   : "already in place", p->fix.hive ? p->fix.key : "");
+	for (size_t i = 0; i < p->fix.n_names; i++) {
+		bool service = !strcmp(p->fix.names[i], GP_FIXUP_NVLDDMKM_SERVICE);
+		bool ch = service ? p->fix.hive != NULL : p->fix.junction_new;
+
+		printf("fix-up:   %s: %s%s%s%s\n", p->fix.names[i],
+		       !ch ? "already in place" : p->dry_run ? "would " : "",
+		       !ch ? "" : service ? "set HKLM\\SYSTEM\\" : "make the junction ",
+		       !ch ? "" : service ? p->fix.key : p->fix.junction,
+		       !ch || service ? "" : " -> HostDriverStore");
+	}
 	for (size_t i = 0; i < p->rep.n_removed; i++)
 		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",
 		       p->rep.removed[i], session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));

@@ -3,7 +3,8 @@
  * the service key read back with hivexget from the SYSTEM hive that
  * ntfs-3g's ntfscat extracts (not gpup), idempotence, unprepare, the
  * refusals, and SIGKILLs at every write of the hive's rewrite (the fault
- * shim, tests/fixtures/fault_shim.c, "write:N:kill").
+ * shim, tests/fixtures/fault_shim.c, "write:N:kill"); `--fixup
+ * ngx-junction` read back by libfsntfs.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #define INTEL_GPU "PCI\\VEN_8086&DEV_A7A0"
 #define NV_NEW "nv_dispi.inf_amd64_2222bbbb22220002"
 #define FR "Windows/System32/DriverStore/FileRepository"
+#define FR_WIN "Windows\\System32\\DriverStore\\FileRepository"
 #define KEY "ControlSet001\\Services\\nvlddmkm"
 #define FIX "--fixup nvlddmkm-service"
 
@@ -284,4 +286,89 @@ Test(fixup, sigkill_during_the_hive_write)
 	free(base);
 	free(src);
 	free(fx);
+}
+
+/* libfsntfs (fsntfsinfo), not gpup or libntfs-3g, reads the junction of
+ * --fixup ngx-junction: a mount-point reparse point whose substitute name
+ * is \??\ + the HostDriverStore folder and whose print name is that
+ * folder. A second run changes nothing; unprepare removes the junction. */
+Test(fixup, ngx_junction_is_read_back_by_libfsntfs_and_undone)
+{
+	static const char *const args = "--size 1G --vhdx";
+	char *img = t_guest_copy(dir, args, "g.vhdx"), *st = t_fixture("mkstore.sh", "");
+	char *fx = t_fixture("mkguest.sh", args), *partfile = t_strdup_printf("%s/guest.part", fx);
+	char *part, *ref;
+	char sum[65];
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --fixup ngx-junction", img,
+	       st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	part = t_volume_of(img, partfile, dir);
+	cr_assert_eq(t_run(&r, "fsntfsinfo -F '\\" FR_WIN "\\" NV_NEW "' '%s'", part), 0, "%s%s",
+		     r.out, r.err);
+	ref = strstr(r.out, "File reference");
+	cr_assert_not_null(ref, "%s", r.out);
+	ref = t_strdup_printf("%ld", strtol(strchr(ref, ':') + 1, NULL, 10));
+	t_run_free(&r);
+	cr_assert_eq(t_run(&r, "fsntfsinfo -E %s '%s'", ref, part), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "$REPARSE_POINT") && strstr(r.out, ": 0xa0000003"), "%s", r.out);
+	cr_assert(strstr(r.out, ": \\??\\C:\\Windows\\System32\\HostDriverStore\\FileRepository\\" NV_NEW
+			 "\n"), "substitute name: %s", r.out);
+	cr_assert(strstr(r.out, ": C:\\Windows\\System32\\HostDriverStore\\FileRepository\\" NV_NEW
+			 "\n"), "print name: %s", r.out);
+	t_run_free(&r);
+	unlink(part);
+	free(part);
+	free(ref);
+
+	strcpy(sum, sha_of(img));
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --fixup ngx-junction", img,
+	       st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), sum, "a second run changed the image");
+
+	t_gpup(&r, "unprepare '%s' -q", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	part = t_volume_of(img, partfile, dir);
+	cr_assert_eq(t_run(&r, "ntfsls -f -p '/" FR "' '%s'", part), 0, "%s", r.err);
+	cr_assert_null(strstr(r.out, NV_NEW), "the junction is still there: %s", r.out);
+	cr_assert(strstr(r.out, "basicdisplay.inf_amd64_8f0b4b1c1a2d3e4f"), "%s", r.out);
+	t_run_free(&r);
+	unlink(part);
+	free(part);
+	free(partfile);
+	free(fx);
+	free(st);
+	free(img);
+}
+
+/* A real folder of the package's name in the guest's own DriverStore (the
+ * driver installed in the guest) is not turned into a junction: refused,
+ * the image byte-identical. */
+Test(fixup, ngx_junction_refuses_a_real_folder)
+{
+	char *img = t_guest_copy(dir, "--size 1G --vhdx", "g.vhdx"), *st = t_fixture("mkstore.sh", "");
+	char *src = t_strdup_printf("%s/" NV_NEW, dir);
+	char sum[65];
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "mkdir '%s' && echo inf >'%s/nv_dispi.inf'", src, src), 0);
+	t_run_free(&r);
+	t_gpup(&r, "put '%s' '%s' '" FR "'", img, src);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	strcpy(sum, sha_of(img));
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --fixup ngx-junction", img,
+	       st);
+	cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+	cr_assert(strstr(r.err, "is not a junction"), "%s", r.err);
+	t_run_free(&r);
+	cr_assert_str_eq(sha_of(img), sum, "a refused run changed the image");
+	free(src);
+	free(st);
+	free(img);
 }
