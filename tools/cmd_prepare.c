@@ -274,9 +274,20 @@ static int plan_inject(struct prepare *p, struct gp_error *err)
 					   .replace_system_files = p->s.replace_system_files };
 	int ret;
 
+	struct gp_error files_err = { 0 };
+	int files_ret = 0;
+
 	ret = gp_source_stream(p->s.src, &p->stream, err);
 	if (!ret)
 		ret = gp_inject_plan(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep, err);
+	/* Too little room for the files alone: the fix-ups and the record are
+	 * still planned, so that the refusal states the whole need. */
+	if (ret == GP_ERR_NOSPACE) {
+		files_ret = ret;
+		gp_error_copy(&files_err, err);
+		gp_error_clear(err);
+		ret = 0;
+	}
 	/* The record of what the run changes, with the backups of what it
 	 * replaces: planned (and its room checked) with the files. */
 	if (!ret && p->n_fixups)
@@ -285,6 +296,8 @@ static int plan_inject(struct prepare *p, struct gp_error *err)
 	if (!ret)
 		ret = gp_manifest_plan_prepare(p->s.vol, gp_source_set(p->s.src), &p->rep,
 					       p->n_fixups ? &p->fix.extra : NULL, &p->manifest, err);
+	if (!ret && files_ret)
+		ret = gp_error_copy(err, &files_err);
 	if (!ret && p->manifest.changed)
 		p->rep.changed = true;
 	return name_image(p, ret, err);
