@@ -372,3 +372,22 @@ Test(fixup, ngx_junction_refuses_a_real_folder)
 	free(st);
 	free(img);
 }
+
+/* doctor, which recommends both fix-ups for an NVIDIA package, finds
+ * nothing to recommend once prepare applied them. */
+Test(fixup, doctor_recommends_no_fixup_once_applied)
+{
+	char *img = t_guest_copy(dir, "--size 1G --vhdx", "g.vhdx"), *st = nv_store();
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --fixup ngx-junction "
+		   "--fixup nvlddmkm-service", img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "doctor '%s' --driverstore '%s' --gpu '" NV_GPU "' --json", img, st);
+	cr_assert_null(strstr(r.out, "fixup-"), "doctor still recommends a fix-up: %s", r.out);
+	cr_assert(strstr(r.out, "\"command\":\"doctor\""), "%s", r.out);
+	t_run_free(&r);
+	free(st);
+	free(img);
+}
