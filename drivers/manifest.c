@@ -52,6 +52,19 @@ void gp_manifest_free(struct gp_manifest *m)
 	for (size_t i = 0; i < m->n_lost; i++)
 		free(m->lost[i]);
 	free(m->lost);
+	for (size_t i = 0; i < m->n_fixups; i++)
+		free(m->fixups[i]);
+	free(m->fixups);
+	for (size_t i = 0; i < m->n_regs; i++) {
+		for (size_t k = 0; k < m->regs[i].n_values; k++) {
+			free(m->regs[i].values[k].name);
+			free(m->regs[i].values[k].data);
+		}
+		free(m->regs[i].values);
+		free(m->regs[i].hive);
+		free(m->regs[i].key);
+	}
+	free(m->regs);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -175,6 +188,105 @@ static int parse_file(struct json_object *e, size_t i, struct gp_manifest *m, st
 	return 0;
 }
 
+/* Append a registry record for @hive / @key (no values yet), or NULL. */
+struct gp_manifest_reg *gp_manifest_add_reg(struct gp_manifest *m, const char *hive,
+					    const char *key, bool key_created)
+{
+	struct gp_manifest_reg *a = realloc(m->regs, (m->n_regs + 1) * sizeof(*a));
+
+	if (!a)
+		return NULL;
+	m->regs = a;
+	a += m->n_regs;
+	memset(a, 0, sizeof(*a));
+	a->hive = strdup(hive);
+	a->key = strdup(key);
+	a->key_created = key_created;
+	m->n_regs++;
+	return a->hive && a->key ? a : NULL;
+}
+
+/* Append a copy of @src's state as value @name of @r. */
+int gp_manifest_add_reg_value(struct gp_manifest_reg *r, const struct gp_manifest_reg_value *src)
+{
+	struct gp_manifest_reg_value *a = realloc(r->values, (r->n_values + 1) * sizeof(*a));
+
+	if (!a)
+		return GP_ERR_NOMEM;
+	r->values = a;
+	a += r->n_values;
+	*a = *src;
+	a->name = strdup(src->name);
+	a->data = src->len ? malloc(src->len) : NULL;
+	r->n_values++;
+	if (!a->name || (src->len && !a->data))
+		return GP_ERR_NOMEM;
+	if (src->len)
+		memcpy(a->data, src->data, src->len);
+	return 0;
+}
+
+static int parse_regs(struct json_object *root, struct gp_manifest *m, struct gp_error *err)
+{
+	struct json_object *regs, *vals, *v;
+
+	if (!json_object_object_get_ex(root, "registry", &regs))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(regs); i++) {
+		struct json_object *e = json_object_array_get_idx(regs, i);
+		const char *hive = jstr(e, "hive"), *key = jstr(e, "key");
+		struct gp_manifest_reg *r;
+
+		if (!hive || !key || !json_object_object_get_ex(e, "values", &vals) ||
+		    !json_object_is_type(vals, json_type_array))
+			return gp_error_set(err, GP_ERR_CORRUPT, "%s: registry[%zu]: needs \"hive\", "
+					    "\"key\" and \"values\"", GP_MANIFEST_PATH, i);
+		r = gp_manifest_add_reg(m, hive, key, json_object_object_get_ex(e, "key_created", &v) &&
+						      json_object_get_boolean(v));
+		if (!r)
+			return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+		for (size_t k = 0; k < json_object_array_length(vals); k++) {
+			struct json_object *ve = json_object_array_get_idx(vals, k), *prev = NULL;
+			struct gp_manifest_reg_value rv = { .name = (char *)jstr(ve, "name") };
+			const char *hex = NULL;
+			uint8_t *data = NULL;
+
+			json_object_object_get_ex(ve, "previous", &prev);
+			if (prev) {
+				hex = jstr(prev, "data");
+				rv.existed = true;
+				rv.type = json_object_object_get_ex(prev, "type", &v)
+						  ? (uint32_t)json_object_get_int64(v) : 0;
+			}
+			if (!rv.name || (prev && (!hex || strlen(hex) % 2)))
+				return gp_error_set(err, GP_ERR_CORRUPT, "%s: registry[%zu] value %zu: "
+						    "needs \"name\" and a \"previous\" with hex \"data\"",
+						    GP_MANIFEST_PATH, i, k);
+			rv.len = hex ? strlen(hex) / 2 : 0;
+			data = rv.len ? malloc(rv.len) : NULL;
+			for (size_t b = 0; data && b < rv.len; b++) {
+				unsigned x;
+
+				if (sscanf(hex + 2 * b, "%2x", &x) != 1) {
+					free(data);
+					return gp_error_set(err, GP_ERR_CORRUPT, "%s: registry[%zu] "
+							    "value %zu: bad hex", GP_MANIFEST_PATH, i, k);
+				}
+				data[b] = (uint8_t)x;
+			}
+			if (rv.len && !data)
+				return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			rv.data = data;
+			if (gp_manifest_add_reg_value(r, &rv)) {
+				free(data);
+				return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+			}
+			free(data);
+		}
+	}
+	return 0;
+}
+
 int gp_manifest_parse(const char *text, size_t len, struct gp_manifest *m, struct gp_error *err)
 {
 	struct json_tokener *tok = json_tokener_new();
@@ -210,6 +322,10 @@ int gp_manifest_parse(const char *text, size_t len, struct gp_manifest *m, struc
 		ret = parse_strings(root, "created_dirs", &m->dirs, &m->n_dirs, err);
 	if (!ret)
 		ret = parse_strings(root, "lost", &m->lost, &m->n_lost, err);
+	if (!ret)
+		ret = parse_strings(root, "fixups", &m->fixups, &m->n_fixups, err);
+	if (!ret)
+		ret = parse_regs(root, m, err);
 	if (!ret && m->n_files)
 		qsort(m->files, m->n_files, sizeof(*m->files), file_cmp);
 out:
@@ -261,6 +377,43 @@ int gp_manifest_render(const struct gp_manifest *m, char **text, size_t *len,
 	json_object_object_add(root, "files", files);
 	json_object_object_add(root, "created_dirs", strings_json(m->dirs, m->n_dirs));
 	json_object_object_add(root, "lost", strings_json(m->lost, m->n_lost));
+	json_object_object_add(root, "fixups", strings_json(m->fixups, m->n_fixups));
+	{
+		struct json_object *regs = json_object_new_array();
+
+		for (size_t i = 0; i < m->n_regs; i++) {
+			const struct gp_manifest_reg *r = &m->regs[i];
+			struct json_object *e = json_object_new_object(), *vals = json_object_new_array();
+
+			json_object_object_add(e, "hive", json_object_new_string(r->hive));
+			json_object_object_add(e, "key", json_object_new_string(r->key));
+			json_object_object_add(e, "key_created", json_object_new_boolean(r->key_created));
+			for (size_t k = 0; k < r->n_values; k++) {
+				const struct gp_manifest_reg_value *rv = &r->values[k];
+				struct json_object *ve = json_object_new_object(), *prev = NULL;
+
+				json_object_object_add(ve, "name", json_object_new_string(rv->name));
+				if (rv->existed) {
+					char *hex = malloc(2 * rv->len + 1);
+
+					if (!hex)
+						break;
+					hex[0] = '\0';
+					for (size_t b = 0; b < rv->len; b++)
+						snprintf(hex + 2 * b, 3, "%02x", rv->data[b]);
+					prev = json_object_new_object();
+					json_object_object_add(prev, "type", json_object_new_int64(rv->type));
+					json_object_object_add(prev, "data", json_object_new_string(hex));
+					free(hex);
+				}
+				json_object_object_add(ve, "previous", prev);
+				json_object_array_add(vals, ve);
+			}
+			json_object_object_add(e, "values", vals);
+			json_object_array_add(regs, e);
+		}
+		json_object_object_add(root, "registry", regs);
+	}
 	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 						 JSON_C_TO_STRING_NOSLASHESCAPE);
 	*text = s ? malloc(strlen(s) + 2) : NULL;
@@ -300,17 +453,37 @@ int gp_manifest_read(struct gp_ntfs *v, struct gp_manifest *m, bool *found,
 /* A record is never large; anything bigger is not ours. */
 #define MANIFEST_MAX (64u << 20)
 
+/* The text of @path when it is a complete record (it parses), else NULL. */
+static char *complete_record(struct gp_ntfs *v, const char *path, size_t *len)
+{
+	struct gp_error perr = { 0 };
+	struct gp_manifest m;
+	void *buf = NULL;
+
+	if (gp_ntfs_read_file(v, path, MANIFEST_MAX, &buf, len)) {
+		gp_ntfs_clear_error(v);
+		return NULL;
+	}
+	if (gp_manifest_parse(buf, *len, &m, &perr)) {
+		free(buf);
+		return NULL;
+	}
+	gp_manifest_free(&m);
+	return buf;
+}
+
 int gp_manifest_read_text(struct gp_ntfs *v, char **text, size_t *len, struct gp_error *err)
 {
 	void *buf = NULL;
-	int ret = gp_ntfs_read_file(v, GP_MANIFEST_PATH, MANIFEST_MAX, &buf, len);
+	int ret;
 
-	/* Only the new record exists: a rename was stopped between removing
-	 * the old one and linking the new (gp_ntfs_rename()). */
-	if (ret == GP_ERR_NOTFOUND) {
-		gp_ntfs_clear_error(v);
-		ret = gp_ntfs_read_file(v, GP_MANIFEST_NEW, MANIFEST_MAX, &buf, len);
-	}
+	/* manifest.json.new is written first, manifest.json second, both in
+	 * place (write_record()): a complete .new is the newest record, and
+	 * when it is not complete, manifest.json was not touched yet. */
+	*text = complete_record(v, GP_MANIFEST_NEW, len);
+	if (*text)
+		return 0;
+	ret = gp_ntfs_read_file(v, GP_MANIFEST_PATH, MANIFEST_MAX, &buf, len);
 	if (ret)
 		return gp_error_copy(err, gp_ntfs_error(v));
 	*text = buf;
@@ -343,25 +516,32 @@ int gp_manifest_put_bytes(struct gp_ntfs *v, const char *path, const void *buf, 
 	return 0;
 }
 
-/* Write @text as the record: manifest.json.new, renamed over
- * manifest.json. A .new left by a killed run is removed first: after an
- * interrupted rename it may be a second name of manifest.json, which
- * writing it in place would change. */
+/*
+ * Write @len bytes of @buf as guest file @path so that a kill or a failed
+ * write at any moment leaves one complete copy: first @next (the side
+ * copy) in full, then @path, both replaced in place. A reader takes @next
+ * when it is complete, else @path. gpup does not rename: libntfs-3g links
+ * a name in two writes (MFT record, directory index) that a kill can
+ * separate, and such a file then fails every later write. With
+ * @keep_next the side copy stays (the record keeps both); without it,
+ * it is removed once @path is complete (a hive: Windows reads only @path).
+ */
+int gp_manifest_write_twice(struct gp_ntfs *v, const char *next, const char *path,
+			    const void *buf, size_t len, bool keep_next, struct gp_error *err)
+{
+	int64_t now = (int64_t)time(NULL);
+	int ret = gp_manifest_put_bytes(v, next, buf, len, now, NULL, err);
+
+	if (!ret)
+		ret = gp_manifest_put_bytes(v, path, buf, len, now, NULL, err);
+	if (!ret && !keep_next && gp_ntfs_remove(v, next, false))
+		ret = gp_error_copy(err, gp_ntfs_error(v));
+	return ret;
+}
+
 static int write_record(struct gp_ntfs *v, const char *text, size_t len, struct gp_error *err)
 {
-	struct gp_ntfs_stat st;
-
-	if (gp_ntfs_stat(v, GP_MANIFEST_NEW, &st) == 0) {
-		if (gp_ntfs_remove(v, GP_MANIFEST_NEW, false))
-			return gp_error_copy(err, gp_ntfs_error(v));
-	} else {
-		gp_ntfs_clear_error(v);
-	}
-	if (gp_manifest_put_bytes(v, GP_MANIFEST_NEW, text, len, (int64_t)time(NULL), NULL, err))
-		return err->code;
-	if (gp_ntfs_rename(v, GP_MANIFEST_NEW, GP_MANIFEST_PATH))
-		return gp_error_copy(err, gp_ntfs_error(v));
-	return 0;
+	return gp_manifest_write_twice(v, GP_MANIFEST_NEW, GP_MANIFEST_PATH, text, len, true, err);
 }
 
 /* ---- prepare ----------------------------------------------------------- */
@@ -408,14 +588,6 @@ static int drop_removed(struct gp_manifest *m, const char *dir)
 		if (!strcasecmp(m->lost[i], dir))
 			ours = true;  /* already recorded as lost */
 	return ours ? 0 : gp_manifest_add_string(&m->lost, &m->n_lost, dir);
-}
-
-static bool covered_by_dirs(const struct gp_manifest *m, const char *path)
-{
-	for (size_t i = 0; i < m->n_dirs; i++)
-		if (gp_manifest_path_under(path, m->dirs[i]))
-			return true;
-	return false;
 }
 
 /* The next free backup number: one past the highest recorded. */
@@ -527,9 +699,69 @@ static int plan_space(struct gp_ntfs *v, struct gp_manifest_plan *mp,
 	return ret ? gp_error_copy(err, gp_ntfs_error(v)) : 0;
 }
 
+static bool covered_by_dirs(const struct gp_manifest *m, const char *path)
+{
+	for (size_t i = 0; i < m->n_dirs; i++)
+		if (gp_manifest_path_under(path, m->dirs[i]))
+			return true;
+	return false;
+}
+
+/* Merge the fix-ups' records: a key or value recorded before keeps its
+ * first state. */
+static int merge_extra(struct gp_manifest *m, const struct gp_manifest_extra *x)
+{
+	for (size_t i = 0; i < x->n_fixups; i++) {
+		bool have = false;
+
+		for (size_t k = 0; k < m->n_fixups; k++)
+			have |= !strcmp(m->fixups[k], x->fixups[i]);
+		if (!have && gp_manifest_add_string(&m->fixups, &m->n_fixups, x->fixups[i]))
+			return GP_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < x->n_dirs; i++)
+		if (!covered_by_dirs(m, x->dirs[i]) &&
+		    gp_manifest_add_string(&m->dirs, &m->n_dirs, x->dirs[i]))
+			return GP_ERR_NOMEM;
+	for (size_t i = 0; i < x->n_regs; i++) {
+		const struct gp_manifest_reg *n = &x->regs[i];
+		struct gp_manifest_reg *r = NULL;
+
+		bool covered = false;
+
+		for (size_t k = 0; !r && k < m->n_regs; k++) {
+			if (strcasecmp(m->regs[k].hive, n->hive))
+				continue;
+			if (!strcasecmp(m->regs[k].key, n->key))
+				r = &m->regs[k];
+			/* Inside a key gpup created: unprepare removes it whole. */
+			else if (m->regs[k].key_created && !strncasecmp(n->key, m->regs[k].key,
+								      strlen(m->regs[k].key)) &&
+				 n->key[strlen(m->regs[k].key)] == '\\')
+				covered = true;
+		}
+		if (covered)
+			continue;
+		if (!r) {
+			r = gp_manifest_add_reg(m, n->hive, n->key, n->key_created);
+			if (!r)
+				return GP_ERR_NOMEM;
+		}
+		for (size_t k = 0; k < n->n_values; k++) {
+			bool have = false;
+
+			for (size_t j = 0; j < r->n_values; j++)
+				have |= !strcasecmp(r->values[j].name, n->values[k].name);
+			if (!have && gp_manifest_add_reg_value(r, &n->values[k]))
+				return GP_ERR_NOMEM;
+		}
+	}
+	return 0;
+}
+
 int gp_manifest_plan_prepare(struct gp_ntfs *v, const struct gp_inject_set *set,
-			     struct gp_inject_report *rep, struct gp_manifest_plan *mp,
-			     struct gp_error *err)
+			     struct gp_inject_report *rep, const struct gp_manifest_extra *extra,
+			     struct gp_manifest_plan *mp, struct gp_error *err)
 {
 	struct gp_ntfs_stat st;
 	char **made = NULL;
@@ -540,6 +772,7 @@ int gp_manifest_plan_prepare(struct gp_ntfs *v, const struct gp_inject_set *set,
 	memset(mp, 0, sizeof(*mp));
 	mp->set = set;
 	mp->rep = rep;
+	mp->extra = extra;
 	ret = gp_manifest_read_text(v, &mp->old_text, &mp->old_len, err);
 	if (ret == GP_ERR_NOTFOUND) {
 		gp_error_clear(err);
@@ -585,6 +818,8 @@ int gp_manifest_plan_prepare(struct gp_ntfs *v, const struct gp_inject_set *set,
 	for (size_t i = 0; i < n_made; i++)
 		free(made[i]);
 	free(made);
+	if (!ret && extra && merge_extra(&mp->m, extra))
+		ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
 	if (ret)
 		return ret;
 	/* Sorted; the backups this run takes are found again by their mark. */
@@ -599,9 +834,10 @@ int gp_manifest_plan_prepare(struct gp_ntfs *v, const struct gp_inject_set *set,
 		return ret;
 	/* Nothing to write when the record on disk is already this one, or
 	 * when there is none and gpup has nothing in the guest. */
-	if (rep->changed) {
+	if (rep->changed || (extra && extra->changes)) {
 		mp->changed = true;
-	} else if (mp->found || mp->m.n_files || mp->m.n_dirs || mp->m.n_lost) {
+	} else if (mp->found || mp->m.n_files || mp->m.n_dirs || mp->m.n_lost || mp->m.n_fixups ||
+		   mp->m.n_regs) {
 		char *text;
 		size_t len;
 
@@ -697,8 +933,15 @@ static int hook_after(void *ctx, struct gp_ntfs *v, struct gp_error *err)
 {
 	struct gp_manifest_plan *mp = ctx;
 
+	int ret;
+
 	if (!mp->changed)
 		return 0;
+	if (mp->extra && mp->extra->changes && mp->extra->commit) {
+		ret = mp->extra->commit(mp->extra->ctx, v, err);
+		if (ret)
+			return ret;
+	}
 	apply_hashes(mp);
 	return write_if_changed(mp, v, err);
 }

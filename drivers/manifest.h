@@ -7,7 +7,7 @@
  * and not in it (HostDriverStore is the driver's own tree; after unprepare
  * it holds nothing of gpup's, or is gone when gpup made it):
  *   manifest.json        the record (JSON, below);
- *   manifest.json.new    the next record while it is written (see writes);
+ *   manifest.json.new    the same record, written first (see writes);
  *   backup/<n>-<name>    the bytes of each guest file gpup replaced, as they
  *                        were before gpup's first change to it.
  *
@@ -23,7 +23,15 @@
  *                       by unprepare ],
  *     "lost": [ folders that were in the guest before gpup and that gpup
  *               removed as stale builds of the driver: unprepare cannot
- *               bring them back and says so ] }
+ *               bring them back and says so ],
+ *     "fixups": [ names of the fix-ups applied (fixup.h) ],
+ *     "registry": [ { "hive": guest path of the hive file,
+ *                     "key": path below its root ("ControlSet001\Services\x"),
+ *                     "key_created": gpup created the key (unprepare removes it),
+ *                     "values": [ { "name", "previous": null (absent before
+ *                                   gpup) | { "type": REG_* number, "data":
+ *                                   hex bytes } } ] } ] }
+ *   A value's previous state is recorded at gpup's first change to it.
  *
  * Rules that make it trustworthy:
  *  - A path is recorded once, at gpup's first change to it: a later prepare
@@ -34,10 +42,12 @@
  *    written), and the final record (with the hashes of what it wrote)
  *    after: a killed run leaves a record of everything it may have touched,
  *    and its rerun completes it.
- *  - Each record is written as manifest.json.new and renamed over
- *    manifest.json (gp_ntfs_rename()); a reader takes manifest.json, or
- *    manifest.json.new when only that exists. A kill at any moment leaves
- *    one complete record.
+ *  - Each record is written twice, in place: manifest.json.new in full,
+ *    then manifest.json; a reader takes manifest.json.new when it is a
+ *    complete record (it parses), else manifest.json. A kill or a failed
+ *    write at any moment leaves one complete record. (No rename: libntfs-3g
+ *    links a name in two writes a kill can separate, and a file left so
+ *    fails every later write.)
  *  - The writes are part of prepare's plan: their room (backups, two
  *    records, the directories) is checked with the files'.
  */
@@ -81,6 +91,22 @@ struct gp_manifest_file {
 	bool backup_pending;
 };
 
+struct gp_manifest_reg_value {
+	char *name;
+	bool existed;              /* false: "previous": null */
+	uint32_t type;
+	uint8_t *data;
+	size_t len;
+};
+
+struct gp_manifest_reg {
+	char *hive;                /* guest path of the hive file */
+	char *key;
+	bool key_created;
+	struct gp_manifest_reg_value *values;
+	size_t n_values;
+};
+
 struct gp_manifest {
 	struct gp_manifest_file *files;  /* sorted by path (strcasecmp) */
 	size_t n_files;
@@ -88,6 +114,10 @@ struct gp_manifest {
 	size_t n_dirs;
 	char **lost;
 	size_t n_lost;
+	char **fixups;
+	size_t n_fixups;
+	struct gp_manifest_reg *regs;
+	size_t n_regs;
 };
 
 /* Read the guest's record (manifest.json, else manifest.json.new). Sets
@@ -116,6 +146,24 @@ struct gp_manifest_plan {
 	/* Borrowed from the caller of gp_manifest_plan_prepare(). */
 	const struct gp_inject_set *set;
 	const struct gp_inject_report *rep;
+	const struct gp_manifest_extra *extra; /* may be NULL */
+};
+
+/* What a prepare adds beside the files (the fix-ups, fixup.h): registry
+ * records merged into the record (a value already recorded keeps its
+ * first previous state), fix-up names, and a write that runs after the
+ * files and before the final record (it must leave a rerun able to
+ * finish it). */
+struct gp_manifest_extra {
+	const struct gp_manifest_reg *regs;
+	size_t n_regs;
+	const char *const *fixups;
+	size_t n_fixups;
+	const char *const *dirs;   /* directories commit() creates (created_dirs) */
+	size_t n_dirs;
+	bool changes;              /* commit() writes something */
+	int (*commit)(void *ctx, struct gp_ntfs *v, struct gp_error *err);
+	void *ctx;
 };
 
 /*
@@ -129,14 +177,15 @@ struct gp_manifest_plan {
  * like gp_inject_plan() when the volume lacks room. mp->changed says
  * whether the commit writes a record (always when rep->changed; else when
  * the record on disk differs from the one computed, e.g. after a kill).
- * @set and @rep must outlive @mp. Returns 0, GP_ERR_NOSPACE,
+ * @extra (may be NULL) is merged in as gp_manifest_extra says; its
+ * changes make mp->changed. @set, @rep and @extra must outlive @mp. Returns 0, GP_ERR_NOSPACE,
  * GP_ERR_UNSUPPORTED (a file to back up is larger than
  * GP_MANIFEST_BACKUP_MAX), GP_ERR_CORRUPT (the guest's record), the volume's
  * codes, GP_ERR_NOMEM.
  */
 int gp_manifest_plan_prepare(struct gp_ntfs *v, const struct gp_inject_set *set,
-			     struct gp_inject_report *rep, struct gp_manifest_plan *mp,
-			     struct gp_error *err);
+			     struct gp_inject_report *rep, const struct gp_manifest_extra *extra,
+			     struct gp_manifest_plan *mp, struct gp_error *err);
 
 /* The hooks that execute @mp inside gp_inject_commit(): before the files,
  * the backups and the record of the plan; after them, the final record. */
@@ -167,19 +216,22 @@ enum gp_undo_action {
 	GP_UNDO_RESTORE = 0,       /* put the backup's bytes (and mtime) back */
 	GP_UNDO_REMOVE_FILE,       /* a file gpup added */
 	GP_UNDO_REMOVE_DIR,        /* a directory gpup created, whole */
+	GP_UNDO_HIVE,              /* a hive with its recorded values restored */
 };
 
 struct gp_undo_step {
 	enum gp_undo_action action;
 	const char *path;          /* points into plan->m */
 	const struct gp_manifest_file *file; /* RESTORE: its record */
+	uint8_t *hive;             /* HIVE: the hive's new bytes (owned) */
+	size_t hive_len;
 };
 
 struct gp_undo_plan {
 	struct gp_manifest m;
 	struct gp_undo_step *steps; /* in order: restores, removals, directories */
 	size_t n_steps;
-	size_t n_restore, n_remove, n_dirs;
+	size_t n_restore, n_remove, n_dirs, n_hives;
 	uint64_t space_need, space_have;
 };
 
@@ -187,6 +239,9 @@ struct gp_undo_plan {
  * What unprepare does to @v (read-only is enough): each replaced file whose
  * bytes differ from the original is restored from its backup (the backup's
  * SHA-256 is checked now: a missing or damaged one refuses the whole plan),
+ * each hive with recorded values gets them back (keys gpup created removed,
+ * values it added removed, others set to their previous state; the new
+ * hive is computed now and written crash-safely, gp_manifest_write_hive()),
  * each added file still there is removed, then each created directory,
  * and finally GP_MANIFEST_DIR (the backups and the record) itself, which
  * is not a step. Added files inside a created directory go with it (no
@@ -207,5 +262,25 @@ int gp_undo_plan(struct gp_ntfs *v, struct gp_undo_plan *plan, struct gp_error *
 int gp_undo_commit(struct gp_ntfs *v, const struct gp_undo_plan *plan, struct gp_error *err);
 
 void gp_undo_plan_free(struct gp_undo_plan *plan);
+
+/* ---- hives ------------------------------------------------------------- */
+
+/* The bytes of hive file @path (e.g. Windows/System32/config/SYSTEM):
+ * @path.gpup-new when it is a complete hive (an interrupted
+ * gp_manifest_write_hive() left it: *@side, and the caller must write
+ * it again), else the file. Returns 0,
+ * GP_ERR_NOTFOUND, the volume's codes. */
+int gp_manifest_read_hive(struct gp_ntfs *v, const char *path, uint8_t **buf, size_t *len,
+			  bool *side, struct gp_error *err);
+
+/* Replace hive file @path by @len bytes so that a kill at any moment
+ * leaves a complete hive hivex opens: written in full as @path.gpup-new,
+ * then over @path in place (same MFT record and security descriptor),
+ * then @path.gpup-new is removed. Killed while @path is written, the
+ * guest holds the complete new hive as @path.gpup-new, which
+ * gp_manifest_read_hive() prefers and the rerun writes to @path again.
+ * Returns 0 or the volume's codes. */
+int gp_manifest_write_hive(struct gp_ntfs *v, const char *path, const uint8_t *buf, size_t len,
+			   struct gp_error *err);
 
 #endif

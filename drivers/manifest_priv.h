@@ -34,4 +34,15 @@ bool gp_manifest_path_under(const char *path, const char *dir);
 int gp_manifest_add_string(char ***arr, size_t *n, const char *s);
 struct gp_manifest_file *gp_manifest_add_file(struct gp_manifest *m, const char *path);
 
+/* Write @buf as @next, then as @path, each in place (manifest.c says
+ * why); @next is removed after unless @keep_next. */
+int gp_manifest_write_twice(struct gp_ntfs *v, const char *next, const char *path,
+			    const void *buf, size_t len, bool keep_next, struct gp_error *err);
+
+/* Append a registry record / a copy of a value's state. NULL /
+ * GP_ERR_NOMEM. */
+struct gp_manifest_reg *gp_manifest_add_reg(struct gp_manifest *m, const char *hive,
+					    const char *key, bool key_created);
+int gp_manifest_add_reg_value(struct gp_manifest_reg *r, const struct gp_manifest_reg_value *src);
+
 #endif

@@ -5,8 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include "hive.h"
 #include "manifest_priv.h"
+
+/* A hive file is at most this large (Windows' own limit is 2 GiB for
+ * SYSTEM; real ones are tens of MB). */
+#define HIVE_MAX (512u << 20)
 
 /* Does guest file @path exist with SHA-256 @want? *@state: 0 yes, 1 missing,
  * 2 other bytes. Returns 0 or the volume's codes. */
@@ -98,18 +105,72 @@ void gp_undo_plan_free(struct gp_undo_plan *plan)
 {
 	if (!plan)
 		return;
+	for (size_t i = 0; i < plan->n_steps; i++)
+		free(plan->steps[i].hive);
 	gp_manifest_free(&plan->m);
 	free(plan->steps);
 	memset(plan, 0, sizeof(*plan));
 }
 
-static void add_step(struct gp_undo_plan *p, enum gp_undo_action a, const char *path,
-		     const struct gp_manifest_file *f)
+static struct gp_undo_step *add_step(struct gp_undo_plan *p, enum gp_undo_action a,
+				     const char *path, const struct gp_manifest_file *f)
 {
-	p->steps[p->n_steps].action = a;
-	p->steps[p->n_steps].path = path;
-	p->steps[p->n_steps].file = f;
-	p->n_steps++;
+	struct gp_undo_step *s = &p->steps[p->n_steps++];
+
+	s->action = a;
+	s->path = path;
+	s->file = f;
+	return s;
+}
+
+/* The recorded registry state of hive @path put back, as new hive bytes
+ * (a step). */
+static int plan_hive(struct gp_ntfs *v, struct gp_undo_plan *p, const char *path,
+		     struct gp_ntfs_space *sp, struct gp_error *err)
+{
+	struct gp_hive *h = NULL;
+	uint8_t *buf = NULL, *out = NULL;
+	size_t len, out_len;
+	bool side;
+	int ret = gp_manifest_read_hive(v, path, &buf, &len, &side, err);
+
+	if (!ret)
+		ret = gp_hive_open(buf, len, path, &h, err);
+	for (size_t i = 0; !ret && i < p->m.n_regs; i++) {
+		const struct gp_manifest_reg *r = &p->m.regs[i];
+
+		if (strcasecmp(r->hive, path))
+			continue;
+		if (r->key_created) {
+			ret = gp_hive_delete_key(h, r->key, err);
+			continue;
+		}
+		for (size_t k = 0; !ret && k < r->n_values; k++) {
+			const struct gp_manifest_reg_value *rv = &r->values[k];
+
+			ret = rv->existed ? gp_hive_set(h, r->key, rv->name, rv->type, rv->data,
+						      rv->len, err)
+					  : gp_hive_delete_value(h, r->key, rv->name, err);
+		}
+	}
+	if (!ret)
+		ret = gp_hive_bytes(h, &out, &out_len, err);
+	gp_hive_close(h);
+	if (!ret) {
+		struct gp_undo_step *s = add_step(p, GP_UNDO_HIVE, path, NULL);
+
+		s->hive = out;
+		s->hive_len = out_len;
+		p->n_hives++;
+		struct gp_ntfs_stat st;
+
+		gp_ntfs_space_add_file(v, sp, "hive.gpup-new", out_len, true, 0);
+		if (gp_ntfs_stat(v, path, &st) == 0)
+			gp_ntfs_space_add_file(v, sp, "hive", out_len, false, st.allocated);
+		gp_ntfs_clear_error(v);
+	}
+	free(buf);
+	return ret;
 }
 
 /* A replaced file: restored unless it has the original bytes already; its
@@ -155,15 +216,23 @@ int gp_undo_plan(struct gp_ntfs *v, struct gp_undo_plan *p, struct gp_error *err
 				    "no gpup manifest in the guest (%s): gpup has not prepared it, "
 				    "or its changes were undone already; nothing to undo",
 				    GP_MANIFEST_PATH_WINDOWS);
-	p->steps = calloc(p->m.n_files + p->m.n_dirs + 1, sizeof(*p->steps));
+	p->steps = calloc(p->m.n_files + p->m.n_dirs + p->m.n_regs + 1, sizeof(*p->steps));
 	if (!p->steps)
 		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; !ret && i < p->m.n_files; i++)
 		if (p->m.files[i].action == GP_MANIFEST_REPLACED)
 			ret = plan_restore(v, p, &p->m.files[i], &sp, err);
+	/* Each hive once, in the order first recorded. */
+	for (size_t i = 0; !ret && i < p->m.n_regs; i++) {
+		bool seen = false;
+
+		for (size_t k = 0; k < i; k++)
+			seen |= !strcasecmp(p->m.regs[k].hive, p->m.regs[i].hive);
+		if (!seen)
+			ret = plan_hive(v, p, p->m.regs[i].hive, &sp, err);
+	}
 	for (size_t i = 0; !ret && i < p->m.n_files; i++) {
 		const struct gp_manifest_file *f = &p->m.files[i];
-
 		bool in_dir = false;
 
 		/* A file in a directory gpup made goes with the directory. */
@@ -184,7 +253,7 @@ int gp_undo_plan(struct gp_ntfs *v, struct gp_undo_plan *p, struct gp_error *err
 		}
 		gp_ntfs_clear_error(v);
 	}
-	if (!ret && p->n_restore) {
+	if (!ret && (p->n_restore || p->n_hives)) {
 		ret = gp_ntfs_space_check(v, &sp);
 		if (ret)
 			gp_error_copy(err, gp_ntfs_error(v));
@@ -225,6 +294,9 @@ int gp_undo_commit(struct gp_ntfs *v, const struct gp_undo_plan *p, struct gp_er
 		case GP_UNDO_REMOVE_DIR:
 			ret = remove_if_there(v, s->path, true, err);
 			break;
+		case GP_UNDO_HIVE:
+			ret = gp_manifest_write_hive(v, s->path, s->hive, s->hive_len, err);
+			break;
 		}
 	}
 	/* The record goes last: until then a rerun finds what is left. */
@@ -236,5 +308,60 @@ int gp_undo_commit(struct gp_ntfs *v, const struct gp_undo_plan *p, struct gp_er
 		ret = remove_if_there(v, GP_MANIFEST_PATH, false, err);
 	if (!ret)
 		ret = remove_if_there(v, GP_MANIFEST_DIR, true, err);
+	return ret;
+}
+
+/* ---- hives ------------------------------------------------------------- */
+
+/* Is @buf a hive hivex opens (a side copy written in full)? */
+static bool complete_hive(const uint8_t *buf, size_t len, const char *name)
+{
+	struct gp_error e = { 0 };
+	struct gp_hive *h;
+
+	if (gp_hive_open(buf, len, name, &h, &e))
+		return false;
+	gp_hive_close(h);
+	return true;
+}
+
+int gp_manifest_read_hive(struct gp_ntfs *v, const char *path, uint8_t **buf, size_t *len,
+			  bool *side, struct gp_error *err)
+{
+	char *next;
+	void *b = NULL;
+	int ret;
+
+	/* A complete side copy is the newest hive: a write of @path after it
+	 * was stopped (gp_manifest_write_hive()). */
+	if (asprintf(&next, "%s.gpup-new", path) < 0)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	ret = gp_ntfs_read_file(v, next, HIVE_MAX, &b, len);
+	gp_ntfs_clear_error(v);
+	*side = !ret && complete_hive(b, *len, next);
+	if (*side) {
+		free(next);
+		*buf = b;
+		return 0;
+	}
+	free(b);
+	free(next);
+	ret = gp_ntfs_read_file(v, path, HIVE_MAX, &b, len);
+	if (ret)
+		return gp_error_copy(err, gp_ntfs_error(v));
+	*buf = b;
+	return 0;
+}
+
+int gp_manifest_write_hive(struct gp_ntfs *v, const char *path, const uint8_t *buf, size_t len,
+			   struct gp_error *err)
+{
+	char *next;
+	int ret;
+
+	if (asprintf(&next, "%s.gpup-new", path) < 0)
+		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	ret = gp_manifest_write_twice(v, next, path, buf, len, false, err);
+	free(next);
 	return ret;
 }

@@ -169,8 +169,17 @@ static int read_software(struct gp_ntfs *v, struct gp_guest_facts *f, struct gp_
 static int read_system(struct gp_ntfs *v, struct gp_guest_facts *f, struct gp_error *err)
 {
 	int ret;
-	hive_h *h = open_hive(v, SYS32 "\\config\\SYSTEM", &ret, err);
+	/* A complete SYSTEM.gpup-new is the newest SYSTEM: gpup's crash-safe
+	 * rewrite of the hive was stopped while SYSTEM itself was written
+	 * (drivers/manifest.h, gp_manifest_write_hive()); the rerun finishes
+	 * it. Anything else by that name is ignored. */
+	hive_h *h = open_hive(v, SYS32 "\\config\\SYSTEM.gpup-new", &ret, err);
 	uint32_t current = 1;
+
+	if (!h) {
+		gp_error_clear(err);
+		h = open_hive(v, SYS32 "\\config\\SYSTEM", &ret, err);
+	}
 	char path[128], arch[32] = "";
 
 	if (!h)

@@ -349,18 +349,19 @@ int gp_ntfs_put_tree_space(struct gp_ntfs *v, const char *host_path, const char 
 int gp_ntfs_remove(struct gp_ntfs *v, const char *path, bool recursive);
 
 /*
- * Rename file @from to @to in the same directory, replacing a file @to.
- * Three steps, each of which a kill may follow: (1) the old @to is
- * removed, (2) @from's file gets the name @to as a second link, (3) the
- * name @from is removed. Whatever the moment, one of the two names reaches
- * a complete file: @to when it exists, else @from (a reader that prefers
- * @to and falls back to @from always finds the newest complete one). A
- * rerun after step 2 finds both names on one file and only does step 3.
- * Returns 0, GP_ERR_NOTFOUND (@from, or the directory), GP_ERR_ISDIR
- * (@from is a directory), GP_ERR_INVALID (other directories, a bad name),
- * GP_ERR_READONLY, GP_ERR_IO, GP_ERR_NOMEM.
+ * Make directory @path (created with its missing parents, inheriting its
+ * parent's security descriptor, when absent) an NTFS junction to @target
+ * (a Windows path such as "C:\\Windows\\System32\\HostDriverStore"; ASCII):
+ * reparse data IO_REPARSE_TAG_MOUNT_POINT with the substitute name
+ * "\\??\\" + @target and the print name @target, as mklink /J writes.
+ * Returns 0, GP_ERR_INVALID (target), the codes of gp_ntfs_mkdir_p(),
+ * GP_ERR_READONLY, GP_ERR_IO.
  */
-int gp_ntfs_rename(struct gp_ntfs *v, const char *from, const char *to);
+int gp_ntfs_make_junction(struct gp_ntfs *v, const char *path, const char *target);
+
+/* The print name of junction @path (malloc'ed). Returns 0, GP_ERR_NOTFOUND,
+ * GP_ERR_INVALID (not a junction), GP_ERR_CORRUPT, GP_ERR_NOMEM. */
+int gp_ntfs_junction_target(struct gp_ntfs *v, const char *path, char **target);
 
 /* Is @name (one UTF-8 path component) a legal Windows file name? Rejects
  * empty names, "." and "..", <>:"/\|?* and control characters, a trailing

@@ -29,7 +29,8 @@
  *   "package": {folder, inf, provider, driver_ver_date, driver_ver_version},
  *   "files": {new, replaced, unchanged, bytes_written, total, missing (guest
  *            paths skipped by --allow-missing)},
- *   "removed": [{path, bytes}], "verified": true|false|null,
+ *   "removed": [{path, bytes}], "fixups": [{name, changed}] (--fixup),
+ *   "verified": true|false|null,
  *   "host_script": PATH|"stdout"|"applied"|null,
  *   with -n: "plan": {files: [{path, size, action: new|replace|unchanged}],
  *            manifest: {path, write (a record is written), backups: [{path,
@@ -50,6 +51,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixup.h"
 #include "fleet.h"
 #include "manifest.h"
 #include "plan_opts.h"
@@ -62,7 +64,10 @@ enum {
 	OPT_KEEP_OLD,
 	OPT_NO_VERIFY,
 	OPT_DRY_RUN,
+	OPT_FIXUP,
 };
+
+#define MAX_FIXUPS 8
 
 static void usage(FILE *f)
 {
@@ -70,7 +75,8 @@ static void usage(FILE *f)
 		"Usage: gpup prepare IMAGE... (--driverstore DIR | --bundle FILE) [--gpu SEL]\n"
 		"                    [--into-child CHILD.avhdx] [--keep-old] [--no-verify]\n"
 		"                    [--vm NAME plan-options (-o host.ps1 | --apply)]\n"
-		"                    [-n|--dry-run] [-j N] [--json] [-p] [-q]\n\n"
+		"                    [--fixup NAME]... [-n|--dry-run] [-j N] [--json] [-p] [-q]\n"
+		"       gpup prepare --fixup list\n\n"
 		"Inject the GPU's driver package into the Windows guest on IMAGE so that its\n"
 		"first boot under Hyper-V GPU partitioning works, then verify it through an\n"
 		"independent reader and, with --vm, write or run the host configuration.\n\n"
@@ -79,6 +85,8 @@ static void usage(FILE *f)
 		"                      is reused only when it is IMAGE's own child\n"
 		"  --keep-old          keep other builds of the driver in HostDriverStore\n"
 		"  --no-verify         skip the independent read-back\n"
+		"  --fixup NAME        also apply fix-up NAME to the guest (repeatable);\n"
+		"                      '--fixup list' shows them, each with its reason\n"
 		"  -n, --dry-run       run only the plan: show what would be written, removed\n"
 		"                      and configured, and fail as the real run would\n"
 		"  -j N                with several images: prepare N at a time (default: the\n"
@@ -105,11 +113,14 @@ struct prepare {
 	const char *base_image;   /* IMAGE as given */
 	const char *into_child;
 	bool keep_old, no_verify, dry_run;
+	const char *fixups[MAX_FIXUPS];
+	size_t n_fixups;
 	/* The plan: everything known before the first write. */
 	bool child_exists;        /* --into-child names IMAGE's own child (a rerun) */
 	struct session_guest guest;
 	struct gp_inject_stream stream;
 	struct gp_inject_report rep;
+	struct gp_fixup_plan fix;         /* --fixup (fixup.h) */
 	struct gp_manifest_plan manifest; /* the guest record (manifest.h) */
 	struct gp_inject_hooks hooks;     /* that write it in the commit */
 	struct plan_opts_prepared host; /* the host configuration (--vm), rendered */
@@ -262,14 +273,30 @@ static int plan_inject(struct prepare *p, struct gp_error *err)
 					   .replace_system_files = p->s.replace_system_files };
 	int ret;
 
+	struct gp_error files_err = { 0 };
+	int files_ret = 0;
+
 	ret = gp_source_stream(p->s.src, &p->stream, err);
 	if (!ret)
 		ret = gp_inject_plan(p->s.vol, gp_source_set(p->s.src), &p->stream, &io, &p->rep, err);
+	/* Too little room for the files alone: the fix-ups and the record are
+	 * still planned, so that the refusal states the whole need. */
+	if (ret == GP_ERR_NOSPACE) {
+		files_ret = ret;
+		gp_error_copy(&files_err, err);
+		gp_error_clear(err);
+		ret = 0;
+	}
 	/* The record of what the run changes, with the backups of what it
 	 * replaces: planned (and its room checked) with the files. */
+	if (!ret && p->n_fixups)
+		ret = gp_fixup_plan(p->s.vol, gp_source_set(p->s.src), p->fixups, p->n_fixups,
+				    &p->rep, &p->fix, err);
 	if (!ret)
 		ret = gp_manifest_plan_prepare(p->s.vol, gp_source_set(p->s.src), &p->rep,
-					       &p->manifest, err);
+					       p->n_fixups ? &p->fix.extra : NULL, &p->manifest, err);
+	if (!ret && files_ret)
+		ret = gp_error_copy(err, &files_err);
 	if (!ret && p->manifest.changed)
 		p->rep.changed = true;
 	return name_image(p, ret, err);
@@ -462,6 +489,20 @@ static struct json_object *report_json(struct prepare *p)
 		json_object_array_add(rm, r);
 	}
 	json_object_object_add(o, "removed", rm);
+	{
+		struct json_object *fx = json_object_new_array();
+
+		for (size_t i = 0; i < p->fix.n_names; i++) {
+			struct json_object *f = json_object_new_object();
+			bool ch = !strcmp(p->fix.names[i], GP_FIXUP_NVLDDMKM_SERVICE)
+					  ? p->fix.hive != NULL : p->fix.junction_new;
+
+			json_object_object_add(f, "name", json_object_new_string(p->fix.names[i]));
+			json_object_object_add(f, "changed", json_object_new_boolean(ch));
+			json_object_array_add(fx, f);
+		}
+		json_object_object_add(o, "fixups", fx);
+	}
 	if (p->dry_run) {
 		/* -n --json: the plan itself, file by file. */
 		struct json_object *plan = json_object_new_object(), *arr = json_object_new_array();
@@ -557,6 +598,16 @@ static void report_human(struct prepare *p)
 		printf("space:    needs %s of the volume's %s free\n",
 		       session_human_size(p->rep.space_need, a, sizeof(a)),
 		       session_human_size(p->rep.space_have, b, sizeof(b)));
+	for (size_t i = 0; i < p->fix.n_names; i++) {
+		bool service = !strcmp(p->fix.names[i], GP_FIXUP_NVLDDMKM_SERVICE);
+		bool ch = service ? p->fix.hive != NULL : p->fix.junction_new;
+
+		printf("fix-up:   %s: %s%s%s%s\n", p->fix.names[i],
+		       !ch ? "already in place" : p->dry_run ? "would " : "",
+		       !ch ? "" : service ? "set HKLM\\SYSTEM\\" : "make the junction ",
+		       !ch ? "" : service ? p->fix.key : p->fix.junction,
+		       !ch || service ? "" : " -> HostDriverStore");
+	}
 	for (size_t i = 0; i < p->rep.n_removed; i++)
 		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",
 		       p->rep.removed[i], session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));
@@ -688,6 +739,7 @@ static int prepare_image(void *ctx, const char *image)
 		p->stream.ops->destroy(&p->stream);
 	plan_opts_prepared_free(&p->host);
 	gp_manifest_plan_free(&p->manifest);
+	gp_fixup_plan_free(&p->fix);
 	gp_inject_report_free(&p->rep);
 	gp_guest_facts_free(&p->guest.f);
 	session_end(&p->s);
@@ -702,6 +754,7 @@ int cmd_prepare(int argc, char **argv)
 		{ "keep-old", no_argument, NULL, OPT_KEEP_OLD },
 		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "fixup", required_argument, NULL, OPT_FIXUP },
 		SESSION_LONGOPTS,
 		PLAN_OPTS_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -709,6 +762,7 @@ int cmd_prepare(int argc, char **argv)
 	struct prepare p = { .verified = -1 };
 	size_t n_images;
 	unsigned jobs = 0;
+	bool list_fixups = false;
 	int c;
 
 	session_init(&p.s, "prepare");
@@ -745,9 +799,27 @@ int cmd_prepare(int argc, char **argv)
 			if (fleet_parse_jobs("prepare", optarg, &jobs))
 				return EXIT_USAGE;
 			break;
+		case OPT_FIXUP:
+			if (!strcmp(optarg, "list")) {
+				list_fixups = true;
+				break;
+			}
+			if (!gp_fixup_find(optarg))
+				return cli_usage_json("prepare", p.s.json,
+						      "unknown fix-up '%s' (gpup prepare --fixup list shows them)",
+						      optarg);
+			if (p.n_fixups == MAX_FIXUPS)
+				return cli_usage_json("prepare", p.s.json, "too many --fixup");
+			p.fixups[p.n_fixups++] = optarg;
+			break;
 		default:
 			return cli_usage("prepare", "unknown option");
 		}
+	}
+	if (list_fixups) {
+		for (size_t i = 0; i < gp_fixup_count(); i++)
+			printf("%-18s %s\n", gp_fixup_at(i)->name, gp_fixup_at(i)->reason);
+		return EXIT_OK;
 	}
 	if (optind == argc)
 		return cli_usage_json("prepare", p.s.json, "IMAGE is required");

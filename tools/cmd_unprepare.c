@@ -10,6 +10,7 @@
  * JSON output (schema 1): { "schema", "command": "unprepare", "image",
  *   "dry_run", "changed", "image_changed",
  *   "restored": [paths], "removed": [paths], "removed_dirs": [paths],
+ *   "hives": [hive files whose recorded registry values are put back],
  *   "lost": [folders gpup removed that were there before it: not restorable],
  *   "space_need", "space_have" (bytes) }
  * (with -n: what the run would do). A failure: cli_fail_json()'s object.
@@ -71,6 +72,7 @@ static void report(const struct unprepare *u)
 		add_paths(o, "restored", p, GP_UNDO_RESTORE);
 		add_paths(o, "removed", p, GP_UNDO_REMOVE_FILE);
 		add_paths(o, "removed_dirs", p, GP_UNDO_REMOVE_DIR);
+		add_paths(o, "hives", p, GP_UNDO_HIVE);
 		for (size_t i = 0; i < p->m.n_lost; i++)
 			json_object_array_add(lost, json_object_new_string(p->m.lost[i]));
 		json_object_object_add(o, "lost", lost);
@@ -80,19 +82,21 @@ static void report(const struct unprepare *u)
 		return;
 	}
 	for (size_t i = 0; i < p->n_steps; i++) {
-		const char *verb[2][3] = { { "restored: ", "removed:  ", "removed:  " },
-					   { "would restore:", "would remove: ", "would remove: " } };
+		const char *verb[2][4] = {
+			{ "restored: ", "removed:  ", "removed:  ", "registry: " },
+			{ "would restore:", "would remove: ", "would remove: ", "would edit:   " } };
 
 		if (u->s.verbose || u->dry_run)
 			printf("%s %s%s\n", verb[u->dry_run][p->steps[i].action], p->steps[i].path,
-			       p->steps[i].action == GP_UNDO_REMOVE_DIR ? " (with all in it)" : "");
+			       p->steps[i].action == GP_UNDO_REMOVE_DIR ? " (with all in it)"
+			       : p->steps[i].action == GP_UNDO_HIVE ? " (values gpup set put back)" : "");
 	}
 	for (size_t i = 0; i < p->m.n_lost; i++)
 		printf("not restorable: %s (was in the guest before gpup, removed as a stale build)\n",
 		       p->m.lost[i]);
-	printf("%s%zu restored, %zu removed, %zu directories removed; record %s removed\n",
-	       u->dry_run ? "dry run: would be " : "", p->n_restore, p->n_remove, p->n_dirs,
-	       GP_MANIFEST_DIR);
+	printf("%s%zu restored, %zu removed, %zu directories removed, %zu hives put back; "
+	       "record %s removed\n", u->dry_run ? "dry run: would be " : "", p->n_restore,
+	       p->n_remove, p->n_dirs, p->n_hives, GP_MANIFEST_DIR);
 }
 
 static int fail(struct unprepare *u, const struct gp_error *err)
