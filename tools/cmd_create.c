@@ -7,7 +7,8 @@
  * VHDX (the parent is only read, so a golden image stays untouched). Never
  * overwrites an existing file. Exit status: 0 created, 1 error, 2 usage.
  *
- * --json (schema 1): { "schema", "command": "create", "image", "type":
+ * --json (schema 1; doc/schema/create.schema.json):
+ *   { "schema", "command": "create", "image", "type":
  *   "dynamic" | "differencing", "parent": PATH | null, "virtual_size",
  *   "block_size", "logical_sector_size", "physical_sector_size",
  *   "changed": true }  (read back from the new image)
@@ -40,8 +41,8 @@ static int print_json(const char *path, const char *parent)
 	json_object *o;
 	int ret = vhdx_open(path, &oo, &v, &err);
 
-	if (ret)
-		return cli_fail(&err);
+	if (ret) /* the new image is there: it changed */
+		return cli_fail_json("create", path, &err, true);
 	o = json_object_new_object();
 	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(o, "command", json_object_new_string("create"));

@@ -238,7 +238,7 @@ int cmd_ls(int argc, char **argv)
 	path = argc - optind == 2 ? argv[optind + 1] : "\\";
 	ret = open_vol(argv[optind], &o, false, &d, &v, &err);
 	if (ret)
-		return cli_fail(&err);
+		return cli_fail_cmd("ls", o.json, argv[optind], &err);
 	ret = gp_ntfs_stat(v, path, &st);
 	if (!ret && o.json)
 		c.arr = json_object_new_array();
@@ -265,7 +265,7 @@ int cmd_ls(int argc, char **argv)
 		json_object_put(c.arr);
 	}
 	ret = close_vol(d, v, ret, &err);
-	return ret ? cli_fail(&err) : EXIT_OK;
+	return ret ? cli_fail_cmd("ls", o.json, argv[optind], &err) : EXIT_OK;
 }
 
 /* ---- cat -------------------------------------------------------------- */

@@ -22,7 +22,8 @@
  *      (unless --no-verify);
  *   7. write or run the host script (commit_host).
  *
- * JSON output (schema 1): { "schema", "command": "prepare", "image",
+ * JSON output (schema 1; doc/schema/prepare.schema.json):
+ *   { "schema", "command": "prepare", "image",
  *   "written_image", "dry_run", "changed", "image_changed",
  *   "guest": {product, edition, installation, build, ubr, arch},
  *   "source": {kind, path},

@@ -50,6 +50,7 @@ int main(int argc, char **argv)
 		printf("gpup %s\n", GPUP_VERSION);
 		return EXIT_OK;
 	}
+	cli_json_requested(argc, argv);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name)) {
 			cli_output_command(commands[i].name);
