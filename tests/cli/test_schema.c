@@ -66,10 +66,13 @@ static int validate(struct t_run *v, const char *opts, const char *schema, const
 /*
  * Run `gpup ARGS` (printf-style; ARGS carries --json), expect exit status
  * @want and one object on stdout valid against doc/schema/@schema, strictly,
- * whose error.exit_status (on failure) is the exit status. Non-fatal, so a
- * test reports every case that fails. Returns the run (caller frees).
+ * whose error.exit_status (on failure) is the exit status -- or with
+ * @lines, JSON Lines (scan, prepare with several images), each line valid.
+ * Non-fatal, so a test reports every case that fails. Returns the run
+ * (caller frees).
  */
-static struct t_run vexpect_json(const char *schema, int want, const char *fmt, va_list ap)
+static struct t_run vexpect_json(const char *schema, bool lines, int want, const char *fmt,
+				 va_list ap)
 {
 	struct t_run r, v;
 	char *args, *opts;
@@ -78,7 +81,8 @@ static struct t_run vexpect_json(const char *schema, int want, const char *fmt, 
 	t_gpup(&r, "%s", args);
 	cr_expect_eq(r.status, want, "gpup %s: exit %d, expected %d: %s", args, r.status, want,
 		     r.err);
-	opts = t_strdup_printf("--strict --exit %d", r.status);
+	opts = lines ? t_strdup_printf("--strict --lines")
+		     : t_strdup_printf("--strict --exit %d", r.status);
 	if (validate(&v, opts, schema, r.out) != 0)
 		cr_expect_fail("gpup %s: not valid against %s.schema.json:\n%s%s\n--- stdout:\n%s",
 			       args, schema, v.out, v.err, r.out);
@@ -96,7 +100,7 @@ static struct t_run expect_json(const char *schema, int want, const char *fmt, .
 	va_list ap;
 
 	va_start(ap, fmt);
-	r = vexpect_json(schema, want, fmt, ap);
+	r = vexpect_json(schema, false, want, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -110,7 +114,21 @@ static void check_json(const char *schema, int want, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	r = vexpect_json(schema, want, fmt, ap);
+	r = vexpect_json(schema, false, want, fmt, ap);
+	va_end(ap);
+	t_run_free(&r);
+}
+
+/* check_json() of JSON Lines output. */
+static void check_json_lines(const char *schema, int want, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void check_json_lines(const char *schema, int want, const char *fmt, ...)
+{
+	struct t_run r;
+	va_list ap;
+
+	va_start(ap, fmt);
+	r = vexpect_json(schema, true, want, fmt, ap);
 	va_end(ap);
 	t_run_free(&r);
 }
@@ -374,6 +392,33 @@ Test(schema, verify_and_doctor, .init = setup, .fini = teardown, .timeout = 240)
 	free(st);
 }
 
+/* scan (JSON Lines), prepare of several images (JSON Lines), unprepare. */
+Test(schema, fleet_commands_and_unprepare, .init = setup, .fini = teardown, .timeout = 300)
+{
+	char *img = guest("g.vhdx");
+	char *fresh = guest("fresh.vhdx");
+	char *old = t_guest_copy(dir, "--size 2G --vhdx --build 17763", "old.vhdx");
+	char *st = t_fixture("mkstore.sh", "");
+
+	/* One prepared, one refused (build 17763): exit 3, a line each and
+	 * the summary. */
+	check_json_lines("prepare", 3, "prepare '%s' '%s' --driverstore '%s' --gpu " NV " --json", img,
+			 old, st);
+	/* current and missing: 5, some image needs prepare; refused: 3 */
+	check_json_lines("scan", 5, "scan '%s' '%s' --driverstore '%s' --gpu " NV " --json", img,
+			 fresh, st);
+	check_json_lines("scan", 3, "scan '%s' --driverstore '%s' --gpu " NV " --json", old, st);
+	check_json("scan", 2, "scan '%s' --json", img); /* no driver source */
+	check_json("unprepare", 0, "unprepare '%s' -n --json", img);
+	check_json("unprepare", 0, "unprepare '%s' --json", img);
+	check_json("unprepare", 1, "unprepare '%s' --json", img); /* no record any more */
+	check_json("unprepare", 2, "unprepare --json");
+	free(img);
+	free(fresh);
+	free(old);
+	free(st);
+}
+
 /* An option no command has, with --json: exit 2 and the usage failure on
  * stdout, for every command that prints JSON. */
 Test(schema, unknown_option_is_a_json_usage_failure, .init = setup, .fini = teardown)
@@ -389,6 +434,7 @@ Test(schema, unknown_option_is_a_json_usage_failure, .init = setup, .fini = tear
 		{ "hostconf", "hostconf --vm v --gpu auto -o h.ps1" },
 		{ "prepare", "prepare x.vhdx --driverstore d" },
 		{ "verify", "verify x.vhdx --driverstore d" }, { "doctor", "doctor x.vhdx" },
+		{ "scan", "scan x.vhdx --driverstore d" }, { "unprepare", "unprepare x.vhdx" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -434,39 +480,34 @@ Test(schema, progress_events_validate, .init = setup, .fini = teardown, .timeout
 
 /* --progress=json: warnings and notes are events too, so that standard
  * error stays one JSON object a line (the generated DriverStore holds a
- * broken package: every run that reads it warns).
- * EXPECTED TO FAIL until the warning events of issue 21 (branch cli:
- * cli_warn() as {"event":"warning"}) are in: while gpup still prints
- * plain "gpup: warning:" / "gpup: wrote" lines under --progress=json, the
- * test skips naming them (tests/skips-allowed.txt); any other invalid line
- * fails it. */
+ * broken package: every run that reads it warns; -o FILE notes the script
+ * it wrote). */
 Test(schema, warnings_are_events_under_progress_json, .init = setup, .fini = teardown,
      .timeout = 240)
 {
 	char *img = guest("g.vhdx");
 	char *st = t_fixture("mkstore.sh", "");
 	const char *data = t_env("GPUP_SRC");
-	struct t_run r[2];
+	struct t_run r;
 
-	t_gpup(&r[0], "prepare '%s' --driverstore '%s' --gpu " NV " --progress=json --vm Demo --from "
-		      "'%s/tests/hostconf/data/howto-two-gpus.txt' -o '%s/h.ps1'", img, st, data, dir);
-	cr_expect_eq(r[0].status, 0, "%s", r[0].err);
-	t_gpup(&r[1], "bundle create --driverstore '%s' --gpu " NV " -o '%s/nv.tar.gz' --progress=json",
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu " NV " --progress=json --vm Demo --from "
+		   "'%s/tests/hostconf/data/howto-two-gpus.txt' -o '%s/h.ps1'", img, st, data, dir);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.err, "\"event\":\"warning\""), "no warning event: %s", r.err);
+	expect_events("prepare", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "bundle create --driverstore '%s' --gpu " NV " -o '%s/nv.tar.gz' --progress=json",
 	       st, dir);
-	cr_expect_eq(r[1].status, 0, "%s", r[1].err);
-	for (int i = 0; i < 2; i++) {
-		const char *plain = strstr(r[i].err, "gpup: warning: ");
-
-		if (!plain)
-			plain = strstr(r[i].err, "gpup: wrote ");
-		if (plain)
-			cr_skip_test("expected to fail until issue 21's warning events are in: %.*s",
-				     (int)strcspn(plain, "\n"), plain);
-	}
-	expect_events("prepare", r[0].err);
-	expect_events("bundle create", r[1].err);
-	t_run_free(&r[0]);
-	t_run_free(&r[1]);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	expect_events("bundle create", r.err);
+	t_run_free(&r);
+	/* A failure is an error event. */
+	t_gpup(&r, "prepare '%s/missing.vhdx' --driverstore '%s' --gpu " NV " --progress=json", dir,
+	       st);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	cr_expect(strstr(r.err, "\"event\":\"error\""), "no error event: %s", r.err);
+	expect_events("prepare", r.err);
+	t_run_free(&r);
 	free(img);
 	free(st);
 }
