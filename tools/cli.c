@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "gpus.h"
+#include "runlog.h"
 
 static void json_string(FILE *f, const char *s);
 
@@ -93,6 +94,7 @@ int cli_fail(const struct gp_error *err)
 
 void cli_error_line(const char *code_id, int status, const char *msg)
 {
+	runlog("error", "%s", msg);
 	if (!out.events) {
 		fprintf(stderr, "gpup: %s\n", msg);
 		return;
@@ -184,10 +186,12 @@ static int usage_failure(const char *cmd, bool json, const char *fmt, va_list ap
 	char msg[GP_ERROR_MSG_MAX];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (out.events) /* only when --progress=json came before the faulty option */
+	if (out.events) { /* only when --progress=json came before the faulty option */
 		cli_error_line("usage", EXIT_USAGE, msg);
-	else
+	} else {
+		runlog("error", "usage: %s", msg);
 		fprintf(stderr, "gpup %s: %s\nTry 'gpup %s --help'.\n", cmd, msg, cmd);
+	}
 	if (json || json_on_command_line)
 		print_failure(cmd, NULL, error_json("usage", EXIT_USAGE, msg), false, NULL);
 	return EXIT_USAGE;
@@ -215,14 +219,16 @@ int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
 	return ret;
 }
 
-/* A warning or note line, formatted; nothing with -q. */
+/* A warning or note line, formatted; nothing with -q (the --log record
+ * keeps it all the same: an audit trail is not quiet). */
 static void vmessage(const char *event, const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[GP_ERROR_MSG_MAX];
 
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	runlog(event, "%s", msg);
 	if (out.quiet)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	message_line(event, prefix, msg);
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "runlog.h"
 #include "vhdx.h"
 
 static void usage(FILE *f)
@@ -141,7 +142,15 @@ int cmd_create(int argc, char **argv)
 		ret = vhdx_create(argv[optind], &co, &err);
 	/* A failed create leaves nothing (the image is made under a
 	 * temporary name and named only when complete). */
-	if (ret)
-		return json ? cli_fail_json("create", argv[optind], &err, false) : cli_fail(&err);
+	if (ret) {
+		ret = json ? cli_fail_json("create", argv[optind], &err, false) : cli_fail(&err);
+		runlog_result(argv[optind], false);
+		return ret;
+	}
+	if (parent)
+		runlog("action", "created %s, a differencing child of %s", argv[optind], parent);
+	else
+		runlog("action", "created %s, a dynamic VHDX of %llu bytes", argv[optind],
+		       (unsigned long long)co.size);
 	return json ? print_json(argv[optind], parent) : EXIT_OK;
 }

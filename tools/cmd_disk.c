@@ -27,6 +27,7 @@
 
 #include "cli.h"
 #include "disk.h"
+#include "runlog.h"
 #include "vhdx.h"
 
 #define CHUNK (1u << 20)
@@ -308,8 +309,13 @@ int cmd_disk(int argc, char **argv)
 	ret = do_write(d, off, inpath, &written, &began, &err);
 	if (gp_disk_close(d, &err) && !ret)
 		ret = err.code;
-	if (ret)
-		return json ? cli_fail_json(name, argv[optind + 1], &err, began) : cli_fail(&err);
+	if (ret) {
+		ret = json ? cli_fail_json(name, argv[optind + 1], &err, began) : cli_fail(&err);
+		runlog_result(argv[optind + 1], began);
+		return ret;
+	}
+	runlog("action", "%s: wrote %llu bytes at offset %llu", argv[optind + 1],
+	       (unsigned long long)written, off);
 	if (json) {
 		json_object *j = json_object_new_object();
 
