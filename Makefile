@@ -4,6 +4,7 @@ PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 COMPLDIR   ?= $(PREFIX)/share/bash-completion/completions
+SCHEMADIR  ?= $(PREFIX)/share/gpup/schema
 DESTDIR    ?=
 SHARED     ?= $(abspath ../shared)
 BUILD      ?= build
@@ -134,10 +135,12 @@ bench: $(GPUP)
 # ---- end bench ----------------------------------------------------------------
 
 install: $(GPUP)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLDIR) \
+	  $(DESTDIR)$(SCHEMADIR)
 	install -m 0755 $(GPUP) $(DESTDIR)$(BINDIR)/gpup
 	install -m 0644 tools/gpup.1 $(DESTDIR)$(MANDIR)/man1/gpup.1
 	install -m 0644 tools/gpup.bash-completion $(DESTDIR)$(COMPLDIR)/gpup
+	install -m 0644 doc/schema/*.schema.json $(DESTDIR)$(SCHEMADIR)
 
 clean:
 	rm -rf build build-san

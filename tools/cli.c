@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "gpus.h"
+#include "runlog.h"
 
 static void json_string(FILE *f, const char *s);
 
@@ -93,6 +94,7 @@ int cli_fail(const struct gp_error *err)
 
 void cli_error_line(const char *code_id, int status, const char *msg)
 {
+	runlog("error", "%s", msg);
 	if (!out.events) {
 		fprintf(stderr, "gpup: %s\n", msg);
 		return;
@@ -111,20 +113,34 @@ int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err
 	return cli_fail_json_status(cmd, image, err, image_changed, cli_fail(err), NULL);
 }
 
-/* The failure object every --json failure prints (cli.h). */
-static void print_failure(const char *cmd, const char *image, const char *code_id, int status,
-			  const char *message, bool image_changed, struct json_object *extra)
+static struct json_object *error_json(const char *code_id, int status, const char *message)
 {
-	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+	struct json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_string(code_id));
+	json_object_object_add(e, "exit_status", json_object_new_int(status));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	return e;
+}
+
+struct json_object *cli_error_json(const struct gp_error *err, int status)
+{
+	return error_json(gp_status_id(err->code ? err->code : GP_ERR_IO), status,
+			  gp_error_message(err));
+}
+
+/* The failure object every --json failure prints (cli.h); @error is
+ * consumed. */
+static void print_failure(const char *cmd, const char *image, struct json_object *error,
+			  bool image_changed, struct json_object *extra)
+{
+	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(o, "command", json_object_new_string(cmd));
 	if (image)
 		json_object_object_add(o, "image", json_object_new_string(image));
-	json_object_object_add(e, "code", json_object_new_string(code_id));
-	json_object_object_add(e, "exit_status", json_object_new_int(status));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	json_object_object_add(o, "error", e);
+	json_object_object_add(o, "error", error);
 	json_object_object_add(o, "image_changed", json_object_new_boolean(image_changed));
 	if (extra) {
 		json_object_object_foreach(extra, key, val)
@@ -139,51 +155,80 @@ static void print_failure(const char *cmd, const char *image, const char *code_i
 int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
 			 bool image_changed, int status, struct json_object *extra)
 {
-	print_failure(cmd, image, gp_status_id(err->code ? err->code : GP_ERR_IO), status,
-		      gp_error_message(err), image_changed, extra);
+	print_failure(cmd, image, cli_error_json(err, status), image_changed, extra);
 	return status;
+}
+
+int cli_fail_cmd(const char *cmd, bool json, const char *image, const struct gp_error *err)
+{
+	return json ? cli_fail_json(cmd, image, err, false) : cli_fail(err);
+}
+
+/*
+ * Whether the command line asked for --json. Set once by main() before the
+ * command runs and only read after: the usage errors getopt_long finds
+ * come before the command knows whether --json is among its options, and
+ * a pipeline that asked for JSON must get its failure object for them too.
+ */
+static bool json_on_command_line;
+
+void cli_json_requested(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			json_on_command_line = true;
+}
+
+/* A usage error: its line (an "error" event with --progress=json) and,
+ * with @json or --json on the command line, the failure object. */
+static int usage_failure(const char *cmd, bool json, const char *fmt, va_list ap)
+{
+	char msg[GP_ERROR_MSG_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (out.events) { /* only when --progress=json came before the faulty option */
+		cli_error_line("usage", EXIT_USAGE, msg);
+	} else {
+		runlog("error", "usage: %s", msg);
+		fprintf(stderr, "gpup %s: %s\nTry 'gpup %s --help'.\n", cmd, msg, cmd);
+	}
+	if (json || json_on_command_line)
+		print_failure(cmd, NULL, error_json("usage", EXIT_USAGE, msg), false, NULL);
+	return EXIT_USAGE;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
-
-	char msg[GP_ERROR_MSG_MAX];
+	int ret;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ret = usage_failure(cmd, false, fmt, ap);
 	va_end(ap);
-	if (out.events) {
-		/* Only when --progress=json came before the faulty option. */
-		cli_error_line("usage", EXIT_USAGE, msg);
-		return EXIT_USAGE;
-	}
-	fprintf(stderr, "gpup %s: %s\nTry 'gpup %s --help'.\n", cmd, msg, cmd);
-	return EXIT_USAGE;
+	return ret;
 }
 
 int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
 {
-	char msg[GP_ERROR_MSG_MAX];
 	va_list ap;
+	int ret;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ret = usage_failure(cmd, json, fmt, ap);
 	va_end(ap);
-	cli_usage(cmd, "%s", msg);
-	if (json)
-		print_failure(cmd, NULL, "usage", EXIT_USAGE, msg, false, NULL);
-	return EXIT_USAGE;
+	return ret;
 }
 
-/* A warning or note line, formatted; nothing with -q. */
+/* A warning or note line, formatted; nothing with -q (the --log record
+ * keeps it all the same: an audit trail is not quiet). */
 static void vmessage(const char *event, const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[GP_ERROR_MSG_MAX];
 
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	runlog(event, "%s", msg);
 	if (out.quiet)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	message_line(event, prefix, msg);
 }
 

@@ -67,11 +67,27 @@ struct json_object;
 int cli_fail_json_status(const char *cmd, const char *image, const struct gp_error *err,
 			 bool image_changed, int status, struct json_object *extra);
 
-/* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; return 2. */
+/* cli_fail(), and with @json the failure object of cli_fail_json() with
+ * image_changed false: the failure of a command before it wrote anything
+ * (every failure of a command that only reads). @image may be NULL. */
+int cli_fail_cmd(const char *cmd, bool json, const char *image, const struct gp_error *err);
+
+/* The "error" member of a failure object: {"code", "exit_status",
+ * "message"} for @err and @status. The caller owns it. */
+struct json_object *cli_error_json(const struct gp_error *err, int status);
+
+/* Note whether the command line asks for --json (an argument "--json"
+ * before any "--"), before the command parses it: a usage error found
+ * while parsing (an unknown option, a bad value) then also prints its
+ * failure object on stdout. Called once by main(). */
+void cli_json_requested(int argc, char **argv);
+
+/* Print "gpup CMD: MESSAGE" and "Try 'gpup CMD --help'." on stderr; with
+ * --json on the command line (cli_json_requested()) also the failure
+ * object on stdout (code "usage", image_changed false). Returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* cli_usage(), and with @json also the failure object on stdout (code
- * "usage", image_changed false): for the checks a command makes after its
- * options are parsed, when --json is known to have been asked for. */
+/* cli_usage(), printing the failure object also when @json: for the
+ * checks a command makes after its options are parsed. */
 int cli_usage_json(const char *cmd, bool json, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

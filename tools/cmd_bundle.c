@@ -59,6 +59,9 @@ static const struct option long_opts[] = {
 
 struct opts {
 	const char *sub;
+	/* "bundle create", "bundle list", "bundle verify" (or "bundle" before
+	 * a known subcommand): the command in messages and JSON. */
+	char name[16];
 	const char *output, *driverstore, *gpu, *arch, *file;
 	unsigned long build;
 	bool allow_missing, json, quiet;
@@ -71,7 +74,7 @@ struct opts {
  * for --help (printed). */
 static int parse(int argc, char **argv, struct opts *o)
 {
-	const char *cmd = "bundle";
+	const char *cmd = o->name;
 	int c;
 
 	o->progress = CLI_PROGRESS_AUTO;
@@ -170,15 +173,15 @@ static int do_create(const struct opts *o)
 	int ret;
 
 	if (o->file)
-		return cli_usage("bundle", "create takes no FILE argument (use -o FILE)");
+		return cli_usage(o->name, "create takes no FILE argument (use -o FILE)");
 	if (!o->driverstore)
-		return cli_usage("bundle", "create needs --driverstore DIR");
+		return cli_usage(o->name, "create needs --driverstore DIR");
 	if (!o->output)
-		return cli_usage("bundle", "create needs -o FILE");
+		return cli_usage(o->name, "create needs -o FILE");
 	if (o->json)
-		return cli_usage("bundle", "--json is for list and verify");
+		return cli_usage(o->name, "--json is for list and verify");
 	if (gp_bundle_format_from_path(o->output, &bo.format, &err))
-		return cli_usage("bundle", "%s", gp_error_message(&err));
+		return cli_usage(o->name, "%s", gp_error_message(&err));
 	ret = gp_source_open(&so, &src, &err);
 	for (size_t i = 0; src && !o->quiet && i < gp_source_warning_count(src); i++)
 		cli_warn("%s", gp_source_warning(src, i));
@@ -269,6 +272,31 @@ static void list_text(struct gp_bundle *b)
 	}
 }
 
+/* A failed list or verify: its line, and with --json the failure object
+ * naming the bundle; verify's also says what the manifest holds (@b, when
+ * it could be read). */
+static int bundle_fail(const struct opts *o, struct gp_bundle *b, const struct gp_error *err)
+{
+	struct json_object *extra;
+	int status = cli_fail(err);
+
+	if (!o->json)
+		return status;
+	extra = json_object_new_object();
+	json_object_object_add(extra, "bundle", json_object_new_string(o->file));
+	if (!strcmp(o->sub, "verify")) {
+		json_object_object_add(extra, "ok", json_object_new_boolean(false));
+		if (b) {
+			const struct gp_inject_set *set = gp_bundle_inject_set(b);
+
+			json_object_object_add(extra, "files", json_object_new_int64((int64_t)set->count));
+			json_object_object_add(extra, "total_bytes",
+					       json_object_new_int64((int64_t)set->total_bytes));
+		}
+	}
+	return cli_fail_json_status(o->name, NULL, err, false, status, extra);
+}
+
 static int do_list(const struct opts *o)
 {
 	struct gp_error err = { 0 };
@@ -276,11 +304,11 @@ static int do_list(const struct opts *o)
 	int ret;
 
 	if (!o->file)
-		return cli_usage("bundle", "list needs a bundle FILE");
+		return cli_usage(o->name, "list needs a bundle FILE");
 	if (o->create_only || o->has_progress)
-		return cli_usage("bundle", "list takes only FILE and --json");
+		return cli_usage(o->name, "list takes only FILE and --json");
 	if (gp_bundle_open(o->file, &b, &err))
-		return cli_fail(&err);
+		return bundle_fail(o, NULL, &err);
 	if (o->json) {
 		ret = list_json(b);
 	} else {
@@ -301,39 +329,34 @@ static int do_verify(const struct opts *o)
 	int ret;
 
 	if (!o->file)
-		return cli_usage("bundle", "verify needs a bundle FILE");
+		return cli_usage(o->name, "verify needs a bundle FILE");
 	if (o->create_only)
-		return cli_usage("bundle", "verify takes only FILE, --json, --progress and -q");
+		return cli_usage(o->name, "verify takes only FILE, --json, --progress and -q");
 	ret = gp_bundle_open(o->file, &b, &err);
 	if (!ret) {
 		cli_progress_init(&cp, progress_mode(o));
 		ret = gp_bundle_verify(b, &cp.progress, &err);
 		cli_progress_done(&cp);
 	}
+	if (ret) {
+		ret = bundle_fail(o, b, &err);
+		gp_bundle_close(b);
+		return ret;
+	}
 	if (o->json) {
+		const struct gp_inject_set *set = gp_bundle_inject_set(b);
 		struct json_object *out = json_object_new_object();
 
 		json_object_object_add(out, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 		json_object_object_add(out, "bundle", json_object_new_string(o->file));
 		json_object_object_add(out, "command", json_object_new_string("bundle verify"));
-		json_object_object_add(out, "ok", json_object_new_boolean(ret == 0));
-		if (b) {
-			const struct gp_inject_set *set = gp_bundle_inject_set(b);
-
-			json_object_object_add(out, "files", json_object_new_int64((int64_t)set->count));
-			json_object_object_add(out, "total_bytes",
-					       json_object_new_int64((int64_t)set->total_bytes));
-		}
-		if (ret)
-			json_object_object_add(out, "error",
-					       json_object_new_string(gp_error_message(&err)));
+		json_object_object_add(out, "ok", json_object_new_boolean(true));
+		json_object_object_add(out, "files", json_object_new_int64((int64_t)set->count));
+		json_object_object_add(out, "total_bytes",
+				       json_object_new_int64((int64_t)set->total_bytes));
 		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
 								 JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(out);
-	}
-	if (ret) {
-		gp_bundle_close(b);
-		return cli_fail(&err);
 	}
 	if (!o->json && !o->quiet) {
 		const struct gp_inject_set *set = gp_bundle_inject_set(b);
@@ -348,6 +371,7 @@ static int do_verify(const struct opts *o)
 int cmd_bundle(int argc, char **argv)
 {
 	struct opts o = { 0 };
+	bool known;
 	int ret;
 
 	if (argc < 2)
@@ -357,6 +381,9 @@ int cmd_bundle(int argc, char **argv)
 		return EXIT_OK;
 	}
 	o.sub = argv[1];
+	known = !strcmp(o.sub, "create") || !strcmp(o.sub, "list") || !strcmp(o.sub, "verify");
+	snprintf(o.name, sizeof(o.name), "bundle%s%s", known ? " " : "", known ? o.sub : "");
+	cli_output_command(o.name);
 	ret = parse(argc - 1, argv + 1, &o);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;

@@ -8,7 +8,8 @@
  * check (a part could not be read: a missing parent, an unsupported
  * feature; or the file could not be opened). Usage errors also exit 2.
  *
- * JSON (schema 1): { "schema", "command": "check", "image", "status",
+ * JSON (schema 1; doc/schema/check.schema.json):
+ *   { "schema", "command": "check", "image", "status",
  *   "clean", "format", "leaked_bytes", "findings": [ { "grade",
  *   "structure", "offset", "offset_in", "message" } ] }
  */
@@ -165,7 +166,7 @@ int cmd_check(int argc, char **argv)
 	ret = gp_check_image(argv[optind], &co, &r, &err);
 	if (ret) {
 		gp_check_report_free(&r);
-		return cli_fail(&err);
+		return cli_fail_cmd("check", json, argv[optind], &err);
 	}
 	if (json) {
 		struct json_object *o = check_report_json(&r);

@@ -7,7 +7,8 @@
  * VHDX (the parent is only read, so a golden image stays untouched). Never
  * overwrites an existing file. Exit status: 0 created, 1 error, 2 usage.
  *
- * --json (schema 1): { "schema", "command": "create", "image", "type":
+ * --json (schema 1; doc/schema/create.schema.json):
+ *   { "schema", "command": "create", "image", "type":
  *   "dynamic" | "differencing", "parent": PATH | null, "virtual_size",
  *   "block_size", "logical_sector_size", "physical_sector_size",
  *   "changed": true }  (read back from the new image)
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "runlog.h"
 #include "vhdx.h"
 
 static void usage(FILE *f)
@@ -40,8 +42,8 @@ static int print_json(const char *path, const char *parent)
 	json_object *o;
 	int ret = vhdx_open(path, &oo, &v, &err);
 
-	if (ret)
-		return cli_fail(&err);
+	if (ret) /* the new image is there: it changed */
+		return cli_fail_json("create", path, &err, true);
 	o = json_object_new_object();
 	json_object_object_add(o, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(o, "command", json_object_new_string("create"));
@@ -140,7 +142,15 @@ int cmd_create(int argc, char **argv)
 		ret = vhdx_create(argv[optind], &co, &err);
 	/* A failed create leaves nothing (the image is made under a
 	 * temporary name and named only when complete). */
-	if (ret)
-		return json ? cli_fail_json("create", argv[optind], &err, false) : cli_fail(&err);
+	if (ret) {
+		ret = json ? cli_fail_json("create", argv[optind], &err, false) : cli_fail(&err);
+		runlog_result(argv[optind], false);
+		return ret;
+	}
+	if (parent)
+		runlog("action", "created %s, a differencing child of %s", argv[optind], parent);
+	else
+		runlog("action", "created %s, a dynamic VHDX of %llu bytes", argv[optind],
+		       (unsigned long long)co.size);
 	return json ? print_json(argv[optind], parent) : EXIT_OK;
 }

@@ -9,7 +9,8 @@
  * blocks are not even read). Offsets and lengths take 0x hex too.
  * write: stdin (or FILE) to the disk at --offset; the image is flushed and
  * closed cleanly (an empty VHDX log) before exiting 0.
- * write --json (schema 1): { "schema", "command": "disk write", "image",
+ * write --json (schema 1; doc/schema/disk-write.schema.json):
+ *   { "schema", "command": "disk write", "image",
  *   "offset", "bytes", "changed" }, printed after the clean close. (read's
  * stdout is the data itself.)
  * Exit status: 0 ok, 1 error, 2 usage, 3 image locked.
@@ -26,6 +27,7 @@
 
 #include "cli.h"
 #include "disk.h"
+#include "runlog.h"
 #include "vhdx.h"
 
 #define CHUNK (1u << 20)
@@ -158,23 +160,23 @@ out:
 	return ret;
 }
 
-static int do_write(struct gp_disk *d, uint64_t off, const char *inpath, uint64_t *written)
+/* Copy stdin (or @inpath) to the disk at @off. Returns 0 or a GP_ERR_*
+ * code with @err set; *@began: a write to the disk was attempted (the
+ * image may have changed). */
+static int do_write(struct gp_disk *d, uint64_t off, const char *inpath, uint64_t *written,
+		    bool *began, struct gp_error *err)
 {
-	struct gp_error err = { 0 };
 	char *buf;
-	int fd = 0, ret = EXIT_OK;
+	int fd = 0, ret = 0;
 
 	if (inpath) {
 		fd = open(inpath, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", inpath);
-			return cli_fail(&err);
-		}
+		if (fd < 0)
+			return gp_error_set_errno(err, GP_ERR_IO, errno, "%s", inpath);
 	}
 	buf = malloc(CHUNK);
 	if (!buf) {
-		gp_error_set(&err, GP_ERR_NOMEM, "out of memory");
-		ret = cli_fail(&err);
+		ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -185,17 +187,20 @@ static int do_write(struct gp_disk *d, uint64_t off, const char *inpath, uint64_
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0) {
-				gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", inpath ? inpath : "stdin");
-				ret = cli_fail(&err);
+				ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s",
+							 inpath ? inpath : "stdin");
 				goto out_buf;
 			}
 			if (n == 0)
 				break;
 			have += (size_t)n;
 		}
-		if (have && gp_disk_pwrite(d, buf, have, off)) {
-			ret = cli_fail(gp_disk_error(d));
-			break;
+		if (have) {
+			*began = true;
+			if (gp_disk_pwrite(d, buf, have, off)) {
+				ret = gp_error_copy(err, gp_disk_error(d));
+				break;
+			}
 		}
 		off += have;
 		*written += have;
@@ -228,10 +233,10 @@ int cmd_disk(int argc, char **argv)
 	bool json = false;
 	struct gp_error err = { 0 };
 	struct gp_disk *d;
-	const char *outpath = NULL, *inpath = NULL, *mode;
+	const char *outpath = NULL, *inpath = NULL, *mode, *name;
 	unsigned long long off = 0, len = 0;
-	bool have_off = false, have_len = false;
-	int c, ret, ret2;
+	bool have_off = false, have_len = false, began = false;
+	int c, ret;
 
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
@@ -242,17 +247,19 @@ int cmd_disk(int argc, char **argv)
 	mode = argv[1];
 	if (strcmp(mode, "read") && strcmp(mode, "write"))
 		return cli_usage("disk", "unknown subcommand '%s' (expected read or write)", mode);
+	name = !strcmp(mode, "write") ? "disk write" : "disk read";
+	cli_output_command(name);
 	optind = 1;
 	while ((c = getopt_long(argc - 1, argv + 1, "o:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'O':
 			if (parse_offset(optarg, &off))
-				return cli_usage("disk", "invalid --offset '%s'", optarg);
+				return cli_usage(name, "invalid --offset '%s'", optarg);
 			have_off = true;
 			break;
 		case 'l':
 			if (parse_offset(optarg, &len))
-				return cli_usage("disk", "invalid --length '%s'", optarg);
+				return cli_usage(name, "invalid --length '%s'", optarg);
 			have_len = true;
 			break;
 		case 'o':
@@ -263,7 +270,7 @@ int cmd_disk(int argc, char **argv)
 			break;
 		case 'f':
 			if (gp_disk_format_parse(optarg, &o.format))
-				return cli_usage("disk", "unknown --format '%s'", optarg);
+				return cli_usage(name, "unknown --format '%s'", optarg);
 			break;
 		case 'P':
 			o.parent_path = optarg;
@@ -275,36 +282,45 @@ int cmd_disk(int argc, char **argv)
 			json = true;
 			break;
 		default:
-			return cli_usage("disk", "unknown option");
+			return cli_usage(name, "unknown option");
 		}
 	}
 	if (optind + 1 != argc - 1)
-		return cli_usage("disk", "expected exactly one IMAGE argument");
+		return cli_usage(name, "expected exactly one IMAGE argument");
 	if (!strcmp(mode, "read") && inpath)
-		return cli_usage("disk", "-i is for 'disk write'");
+		return cli_usage(name, "-i is for 'disk write'");
 	if (!strcmp(mode, "write") && (outpath || have_len))
-		return cli_usage("disk", "-o and --length are for 'disk read'");
+		return cli_usage(name, "-o and --length are for 'disk read'");
 	if (!strcmp(mode, "write") && !have_off)
-		return cli_usage("disk", "'disk write' needs --offset");
+		return cli_usage(name, "'disk write' needs --offset");
 	if (!strcmp(mode, "read") && json)
-		return cli_usage("disk", "--json is for 'disk write' ('disk read' writes the data itself)");
+		return cli_usage(name, "--json is for 'disk write' ('disk read' writes the data itself)");
 	o.writable = !strcmp(mode, "write");
 	if (gp_disk_open(argv[optind + 1], &o, &d, &err))
-		return cli_fail(&err);
+		return cli_fail_cmd(name, json, argv[optind + 1], &err);
 	if (gp_disk_warning(d)[0])
 		cli_warn("%s", gp_disk_warning(d));
-	if (o.writable)
-		ret = do_write(d, off, inpath, &written);
-	else
+	if (!o.writable) {
 		ret = do_read(d, off, len, have_len, outpath);
-	ret2 = gp_disk_close(d, &err);
-	if (ret2 && ret == EXIT_OK)
-		ret = cli_fail(&err);
-	if (ret == EXIT_OK && json) {
+		if (gp_disk_close(d, &err) && ret == EXIT_OK)
+			ret = cli_fail(&err);
+		return ret;
+	}
+	ret = do_write(d, off, inpath, &written, &began, &err);
+	if (gp_disk_close(d, &err) && !ret)
+		ret = err.code;
+	if (ret) {
+		ret = json ? cli_fail_json(name, argv[optind + 1], &err, began) : cli_fail(&err);
+		runlog_result(argv[optind + 1], began);
+		return ret;
+	}
+	runlog("action", "%s: wrote %llu bytes at offset %llu", argv[optind + 1],
+	       (unsigned long long)written, off);
+	if (json) {
 		json_object *j = json_object_new_object();
 
 		json_object_object_add(j, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
-		json_object_object_add(j, "command", json_object_new_string("disk write"));
+		json_object_object_add(j, "command", json_object_new_string(name));
 		json_object_object_add(j, "image", json_object_new_string(argv[optind + 1]));
 		json_object_object_add(j, "offset", json_object_new_int64((int64_t)off));
 		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)written));
@@ -313,5 +329,5 @@ int cmd_disk(int argc, char **argv)
 								JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(j);
 	}
-	return ret;
+	return EXIT_OK;
 }

@@ -4,7 +4,8 @@
  * engine so that even an image with an unreplayed VHDX log can be looked
  * at) and reports every finding with the command that fixes it.
  *
- * JSON (schema 1): { "schema", "command": "doctor", "image", "healthy",
+ * JSON (schema 1; doc/schema/doctor.schema.json):
+ *   { "schema", "command": "doctor", "image", "healthy",
  *   "findings": [ { "id", "severity", "message", "fix" } ],
  *   "notes": [ { "id", "message" } ] }
  * "severity" is "error" (stands in the way of GPU-P), "warning" (GPU-P works
@@ -662,7 +663,7 @@ static int run(struct doctor *d)
 	build_prepare_cmd(d);
 	ret = check_image(d, &err);
 	if (ret)
-		return cli_fail(&err);
+		return cli_fail_cmd("doctor", d->s.json, d->s.image, &err);
 	ret = session_open_image(&d->s, false, false, &err);
 	if (ret && d->n) {
 		/* Damage the check named is why: report it with its fix. */
@@ -671,7 +672,7 @@ static int run(struct doctor *d)
 		goto report;
 	}
 	if (ret)
-		return cli_fail(&err);
+		return cli_fail_cmd("doctor", d->s.json, d->s.image, &err);
 	check_vhdx_log(d);
 	ret = session_guest(&d->s, &g, &err);
 	if (ret)
@@ -697,7 +698,7 @@ static int run(struct doctor *d)
 out:
 	gp_guest_facts_free(&g.f);
 	if (ret)
-		return cli_fail(&err);
+		return cli_fail_cmd("doctor", d->s.json, d->s.image, &err);
 report:
 	if (d->s.json) {
 		struct json_object *o = session_json_new("doctor"), *arr = json_object_new_array();

@@ -198,7 +198,8 @@ static json_object *strs_json(char *const *a, size_t n)
 	return arr;
 }
 
-static int print_json(const struct result *r)
+/* The listing; with @error (consumed) also the "error" member of a failure. */
+static int print_json(const struct result *r, struct json_object *error)
 {
 	const struct gp_store *s = r->s;
 	json_object *root = json_object_new_object(), *pk = json_object_new_array();
@@ -291,6 +292,8 @@ static int print_json(const struct result *r)
 	} else {
 		json_object_object_add(root, "injection", NULL);
 	}
+	if (error)
+		json_object_object_add(root, "error", error);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);
@@ -357,7 +360,7 @@ int cmd_drivers(int argc, char **argv)
 		return cli_usage("drivers", "--arch is amd64 or arm64, not '%s'", r.arch);
 
 	if (gp_store_open(store_dir, &r.s, &err))
-		return cli_fail(&err);
+		return cli_fail_cmd("drivers", json, NULL, &err);
 	for (size_t i = 0; i < gp_store_warning_count(r.s); i++)
 		cli_warn("%s", gp_store_warning(r.s, i));
 	{
@@ -367,13 +370,11 @@ int cmd_drivers(int argc, char **argv)
 	if (r.res_rc && (r.gpu_given || (r.res_rc != GP_ERR_INVALID && r.res_rc != GP_ERR_NOTFOUND))) {
 		/* Print what is known (--explain shows why each lost), then fail. */
 		gp_error_copy(&err, gp_store_error(r.s));
-		if (explain || json) {
-			if (json)
-				print_json(&r);
-			else
-				print_human(&r, explain);
-		}
+		if (explain && !json)
+			print_human(&r, explain);
 		status = cli_fail(&err);
+		if (json)
+			print_json(&r, cli_error_json(&err, status));
 		goto out;
 	}
 	if (r.res_rc) {
@@ -383,7 +384,7 @@ int cmd_drivers(int argc, char **argv)
 		struct gp_inject_opts o = { .allow_missing = allow_missing };
 		if (gp_store_injection_set(r.s, r.res->pkg, r.res->model, &o, &r.set)) {
 			gp_error_copy(&err, gp_store_error(r.s));
-			status = cli_fail(&err);
+			status = cli_fail_cmd("drivers", json, NULL, &err);
 			goto out;
 		}
 		for (size_t i = 0; i < r.set->n_notes; i++)
@@ -391,7 +392,7 @@ int cmd_drivers(int argc, char **argv)
 		for (size_t i = 0; i < r.set->n_missing; i++)
 			cli_warn("%s: no source found, skipped (--allow-missing)", r.set->missing[i]);
 	}
-	if (json ? print_json(&r) : (print_human(&r, explain), fflush(stdout))) {
+	if (json ? print_json(&r, NULL) : (print_human(&r, explain), fflush(stdout))) {
 		gp_error_set(&err, GP_ERR_IO, "standard output: write failed");
 		status = cli_fail(&err);
 	}

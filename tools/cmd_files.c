@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "disk.h"
 #include "ntfsvol.h"
+#include "runlog.h"
 
 /* Options every file command takes. */
 struct file_opts {
@@ -238,7 +239,7 @@ int cmd_ls(int argc, char **argv)
 	path = argc - optind == 2 ? argv[optind + 1] : "\\";
 	ret = open_vol(argv[optind], &o, false, &d, &v, &err);
 	if (ret)
-		return cli_fail(&err);
+		return cli_fail_cmd("ls", o.json, argv[optind], &err);
 	ret = gp_ntfs_stat(v, path, &st);
 	if (!ret && o.json)
 		c.arr = json_object_new_array();
@@ -265,7 +266,7 @@ int cmd_ls(int argc, char **argv)
 		json_object_put(c.arr);
 	}
 	ret = close_vol(d, v, ret, &err);
-	return ret ? cli_fail(&err) : EXIT_OK;
+	return ret ? cli_fail_cmd("ls", o.json, argv[optind], &err) : EXIT_OK;
 }
 
 /* ---- cat -------------------------------------------------------------- */
@@ -340,12 +341,16 @@ static void print_write_json(const char *cmd, const char *image, const char *lis
 	json_object_put(root);
 }
 
-/* A failed put: its line, and with --json the error object saying whether
- * the image changed (only a failure after the first write can). */
-static int put_fail(const struct file_opts *o, const char *image, const struct gp_error *err,
-		    bool changed)
+/* A failed put or rm: its line, with --json the error object saying
+ * whether the image changed (only a failure after the first write can), and
+ * the --log record's result. */
+static int write_fail(const char *cmd, const struct file_opts *o, const char *image,
+		      const struct gp_error *err, bool changed)
 {
-	return o->json ? cli_fail_json("put", image, err, changed) : cli_fail(err);
+	int status = o->json ? cli_fail_json(cmd, image, err, changed) : cli_fail(err);
+
+	runlog_result(image, changed);
+	return status;
 }
 
 int cmd_put(int argc, char **argv)
@@ -371,12 +376,12 @@ int cmd_put(int argc, char **argv)
 		if (access(argv[i], R_OK) != 0) {
 			gp_error_set_errno(&err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
 					   "%s", argv[i]);
-			return put_fail(&o, argv[optind], &err, false);
+			return write_fail("put", &o, argv[optind], &err, false);
 		}
 	}
 	ret = open_vol(argv[optind], &o, true, &d, &v, &err);
 	if (ret)
-		return put_fail(&o, argv[optind], &err, false);
+		return write_fail("put", &o, argv[optind], &err, false);
 	/* Before the first write: $Bitmap must not offer clusters of live
 	 * files (an unsafe guest state, exit 3), and the space all sources
 	 * take together must be there (each put_tree() checks only its own). */
@@ -386,12 +391,17 @@ int cmd_put(int argc, char **argv)
 		err.code = GP_ERR_REFUSED;
 		gp_ntfs_close(v, NULL);
 		gp_disk_close(d, NULL);
-		return put_fail(&o, argv[optind], &err, false);
+		return write_fail("put", &o, argv[optind], &err, false);
 	}
 	for (int i = optind + 1; !ret && i < argc - 1; i++)
 		ret = gp_ntfs_put_tree_space(v, argv[i], dest, &space);
 	if (!ret)
 		ret = gp_ntfs_space_check(v, &space);
+	for (int i = optind + 1; !ret && i < argc - 1; i++)
+		runlog("plan", "copy %s to %s:%s", argv[i], argv[optind], dest);
+	if (!ret)
+		runlog("plan", "space: needs %llu bytes, the volume has %llu free",
+		       (unsigned long long)space.need, (unsigned long long)space.have);
 	cli_progress_init(&cp, o.progress);
 	for (int i = optind + 1; !ret && i < argc - 1; i++)
 		ret = gp_ntfs_put_tree(v, argv[i], dest, &cp.progress);
@@ -399,7 +409,8 @@ int cmd_put(int argc, char **argv)
 	changed = gp_ntfs_began_writing(v);
 	ret = close_vol(d, v, ret, &err);
 	if (ret)
-		return put_fail(&o, argv[optind], &err, changed);
+		return write_fail("put", &o, argv[optind], &err, changed);
+	runlog("action", "%s: copied %d sources to %s", argv[optind], argc - optind - 2, dest);
 	if (o.json)
 		print_write_json("put", argv[optind], "sources", argv + optind + 1, argc - optind - 2, dest);
 	return EXIT_OK;
@@ -432,7 +443,7 @@ int cmd_rm(int argc, char **argv)
 		return cli_usage("rm", "expected IMAGE PATH...");
 	ret = open_vol(argv[optind], &o, true, &d, &v, &err);
 	if (ret)
-		return o.json ? cli_fail_json("rm", argv[optind], &err, false) : cli_fail(&err);
+		return write_fail("rm", &o, argv[optind], &err, false);
 	/* Plan: every path exists, and is a file unless -r, before the first
 	 * one goes; `rm a b missing` removes nothing. */
 	for (int i = optind + 1; !ret && i < argc; i++) {
@@ -449,14 +460,18 @@ int cmd_rm(int argc, char **argv)
 		gp_ntfs_clear_error(v);
 		gp_ntfs_close(v, NULL);
 		gp_disk_close(d, NULL);
-		return o.json ? cli_fail_json("rm", argv[optind], &err, false) : cli_fail(&err);
+		return write_fail("rm", &o, argv[optind], &err, false);
 	}
+	for (int i = optind + 1; i < argc; i++)
+		runlog("plan", "remove %s:%s%s", argv[optind], argv[i],
+		       o.recursive ? " (with all in it)" : "");
 	for (int i = optind + 1; !ret && i < argc; i++)
 		ret = gp_ntfs_remove(v, argv[i], o.recursive);
 	changed = gp_ntfs_began_writing(v);
 	ret = close_vol(d, v, ret, &err);
 	if (ret)
-		return o.json ? cli_fail_json("rm", argv[optind], &err, changed) : cli_fail(&err);
+		return write_fail("rm", &o, argv[optind], &err, changed);
+	runlog("action", "%s: removed %d paths", argv[optind], argc - optind - 1);
 	if (o.json)
 		print_write_json("rm", argv[optind], "removed", argv + optind + 1, argc - optind - 1, NULL);
 	return EXIT_OK;

@@ -1,7 +1,7 @@
 /* cmd_gpus.c — `gpup gpus`: the host's partitionable GPUs, from a saved
  * Get-VMHostPartitionableGpu listing or live through PowerShell.
  *
- * --json prints one object (schema GPUP_JSON_SCHEMA):
+ * --json prints one object (schema GPUP_JSON_SCHEMA; doc/schema/gpus.schema.json):
  *   { "schema": 1, "source": FILE or "powershell",
  *     "gpus": [ { "instance_path": "\\?\PCI#VEN_...",
  *                 "vendor_id", "device_id", "subsys_vendor_id",
@@ -214,7 +214,7 @@ int cmd_gpus(int argc, char **argv)
 		}
 	}
 	if (rc)
-		return cli_fail(&err);
+		return cli_fail_cmd("gpus", json, NULL, &err);
 	if (gp_gpus_lookup_names(&l, pci_ids, &names_err) != 0)
 		cli_warn("no GPU names: %s", gp_error_message(&names_err));
 	if (json)

@@ -10,7 +10,8 @@
 
 enum { OPT_JSON = 1 };
 
-/* --json (schema 1): { "schema", "command": "hostconf", "vm", "instance_path",
+/* --json (schema 1; doc/schema/hostconf.schema.json):
+ *   { "schema", "command": "hostconf", "vm", "instance_path",
  *   "gpu", "revert", "server", "host_os", "low_mmio", "high_mmio",
  *   "quota": { "VRAM": {share, min, optimal, max}, ... }, "output", "applied",
  *   "changed" }. "share" is what the script computes from on the host ("50%",
@@ -132,6 +133,6 @@ int cmd_hostconf(int argc, char **argv)
 		if (ret == 0)
 			print_json(&po, &pp.plan);
 		plan_opts_prepared_free(&pp);
-		return ret ? cli_fail(&err) : EXIT_OK;
+		return ret ? cli_fail_cmd("hostconf", true, NULL, &err) : EXIT_OK;
 	}
 }

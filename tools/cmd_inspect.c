@@ -13,7 +13,9 @@
  * Non-fatal findings (the backup GPT was used, ...) are warnings: stderr in
  * human mode, the "warnings" array with --json.
  *
- * --json output, schema 1 (field names are stable; new fields may be added):
+ * --json output, schema 1 (doc/schema/inspect.schema.json, which the tests hold
+ * this output to: a new field goes into the schema too; a failure prints the
+ * failure object of tools/cli.h):
  * {
  *   "schema": 1,
  *   "image": "PATH",
@@ -379,7 +381,7 @@ int cmd_inspect(int argc, char **argv)
 
 	rc = gp_disk_open(argv[optind], &opts, &d, &err);
 	if (rc)
-		return cli_fail(&err);
+		return cli_fail_cmd("inspect", json, argv[optind], &err);
 	vhdx = inspect_vhdx(d, &rc, &err);
 	if (rc)
 		goto fail;
@@ -422,7 +424,7 @@ int cmd_inspect(int argc, char **argv)
 	}
 	goto out;
 fail:
-	status = cli_fail(&err);
+	status = cli_fail_cmd("inspect", json, argv[optind], &err);
 out:
 	json_object_put(vhdx);
 	json_object_put(guest);

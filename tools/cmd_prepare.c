@@ -22,7 +22,8 @@
  *      (unless --no-verify);
  *   7. write or run the host script (commit_host).
  *
- * JSON output (schema 1): { "schema", "command": "prepare", "image",
+ * JSON output (schema 1; doc/schema/prepare.schema.json):
+ *   { "schema", "command": "prepare", "image",
  *   "written_image", "dry_run", "changed", "image_changed",
  *   "guest": {product, edition, installation, build, ubr, arch},
  *   "source": {kind, path},
@@ -56,6 +57,7 @@
 #include "manifest.h"
 #include "plan_opts.h"
 #include "prepare_many.h"
+#include "runlog.h"
 #include "session.h"
 #include "vhdx.h"
 
@@ -654,7 +656,7 @@ static int fail(struct prepare *p, const struct gp_error *err)
 			     : p->child_removed ? "the new child was removed; nothing was written"
 			     : p->rep.rolled_back ? "what was written was rolled back; the volume is as before the run"
 			     : "run the same command again to complete it");
-		fprintf(stderr, "gpup: %s\n", gp_error_message(&e));
+		cli_error_line(gp_status_id(GP_ERR_ABORTED), EXIT_INTERRUPTED, gp_error_message(&e));
 		err = &e;
 		status = EXIT_INTERRUPTED;
 	} else {
@@ -668,7 +670,63 @@ static int fail(struct prepare *p, const struct gp_error *err)
 				       json_object_new_boolean(p->rep.rolled_back));
 		cli_fail_json_status("prepare", p->base_image, err, changed, status, extra);
 	}
+	if (!changed || !p->rep.rolled_back)
+		runlog_result(p->base_image, changed);
+	else
+		runlog("result", "%s: rolled back", p->base_image);
 	return status;
+}
+
+/* --log (runlog.h): the plan, before anything is written. */
+static void log_plan(const struct prepare *p)
+{
+	const struct gp_inject_set *set = gp_source_set(p->s.src);
+	size_t unchanged = 0;
+
+	runlog("plan", "%s: package %s (%s %s) from the %s %s", p->s.image, set->pkg->folder,
+	       set->pkg->driver_ver_date, set->pkg->driver_ver_version, gp_source_kind(p->s.src),
+	       gp_source_path(p->s.src));
+	if (p->into_child)
+		runlog("plan", "%s child %s of %s", p->child_exists ? "write into the" : "create the",
+		       p->into_child, p->base_image);
+	for (size_t i = 0; i < set->count; i++) {
+		if (p->rep.actions[i] == GP_INJECT_UNCHANGED)
+			unchanged++;
+		else
+			runlog("plan", "%s %s (%llu bytes)", action_name(p->rep.actions[i]),
+			       set->files[i].guest_path, (unsigned long long)set->files[i].size);
+	}
+	runlog("plan", "%zu files unchanged", unchanged);
+	for (size_t i = 0; i < p->rep.n_removed; i++)
+		runlog("plan", "remove %s (%llu bytes, stale build)", p->rep.removed[i],
+		       (unsigned long long)p->rep.removed_bytes[i]);
+	runlog("plan", "space: needs %llu bytes, the volume has %llu free",
+	       (unsigned long long)p->rep.space_need, (unsigned long long)p->rep.space_have);
+	if (p->host_planned)
+		runlog("plan", "host: VM %s, the script %s%s", p->host.plan.vm_name,
+		       p->po.apply ? "runs (--apply)" : p->po.output ? "goes to " : "goes to stdout",
+		       p->po.apply || !p->po.output ? "" : p->po.output);
+}
+
+/* --log: what the run did. */
+static void log_done(const struct prepare *p)
+{
+	const char *image = p->into_child ? p->into_child : p->base_image;
+
+	if (p->dry_run) {
+		runlog("action", "dry run: nothing written");
+		return;
+	}
+	runlog("action", "%s: %zu new, %zu replaced, %zu unchanged, %llu bytes written%s", image,
+	       p->rep.n_new, p->rep.n_replaced, p->rep.n_unchanged,
+	       (unsigned long long)p->rep.bytes_written, p->rep.changed ? "" : " (no change)");
+	for (size_t i = 0; i < p->rep.n_removed; i++)
+		runlog("action", "removed %s", p->rep.removed[i]);
+	if (p->verified >= 0)
+		runlog("action", "verified through %s: %s", p->verify_backend,
+		       p->verified ? "ok" : "FAILED");
+	if (p->host_script)
+		runlog("action", "host script: %s", p->host_script);
 }
 
 /* A stage boundary: stop here when the user pressed Ctrl-C. */
@@ -695,6 +753,7 @@ static int run(struct prepare *p)
 		ret = check_interrupt(&err);
 	if (ret)
 		return fail(p, &err);
+	log_plan(p);
 	if (p->dry_run) {
 		ret = session_close_image(&p->s, &err);
 		if (ret)
@@ -718,6 +777,7 @@ static int run(struct prepare *p)
 		if (ret)
 			return fail(p, &err);
 	}
+	log_done(p);
 	if (p->s.json)
 		session_print_json(report_json(p));
 	else

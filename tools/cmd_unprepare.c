@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "runlog.h"
 #include "session.h"
 
 enum { OPT_DRY_RUN = 1 };
@@ -101,9 +102,21 @@ static void report(const struct unprepare *u)
 
 static int fail(struct unprepare *u, const struct gp_error *err)
 {
-	if (u->s.json)
-		return cli_fail_json("unprepare", u->s.image, err, u->committing);
-	return cli_fail(err);
+	int status = u->s.json ? cli_fail_json("unprepare", u->s.image, err, u->committing)
+			       : cli_fail(err);
+
+	runlog_result(u->s.image, u->committing);
+	return status;
+}
+
+/* --log (runlog.h): each step of the plan, or what was done. */
+static void log_steps(const struct unprepare *u, const char *kind)
+{
+	static const char *const verb[] = { "restore", "remove", "remove the directory" };
+	const struct gp_undo_plan *p = &u->plan;
+
+	for (size_t i = 0; i < p->n_steps; i++)
+		runlog(kind, "%s %s:%s", verb[p->steps[i].action], u->s.image, p->steps[i].path);
 }
 
 static int run(struct unprepare *u)
@@ -116,6 +129,8 @@ static int run(struct unprepare *u)
 		ret = gp_undo_plan(u->s.vol, &u->plan, &err);
 	if (ret && u->s.vol)
 		gp_error_prefix(&err, "%s: ", u->s.image);
+	if (!ret)
+		log_steps(u, "plan");
 	if (!ret && !u->dry_run && cli_interrupted())
 		ret = gp_error_set(&err, GP_ERR_ABORTED, "%s: interrupted: nothing was written",
 				   u->s.image);
@@ -139,6 +154,11 @@ static int run(struct unprepare *u)
 		}
 		return fail(u, &err);
 	}
+	if (u->dry_run)
+		runlog("action", "dry run: nothing written");
+	else
+		runlog("action", "%s: %zu restored, %zu removed, %zu directories removed",
+		       u->s.image, u->plan.n_restore, u->plan.n_remove, u->plan.n_dirs);
 	report(u);
 	return EXIT_OK;
 }

@@ -4,7 +4,8 @@
  * with a read-only NTFS mount, and check every file of the driver's
  * injection set: present, same size, same SHA-256.
  *
- * JSON (schema 1): { "schema", "command": "verify", "image", "reader",
+ * JSON (schema 1; doc/schema/verify.schema.json):
+ *   { "schema", "command": "verify", "image", "reader",
  *   "ok", "package", "files": N, "bad": [ {path, state, expected_size,
  *   guest_size} ], "stale": [ {path, bytes} ], "check": {...},
  *   "manifest": {found, files, bad: ["PATH: what"]} }
@@ -53,7 +54,7 @@ static int run(struct session *s)
 	ret = check_report_run(s->image, &s->disk_opts, &cr, &err);
 	if (ret) {
 		gp_check_report_free(&cr);
-		return cli_fail(&err);
+		return cli_fail_cmd("verify", s->json, s->image, &err);
 	}
 	if (gp_check_status(&cr) == 2) {
 		if (s->json) {
@@ -80,12 +81,12 @@ static int run(struct session *s)
 		gp_error_set(&err, GP_ERR_UNSUPPORTED, "%s; not verified",
 			     cr.findings[i].message);
 		gp_check_report_free(&cr);
-		return cli_fail(&err);
+		return cli_fail_cmd("verify", s->json, s->image, &err);
 	}
 	ret = session_open_image(s, false, true, &err);
 	if (ret) {
 		gp_check_report_free(&cr);
-		return cli_fail(&err);
+		return cli_fail_cmd("verify", s->json, s->image, &err);
 	}
 	reader = gp_disk_backend_name(s->disk);
 	ret = session_guest(s, &g, &err);
@@ -124,7 +125,7 @@ static int run(struct session *s)
 	gp_guest_facts_free(&g.f);
 	if (checked || (ret && ret != GP_ERR_MISMATCH)) {
 		gp_check_report_free(&cr);
-		return cli_fail(&err);
+		return cli_fail_cmd("verify", s->json, s->image, &err);
 	}
 	set = gp_source_set(s->src);
 	if (s->json) {

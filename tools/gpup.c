@@ -1,8 +1,10 @@
 /* gpup.c — the command line's entry point: a dispatch table, nothing more. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "runlog.h"
 
 static const struct cli_command commands[] = {
 	{ "inspect", cmd_inspect, "show an image's format, layout, partitions and guest facts" },
@@ -26,17 +28,30 @@ static const struct cli_command commands[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: gpup [--version] [--help] COMMAND [ARGS]\n\n"
+	fprintf(f, "Usage: gpup [--version] [--help] [--log FILE] COMMAND [ARGS]\n\n"
 		   "Prepare Windows guest disks for Hyper-V GPU partitioning, offline.\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\n'gpup COMMAND --help' describes a command. Exit status: 0 ok, 1 error,\n"
+	fprintf(f, "\n--log FILE (anywhere on the command line) appends a timestamped record of\n"
+		   "the run to FILE: the command line, the plan, the actions, warnings, errors\n"
+		   "and the exit status.\n"
+		   "\n'gpup COMMAND --help' describes a command. Exit status: 0 ok, 1 error,\n"
 		   "2 usage, 3 refused (unsafe guest state, locked image), 4 verification failed,\n"
 		   "5 (scan) some image needs 'gpup prepare'.\n");
 }
 
-int main(int argc, char **argv)
+/* The command's name as its messages and JSON give it: "prepare", or
+ * "bundle list" for the commands with subcommands. */
+static void command_name(int argc, char **argv, char *buf, size_t size)
+{
+	bool sub = argc > 2 && argv[2][0] != '-' &&
+		   (!strcmp(argv[1], "bundle") || !strcmp(argv[1], "disk"));
+
+	snprintf(buf, size, "%s%s%s", argv[1], sub ? " " : "", sub ? argv[2] : "");
+}
+
+static int run(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
@@ -50,6 +65,7 @@ int main(int argc, char **argv)
 		printf("gpup %s\n", GPUP_VERSION);
 		return EXIT_OK;
 	}
+	cli_json_requested(argc, argv);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name)) {
 			cli_output_command(commands[i].name);
@@ -57,4 +73,27 @@ int main(int argc, char **argv)
 		}
 	fprintf(stderr, "gpup: '%s' is not a gpup command. See 'gpup --help'.\n", argv[1]);
 	return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	struct gp_error err = { 0 };
+	int status;
+
+	/* --log first: a log that cannot be written fails the run before
+	 * anything is read or written. */
+	if (runlog_open(&argc, argv, &err)) {
+		char name[64];
+
+		cli_json_requested(argc, argv);
+		if (argc < 2) {
+			fprintf(stderr, "gpup: %s\n", gp_error_message(&err));
+			return EXIT_USAGE;
+		}
+		command_name(argc, argv, name, sizeof(name));
+		return cli_usage(name, "%s", gp_error_message(&err));
+	}
+	status = run(argc, argv);
+	runlog_close(status);
+	return status;
 }

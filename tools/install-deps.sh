@@ -10,13 +10,14 @@ set -eu
 # libFuzzer runtimes (libclang-rt-dev: only recommended by clang, so a
 # --no-install-recommends install lacks them and `make fuzz` cannot
 # link). `make bench`: time (peak RSS), bc, openssl (package generator).
-# python3: tests/drivers/inf_oracle.py, the independent INF reader.
+# python3: tests/drivers/inf_oracle.py, the independent INF reader;
+# python3-jsonschema: the --json schema test (tests/cli/test_schema.c).
 PKGS="gcc make pkg-config libvhdi-dev ntfs-3g-dev libarchive-dev uuid-dev
 libjson-c-dev libssl-dev libhivex-dev libcriterion-dev
 ntfs-3g libvhdi-utils libfsntfs-utils qemu-utils gdisk libhivex-bin
 libarchive-tools zstd xz-utils unzip pci.ids clang libclang-rt-dev
 zlib1g-dev fdisk dosfstools
-time bc openssl python3"
+time bc openssl python3 python3-jsonschema"
 
 missing=""
 for p in $PKGS; do

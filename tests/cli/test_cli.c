@@ -68,7 +68,8 @@ Test(cli, make_install_honours_destdir_and_prefix, .timeout = 120)
 {
 	char *dest = t_tmpdir();
 	const char *files[] = { "bin/gpup", "share/man/man1/gpup.1",
-				"share/bash-completion/completions/gpup" };
+				"share/bash-completion/completions/gpup",
+				"share/gpup/schema/prepare.schema.json" };
 	struct stat st;
 	struct t_run r;
 
@@ -78,7 +79,7 @@ Test(cli, make_install_honours_destdir_and_prefix, .timeout = 120)
 	      t_env("GPUP_SRC"), t_env("GPUP_BIN"), t_env("GPUP_BUILD"), dest);
 	cr_assert_eq(r.status, 0, "make install: %s %s", r.out, r.err);
 	t_run_free(&r);
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char *p = t_strdup_printf("%s/opt/gpup/%s", dest, files[i]);
 
 		cr_assert_eq(stat(p, &st), 0, "%s not installed", p);
