@@ -112,7 +112,12 @@ static int fail(struct unprepare *u, const struct gp_error *err)
 /* --log (runlog.h): each step of the plan, or what was done. */
 static void log_steps(const struct unprepare *u, const char *kind)
 {
-	static const char *const verb[] = { "restore", "remove", "remove the directory" };
+	/* Indexed by enum gp_undo_action (manifest.h). */
+	static const char *const verb[] = {
+		[GP_UNDO_RESTORE] = "restore", [GP_UNDO_REMOVE_FILE] = "remove",
+		[GP_UNDO_REMOVE_DIR] = "remove the directory",
+		[GP_UNDO_HIVE] = "put back the recorded values of the hive",
+	};
 	const struct gp_undo_plan *p = &u->plan;
 
 	for (size_t i = 0; i < p->n_steps; i++)
