@@ -76,8 +76,7 @@ int gp_disk_detect_format(const char *path, enum gp_disk_format *out,
 	 * size from an ioctl, which no backend does). */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
-					  errno, "%s", path);
+		return gp_disk_open_error(path, false, errno, err);
 	if (fstat(fd, &st) < 0) {
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s", path);
 		goto out;
@@ -116,27 +115,6 @@ out_read:
 out:
 	close(fd);
 	return ret;
-}
-
-int gp_disk_lock_fd(int fd, const char *path, bool exclusive, struct gp_error *err)
-{
-	/* Open-file-description locks: per descriptor, not per process, so two
-	 * handles inside one process (gpup's writer and a libvhdi verifier)
-	 * conflict just like two processes do. */
-	struct flock fl = {
-		.l_type = exclusive ? F_WRLCK : F_RDLCK,
-		.l_whence = SEEK_SET,
-		.l_start = 0,
-		.l_len = 0,
-	};
-
-	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-		return 0;
-	if (errno == EAGAIN || errno == EACCES)
-		return gp_error_set(err, GP_ERR_LOCKED,
-				    "%s: image is in use by another process (another gpup, or a running VM); close it first",
-				    path);
-	return gp_error_set_errno(err, GP_ERR_IO, errno, "%s: cannot lock", path);
 }
 
 void gp_disk_writebehind(int fd, uint64_t *pending, uint64_t len)
@@ -312,5 +290,8 @@ const char *gp_disk_warning(struct gp_disk *d)
 {
 	struct vhdx *v = gp_disk_vhdx(d);
 
-	return v ? vhdx_warning(v) : "";
+	/* The VHDX engine folds its lock note into its own warning. */
+	if (v)
+		return vhdx_warning(v);
+	return d->lock_note ? d->lock_note : "";
 }

@@ -28,6 +28,7 @@ struct vhdi_disk {
 	libvhdi_file_t *files[MAX_CHAIN]; /* [0] the image, then its parents */
 	int nfiles;
 	int lock_fd;
+	struct gp_disk_lock lock;
 };
 
 /* Copy libvhdi's error text into @err and free it. */
@@ -148,6 +149,7 @@ static int vhdi_close(struct gp_disk *d, struct gp_error *err)
 	}
 	if (v->lock_fd >= 0)
 		close(v->lock_fd);
+	gp_disk_lock_release(&v->lock);
 	free(v);
 	return 0;
 }
@@ -168,12 +170,12 @@ static int vhdi_open(const char *path, const struct gp_disk_open_opts *opts,
 		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
 	v->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (v->lock_fd < 0) {
-		ret = gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
-					 errno, "%s", path);
+		ret = gp_disk_open_error(path, false, errno, err);
 		goto fail;
 	}
 	/* A reader must not see a write in progress. */
-	ret = gp_disk_lock_fd(v->lock_fd, path, false, err);
+	ret = gp_disk_lock_fd(v->lock_fd, path, false, &v->lock, err);
+	v->base.lock_note = v->lock.note;
 	if (ret)
 		goto fail;
 

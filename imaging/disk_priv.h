@@ -44,6 +44,7 @@ struct gp_disk {
 	uint32_t lss, pss;  /* logical / physical sector size */
 	uint64_t alloc_unit; /* see gp_disk_allocation_unit(); 0 if not growing */
 	bool writable;
+	const char *lock_note; /* the backend's gp_disk_lock note, or NULL */
 };
 
 extern const struct gp_disk_ops gp_disk_raw_ops;
@@ -55,11 +56,38 @@ extern const struct gp_disk_ops gp_disk_vhd_ops;
  * differencing). Returns 0 or GP_ERR_NOTFOUND / GP_ERR_IO / GP_ERR_CORRUPT. */
 int gp_vhd_disk_type(const char *path, uint32_t *type, struct gp_error *err);
 
-/* Take an advisory lock on @fd for the life of the descriptor: exclusive
- * when @exclusive, else shared. GP_ERR_LOCKED names @path when another
- * process holds a conflicting lock. Shared by the raw and vhdx backends. */
-int gp_disk_lock_fd(int fd, const char *path, bool exclusive,
+/*
+ * The image lock, shared by every backend (disk_lock.c).
+ *
+ * gp_disk_lock_fd() takes an advisory lock on @fd for the life of the
+ * descriptor: exclusive when @exclusive, else shared. GP_ERR_LOCKED names
+ * @path when another process holds a conflicting lock.
+ *
+ * On a file system without POSIX locks (the lock call fails with ENOLCK,
+ * EOPNOTSUPP, EINVAL or ENOSYS: WSL's 9p /mnt/c) it falls back to a lock
+ * file, PATH.gpup-lock holding "gpup pid N host H": a writer creates it
+ * with O_EXCL (@lk->file, removed by gp_disk_lock_release()), a reader
+ * only refuses while it exists. An existing one is GP_ERR_LOCKED naming
+ * the file and how to remove it ("stale" when its pid is gone on this
+ * host). @lk->note then says which of the two happened, for
+ * gp_disk_warning(). Always call gp_disk_lock_release() once done
+ * (no-op on a zeroed or failed @lk).
+ */
+struct gp_disk_lock {
+	char *file; /* the lock file this handle created, or NULL */
+	char *note; /* the warning "no POSIX locks here ...", or NULL */
+};
+
+int gp_disk_lock_fd(int fd, const char *path, bool exclusive, struct gp_disk_lock *lk,
 		    struct gp_error *err);
+void gp_disk_lock_release(struct gp_disk_lock *lk);
+
+/* The error for an open of the image @path that failed with @errnum:
+ * GP_ERR_NOTFOUND for ENOENT; GP_ERR_LOCKED "in use by Hyper-V (is the VM
+ * running?)" for EACCES, EBUSY, ETXTBSY (a running VM's VHDX seen through
+ * WSL's /mnt/c; EACCES also says "or not writable/readable by you");
+ * else GP_ERR_IO with errno's text. */
+int gp_disk_open_error(const char *path, bool writable, int errnum, struct gp_error *err);
 
 /*
  * Write-behind for a backend's file descriptor: call after each write of

@@ -10,21 +10,23 @@
 struct raw_disk {
 	struct gp_disk base;
 	int fd;
+	struct gp_disk_lock lock;
 	uint64_t writebehind; /* see gp_disk_writebehind() */
 };
 
 static int raw_open(const char *path, const struct gp_disk_open_opts *opts,
 		    struct gp_disk **out, struct gp_error *err)
 {
+	struct gp_disk_lock lock = { 0 };
 	struct raw_disk *r;
 	struct stat st;
 	int fd, ret;
 
 	fd = open(path, (opts->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
-		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO,
-					  errno, "%s", path);
-	ret = opts->no_lock && !opts->writable ? 0 : gp_disk_lock_fd(fd, path, opts->writable, err);
+		return gp_disk_open_error(path, opts->writable, errno, err);
+	ret = opts->no_lock && !opts->writable ? 0
+					       : gp_disk_lock_fd(fd, path, opts->writable, &lock, err);
 	if (ret)
 		goto out_fd;
 	if (fstat(fd, &st) < 0) {
@@ -37,6 +39,8 @@ static int raw_open(const char *path, const struct gp_disk_open_opts *opts,
 		goto out_fd;
 	}
 	r->fd = fd;
+	r->lock = lock;
+	r->base.lock_note = lock.note;
 	r->base.size = (uint64_t)st.st_size;
 	r->base.lss = 512;
 	r->base.pss = 512;
@@ -44,6 +48,7 @@ static int raw_open(const char *path, const struct gp_disk_open_opts *opts,
 	*out = &r->base;
 	return 0;
 out_fd:
+	gp_disk_lock_release(&lock);
 	close(fd);
 	return ret;
 }
@@ -106,6 +111,7 @@ static int raw_close(struct gp_disk *d, struct gp_error *err)
 
 	if (close(r->fd) < 0)
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: close", d->path);
+	gp_disk_lock_release(&r->lock);
 	free(r);
 	return ret;
 }

@@ -51,6 +51,7 @@
 struct vhd_disk {
 	struct gp_disk base;
 	int fd;
+	struct gp_disk_lock lock;
 	uint32_t type;
 	uint8_t footer[VHD_FOOTER_SIZE];
 	uint64_t data_end;        /* where the footer is: the next block goes here */
@@ -107,8 +108,7 @@ int gp_vhd_disk_type(const char *path, uint32_t *type, struct gp_error *err)
 	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
 
 	if (fd < 0)
-		return gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
-					  "%s", path);
+		return gp_disk_open_error(path, false, errno, err);
 	if (fstat(fd, &st) < 0 || st.st_size < (off_t)VHD_FOOTER_SIZE ||
 	    full_pread(fd, ftr, sizeof(ftr), (uint64_t)st.st_size - VHD_FOOTER_SIZE))
 		ret = gp_error_set(err, GP_ERR_CORRUPT, "%s: cannot read the VHD footer", path);
@@ -190,11 +190,13 @@ static int vhd_open(const char *path, const struct gp_disk_open_opts *opts, stru
 		return gp_error_set(err, GP_ERR_NOMEM, "%s: out of memory", path);
 	v->fd = open(path, (opts->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (v->fd < 0) {
-		ret = gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
-					 "%s", path);
+		ret = gp_disk_open_error(path, opts->writable, errno, err);
 		goto fail;
 	}
-	ret = opts->no_lock && !opts->writable ? 0 : gp_disk_lock_fd(v->fd, path, opts->writable, err);
+	ret = opts->no_lock && !opts->writable
+		      ? 0
+		      : gp_disk_lock_fd(v->fd, path, opts->writable, &v->lock, err);
+	v->base.lock_note = v->lock.note;
 	if (!ret)
 		ret = validate(path, err);
 	if (ret)
@@ -410,6 +412,7 @@ static int vhd_close(struct gp_disk *d, struct gp_error *err)
 
 	if (v->fd >= 0 && close(v->fd) < 0 && err)
 		ret = gp_error_set_errno(err, GP_ERR_IO, errno, "%s: close", d->path ? d->path : "");
+	gp_disk_lock_release(&v->lock);
 	free(v->bat);
 	free(v->bat_dirty);
 	free(v);

@@ -960,6 +960,7 @@ static void vhdx_free(struct vhdx *v)
 		vhdx_close(v->parent, NULL);
 	if (v->fd >= 0)
 		close(v->fd);
+	gp_disk_lock_release(&v->lock);
 	free(v->overlay);
 	vhdx_log_replay_free(&v->replay);
 	for (size_t i = 0; i < v->chain_len; i++)
@@ -998,8 +999,7 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 	 * FIFO must not hang the open; only regular files go further. */
 	v->fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
 	if (v->fd < 0) {
-		ret = gp_error_set_errno(err, errno == ENOENT ? GP_ERR_NOTFOUND : GP_ERR_IO, errno,
-					 "%s", path);
+		ret = gp_disk_open_error(path, v->writable, errno, err);
 		goto fail;
 	}
 	if (fstat(v->fd, &st) < 0) {
@@ -1010,7 +1010,9 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 		ret = gp_error_set(err, GP_ERR_UNSUPPORTED, "%s: not a regular file", path);
 		goto fail;
 	}
-	ret = opts && opts->no_lock && !v->writable ? 0 : gp_disk_lock_fd(v->fd, path, v->writable, err);
+	ret = opts && opts->no_lock && !v->writable
+		      ? 0
+		      : gp_disk_lock_fd(v->fd, path, v->writable, &v->lock, err);
 	if (ret)
 		goto fail;
 	v->file_size = v->open_size = (uint64_t)st.st_size;
@@ -1070,6 +1072,8 @@ static int open_internal(const char *path, const struct vhdx_open_opts *opts,
 				       3 - v->bad_region);
 		}
 	}
+	if (v->lock.note)
+		warning_append(v, "%s%s", v->warning[0] ? "; " : "", v->lock.note);
 	*out = v;
 	return 0;
 fail_v:

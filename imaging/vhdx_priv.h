@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "disk_priv.h" /* struct gp_disk_lock */
 #include "gp_error.h"
 #include "le.h"
 #include "vhdx.h"
@@ -419,6 +420,9 @@ struct vhdx {
 	 * says about it (vhdx_warning()). */
 	int bad_region;
 	char warning[GP_ERROR_MSG_MAX];
+	/* The image lock (a lock file on a file system without POSIX locks;
+	 * its note ends up in @warning). */
+	struct gp_disk_lock lock;
 
 	bool unsynced;           /* written since the last fdatasync */
 	uint64_t writebehind;    /* see gp_disk_writebehind() */
