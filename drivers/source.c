@@ -264,6 +264,7 @@ const struct gp_inject_set *gp_source_set(const struct gp_source *s)
 const struct gp_resolution *gp_source_resolution(const struct gp_source *s) { return s->res; }
 const char *gp_source_kind(const struct gp_source *s) { return s->kind; }
 const char *gp_source_path(const struct gp_source *s) { return s->path; }
+struct gp_bundle *gp_source_bundle(const struct gp_source *s) { return s->bundle; }
 
 size_t gp_source_warning_count(const struct gp_source *s)
 {

@@ -27,6 +27,7 @@ struct gp_source_opts {
 };
 
 struct gp_source;
+struct gp_bundle;
 
 /*
  * Open the source and compute its injection set. For a DriverStore: scan,
@@ -61,6 +62,10 @@ const struct gp_resolution *gp_source_resolution(const struct gp_source *s);
 /* "driverstore" or "bundle", and the path given. */
 const char *gp_source_kind(const struct gp_source *s);
 const char *gp_source_path(const struct gp_source *s);
+/* The bundle of a bundle source (its manifest: gp_bundle_info(),
+ * gp_bundle_inject_set()), NULL for a DriverStore or a bundle that did
+ * not open. Owned by the source. */
+struct gp_bundle *gp_source_bundle(const struct gp_source *s);
 /* Scan warnings (DriverStore only). */
 size_t gp_source_warning_count(const struct gp_source *s);
 const char *gp_source_warning(const struct gp_source *s, size_t i);

@@ -23,7 +23,8 @@ static void usage(FILE *f)
 		"build, at their guest paths, with a manifest (%s, first entry) of\n"
 		"every file's size and SHA-256. `prepare`, `verify` and `doctor` take --bundle FILE\n"
 		"in place of --driverstore DIR and choose the files for the guest's build from the\n"
-		"bundle's INF, as from a DriverStore.\n\n"
+		"bundle's INF, as from a DriverStore; `gpup drivers --bundle FILE --build N`\n"
+		"shows the files a guest of build N gets.\n\n"
 		"create    resolve the GPU's driver in the host DriverStore DIR and write FILE;\n"
 		"          the format comes from FILE's extension: %s.\n"
 		"          The same inputs always give a byte-identical FILE.\n"
@@ -34,7 +35,10 @@ static void usage(FILE *f)
 		"  --allow-missing     skip INF-listed files found nowhere instead of failing\n"
 		"  -o, --output FILE   the bundle to write (replaced atomically)\n"
 		"list      show the manifest: package, hardware IDs, files with size and SHA-256.\n"
-		"verify    read every file and check it against the manifest.\n\n"
+		"verify    read every file and check it against the manifest.\n"
+		"  --json              (list, verify) machine-readable output\n"
+		"  -p, --progress[=json|tty|none]  (create, verify) progress on stderr\n"
+		"  -q, --quiet         nothing on stderr unless the command fails\n\n"
 		"Exit status: 0 ok, 1 error (also a corrupt or hostile archive), 2 usage,\n"
 		"4 a file's size or SHA-256 differs from the manifest.\n",
 		GP_BUNDLE_MANIFEST_NAME, gp_bundle_extensions());

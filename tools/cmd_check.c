@@ -28,6 +28,7 @@ static void usage(FILE *f)
 		   "the structure and its offset.\n\n"
 		   "Exit status: 0 clean, 2 corruption, 3 leaked space only, 1 could not check.\n"
 		   "  --parent PATH   a differencing image's parent, when not beside it\n"
+		   "  --format F      auto (default), vhdx, vhd or raw\n"
 		   "  --json          the findings as JSON (schema 1)\n");
 }
 

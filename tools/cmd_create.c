@@ -29,8 +29,14 @@ static void usage(FILE *f)
 		   "       gpup create CHILD --parent BASE\n\n"
 		   "Create a new dynamic VHDX of N bytes (sizes take K, M, G, T suffixes; block\n"
 		   "size default 32M, sector size 512, physical sector size 4096), or a\n"
-		   "differencing child of the VHDX BASE. Existing files are never overwritten.\n"
-		   "  --json   describe the new image as JSON (schema 1)\n");
+		   "differencing child of the VHDX BASE. Existing files are never overwritten.\n\n"
+		   "  --size N                     virtual size of the new VHDX\n"
+		   "  --block-size N               block size (default 32M)\n"
+		   "  --sector-size 512|4096       logical sector size (default 512)\n"
+		   "  --physical-sector-size 512|4096  physical sector size (default 4096)\n"
+		   "  --parent BASE                make a differencing child of BASE instead\n"
+		   "  --json                       describe the new image as JSON (schema 1)\n"
+		   "  -h, --help                   show this help\n");
 }
 
 /* Describe the image just made, as read back from it. */

@@ -36,9 +36,16 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: gpup disk read IMAGE [--offset N] [--length N] [-o FILE]\n"
 		   "       gpup disk write IMAGE --offset N [-i FILE] [--json]\n"
-		   "Options for both: --format raw|vhdx|vhd|auto, --parent PATH (a differencing\n"
-		   "VHDX's parent). Sizes take K, M, G, T suffixes, or 0x for hex. With -o FILE,\n"
-		   "runs of zeros become holes in FILE.\n");
+		   "Sizes take K, M, G, T suffixes, or 0x for hex. With -o FILE, runs of zeros\n"
+		   "become holes in FILE.\n\n"
+		   "  --offset N         first byte of the virtual disk (write: required)\n"
+		   "  --length N         bytes to read (default: to the end of the disk)\n"
+		   "  -o, --output FILE  read: write the bytes to FILE (default: standard output)\n"
+		   "  -i, --input FILE   write: read the bytes from FILE (default: standard input)\n"
+		   "  --json             write: report what was written as JSON\n"
+		   "  --format F         raw, vhdx, vhd or auto (default: detect)\n"
+		   "  --parent PATH      a differencing VHDX's parent\n"
+		   "  -h, --help         show this help\n");
 }
 
 static int write_all(int fd, const char *buf, size_t len)

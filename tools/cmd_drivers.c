@@ -1,5 +1,6 @@
 /* cmd_drivers.c — `gpup drivers`: the display driver packages of a host
- * DriverStore, the one chosen for the GPU, and its injection set. */
+ * DriverStore (or the package of a bundle), the one chosen for the GPU,
+ * and its injection set for a guest build. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,31 +10,42 @@
 
 #include <json-c/json.h>
 
+#include "bundle.h"
 #include "cli.h"
+#include "source.h"
 #include "store.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: gpup drivers --driverstore DIR [--gpu SEL] [--arch amd64|arm64]\n"
-		   "                    [--build N] [--json] [--explain] [--allow-missing]\n\n"
+	fprintf(f, "Usage: gpup drivers (--driverstore DIR | --bundle FILE) [--gpu SEL]\n"
+		   "                    [--arch amd64|arm64] [--build N] [--json] [--explain]\n"
+		   "                    [--allow-missing]\n\n"
 		   "List the display driver packages of a host DriverStore, choose the GPU's\n"
 		   "package the way Windows ranks drivers, and list the files a GPU-P guest\n"
 		   "needs: the package folder (as HostDriverStore), the System32/SysWOW64\n"
-		   "files its INF copies, and its CopyINF companion packages.\n\n"
+		   "files its INF copies, and its CopyINF companion packages.\n"
+		   "With --bundle, show the bundle's package (provider, DriverVer, the GPU and\n"
+		   "hardware IDs it carries) and the files `prepare --bundle` injects into a\n"
+		   "guest of build N, resolved from the bundle's INF as prepare resolves them.\n\n"
 		   "  --driverstore DIR  host root (/mnt/c), its Windows, DriverStore or\n"
 		   "                     FileRepository directory (names in any case)\n"
+		   "  --bundle FILE      a bundle from `gpup bundle create` (not with --driverstore)\n"
 		   "%s"
 		   "                    without --gpu, 'auto' is tried and a store with several\n"
 		   "                    GPU vendors is just listed\n"
 		   "  --arch ARCH        guest architecture (default amd64)\n"
-		   "  --build N          guest Windows build number (default: newest)\n"
+		   "  --build N          guest Windows build number (default: newest, i.e. every\n"
+		   "                     TargetOS build requirement met; prepare reads the\n"
+		   "                     guest's build from the image, so give the guest's)\n"
 		   "  --json             machine-readable output\n"
 		   "  --explain          say why every candidate package won or lost: the\n"
 		   "                     TargetOS decoration Windows reads for the guest, then\n"
 		   "                     the rank (FeatureScore, hardware-ID match), DriverVer\n"
 		   "  --allow-missing    skip INF-listed files found nowhere instead of failing\n"
 		   "  -q, --quiet        no warnings or notes on stderr\n"
-		   "  -h, --help         show this help\n", CLI_GPU_HELP);
+		   "  -h, --help         show this help\n\n"
+		   "Exit status: 0 ok, 1 error (no package for the GPU, a corrupt, hostile or\n"
+		   "format-1 bundle), 2 usage.\n", CLI_GPU_HELP);
 }
 
 static const char *role_name(enum gp_inject_role r)
@@ -59,31 +71,57 @@ static const char *rank_text(enum gp_match_rank r)
 }
 
 struct result {
-	struct gp_store *s;
+	struct gp_store *s;             /* --driverstore */
+	struct gp_source *src;          /* --bundle */
+	struct gp_bundle *b;            /* src's bundle (NULL when it did not open) */
 	const char *gpu_arg;
 	bool gpu_given;
 	const char *arch;
 	uint32_t build;
-	struct gp_resolution *res;
+	const struct gp_resolution *res;
 	int res_rc;
-	struct gp_inject_set *set;
+	const struct gp_inject_set *set;
 };
 
 /* ---- human output ---- */
+
+/* The bundle's manifest: what it carries, whichever guest it is for. */
+static void print_bundle(const struct result *r)
+{
+	const struct gp_bundle_info *bi = gp_bundle_info(r->b);
+	const struct gp_package *p = gp_bundle_inject_set(r->b)->pkg;
+
+	printf("Bundle: %s (%s, format %u, gpup %s)\n", bi->path, bi->archive_format,
+	       bi->format_version, bi->tool_version);
+	printf("Package: %s  %s  %s  %s %s\n", p->folder, p->inf_name, p->provider,
+	       p->driver_ver_date, p->driver_ver_version);
+	printf("Made for GPU: %s\n", bi->gpu ? bi->gpu : "(not recorded)");
+	printf("Hardware IDs:%s\n", bi->n_hardware_ids ? "" : " (none)");
+	for (size_t i = 0; i < bi->n_hardware_ids; i++)
+		printf("  %s\n", bi->hardware_ids[i]);
+}
 
 static void print_human(const struct result *r, bool explain)
 {
 	const struct gp_store *s = r->s;
 	size_t nd = 0;
 
-	printf("DriverStore: %s\n", gp_store_repository_dir(s));
-	if (gp_store_windows_dir(s))
-		printf("Host Windows: %s\n", gp_store_windows_dir(s));
+	if (s) {
+		printf("DriverStore: %s\n", gp_store_repository_dir(s));
+		if (gp_store_windows_dir(s))
+			printf("Host Windows: %s\n", gp_store_windows_dir(s));
+	} else {
+		print_bundle(r);
+	}
 	printf("Guest: %s, build %s", r->arch, r->build ? "" : "newest");
 	if (r->build)
 		printf("%" PRIu32, r->build);
-	printf("\n\nDisplay driver packages:\n");
-	for (size_t i = 0; i < gp_store_package_count(s); i++) {
+	else if (!s)
+		printf(" (no --build: prepare uses the image's build)");
+	putchar('\n');
+	if (s)
+		printf("\nDisplay driver packages:\n");
+	for (size_t i = 0; s && i < gp_store_package_count(s); i++) {
 		const struct gp_package *p = gp_store_package(s, i);
 		if (!p->is_display)
 			continue;
@@ -92,7 +130,7 @@ static void print_human(const struct result *r, bool explain)
 		       r->res && r->res->pkg == p ? " (chosen)" : "", p->provider,
 		       p->driver_ver_date, p->driver_ver_version, p->n_models);
 	}
-	if (!nd)
+	if (s && !nd)
 		printf("  (none)\n");
 	if (r->res) {
 		char id[64];
@@ -133,7 +171,9 @@ static void print_human(const struct result *r, bool explain)
 		printf("\nInjection set: %zu files, %" PRIu64 " bytes\n", set->count, set->total_bytes);
 		for (size_t i = 0; i < set->count; i++) {
 			const struct gp_inject_file *f = &set->files[i];
-			printf("  %s  %" PRIu64 "  <- %s", f->guest_path, f->size, f->source_path);
+			printf("  %s  %" PRIu64, f->guest_path, f->size);
+			if (f->source_path)  /* a bundle's files come from the archive */
+				printf("  <- %s", f->source_path);
 			if (f->role == GP_INJECT_COMPANION)
 				printf("  [%s]", f->origin);
 			putchar('\n');
@@ -198,6 +238,21 @@ static json_object *strs_json(char *const *a, size_t n)
 	return arr;
 }
 
+static json_object *bundle_json(struct gp_bundle *b)
+{
+	const struct gp_bundle_info *bi = gp_bundle_info(b);
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "path", jstr(bi->path));
+	json_object_object_add(o, "archive_format", jstr(bi->archive_format));
+	json_object_object_add(o, "format_version", json_object_new_uint64(bi->format_version));
+	json_object_object_add(o, "tool_version", jstr(bi->tool_version));
+	json_object_object_add(o, "gpu", jstr(bi->gpu));
+	json_object_object_add(o, "hardware_ids",
+			       strs_json((char *const *)bi->hardware_ids, bi->n_hardware_ids));
+	return o;
+}
+
 /* The listing; with @error (consumed) also the "error" member of a failure. */
 static int print_json(const struct result *r, struct json_object *error)
 {
@@ -207,20 +262,24 @@ static int print_json(const struct result *r, struct json_object *error)
 
 	json_object_object_add(root, "schema", json_object_new_int(GPUP_JSON_SCHEMA));
 	json_object_object_add(root, "command", json_object_new_string("drivers"));
-	json_object_object_add(root, "driverstore", jstr(gp_store_repository_dir(s)));
-	json_object_object_add(root, "windows_dir", jstr(gp_store_windows_dir(s)));
+	json_object_object_add(root, "driverstore", s ? jstr(gp_store_repository_dir(s)) : NULL);
+	json_object_object_add(root, "windows_dir", s ? jstr(gp_store_windows_dir(s)) : NULL);
+	json_object_object_add(root, "bundle", r->b ? bundle_json(r->b) : NULL);
 	json_object_object_add(guest, "arch", jstr(r->arch));
 	json_object_object_add(guest, "build", r->build ? json_object_new_uint64(r->build) : NULL);
 	json_object_object_add(root, "guest", guest);
 	{
 		json_object *w = json_object_new_array();
-		for (size_t i = 0; i < gp_store_warning_count(s); i++)
+		for (size_t i = 0; s && i < gp_store_warning_count(s); i++)
 			json_object_array_add(w, jstr(gp_store_warning(s, i)));
 		json_object_object_add(root, "warnings", w);
 	}
-	for (size_t i = 0; i < gp_store_package_count(s); i++)
+	for (size_t i = 0; s && i < gp_store_package_count(s); i++)
 		if (gp_store_package(s, i)->is_display)
 			json_object_array_add(pk, package_json(gp_store_package(s, i)));
+	/* A bundle's one package, as the INF it carries describes it. */
+	if (!s && r->res && r->res->pkg)
+		json_object_array_add(pk, package_json(r->res->pkg));
 	json_object_object_add(root, "packages", pk);
 	json_object_object_add(root, "gpu", jstr(r->gpu_arg));
 	if (r->res) {
@@ -300,10 +359,67 @@ static int print_json(const struct result *r, struct json_object *error)
 	return fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* Warnings of a computed set: what was skipped. */
+static void warn_set(const struct gp_inject_set *set)
+{
+	for (size_t i = 0; i < set->n_notes; i++)
+		cli_warn("%s", set->notes[i]);
+	for (size_t i = 0; i < set->n_missing; i++)
+		cli_warn("%s: no source found, skipped (--allow-missing)", set->missing[i]);
+}
+
+static int print_result(const struct result *r, bool json, bool explain, struct gp_error *err)
+{
+	if (json ? print_json(r, NULL) : (print_human(r, explain), fflush(stdout))) {
+		gp_error_set(err, GP_ERR_IO, "standard output: write failed");
+		return cli_fail(err);
+	}
+	return EXIT_OK;
+}
+
+/* --bundle: the source prepare uses (source.h), so that the set shown is
+ * the one prepare would inject into a guest of this build. */
+static int run_bundle(struct result *r, const char *path, bool json, bool explain,
+		      bool allow_missing)
+{
+	struct gp_source_opts o = {
+		.bundle = path,
+		.gpu = r->gpu_given ? r->gpu_arg : NULL,
+		.target = { .arch = r->arch, .build = r->build },
+		.allow_missing = allow_missing,
+	};
+	struct gp_error err = { 0 };
+	int status;
+
+	if (gp_source_open(&o, &r->src, &err)) {
+		r->b = r->src ? gp_source_bundle(r->src) : NULL;
+		r->res = r->src ? gp_source_resolution(r->src) : NULL;
+		/* A resolution that failed is explained as for a DriverStore. */
+		if (r->b && r->res) {
+			if (explain && !json)
+				print_human(r, explain);
+			status = cli_fail(&err);
+			if (json)
+				print_json(r, cli_error_json(&err, status));
+		} else {
+			status = cli_fail_cmd("drivers", json, NULL, &err);
+		}
+	} else {
+		r->b = gp_source_bundle(r->src);
+		r->res = gp_source_resolution(r->src);
+		r->set = gp_source_set(r->src);
+		warn_set(r->set);
+		status = print_result(r, json, explain, &err);
+	}
+	gp_source_close(r->src);
+	return status;
+}
+
 int cmd_drivers(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "driverstore", required_argument, NULL, 'd' },
+		{ "bundle", required_argument, NULL, 'B' },
 		{ "gpu", required_argument, NULL, 'g' },
 		{ "arch", required_argument, NULL, 'a' },
 		{ "build", required_argument, NULL, 'b' },
@@ -316,7 +432,9 @@ int cmd_drivers(int argc, char **argv)
 	};
 	struct result r = { .gpu_arg = "auto", .arch = "amd64" };
 	struct gp_error err = { 0 };
-	const char *store_dir = NULL;
+	const char *store_dir = NULL, *bundle = NULL;
+	struct gp_resolution *res = NULL;
+	struct gp_inject_set *set = NULL;
 	bool json = false, explain = false, allow_missing = false;
 	int c, status = EXIT_OK;
 
@@ -325,6 +443,7 @@ int cmd_drivers(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":hq", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': store_dir = optarg; break;
+		case 'B': bundle = optarg; break;
 		case 'g':
 			if (cli_gpu_option("drivers", optarg))
 				return EXIT_USAGE;
@@ -354,10 +473,14 @@ int cmd_drivers(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage("drivers", "unexpected argument '%s'", argv[optind]);
-	if (!store_dir)
-		return cli_usage("drivers", "--driverstore DIR is required");
+	if (store_dir && bundle)
+		return cli_usage("drivers", "--driverstore and --bundle exclude each other");
+	if (!store_dir && !bundle)
+		return cli_usage("drivers", "--driverstore DIR or --bundle FILE is required");
 	if (strcmp(r.arch, "amd64") != 0 && strcmp(r.arch, "arm64") != 0)
 		return cli_usage("drivers", "--arch is amd64 or arm64, not '%s'", r.arch);
+	if (bundle)
+		return run_bundle(&r, bundle, json, explain, allow_missing);
 
 	if (gp_store_open(store_dir, &r.s, &err))
 		return cli_fail_cmd("drivers", json, NULL, &err);
@@ -365,7 +488,8 @@ int cmd_drivers(int argc, char **argv)
 		cli_warn("%s", gp_store_warning(r.s, i));
 	{
 		struct gp_guest_target t = { .arch = r.arch, .build = r.build };
-		r.res_rc = gp_store_resolve(r.s, r.gpu_arg, &t, &r.res);
+		r.res_rc = gp_store_resolve(r.s, r.gpu_arg, &t, &res);
+		r.res = res;
 	}
 	if (r.res_rc && (r.gpu_given || (r.res_rc != GP_ERR_INVALID && r.res_rc != GP_ERR_NOTFOUND))) {
 		/* Print what is known (--explain shows why each lost), then fail. */
@@ -382,23 +506,18 @@ int cmd_drivers(int argc, char **argv)
 		cli_note("note: %s", gp_error_message(gp_store_error(r.s)));
 	} else {
 		struct gp_inject_opts o = { .allow_missing = allow_missing };
-		if (gp_store_injection_set(r.s, r.res->pkg, r.res->model, &o, &r.set)) {
+		if (gp_store_injection_set(r.s, r.res->pkg, r.res->model, &o, &set)) {
 			gp_error_copy(&err, gp_store_error(r.s));
 			status = cli_fail_cmd("drivers", json, NULL, &err);
 			goto out;
 		}
-		for (size_t i = 0; i < r.set->n_notes; i++)
-			cli_warn("%s", r.set->notes[i]);
-		for (size_t i = 0; i < r.set->n_missing; i++)
-			cli_warn("%s: no source found, skipped (--allow-missing)", r.set->missing[i]);
+		r.set = set;
+		warn_set(set);
 	}
-	if (json ? print_json(&r, NULL) : (print_human(&r, explain), fflush(stdout))) {
-		gp_error_set(&err, GP_ERR_IO, "standard output: write failed");
-		status = cli_fail(&err);
-	}
+	status = print_result(&r, json, explain, &err);
 out:
-	gp_inject_set_free(r.set);
-	gp_resolution_free(r.res);
+	gp_inject_set_free(set);
+	gp_resolution_free(res);
 	gp_store_close(r.s);
 	return status;
 }

@@ -47,7 +47,8 @@ static const char common_help[] =
 	"  --partition N   use partition N (default: the only NTFS volume, else the\n"
 	"                  one holding \\Windows\\System32\\ntoskrnl.exe)\n"
 	"  --format F      image format: auto (default), raw, vhdx, vhd\n"
-	"  --parent P      parent image of a differencing VHDX\n";
+	"  --parent P      parent image of a differencing VHDX\n"
+	"  -q, --quiet     nothing on stderr unless the command fails\n";
 
 static const char write_help[] =
 	"  --force         write even though the volume is marked dirty (chkdsk pending)\n"
@@ -76,8 +77,18 @@ static int parse(const char *cmd, int argc, char **argv, struct file_opts *o, co
 			o->vol.partition = (unsigned)n;
 			break;
 		}
-		case OPT_FORCE: o->vol.force = true; break;
-		case OPT_RECOVER: o->vol.recover = true; break;
+		case OPT_FORCE:
+		case OPT_RECOVER:
+			/* Write options: reading needs neither (help lists them
+			 * only for put and rm). */
+			if (!strchr(allowed, 'w'))
+				return cli_usage(cmd, "%s is not an option of '%s'",
+						 c == OPT_FORCE ? "--force" : "--recover", cmd);
+			if (c == OPT_FORCE)
+				o->vol.force = true;
+			else
+				o->vol.recover = true;
+			break;
 		case OPT_FORMAT:
 			if (gp_disk_format_parse(optarg, &o->disk.format))
 				return cli_usage(cmd, "unknown --format '%s' (auto, raw, vhdx, vhd)", optarg);
@@ -316,7 +327,6 @@ static void put_help(void)
 	       "DESTDIR\\<name of SRC>. Existing files are replaced in place. New files\n"
 	       "inherit the directory's permissions as on Windows.\n\n%s%s"
 	       "  -p, --progress[=json|tty|none]  report progress on standard error\n"
-	       "  -q, --quiet     nothing on stderr unless the command fails\n"
 	       "  --json          report {\"schema\":1,\"command\":\"put\",\"changed\":true,...}\n",
 	       common_help, write_help);
 }

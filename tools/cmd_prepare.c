@@ -97,8 +97,8 @@ static void usage(FILE *f)
 		"                      refusal or failure does not stop the others; each\n"
 		"                      image's report, then a summary\n"
 		"                      (--json: one line per image, then {\"summary\": ...});\n"
-		"                      --into-child, --vm and --parent name one image's\n"
-		"                      output and take one IMAGE\n"
+		"                      each of --into-child, --vm and --parent names one\n"
+		"                      image's output and takes one IMAGE\n"
 
 		"The guest keeps a record of every change, with a backup of each file\n"
 		"replaced, in C:\\Windows\\System32\\gpup; 'gpup unprepare' undoes them.\n");

@@ -200,13 +200,15 @@ int cmd_unprepare(int argc, char **argv)
 			return cli_usage("unprepare", "unknown option");
 		}
 	}
-	if (optind + 1 != argc)
-		return cli_usage_json("unprepare", u.s.json,
-				      optind == argc ? "IMAGE is required" : "too many arguments");
+	/* Before the operands: an option it does not take is the first thing
+	 * to say (tests/cli/options.py probes options without an IMAGE). */
 	if (u.s.src_opts.driverstore || u.s.src_opts.bundle || u.s.src_opts.allow_missing ||
 	    u.s.replace_system_files)
 		return cli_usage_json("unprepare", u.s.json,
 				      "unprepare takes no driver source: the guest's record says what to undo");
+	if (optind + 1 != argc)
+		return cli_usage_json("unprepare", u.s.json,
+				      optind == argc ? "IMAGE is required" : "too many arguments");
 	u.s.image = argv[optind];
 	cli_catch_interrupts();
 	ret = run(&u);

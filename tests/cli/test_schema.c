@@ -296,6 +296,14 @@ Test(schema, drivers_gpus_and_hostconf, .init = setup, .fini = teardown, .timeou
 		   st);
 	check_json("drivers", 1, "drivers --driverstore '%s/missing' --json", dir);
 	check_json("drivers", 2, "drivers --json");
+	{
+		char *b = make_bundle(st, "drivers.tar.zst");
+
+		check_json("drivers", 0, "drivers --bundle '%s' --build 19045 --json", b);
+		check_json("drivers", 1, "drivers --bundle '%s/missing.tar.zst' --json", dir);
+		check_json("drivers", 2, "drivers --bundle '%s' --driverstore '%s' --json", b, st);
+		free(b);
+	}
 	check_json("gpus", 0, "gpus --from '%s/tests/hostconf/data/json-array.json' --json", data);
 	check_json("gpus", 0, "gpus --from '%s/tests/hostconf/data/win10-get-vmpartitionablegpu.txt'"
 		   " --json", data);
