@@ -91,7 +91,9 @@ const char *gp_gpu_res_name(enum gp_gpu_res r);
  * Parse a GPU list from memory. @source names the input in messages (a file
  * name or "powershell"). The format (list or JSON, UTF-8 or UTF-16) is
  * detected. Every record must carry Name and the twenty resource
- * properties; unknown properties are ignored.
+ * properties; unknown properties are ignored. A Name (instance path) that
+ * holds a control character (C0, DEL, C1) is GP_ERR_CORRUPT: it would go
+ * into the host script.
  *
  * Returns 0 and fills @out (free with gp_gpus_free(); an empty input gives
  * GP_ERR_NOTFOUND, "no partitionable GPU"), or

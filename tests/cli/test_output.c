@@ -248,3 +248,24 @@ Test(output, package_folder_with_control_characters_is_skipped)
 	free(copy);
 	free(st);
 }
+
+/* A guest file named with the C1 CSI (U+009B, which gpup put lets in as
+ * Windows does; C0 controls it refuses): ls shows the name escaped. */
+Test(output, ls_escapes_file_names)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	struct t_run r;
+
+	t_run(&r, "cd '%s' && echo x > \"$(printf 'a\302\23331mb')\"", dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "put '%s' \"%s/$(printf 'a\302\23331mb')\" /", img, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "ls '%s' /", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, " a\\u009b31mb\n"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "\xc2\x9b"), "%s", r.out);
+	t_run_free(&r);
+	free(img);
+}
