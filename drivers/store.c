@@ -271,11 +271,26 @@ out:
 
 /* The INF part may itself contain '_' and '.', so ".inf_" is searched for
  * from the left. */
+/* The first C0/DEL/C1 control character of @name (as a code point), or 0. */
+static unsigned control_char(const char *name)
+{
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f)
+			return *c;
+		if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] < 0xa0)
+			return c[1];
+	}
+	return 0;
+}
+
 bool gp_package_folder_name(const char *name, char **inf, char **arch)
 {
 	const char *p = strcasestr(name, ".inf_"), *a, *u;
 
-	if (!p || p == name)
+	/* Windows names package folders from the INF's file name; a control
+	 * character in one is a damaged or hostile store, and the name would
+	 * reach INF paths, registry values and the terminal. */
+	if (!p || p == name || control_char(name))
 		return false;
 	a = p + 5;
 	u = strchr(a, '_');
@@ -640,6 +655,11 @@ static int scan_folder(struct gp_store *s, const char *folder)
 	char *inf_name = NULL, *arch = NULL;
 	int rc = 0;
 
+	if (control_char(folder)) {
+		store_warn(s, "%s: a package folder name holding control character 0x%02x; "
+			   "package skipped", folder, control_char(folder));
+		goto out;
+	}
 	if (!gp_package_folder_name(folder, &inf_name, &arch))
 		goto out;   /* not a package folder: ignore it silently */
 	p = calloc(1, sizeof(*p));

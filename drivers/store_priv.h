@@ -64,7 +64,8 @@ bool gp_str_ieq(const char *a, const char *b);
 
 /* Split a package folder name "nv_dispi.inf_amd64_0123abcd" into its INF
  * name ("nv_dispi.inf") and arch ("amd64", lower case), both malloc'ed.
- * False when @name is no package folder name (or out of memory); the
+ * False when @name is no package folder name (or holds a control
+ * character, or out of memory); the
  * caller frees whatever was set. */
 bool gp_package_folder_name(const char *name, char **inf, char **arch);
 

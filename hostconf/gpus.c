@@ -291,6 +291,18 @@ static int record_to_gpu(const struct record *r, const char *source, struct gp_g
 		return gp_error_set(err, GP_ERR_CORRUPT,
 				    "%s: GPU record has no Name (the instance path)", at);
 	}
+	/* The instance path goes into the host script and names the device to
+	 * Hyper-V: a control character in it is a damaged or hostile file,
+	 * never a device. */
+	for (const unsigned char *c = (const unsigned char *)p->val; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] < 0xa0)) {
+			where(at, sizeof(at), source, r, p);
+			return gp_error_set(err, GP_ERR_CORRUPT,
+					    "%s: the instance path (Name) holds control character "
+					    "0x%02x; a device instance path never does", at,
+					    *c == 0xc2 ? c[1] : *c);
+		}
+	}
 	g->instance_path = strdup(p->val);
 	if (!g->instance_path)
 		return gp_error_set(err, GP_ERR_NOMEM, "out of memory");

@@ -14,7 +14,7 @@
  *   - the same objects piped through `ConvertTo-Json` (one object or an
  *     array of them).
  * Files saved with Windows PowerShell's `>` are UTF-16LE with a byte-order
- * mark; both that and UTF-8 (with or without BOM, LF or CRLF) are read.
+ * mark; that, UTF-16BE and UTF-8 (with or without BOM, LF or CRLF) are read.
  *
  * Each GPU carries its instance path (the `Name` property, e.g.
  * `\\?\PCI#VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1#4&2a7e4f6b&0&0008#{...}`),
@@ -89,9 +89,11 @@ const char *gp_gpu_res_name(enum gp_gpu_res r);
 
 /*
  * Parse a GPU list from memory. @source names the input in messages (a file
- * name or "powershell"). The format (list or JSON, UTF-8 or UTF-16LE) is
+ * name or "powershell"). The format (list or JSON, UTF-8 or UTF-16) is
  * detected. Every record must carry Name and the twenty resource
- * properties; unknown properties are ignored.
+ * properties; unknown properties are ignored. A Name (instance path) that
+ * holds a control character (C0, DEL, C1) is GP_ERR_CORRUPT: it would go
+ * into the host script.
  *
  * Returns 0 and fills @out (free with gp_gpus_free(); an empty input gives
  * GP_ERR_NOTFOUND, "no partitionable GPU"), or

@@ -11,8 +11,8 @@
 
 /*
  * Text as PowerShell saves it, made UTF-8: a UTF-16LE file (Windows
- * PowerShell's `>` and Out-File write one, with a BOM) is converted, a UTF-8
- * BOM is dropped. Returns a malloc'ed, NUL-terminated copy and its length
+ * PowerShell's `>` and Out-File write one, with a BOM) or UTF-16BE (BOM FE FF,
+ * `-Encoding BigEndianUnicode`) is converted, a UTF-8 BOM is dropped. Returns a malloc'ed, NUL-terminated copy and its length
  * in @out_len, or NULL when out of memory.
  */
 char *gp_hc_text_to_utf8(const char *buf, size_t len, size_t *out_len);

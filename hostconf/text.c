@@ -8,9 +8,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* UTF-16LE to UTF-8. Lone surrogates become U+FFFD: the text is only
- * parsed, never written back. */
-static char *utf16le_to_utf8(const unsigned char *p, size_t len, size_t *out_len)
+/* One UTF-16 unit at @p, little- or big-endian. */
+static uint32_t unit16(const unsigned char *p, int be)
+{
+	return be ? ((uint32_t)p[0] << 8) | p[1] : (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+}
+
+/* UTF-16 (LE, or BE with @be) to UTF-8. Lone surrogates become U+FFFD: the
+ * text is only parsed, never written back. */
+static char *utf16_to_utf8(const unsigned char *p, size_t len, int be, size_t *out_len)
 {
 	size_t n = len / 2, o = 0;
 	char *out = malloc(n * 3 + 1);
@@ -18,10 +24,10 @@ static char *utf16le_to_utf8(const unsigned char *p, size_t len, size_t *out_len
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t c = (uint32_t)p[2 * i] | ((uint32_t)p[2 * i + 1] << 8);
+		uint32_t c = unit16(p + 2 * i, be);
 
 		if (c >= 0xd800 && c < 0xdc00 && i + 1 < n) {
-			uint32_t lo = (uint32_t)p[2 * i + 2] | ((uint32_t)p[2 * i + 3] << 8);
+			uint32_t lo = unit16(p + 2 * i + 2, be);
 			if (lo >= 0xdc00 && lo < 0xe000) {
 				c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
 				i++;
@@ -58,11 +64,18 @@ char *gp_hc_text_to_utf8(const char *buf, size_t len, size_t *out_len)
 	const unsigned char *u = (const unsigned char *)buf;
 	char *copy;
 
-	/* UTF-16LE with a BOM, or without one (ASCII first chars, NUL high bytes). */
+	/* UTF-16LE with a BOM, or without one (ASCII first chars, NUL high
+	 * bytes). Big-endian too: PowerShell's `Out-File -Encoding
+	 * BigEndianUnicode` and iconv write it, and reading it costs less than
+	 * explaining it. */
 	if (len >= 2 && u[0] == 0xff && u[1] == 0xfe)
-		return utf16le_to_utf8(u + 2, len - 2, out_len);
+		return utf16_to_utf8(u + 2, len - 2, 0, out_len);
+	if (len >= 2 && u[0] == 0xfe && u[1] == 0xff)
+		return utf16_to_utf8(u + 2, len - 2, 1, out_len);
 	if (len >= 4 && u[0] && !u[1] && u[2] && !u[3])
-		return utf16le_to_utf8(u, len, out_len);
+		return utf16_to_utf8(u, len, 0, out_len);
+	if (len >= 4 && !u[0] && u[1] && !u[2] && u[3])
+		return utf16_to_utf8(u, len, 1, out_len);
 	if (len >= 3 && u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf) {
 		buf += 3;
 		len -= 3;

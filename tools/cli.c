@@ -58,10 +58,15 @@ bool cli_events(void)
 
 /* Start an event line: {"event":"NAME","schema":N,"command":"CMD" -- the
  * caller adds its members and closes it with end_event(). */
+static void begin_event_to(FILE *f, const char *name)
+{
+	fprintf(f, "{\"event\":\"%s\",\"schema\":%d,\"command\":", name, GPUP_JSON_SCHEMA);
+	json_string(f, out.cmd);
+}
+
 static void begin_event(const char *name)
 {
-	fprintf(stderr, "{\"event\":\"%s\",\"schema\":%d,\"command\":", name, GPUP_JSON_SCHEMA);
-	json_string(stderr, out.cmd);
+	begin_event_to(stderr, name);
 }
 
 static void end_event(void)
@@ -79,7 +84,7 @@ static void message_line(const char *event, const char *prefix, const char *msg)
 		json_string(stderr, msg);
 		end_event();
 	} else {
-		fprintf(stderr, "gpup: %s%s\n", prefix, msg);
+		fprintf(stderr, "gpup: %s%s\n", prefix, cli_esc(msg));
 	}
 }
 
@@ -95,16 +100,21 @@ int cli_fail(const struct gp_error *err)
 void cli_error_line(const char *code_id, int status, const char *msg)
 {
 	runlog("error", "%s", msg);
+	cli_error_line_to(stderr, code_id, status, msg);
+}
+
+void cli_error_line_to(FILE *f, const char *code_id, int status, const char *msg)
+{
 	if (!out.events) {
-		fprintf(stderr, "gpup: %s\n", msg);
+		fprintf(f, "gpup: %s\n", cli_esc(msg));
 		return;
 	}
-	begin_event("error");
-	fputs(",\"code\":", stderr);
-	json_string(stderr, code_id);
-	fprintf(stderr, ",\"exit_status\":%d,\"message\":", status);
-	json_string(stderr, msg);
-	end_event();
+	begin_event_to(f, "error");
+	fputs(",\"code\":", f);
+	json_string(f, code_id);
+	fprintf(f, ",\"exit_status\":%d,\"message\":", status);
+	json_string(f, msg);
+	fputs("}\n", f);
 }
 
 int cli_fail_json(const char *cmd, const char *image, const struct gp_error *err,
@@ -248,6 +258,53 @@ void cli_note(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmessage("note", "", fmt, ap);
 	va_end(ap);
+}
+
+/* Length of the UTF-8 sequence at @u (2..4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *u)
+{
+	size_t n = u[0] >= 0xf0 && u[0] <= 0xf4 ? 4 : u[0] >= 0xe0 ? 3 : u[0] >= 0xc2 ? 2 : 0;
+
+	if (u[0] >= 0xf5)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+const char *cli_esc(const char *s)
+{
+	/* A ring, so that several escaped strings can be arguments of one
+	 * printf; the oldest is freed when its slot comes round again. */
+	static char *ring[16];
+	static unsigned next;
+	const unsigned char *u = (const unsigned char *)(s ? s : "");
+	size_t len = strlen((const char *)u), o = 0;
+	char *e = malloc(len * 6 + 1);
+
+	if (!e)
+		return "(out of memory)";
+	while (*u) {
+		size_t n = *u >= 0x80 ? utf8_len(u) : 1;
+
+		if (*u < 0x20 || *u == 0x7f || n == 0) {
+			o += (size_t)sprintf(e + o, "\\x%02x", *u);
+			u++;
+		} else if (n == 2 && u[0] == 0xc2 && u[1] < 0xa0) {
+			o += (size_t)sprintf(e + o, "\\u%04x", u[1]);
+			u += 2;
+		} else {
+			memcpy(e + o, u, n);
+			o += n;
+			u += n;
+		}
+	}
+	e[o] = '\0';
+	free(ring[next]);
+	ring[next] = e;
+	next = (next + 1) % 16;
+	return e;
 }
 
 int cli_gpu_option(const char *cmd, const char *arg)

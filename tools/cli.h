@@ -53,6 +53,8 @@ bool cli_events(void);
 int cli_fail(const struct gp_error *err);
 /* The line cli_fail() prints, for a caller that chose the status itself. */
 void cli_error_line(const char *code_id, int status, const char *msg);
+/* The same line on @f (a worker's captured stderr that is replayed later). */
+void cli_error_line_to(FILE *f, const char *code_id, int status, const char *msg);
 
 /* cli_fail(), then -- for --json -- one object on stdout: {"schema",
  * "command", "image", "error": {"code" (gp_status_id()), "exit_status",
@@ -97,6 +99,18 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* An informational line "gpup: ..." ("wrote FILE", a listing's note): a
  * "note" event with --progress=json, nothing with -q. */
 void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Text that came from a file (a GPU list, an INF, a guest's file names) on
+ * its way to the terminal: C0 controls and DEL as \xNN, C1 controls
+ * (U+0080-U+009F, in UTF-8) as \u00NN, and bytes that are not UTF-8 as
+ * \xNN, so that a file cannot drive the user's terminal (ESC sequences,
+ * BEL, CSI). cli_esc() returns a copy that stays valid for the next 15
+ * calls (enough for one printf's arguments); NULL gives "". Every
+ * gpup: line on stderr (cli_warn, cli_note, cli_error_line) is escaped;
+ * --json output is escaped by json-c and needs none of this.
+ */
+const char *cli_esc(const char *s);
 
 /* The help line of --gpu, the same in every command that takes it. */
 #define CLI_GPU_HELP \

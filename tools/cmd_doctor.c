@@ -728,10 +728,11 @@ report:
 		session_print_json(o);
 	} else {
 		for (size_t i = 0; i < d->n; i++)
+			/* Findings quote the guest's INFs and folder names. */
 			printf("[%s] %s: %s; fix: %s\n", severity_names[d->f[i].sev], d->f[i].id,
-			       d->f[i].message, d->f[i].fix);
+			       cli_esc(d->f[i].message), cli_esc(d->f[i].fix));
 		if (d->note[0])
-			printf("note: %s\n", d->note);
+			printf("note: %s\n", cli_esc(d->note));
 		if (errors(d))
 			printf("%s: problems found\n", d->s.image);
 		else

@@ -91,14 +91,15 @@ static void print_bundle(const struct result *r)
 	const struct gp_bundle_info *bi = gp_bundle_info(r->b);
 	const struct gp_package *p = gp_bundle_inject_set(r->b)->pkg;
 
-	printf("Bundle: %s (%s, format %u, gpup %s)\n", bi->path, bi->archive_format,
-	       bi->format_version, bi->tool_version);
-	printf("Package: %s  %s  %s  %s %s\n", p->folder, p->inf_name, p->provider,
-	       p->driver_ver_date, p->driver_ver_version);
-	printf("Made for GPU: %s\n", bi->gpu ? bi->gpu : "(not recorded)");
+	/* The bundle's manifest and INF are file contents: escaped (cli_esc()). */
+	printf("Bundle: %s (%s, format %u, gpup %s)\n", cli_esc(bi->path), bi->archive_format,
+	       bi->format_version, cli_esc(bi->tool_version));
+	printf("Package: %s  %s  %s  %s %s\n", cli_esc(p->folder), cli_esc(p->inf_name),
+	       cli_esc(p->provider), cli_esc(p->driver_ver_date), cli_esc(p->driver_ver_version));
+	printf("Made for GPU: %s\n", bi->gpu ? cli_esc(bi->gpu) : "(not recorded)");
 	printf("Hardware IDs:%s\n", bi->n_hardware_ids ? "" : " (none)");
 	for (size_t i = 0; i < bi->n_hardware_ids; i++)
-		printf("  %s\n", bi->hardware_ids[i]);
+		printf("  %s\n", cli_esc(bi->hardware_ids[i]));
 }
 
 static void print_human(const struct result *r, bool explain)
@@ -126,9 +127,10 @@ static void print_human(const struct result *r, bool explain)
 		if (!p->is_display)
 			continue;
 		nd++;
-		printf("  %s%s  %s  %s %s  %zu models\n", p->folder,
-		       r->res && r->res->pkg == p ? " (chosen)" : "", p->provider,
-		       p->driver_ver_date, p->driver_ver_version, p->n_models);
+		/* INF strings and file names: escaped (cli_esc()). */
+		printf("  %s%s  %s  %s %s  %zu models\n", cli_esc(p->folder),
+		       r->res && r->res->pkg == p ? " (chosen)" : "", cli_esc(p->provider),
+		       cli_esc(p->driver_ver_date), cli_esc(p->driver_ver_version), p->n_models);
 	}
 	if (s && !nd)
 		printf("  (none)\n");
@@ -142,12 +144,14 @@ static void print_human(const struct result *r, bool explain)
 			printf("GPU: auto\n");
 		}
 		if (r->res->pkg) {
-			printf("Chosen: %s (%s %s)\n", r->res->pkg->folder, r->res->pkg->inf_name,
-			       r->res->pkg->driver_ver_version);
+			printf("Chosen: %s (%s %s)\n", cli_esc(r->res->pkg->folder),
+			       cli_esc(r->res->pkg->inf_name), cli_esc(r->res->pkg->driver_ver_version));
 			if (r->res->model)
 				printf("  model \"%s\", install section [%s], matched %s (%s)\n",
-				       r->res->model->description, r->res->model->install_section,
-				       r->res->cands[0].matched_id, rank_text(r->res->cands[0].rank));
+				       cli_esc(r->res->model->description),
+				       cli_esc(r->res->model->install_section),
+				       cli_esc(r->res->cands[0].matched_id),
+				       rank_text(r->res->cands[0].rank));
 		} else {
 			printf("Chosen: none\n");
 		}
@@ -156,13 +160,13 @@ static void print_human(const struct result *r, bool explain)
 			for (size_t i = 0; i < r->res->n_cands; i++) {
 				const struct gp_candidate *c = &r->res->cands[i];
 				printf("  %-7s %s: %s\n", c->verdict == GP_CAND_CHOSEN ? "WON" : "lost",
-				       c->pkg->folder, c->why);
+				       cli_esc(c->pkg->folder), cli_esc(c->why));
 				/* The steps behind the verdict: which models
 				 * section Windows reads, then the rank. */
 				if (c->target_why)
-					printf("          %s\n", c->target_why);
+					printf("          %s\n", cli_esc(c->target_why));
 				if (c->rank_why)
-					printf("          %s\n", c->rank_why);
+					printf("          %s\n", cli_esc(c->rank_why));
 			}
 		}
 	}
@@ -171,20 +175,21 @@ static void print_human(const struct result *r, bool explain)
 		printf("\nInjection set: %zu files, %" PRIu64 " bytes\n", set->count, set->total_bytes);
 		for (size_t i = 0; i < set->count; i++) {
 			const struct gp_inject_file *f = &set->files[i];
-			printf("  %s  %" PRIu64, f->guest_path, f->size);
+			printf("  %s  %" PRIu64, cli_esc(f->guest_path), f->size);
 			if (f->source_path)  /* a bundle's files come from the archive */
-				printf("  <- %s", f->source_path);
+				printf("  <- %s", cli_esc(f->source_path));
 			if (f->role == GP_INJECT_COMPANION)
-				printf("  [%s]", f->origin);
+				printf("  [%s]", cli_esc(f->origin));
 			putchar('\n');
 		}
 		for (size_t i = 0; i < set->n_copyinf; i++)
-			printf("CopyINF: %s -> %s\n", set->copyinf[i]->inf_name, set->copyinf[i]->folder);
+			printf("CopyINF: %s -> %s\n", cli_esc(set->copyinf[i]->inf_name),
+			       cli_esc(set->copyinf[i]->folder));
 		for (size_t i = 0; i < set->n_copyinf_missing; i++)
 			printf("CopyINF: %s -> not in the DriverStore (skipped, as Windows does)\n",
-			       set->copyinf_missing[i]);
+			       cli_esc(set->copyinf_missing[i]));
 		for (size_t i = 0; i < set->n_missing; i++)
-			printf("Missing (skipped): %s\n", set->missing[i]);
+			printf("Missing (skipped): %s\n", cli_esc(set->missing[i]));
 	}
 }
 

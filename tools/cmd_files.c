@@ -217,7 +217,8 @@ static void print_entry(const char *name, const struct gp_ntfs_stat *st)
 	char t[32];
 
 	fmt_time(st->mtime, t, sizeof(t));
-	printf("%s %12llu %s %s%s\n", st->is_dir ? "d" : "-", (unsigned long long)st->size, t, name,
+	printf("%s %12llu %s %s%s\n", st->is_dir ? "d" : "-", (unsigned long long)st->size, t,
+	       cli_esc(name),
 	       st->is_dir ? "\\" : "");
 }
 

@@ -53,11 +53,13 @@ static void print_human(const struct gp_gpu_list *l)
 
 		if (i)
 			putchar('\n');
-		printf("GPU %zu: %s%s%s\n", i + 1, g->vendor_name ? g->vendor_name : "",
+		/* Everything but the numbers comes from a file (the list,
+		 * pci.ids): escaped (cli_esc()). */
+		printf("GPU %zu: %s%s%s\n", i + 1, cli_esc(g->vendor_name),
 		       g->vendor_name ? " " : "",
-		       g->device_name ? g->device_name : (g->has_pci_ids ? "(unknown device)"
+		       g->device_name ? cli_esc(g->device_name) : (g->has_pci_ids ? "(unknown device)"
 									 : "(no PCI IDs)"));
-		printf("  instance path  %s\n", g->instance_path);
+		printf("  instance path  %s\n", cli_esc(g->instance_path));
 		if (g->has_pci_ids) {
 			printf("  PCI ID         %04x:%04x", g->vendor_id, g->device_id);
 			if (g->has_subsys)
@@ -66,13 +68,14 @@ static void print_human(const struct gp_gpu_list *l)
 				printf(", revision %02x", g->revision);
 			putchar('\n');
 			if (g->has_subsys && (g->subsys_name || g->subsys_vendor_name))
-				printf("  subsystem      %s%s%s\n", or_unknown(g->subsys_vendor_name),
-				       g->subsys_name ? " " : "", g->subsys_name ? g->subsys_name : "");
+				printf("  subsystem      %s%s%s\n",
+				       cli_esc(or_unknown(g->subsys_vendor_name)),
+				       g->subsys_name ? " " : "", cli_esc(g->subsys_name));
 		}
 		if (g->has_pci_ids)
 			printf("  choose with    --gpu 'VEN_%04X&DEV_%04X'\n", g->vendor_id, g->device_id);
 		if (g->computer_name)
-			printf("  host           %s\n", g->computer_name);
+			printf("  host           %s\n", cli_esc(g->computer_name));
 		printf("  partitions     %" PRIu32, g->partition_count);
 		if (g->valid_count_n) {
 			printf(" (valid counts:");

@@ -586,11 +586,12 @@ static void report_human(struct prepare *p)
 				       set->files[i].guest_path, (unsigned long long)set->files[i].size);
 
 	if (p->guest.known)
-		printf("guest:    %s (%s), build %u.%u, %s\n", p->guest.f.product_name,
-		       p->guest.f.installation_type, p->guest.build_num, p->guest.f.ubr,
-		       p->guest.f.arch);
-	printf("package:  %s (%s, %s %s)\n", set->pkg->folder, set->pkg->provider,
-	       set->pkg->driver_ver_date, set->pkg->driver_ver_version);
+		/* The guest's registry and the INF: escaped (cli_esc()). */
+		printf("guest:    %s (%s), build %u.%u, %s\n", cli_esc(p->guest.f.product_name),
+		       cli_esc(p->guest.f.installation_type), p->guest.build_num, p->guest.f.ubr,
+		       cli_esc(p->guest.f.arch));
+	printf("package:  %s (%s, %s %s)\n", cli_esc(set->pkg->folder), cli_esc(set->pkg->provider),
+	       cli_esc(set->pkg->driver_ver_date), cli_esc(set->pkg->driver_ver_version));
 	printf("%s %zu new, %zu replaced, %zu unchanged (%s of %s)\n",
 	       p->dry_run ? "would write:" : "files:   ", p->rep.n_new, p->rep.n_replaced,
 	       p->rep.n_unchanged,
@@ -612,7 +613,7 @@ static void report_human(struct prepare *p)
 	}
 	for (size_t i = 0; i < p->rep.n_removed; i++)
 		printf("%s %s (%s, stale build)\n", p->dry_run ? "would remove:" : "removed: ",
-		       p->rep.removed[i], session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));
+		       cli_esc(p->rep.removed[i]), session_human_size(p->rep.removed_bytes[i], a, sizeof(a)));
 	if (p->verified >= 0)
 		printf("verified: %s (read back through %s)\n", p->verified ? "ok" : "FAILED",
 		       p->verify_backend);

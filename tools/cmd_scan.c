@@ -56,7 +56,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: gpup scan (IMAGE... | DIR) (--driverstore DIR | --bundle FILE)\n"
-		"                 [--gpu ID|auto] [-j N] [--json]\n\n"
+		"                 [--gpu SEL] [-j N] [--json]\n\n"
 		"Report, for each image (a DIR's *.vhdx, *.avhdx and *.vhd; differencing\n"
 		"chains resolved), the guest build, every package in its HostDriverStore with\n"
 		"its DriverVer, and a verdict against the package the driver source resolves\n"
@@ -254,7 +254,7 @@ static void done(void *ctx, const struct fleet_result *r)
 		json_object_put(o);
 		snprintf(msg, sizeof(msg), "%s: the scan failed%s%s", r->image,
 			 fleet_reason(r, why, sizeof(why))[0] ? ": " : "", why);
-		fprintf(stderr, "gpup: %s\n", msg);
+		cli_error_line(gp_status_id(GP_ERR_IO), EXIT_ERROR, msg);
 		sc->any_broken = true;
 		o = report_new(r->image, false);
 		json_object_object_add(o, "parents", json_object_new_array());
@@ -332,14 +332,15 @@ static void print_table(struct scan *sc)
 			host_ver = jstr(h, "driver_ver");
 		}
 		detail(row, det, sizeof(det));
+		/* The detail holds the guest's folder names: escaped. */
 		printf("%-*s  %-12s %-8s %s%s\n", (int)w, jstr(row, "image"), build, jstr(row, "verdict"),
-		       !strcmp(jstr(row, "in_use"), "true") ? "[in use] " : "", det);
+		       !strcmp(jstr(row, "in_use"), "true") ? "[in use] " : "", cli_esc(det));
 		if (json_object_object_get_ex(row, "parents", &h) && json_object_array_length(h))
 			printf("%-*s  (child of %s)\n", (int)w, "",
 			       json_object_get_string(json_object_array_get_idx(h, 0)));
 	}
 	if (host_folder)
-		printf("host:  %s (DriverVer %s)\n", host_folder, host_ver);
+		printf("host:  %s (DriverVer %s)\n", cli_esc(host_folder), cli_esc(host_ver));
 }
 
 /* The exit status: 1 over 3 over 5 over 0 (see usage()). */
@@ -400,7 +401,10 @@ static long list_dir(const char *dir, char ***out)
 	size_t n = 0;
 
 	if (!d) {
-		fprintf(stderr, "gpup: %s: %s\n", dir, strerror(errno));
+		struct gp_error err = { 0 };
+
+		gp_error_set_errno(&err, GP_ERR_IO, errno, "%s", dir);
+		cli_fail(&err);
 		return -1;
 	}
 	while ((e = readdir(d))) {
@@ -452,6 +456,8 @@ int cmd_scan(int argc, char **argv)
 			usage(stdout);
 			return EXIT_OK;
 		case 'g':
+			if (cli_gpu_option("scan", optarg))
+				return EXIT_USAGE;
 			sc.s.src_opts.gpu = optarg;
 			break;
 		case 'j':
@@ -474,7 +480,11 @@ int cmd_scan(int argc, char **argv)
 			return EXIT_ERROR;
 		images = listed;
 		if (n == 0) {
-			fprintf(stderr, "gpup: %s: holds no .vhdx, .avhdx or .vhd image\n", argv[optind]);
+			struct gp_error err = { 0 };
+
+			gp_error_set(&err, GP_ERR_NOTFOUND, "%s: holds no .vhdx, .avhdx or .vhd image",
+				     argv[optind]);
+			cli_fail(&err);
 			free(listed);
 			return EXIT_ERROR;
 		}

@@ -75,27 +75,36 @@ static int start(struct worker *w, const char *image, int (*one)(void *, const c
 	return 0;
 }
 
-/* Add a line to what @r's worker printed on stderr. */
+/* Add an error line (cli_error_line_to(): plain or a JSON event, like the
+ * worker's own) to what @r's worker printed on stderr; @r->status is set. */
 __attribute__((format(printf, 2, 3)))
 static void append_err(struct fleet_result *r, const char *fmt, ...)
 {
-	char line[PATH_MAX + 128], *nb;
+	char msg[PATH_MAX + 128], *line = NULL, *nb;
+	size_t k = 0;
 	va_list ap;
-	int k;
+	FILE *f;
 
 	va_start(ap, fmt);
-	k = vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (k < 0 || !r->err)
+	if (!r->err)
 		return;
-	if ((size_t)k >= sizeof(line))
-		k = (int)sizeof(line) - 1;
-	nb = realloc(r->err, r->err_len + (size_t)k + 1);
-	if (!nb)
+	f = open_memstream(&line, &k);
+	if (!f)
 		return;
-	memcpy(nb + r->err_len, line, (size_t)k + 1);
-	r->err = nb;
-	r->err_len += (size_t)k;
+	cli_error_line_to(f, gp_status_id(r->status == EXIT_INTERRUPTED ? GP_ERR_ABORTED
+									 : GP_ERR_IO),
+			  r->status, msg);
+	if (fclose(f) == 0) {
+		nb = realloc(r->err, r->err_len + k + 1);
+		if (nb) {
+			memcpy(nb + r->err_len, line, k + 1);
+			r->err = nb;
+			r->err_len += k;
+		}
+	}
+	free(line);
 }
 
 static void finish(struct worker *w, int wstatus)
@@ -110,7 +119,7 @@ static void finish(struct worker *w, int wstatus)
 	w->out = w->err = NULL;
 	/* Say it: a worker that died leaves no line of its own. */
 	if (WIFSIGNALED(wstatus))
-		append_err(&w->r, "gpup: %s: the worker died of signal %d\n", w->r.image,
+		append_err(&w->r, "%s: the worker died of signal %d", w->r.image,
 			   WTERMSIG(wstatus));
 	w->pid = 0;
 	w->finished = true;
@@ -126,7 +135,7 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 	int worst = EXIT_OK;
 
 	if (!w) {
-		fprintf(stderr, "gpup: out of memory\n");
+		cli_error_line(gp_status_id(GP_ERR_NOMEM), EXIT_ERROR, "out of memory");
 		return EXIT_ERROR;
 	}
 	if (jobs < 1)
@@ -137,7 +146,7 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 
 			if (e != 0) {
 				finish(&w[next], EXIT_ERROR << 8);
-				append_err(&w[next].r, "gpup: %s: cannot start a worker: %s\n",
+				append_err(&w[next].r, "%s: cannot start a worker: %s",
 					   images[next], strerror(-e));
 			} else {
 				running++;
@@ -167,7 +176,7 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 				for (size_t i = 0; i < next; i++)
 					if (w[i].pid > 0) {
 						finish(&w[i], EXIT_ERROR << 8);
-						append_err(&w[i].r, "gpup: %s: lost its worker: %s\n",
+						append_err(&w[i].r, "%s: lost its worker: %s",
 							   images[i], strerror(e));
 					}
 				running = 0;
@@ -182,7 +191,7 @@ int fleet_run(char **images, size_t n, unsigned jobs,
 			for (; next < n; next++) {
 				w[next].r.image = images[next];
 				finish(&w[next], EXIT_INTERRUPTED << 8);
-				append_err(&w[next].r, "gpup: %s: interrupted before it started; nothing was written\n",
+				append_err(&w[next].r, "%s: interrupted before it started; nothing was written",
 					   images[next]);
 			}
 		}
@@ -373,14 +382,29 @@ void fleet_print_json_line(const struct fleet_result *r)
 const char *fleet_reason(const struct fleet_result *r, char *buf, size_t size)
 {
 	const char *p = r->err, *last = NULL;
+	size_t k;
 
 	buf[0] = '\0';
-	for (; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
-		if (!strncmp(p, "gpup: ", 6) && strncmp(p, "gpup: warning: ", 15))
+	for (; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+		if (!strncmp(p, "gpup: ", 6) && strncmp(p, "gpup: warning: ", 15)) {
 			last = p + 6;
-	if (last) {
-		size_t k = strcspn(last, "\n");
+		} else if (*p == '{') {
+			/* --progress=json: the last "error" event's message. */
+			char *line = strndup(p, strcspn(p, "\n"));
+			struct json_object *o = line ? json_tokener_parse(line) : NULL, *ev, *msg;
 
+			free(line);
+			if (o && json_object_object_get_ex(o, "event", &ev) &&
+			    !strcmp(json_object_get_string(ev), "error") &&
+			    json_object_object_get_ex(o, "message", &msg)) {
+				snprintf(buf, size, "%s", json_object_get_string(msg));
+				last = NULL;
+			}
+			json_object_put(o);
+		}
+	}
+	if (last) {
+		k = strcspn(last, "\n");
 		if (k >= size)
 			k = size - 1;
 		memcpy(buf, last, k);

@@ -169,3 +169,103 @@ Test(output, progress_completion_offers_its_values)
 	cr_assert_str_eq(r.out, "json tty none\n");
 	t_run_free(&r);
 }
+
+/* The fleet commands (scan, prepare IMAGE...) print through the same
+ * channel: -q leaves stderr empty on success, --progress=json makes every
+ * line an event -- the workers' lines and the parent's own (an image that
+ * cannot be scanned, an empty directory); scan's --gpu is the shared
+ * selector. */
+Test(output, fleet_commands_quiet_and_events)
+{
+	char *a = t_guest_copy(dir, "--size 2G --vhdx", "a.vhdx");
+	char *b = t_guest_copy(dir, "--size 2G --vhdx", "b.vhdx");
+	char *st = t_fixture("mkstore.sh", ""), *empty = t_strdup_printf("%s/empty", dir);
+	struct events ev;
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' '%s' --driverstore '%s' --gpu '" NV_GPU "' -j 2 -q --no-verify",
+	       a, b, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_empty(r.err, "prepare IMAGE... -q: '%s'", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "scan '%s' '%s' --driverstore '%s' --gpu 10de:2860 -q", a, b, st);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_assert_str_empty(r.err, "scan -q: '%s'", r.err);
+	t_run_free(&r);
+
+	/* One image missing: the worker's failure is an "error" event. */
+	t_gpup(&r, "prepare '%s' '%s/none.vhdx' --driverstore '%s' --gpu '" NV_GPU "' -j 2 "
+		   "--progress=json", a, dir, st);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	read_events(r.err, "prepare", &ev);
+	cr_assert_geq(ev.errors, 1, "%s", r.err);
+	t_run_free(&r);
+
+	/* The store's warning (a broken INF, shown once by the parent) and an
+	 * image that cannot be read (refused) with events. */
+	t_gpup(&r, "scan '%s' '%s/none.vhdx' --driverstore '%s' --gpu 10de:2860 --progress=json",
+	       a, dir, st);
+	cr_assert_eq(r.status, 3, "%s%s", r.out, r.err);
+	read_events(r.err, "scan", &ev);
+	cr_assert_geq(ev.warnings, 1, "%s", r.err);
+	t_run_free(&r);
+	t_run(&r, "mkdir '%s'", empty);
+	t_run_free(&r);
+	t_gpup(&r, "scan '%s' --driverstore '%s' --progress=json", empty, st);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	read_events(r.err, "scan", &ev);
+	cr_assert_eq(ev.errors, 1);
+	t_run_free(&r);
+	/* scan's --gpu takes the one selector syntax, and refuses what it refuses. */
+	t_gpup(&r, "scan '%s' --driverstore '%s' --gpu \"$(printf 'RTX\\033')\" -q", a, st);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	t_run_free(&r);
+	free(empty);
+	free(st);
+	free(b);
+	free(a);
+}
+
+/* A package folder whose name holds control characters is skipped with a
+ * warning that shows them escaped; nothing raw reaches the terminal. */
+Test(output, package_folder_with_control_characters_is_skipped)
+{
+	char *st = t_fixture("mkstore.sh", ""), *copy = t_strdup_printf("%s/st", dir);
+	struct t_run r;
+
+	t_run(&r, "cp -a '%s' '%s' && mkdir \"%s/Windows/System32/DriverStore/FileRepository/"
+		  "$(printf 'ev\\033[31mil.inf_amd64_\\007')1\"", st, copy, copy);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "drivers --driverstore '%s'", copy);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "ev\\x1b[31mil.inf_amd64_\\x071: a package folder name holding "
+				"control character 0x1b; package skipped"), "%s", r.err);
+	cr_assert_null(memchr(r.err, 0x1b, strlen(r.err)), "%s", r.err);
+	cr_assert_null(memchr(r.out, 0x1b, r.out_len), "%s", r.out);
+	cr_assert_null(strchr(r.out, 0x07), "%s", r.out);
+	t_run_free(&r);
+	free(copy);
+	free(st);
+}
+
+/* A guest file named with the C1 CSI (U+009B, which gpup put lets in as
+ * Windows does; C0 controls it refuses): ls shows the name escaped. */
+Test(output, ls_escapes_file_names)
+{
+	char *img = t_guest_copy(dir, "--size 2G --vhdx", "g.vhdx");
+	struct t_run r;
+
+	t_run(&r, "cd '%s' && echo x > \"$(printf 'a\302\23331mb')\"", dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "put '%s' \"%s/$(printf 'a\302\23331mb')\" /", img, dir);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "ls '%s' /", img);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, " a\\u009b31mb\n"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "\xc2\x9b"), "%s", r.out);
+	t_run_free(&r);
+	free(img);
+}

@@ -515,3 +515,47 @@ Test(hostconf_cli, gpus_from_microsoft_sample)
 	free(cut);
 	free(f);
 }
+
+/* Text from the files (the list's ComputerName, pci.ids names) reaches the
+ * terminal with its control characters escaped: ESC [31m, BEL and the C1
+ * CSI (U+009B) are shown, not sent; an instance path holding one is
+ * refused, naming file:line. */
+Test(hostconf_cli, gpus_control_characters_escaped_or_refused)
+{
+	char *f = hc_data("howto-two-gpus.txt");
+	char *evil = t_strdup_printf("%s/evil.txt", dir), *ids = t_strdup_printf("%s/pci.ids", dir);
+	char *bad = t_strdup_printf("%s/badpath.txt", dir);
+	static const char pci[] = "10de  NVIDIA Corporation\n\t2860  RTX\x1b[31m 4070\x07\xc2\x9b" "1m\n";
+	struct t_run r;
+
+	cr_assert_eq(t_write_file(ids, pci, sizeof(pci) - 1), 0);
+	t_run(&r, "sed 's/MYHOST/MY\\x1b[31mHOST\\x07/' '%s' > '%s' && "
+		  "sed '2s/VEN_10DE/VEN_\\x1b]0;pwned\\x07/' '%s' > '%s'", f, evil, f, bad);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s' --pci-ids '%s'", evil, ids), 0, "%s", r.err);
+	cr_assert_null(memchr(r.out, 0x1b, r.out_len), "%s", r.out);
+	cr_assert_null(memchr(r.out, 0x07, r.out_len), "%s", r.out);
+	cr_assert_null(strstr(r.out, "\xc2\x9b"), "%s", r.out);
+	cr_assert(strstr(r.out, "host           MY\\x1b[31mHOST\\x07\n"), "%s", r.out);
+	cr_assert(strstr(r.out, "RTX\\x1b[31m 4070\\x07\\u009b1m"), "%s", r.out);
+	t_run_free(&r);
+	/* --json keeps the text as it is (JSON escapes it). */
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s' --json", evil), 0, "%s", r.err);
+	cr_assert(strstr(r.out, "MY\\u001b[31mHOST\\u0007"), "%s", r.out);
+	t_run_free(&r);
+	cr_assert_eq(t_gpup(&r, "gpus --from '%s'", bad), 1);
+	cr_assert(strstr(r.err, "badpath.txt:2: the instance path (Name) holds control "
+				"character 0x1b"), "%s", r.err);
+	cr_assert_eq(r.out_len, 0, "%s", r.out);
+	t_run_free(&r);
+	/* hostconf, which writes the script, refuses it too. */
+	cr_assert_neq(t_gpup(&r, "hostconf --from '%s' --vm v --gpu 8086:a7a0", bad), 0);
+	cr_assert(strstr(r.err, "badpath.txt:2:"), "%s", r.err);
+	cr_assert_null(memchr(r.out, 0x1b, r.out_len));
+	t_run_free(&r);
+	free(bad);
+	free(ids);
+	free(evil);
+	free(f);
+}

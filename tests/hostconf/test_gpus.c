@@ -121,6 +121,33 @@ Test(gpus, utf16le_file)
 	free(text);
 }
 
+/* UTF-16 big-endian (`Out-File -Encoding BigEndianUnicode`, iconv), with
+ * and without a byte-order mark, converted by iconv -- not by our code. */
+Test(gpus, utf16be_file)
+{
+	char *dir = t_tmpdir(), *src = hc_data("howto-two-gpus.txt");
+	char *bom = t_strdup_printf("%s/be-bom.txt", dir), *raw = t_strdup_printf("%s/be.txt", dir);
+	struct gp_error err = { 0 };
+	struct gp_gpu_list l;
+	struct t_run r;
+
+	cr_assert_eq(t_run(&r, "{ printf '\\376\\377'; iconv -f UTF-8 -t UTF-16BE '%s'; } > '%s' && "
+			       "iconv -f UTF-8 -t UTF-16BE '%s' > '%s'", src, bom, src, raw), 0,
+		     "%s", r.err);
+	t_run_free(&r);
+	cr_assert_eq(gp_gpus_load(bom, &l, &err), 0, "%s", err.msg);
+	assert_howto(&l);
+	gp_gpus_free(&l);
+	cr_assert_eq(gp_gpus_load(raw, &l, &err), 0, "%s", err.msg);
+	assert_howto(&l);
+	gp_gpus_free(&l);
+	t_rm_rf(dir);
+	free(dir);
+	free(src);
+	free(bom);
+	free(raw);
+}
+
 Test(gpus, garbage_names_file_and_line)
 {
 	struct gp_error err = { 0 };
