@@ -8,6 +8,7 @@
  *    file operations;
  *  - ntfs_alloc.c: where new file data goes (compact placement), and
  *    claiming free runs explicitly where libntfs-3g's allocator gives up;
+ *  - ntfs_index.c: case-insensitive search of a directory's index;
  *  - ntfs_space.c: how much space a set of files takes (the plan's check);
  *  - ntfs_bitmap.c: whether $Bitmap marks every cluster files use as used.
  */
@@ -98,6 +99,14 @@ int gp_ntfs_to_utf16(const char *s, ntfschar *out, int max);
  * Returns 0 and *@mref, or -1 with errno ENOENT/EEXIST/other. */
 int gp_ntfs_lookup_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, int len,
 		      u64 *mref);
+
+/* Every file directory @dir's index names @name (UTF-16, @len units) under,
+ * letter case ignored for every name type, by a walk of the index B+tree
+ * (ntfs_index.c; the index must be reachable from its root, see
+ * ntfs_files.c). Returns 0 with *@matches (distinct files) and *@mref (one
+ * of them), or -1 with errno. */
+int gp_ntfs_index_find_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, int len,
+			  int *matches, u64 *mref);
 
 /* Allocate a libntfs-3g device named @name over @dev (which must outlive
  * it). Returns NULL with errno set. Free with ntfs_device_free() (by
