@@ -36,6 +36,16 @@
 #include "gp_error.h"
 #include "ntfsvol.h"
 
+/* The device's read cache (ntfs_device.c): whole 4 KiB blocks of the
+ * volume that small reads (metadata: MFT records, index blocks, $Bitmap)
+ * brought in, direct-mapped, written through, empty while the device is
+ * closed. Allocated at the first small read. */
+struct gp_ntfs_cache {
+	uint8_t *data;          /* slots x block bytes */
+	uint64_t *tag;          /* block number + 1 per slot; 0: empty */
+	uint64_t hits, misses;  /* blocks served from / read into the cache */
+};
+
 /* The device's private data: which bytes of which disk hold the volume, the
  * file position for the seek/read/write operations, and the first disk
  * error (libntfs-3g only sees an errno; this keeps what really failed). */
@@ -46,6 +56,7 @@ struct gp_ntfs_dev {
 	uint64_t pos;           /* seek position, relative to @offset */
 	bool writable;
 	struct gp_error err;    /* first disk failure, "" when none */
+	struct gp_ntfs_cache cache;
 };
 
 /* A mounted volume (ntfsvol.h). */
