@@ -19,13 +19,14 @@
 /*
  * $I30 is collated by COLLATION_FILE_NAME: names compared upper-cased
  * through the volume's $UpCase first, and only names equal that way
- * ordered by their exact code units (libntfs-3g's
- * ntfs_names_full_collate(), CASE_SENSITIVE; Windows orders the same way).
- * So all spellings of a name sit next to each other. The search key is the
- * name without its last unit: it sorts before every spelling (same
+ * ordered among themselves (libntfs-3g's ntfs_names_full_collate(),
+ * CASE_SENSITIVE). So all spellings of a name sit next to each other,
+ * whatever order a writer gave them within that run. The search key is
+ * the name without its last unit: it sorts before every spelling (same
  * upper-cased prefix, shorter), and what lies between it and the run is
- * only names that share that prefix and end in a smaller unit (usually
- * none). From there the walk goes forward until a name sorts after the run.
+ * only names whose upper-cased form extends that prefix by a smaller unit
+ * (usually none). From there the walk goes forward until a name sorts
+ * after the run.
  *
  * Returns 0 with *@matches (distinct files named so: a Win32 name and its
  * DOS alias of one file count once) and *@mref (the last one met), or -1
