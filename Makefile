@@ -128,7 +128,8 @@ mutate: tests
 # `make bench`: builds gpup, then bench/run.sh generates an NVIDIA-sized host
 # package and an 8 GiB guest VHDX under $(BUILD)/bench, times gpup against the
 # cp floor and the qemu-img/loop/ntfs-3g pipeline and rewrites the generated
-# part of bench/RESULTS.md. Knobs: BENCH_SCALES="1 2 4" BENCH_REPS=3 BENCH_KEEP=0.
+# part of bench/RESULTS.md. Knobs: BENCH_SCALES="1 2 4" BENCH_REPS=3 BENCH_KEEP=0
+# BENCH_FILES="1000 10000 100000".
 bench: $(GPUP)
 	@GPUP_BIN=$(abspath $(GPUP)) GPUP_SRC=$(CURDIR) GPUP_SHARED=$(SHARED) \
 	  sh bench/run.sh $(BUILD)/bench

@@ -2,7 +2,7 @@
 # mkpackage.sh — build a host DriverStore holding one NVIDIA-sized display
 # driver package, for `make bench` (bench/run.sh).
 #
-# Usage: mkpackage.sh OUTDIR [--scale N]
+# Usage: mkpackage.sh OUTDIR [--scale N | --files N]
 #
 # Writes (deterministically: same arguments, same bytes and mtimes):
 #   OUTDIR/Windows/System32/DriverStore/FileRepository/
@@ -19,6 +19,10 @@
 # About 1.2 GB and 851 files at --scale 1 (the shape of a real NVIDIA package:
 # a few huge binaries, a couple hundred mid-size DLLs, many small files).
 #
+# --files N replaces big/, mid/ and small/ with N one-byte files, all in one
+# folder (many/fNNNNNN.dat), and a one-byte big/big00.bin (the INF names it), for the scaling run of bench/run.sh: the cost
+# per file, not per byte, and a directory index that grows with every file.
+#
 # File contents: the big and mid files are an AES-128-CTR key stream keyed by
 # the file name (openssl enc, fast and incompressible, like the already-
 # compressed parts of a real driver); the small files are "<line number>
@@ -27,13 +31,16 @@
 # 2024-03-20 12:00:00 UTC.
 set -eu
 
-usage() { echo "usage: mkpackage.sh OUTDIR [--scale N]" >&2; exit 2; }
+usage() { echo "usage: mkpackage.sh OUTDIR [--scale N | --files N]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 OUT=$1; shift
 SCALE=1
+FILES=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--scale) [ $# -ge 2 ] || usage; SCALE=$2; shift 2 ;;
+	--files) [ $# -ge 2 ] || usage; FILES=$2; shift 2
+		case $FILES in ''|*[!0-9]*) usage ;; esac ;;
 	*) usage ;;
 	esac
 done
@@ -42,7 +49,7 @@ case $SCALE in ''|*[!0-9]*) usage ;; esac
 
 PKG="$OUT/Windows/System32/DriverStore/FileRepository/nv_dispi.inf_amd64_bench0000bench0"
 rm -rf "$OUT/Windows"
-mkdir -p "$PKG/big" "$PKG/mid" "$PKG/small"
+mkdir -p "$PKG"
 
 # randfile PATH BYTES: key stream of AES-128-CTR keyed by PATH's base name.
 randfile() {
@@ -55,6 +62,16 @@ textfile() {
 	seq -f "%012g $(basename "$1")" 1 $(( $2 / 14 + 1 )) | head -c "$2" >"$1"
 }
 
+if [ -n "$FILES" ]; then
+	# One shell loop would take minutes at 100,000 files; awk writes them in
+	# one process (closing each, or it runs out of descriptors).
+	# big/big00.bin stays (one byte): the INF names it.
+	mkdir -p "$PKG/many" "$PKG/big"
+	printf x >"$PKG/big/big00.bin"
+	awk -v n="$FILES" -v d="$PKG/many" 'BEGIN {
+		for (i = 0; i < n; i++) { f = sprintf("%s/f%06d.dat", d, i); printf "x" >f; close(f) } }'
+else
+mkdir -p "$PKG/big" "$PKG/mid" "$PKG/small"
 i=0
 while [ $i -lt 8 ]; do
 	randfile "$PKG/big/big$(printf %02d $i).bin" $(( 100000000 * SCALE ))
@@ -73,6 +90,7 @@ while [ $i -lt 600 ]; do
 	textfile "$d/s$(printf %03d $i).dat" $(( (1024 + (i * 7919) % 204800) * SCALE ))
 	i=$((i + 1))
 done
+fi
 textfile "$PKG/nvapi64.dll" $(( 65536 * SCALE ))
 textfile "$PKG/nvml_loader.dll" $(( 65536 * SCALE ))
 

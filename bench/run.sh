@@ -9,6 +9,7 @@
 #   BENCH_KEEP    1: keep generated packages/guest in WORKDIR     [0]
 #   BENCH_OUT     results file                                    [bench/RESULTS.md]
 #   BENCH_RESUME  1: only the engine part, appended to an interrupted run  [0]
+#   BENCH_FILES   file counts of the cost-per-file run ("" skips it)  ["1000 10000 100000"]
 #
 # What it does, in one run, so that all ratios come from the same machine state:
 #   - bench/mkpackage.sh builds a host DriverStore with an NVIDIA-sized package
@@ -24,6 +25,9 @@
 #   - (scale 1) the Linux pipeline: qemu-img convert to raw, loop device + ntfs-3g,
 #     cp -r, convert back to a dynamic VHDX (needs root and loop devices;
 #     skipped with the reason otherwise).
+#   - (once) cost per file: `gpup prepare` (with verify) of packages of N
+#     one-byte files in one folder (bench/mkpackage.sh --files N), user +
+#     system CPU time and elapsed, each against the smallest N's.
 #   - (once) 1 GiB sequential write through the VHDX engine (`gpup disk write`)
 #     into a new dynamic VHDX vs. the same bytes to a raw file; `gpup inspect`
 #     of a new 2 TiB dynamic VHDX.
@@ -290,6 +294,49 @@ for s in $SCALES; do
 	emit ""
 	[ "$KEEP" = 1 ] || rm -rf "$ST"
 done
+
+# ---- cost per file: N one-byte files in one folder --------------------------------
+# CPU time (user + system, from /usr/bin/time) is the figure to compare: on
+# the shared 2-core machine elapsed time is mostly waiting for a core.
+FILES=${BENCH_FILES-1000 10000 100000}
+if [ -n "$FILES" ]; then
+	log "cost per file: $FILES one-byte files"
+	emit "### Cost per file: packages of N one-byte files in one folder"
+	emit ""
+	emit "| files | prepare (with verify) + sync, elapsed s | range s | CPU s (user + system) | range s | CPU per file, x the first row's |"
+	emit "| ---: | ---: | ---: | ---: | ---: | ---: |"
+	base_cpu=
+	for n in $FILES; do
+		d=$WORK/files$n
+		if [ ! -f "$d/stamp" ] || [ "$(cat "$d/stamp")" != "$(cksum <"$SRC/bench/mkpackage.sh")" ]; then
+			rm -rf "$d"
+			sh "$SRC/bench/mkpackage.sh" "$d" --files "$n"
+			cksum <"$SRC/bench/mkpackage.sh" >"$d/stamp"
+		fi
+		T=$WORK/tf$n
+		rm -rf "$T"; mkdir -p "$T"
+		r=1
+		while [ "$r" -le "$REPS" ]; do
+			img=$WORK/img.vhdx
+			rm -f "$img"; cp --sparse=always "$BASE" "$img"; sync
+			t0=$(now)
+			/usr/bin/time -f '%U %S' -o "$T/cpu.tmp" "$GPUP" prepare "$img" --driverstore "$d" \
+				--gpu "$GPU" -q >/dev/null || die "prepare of $n files failed"
+			sync; t1=$(now)
+			echo "$t1 - $t0" | bc >>"$T/el"
+			awk '{print $1 + $2}' "$T/cpu.tmp" >>"$T/cpu"
+			rm -f "$img"
+			r=$((r + 1))
+		done
+		cpu=$(medv "$T/cpu")
+		[ -n "$base_cpu" ] || { base_cpu=$cpu; base_n=$n; }
+		emit "| $n | $(fmt "$(medv "$T/el")") | $(spread "$T/el") | $(fmt "$cpu") | $(spread "$T/cpu") | $(awk -v c="$cpu" -v n="$n" -v bc="$base_cpu" -v bn="$base_n" 'BEGIN { printf "%.2f", (c / n) / (bc / bn) }') |"
+		[ "$KEEP" = 1 ] || rm -rf "$d"
+	done
+	emit ""
+	emit "Target: 100,000 files in <= 15 x the time of 10,000 (CPU per file <= 1.5 x)."
+	emit ""
+fi
 
 else
 	PIPE_T=

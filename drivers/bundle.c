@@ -287,6 +287,18 @@ static int setup_writer(struct creator *c, struct archive *a)
 	}
 	if (r == ARCHIVE_OK && filter)
 		r = archive_write_set_filter_option(a, filter, "compression-level", level);
+	/* zstd on every core (bench/RESULTS.md: one core made bundle create
+	 * take 2-3x `tar | zstd -T0`). Multi-threaded zstd writes the same
+	 * bytes for any number of workers >= 1, so bundles stay reproducible
+	 * across machines. A libarchive without the option compresses on one
+	 * thread, the same format. */
+	if (r == ARCHIVE_OK && c->opts->format == GP_BUNDLE_TAR_ZSTD) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		char threads[24];
+
+		snprintf(threads, sizeof(threads), "%ld", cpus > 1 ? cpus : 1);
+		(void)archive_write_set_filter_option(a, "zstd", "threads", threads);
+	}
 	/* Restricted pax: ustar headers, an extended header only for what
 	 * ustar cannot hold (no times or owner names in pax records). */
 	if (r == ARCHIVE_OK && c->opts->format != GP_BUNDLE_ZIP)

@@ -3,6 +3,7 @@
  * store.h for the rules; this file says why where they are not obvious. */
 #include "store_priv.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +37,16 @@ struct vmvalue {
 	size_t n;
 };
 
+/* The set's guest paths (files[] and missing[]) by name, letter case
+ * ignored: open addressing, each slot the entry's tag + 1 (0: empty), a
+ * tag being 2 * index in files[], or 2 * index in missing[] + 1. A linear
+ * search per added file made a package folder of N files cost N^2. */
+struct guest_index {
+	size_t *slot;
+	size_t cap;  /* a power of two, at least twice the entries */
+	size_t n;
+};
+
 struct ctx {
 	struct gp_store *s;
 	const struct gp_package *pkg;
@@ -43,6 +54,7 @@ struct ctx {
 	bool allow_missing;
 	struct gp_inject_set *set;
 	size_t cap;
+	struct guest_index idx;
 	char **visited;     /* install/Needs sections already followed */
 	size_t n_visited;
 	struct vmvalue *vm;
@@ -122,18 +134,77 @@ void gp_inject_set_free(struct gp_inject_set *set)
 
 /* ---- adding files -------------------------------------------------------- */
 
+/* FNV-1a of @s with each byte folded as strcasecmp() folds it, so that
+ * names equal to strcasecmp() hash alike. */
+static size_t hash_ci(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+
+	for (; *s; s++)
+		h = (h ^ (uint64_t)tolower((unsigned char)*s)) * 0x100000001b3u;
+	return (size_t)h;
+}
+
+static const char *tag_name(const struct ctx *c, size_t tag)
+{
+	return tag & 1 ? c->set->missing[tag >> 1] : c->set->files[tag >> 1].guest_path;
+}
+
+/* The slot holding @guest (letter case ignored), or the empty one where it
+ * goes. The table is never full (guest_index_add()). */
+static size_t guest_slot(const struct ctx *c, const char *guest)
+{
+	size_t mask = c->idx.cap - 1, i = hash_ci(guest) & mask;
+
+	while (c->idx.slot[i] && strcasecmp(tag_name(c, c->idx.slot[i] - 1), guest) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Index the entry @tag (whose name is not indexed yet). Returns 0 or
+ * nomem(). */
+static int guest_index_add(struct ctx *c, size_t tag)
+{
+	if (2 * (c->idx.n + 1) > c->idx.cap) {
+		struct guest_index old = c->idx;
+
+		c->idx.cap = old.cap ? old.cap * 2 : 256;
+		c->idx.slot = calloc(c->idx.cap, sizeof(*c->idx.slot));
+		if (!c->idx.slot) {
+			c->idx = old;
+			return nomem(c);
+		}
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.slot[i])
+				c->idx.slot[guest_slot(c, tag_name(c, old.slot[i] - 1))] = old.slot[i];
+		free(old.slot);
+	}
+	c->idx.slot[guest_slot(c, tag_name(c, tag))] = tag + 1;
+	c->idx.n++;
+	return 0;
+}
+
 /* NTFS compares names case-insensitively, so two entries whose guest paths
  * differ only in case are the same file: the first one wins. Returns the
  * index in files[], count + index in missing[], or SIZE_MAX. */
 static size_t find_guest(const struct ctx *c, const char *guest)
 {
-	for (size_t i = 0; i < c->set->count; i++)
-		if (strcasecmp(c->set->files[i].guest_path, guest) == 0)
-			return i;
-	for (size_t i = 0; i < c->set->n_missing; i++)
-		if (strcasecmp(c->set->missing[i], guest) == 0)
-			return c->set->count + i;
-	return SIZE_MAX;
+	size_t tag;
+
+	if (!c->idx.n)
+		return SIZE_MAX;
+	tag = c->idx.slot[guest_slot(c, guest)];
+	if (!tag--)
+		return SIZE_MAX;
+	return tag & 1 ? c->set->count + (tag >> 1) : tag >> 1;
+}
+
+/* Record @guest as a file the set lacks (copied). */
+static int add_missing(struct ctx *c, const char *guest)
+{
+	if (!push_str(&c->set->missing, &c->set->n_missing, guest))
+		return nomem(c);
+	return guest_index_add(c, 2 * (c->set->n_missing - 1) + 1);
 }
 
 /* Record a second reason for a file already in the set (nv_dispi.inf names
@@ -183,7 +254,7 @@ static int add_file(struct ctx *c, const char *guest, const char *source, uint64
 		return nomem(c);
 	if (add_u64(c->set->total_bytes, f->size, &c->set->total_bytes) < 0)
 		c->set->total_bytes = UINT64_MAX;
-	return 0;
+	return guest_index_add(c, 2 * (c->set->count - 1));
 }
 
 /* Add every regular file below @dir as @guest_dir/<relative path>. */
@@ -433,8 +504,7 @@ static int check_media_files(struct ctx *c)
 			if (find_guest(c, guest) != SIZE_MAX) {
 				/* Listed in both sections, reported once. */
 			} else if (c->allow_missing) {
-				if (!push_str(&c->set->missing, &c->set->n_missing, guest))
-					rc = nomem(c);
+				rc = add_missing(c, guest);
 			} else {
 				rc = c->rc = gp_error_set(&c->s->err, GP_ERR_NOTFOUND,
 							  "%s: %s, listed in [%s] of %s, is missing from the package "
@@ -500,8 +570,7 @@ static int add_companion(struct ctx *c, const char *guest_dir, const char *dest,
 	}
 	if (!path) {
 		if (c->allow_missing) {
-			if (!push_str(&c->set->missing, &c->set->n_missing, guest))
-				rc = nomem(c);
+			rc = add_missing(c, guest);
 		} else {
 			rc = c->rc = gp_error_set(&c->s->err, GP_ERR_NOTFOUND,
 						  "%s: %s (%s -> %s) is neither in %s nor in the host's %s; "
@@ -995,6 +1064,7 @@ out:
 	gp_inf_free(c.inf);
 	free_strs(c.visited, c.n_visited);
 	free_strs(c.copyinf, c.n_copyinf);
+	free(c.idx.slot);
 	for (size_t i = 0; i < c.n_vm; i++) {
 		free(c.vm[i].subkey);
 		free(c.vm[i].name);

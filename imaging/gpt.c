@@ -325,10 +325,25 @@ struct gpt_copy {
 	char why[512];
 };
 
+/* A read of the table failed: the disk's error, with what was read. A
+ * copy that cannot be read is not a damaged copy: falling back to the
+ * backup would hide a failing disk from the caller, which trusts no image
+ * that fails a read. */
+static int read_failed(struct part_reader *r, const char *what, uint64_t lba)
+{
+	const struct gp_error *de = gp_disk_error(r->d);
+	int rc = gp_error_set(r->err, de->code ? de->code : GP_ERR_IO, "%s: %s %llu: %s", r->path,
+			      what, (unsigned long long)lba, gp_error_message(de));
+
+	gp_disk_clear_error(r->d);
+	return rc;
+}
+
 /*
  * Load and check the header at @lba and its entry array against the disk.
  * Returns 0 when both are good, 1 when they are not (@c->why says which
- * rule failed), or GP_ERR_NOMEM.
+ * rule failed), or a negative code (recorded on @r) when the disk fails a
+ * read or memory runs out.
  */
 static int gpt_load(struct part_reader *r, uint64_t lba, struct gpt_copy *c)
 {
@@ -346,9 +361,8 @@ static int gpt_load(struct part_reader *r, uint64_t lba, struct gpt_copy *c)
 		goto bad;
 	}
 	if (gp_disk_pread(r->d, sec, r->ss, lba * r->ss)) {
-		snprintf(c->why, sizeof(c->why), "%s", gp_error_message(gp_disk_error(r->d)));
-		gp_disk_clear_error(r->d);
-		goto bad;
+		free(sec);
+		return read_failed(r, "GPT header at LBA", lba);
 	}
 	if (gpt_header_parse(sec, r->ss, h, c->why, sizeof(c->why)))
 		goto bad;
@@ -406,11 +420,10 @@ static int gpt_load(struct part_reader *r, uint64_t lba, struct gpt_copy *c)
 		}
 		if (gp_disk_pread(r->d, c->array, array_sectors * r->ss,
 				  h->partition_entry_lba * r->ss)) {
-			snprintf(c->why, sizeof(c->why), "partition entry array at LBA %llu: %s",
-				 (unsigned long long)h->partition_entry_lba,
-				 gp_error_message(gp_disk_error(r->d)));
-			gp_disk_clear_error(r->d);
-			goto bad;
+			free(sec);
+			free(c->array);
+			c->array = NULL;
+			return read_failed(r, "partition entry array at LBA", h->partition_entry_lba);
 		}
 	}
 	uint32_t crc = gpt_crc32(c->array, c->array_bytes);

@@ -337,11 +337,14 @@ static int scan_filldir(void *dirent, const ntfschar *name, const int name_len,
 
 /* Find @name (UTF-16) in directory @dir the way Windows does: letter case
  * ignored for every name type. The index lookup finds the exact spelling
- * fast; a miss is confirmed by a scan of the directory, because
- * libntfs-3g's case-insensitive mode ignores case only for Win32 names
- * (names created by ntfs-3g are POSIX names) and lower-cases what
- * ntfs_readdir() reports. Returns 0 and *@mref, or -1 with errno (ENOENT
- * when absent, EEXIST when several names differ only in case). */
+ * fast; a miss is confirmed by a walk of the index around where the name
+ * sorts (gp_ntfs_index_find_ci()), because libntfs-3g's case-insensitive
+ * mode ignores case only for Win32 names (names created by ntfs-3g are
+ * POSIX names) and lower-cases what ntfs_readdir() reports. A directory
+ * whose root does not reach its blocks (index_blocks_unreachable()) is
+ * scanned whole instead: rare, and its root alone is the directory.
+ * Returns 0 and *@mref, or -1 with errno (ENOENT when absent, EEXIST when
+ * several names differ only in case). */
 int gp_ntfs_lookup_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, int len, u64 *mref)
 {
 	struct scan_ctx c = { .vol = vol, .name = name, .len = len };
@@ -354,8 +357,12 @@ int gp_ntfs_lookup_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, i
 	}
 	if (errno != ENOENT)
 		return -1;
-	if (readdir_reachable(dir, &c, scan_filldir, &c.stop))
+	if (!index_blocks_unreachable(dir)) {
+		if (gp_ntfs_index_find_ci(vol, dir, name, len, &c.matches, &c.mref))
+			return -1;
+	} else if (readdir_reachable(dir, &c, scan_filldir, &c.stop)) {
 		return -1;
+	}
 	if (c.matches == 0) {
 		errno = ENOENT;
 		return -1;

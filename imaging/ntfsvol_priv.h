@@ -8,6 +8,7 @@
  *    file operations;
  *  - ntfs_alloc.c: where new file data goes (compact placement), and
  *    claiming free runs explicitly where libntfs-3g's allocator gives up;
+ *  - ntfs_index.c: case-insensitive search of a directory's index;
  *  - ntfs_space.c: how much space a set of files takes (the plan's check);
  *  - ntfs_bitmap.c: whether $Bitmap marks every cluster files use as used.
  */
@@ -35,6 +36,16 @@
 #include "gp_error.h"
 #include "ntfsvol.h"
 
+/* The device's read cache (ntfs_device.c): whole 4 KiB blocks of the
+ * volume that small reads (metadata: MFT records, index blocks, $Bitmap)
+ * brought in, direct-mapped, written through, empty while the device is
+ * closed. Allocated at the first small read. */
+struct gp_ntfs_cache {
+	uint8_t *data;          /* slots x block bytes */
+	uint64_t *tag;          /* block number + 1 per slot; 0: empty */
+	uint64_t hits, misses;  /* blocks served from / read into the cache */
+};
+
 /* The device's private data: which bytes of which disk hold the volume, the
  * file position for the seek/read/write operations, and the first disk
  * error (libntfs-3g only sees an errno; this keeps what really failed). */
@@ -45,6 +56,7 @@ struct gp_ntfs_dev {
 	uint64_t pos;           /* seek position, relative to @offset */
 	bool writable;
 	struct gp_error err;    /* first disk failure, "" when none */
+	struct gp_ntfs_cache cache;
 };
 
 /* A mounted volume (ntfsvol.h). */
@@ -98,6 +110,14 @@ int gp_ntfs_to_utf16(const char *s, ntfschar *out, int max);
  * Returns 0 and *@mref, or -1 with errno ENOENT/EEXIST/other. */
 int gp_ntfs_lookup_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, int len,
 		      u64 *mref);
+
+/* Every file directory @dir's index names @name (UTF-16, @len units) under,
+ * letter case ignored for every name type, by a walk of the index B+tree
+ * (ntfs_index.c; the index must be reachable from its root, see
+ * ntfs_files.c). Returns 0 with *@matches (distinct files) and *@mref (one
+ * of them), or -1 with errno. */
+int gp_ntfs_index_find_ci(ntfs_volume *vol, ntfs_inode *dir, const ntfschar *name, int len,
+			  int *matches, u64 *mref);
 
 /* Allocate a libntfs-3g device named @name over @dev (which must outlive
  * it). Returns NULL with errno set. Free with ntfs_device_free() (by

@@ -396,6 +396,52 @@ Test(store, nvidia_injection_set)
 	free(root);
 }
 
+/* Guest paths that differ only in letter case are one NTFS file: the set
+ * keeps one of them, among a package folder of many files (all kept). */
+Test(store, case_twins_in_a_large_package_folder_are_one_file)
+{
+	enum { N = 1500 };
+	char *root = dt_mkstore(dir);
+	char *pkg = t_strdup_printf("%s/" REPO_REL "/" NV_NEW, root);
+	const char *hds = "Windows/System32/HostDriverStore/FileRepository/" NV_NEW;
+	struct gp_store *s;
+	struct gp_resolution *r;
+	struct gp_inject_set *set;
+	char *p, *a, *b;
+	size_t many = 0;
+
+	p = t_strdup_printf("%s/many", pkg);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	free(p);
+	for (int i = 0; i < N; i++) {
+		p = t_strdup_printf("%s/many/f%04d.bin", pkg, i);
+		cr_assert_eq(t_write_file(p, "x", 1), 0);
+		free(p);
+	}
+	p = t_strdup_printf("%s/NVCAMERA", pkg);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	free(p);
+	p = t_strdup_printf("%s/NVCAMERA/nvcamera64.DLL", pkg);
+	cr_assert_eq(t_write_file(p, "twin", 4), 0);
+	free(p);
+	s = dt_open(root);
+	r = resolve_ok(s, NV_GPU, NULL);
+	set = inject_ok(s, r, false);
+	for (size_t k = 0; k < set->count; k++)
+		many += strstr(set->files[k].guest_path, "/many/f") != NULL;
+	cr_assert_eq(many, N);
+	a = t_strdup_printf("%s/NvCamera/NvCamera64.dll", hds);
+	b = t_strdup_printf("%s/NVCAMERA/nvcamera64.DLL", hds);
+	cr_assert((dt_find(set, a) >= 0) != (dt_find(set, b) >= 0), "exactly one of the twins");
+	free(a);
+	free(b);
+	gp_inject_set_free(set);
+	gp_resolution_free(r);
+	gp_store_close(s);
+	free(pkg);
+	free(root);
+}
+
 Test(store, intel_beside_nvidia)
 {
 	char *root = dt_mkstore(dir);

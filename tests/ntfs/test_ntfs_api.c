@@ -178,6 +178,62 @@ Test(ntfs_api, mkdir_p_creates_only_what_is_missing)
 	free(img);
 }
 
+/* A directory whose index is a B+tree of many blocks: a name in another
+ * letter case is found wherever it sorts (first, last, at block edges), so
+ * writing it replaces the file instead of adding a twin; names sorting
+ * before, after and between the others are absent. Read back by ntfsls. */
+Test(ntfs_api, lookup_in_a_large_directory_ignores_case)
+{
+	enum { N = 3000 };
+	uint64_t off, len;
+	char *img = nt_guest(dir, "g.img", "--size 512M", &off, &len), *part;
+	struct gp_ntfs_stat st;
+	struct gp_disk *d;
+	struct gp_ntfs *v;
+	struct t_run r;
+
+	open_rw(img, true, &d, &v);
+	for (int i = 0; i < N; i++) {
+		char path[64];
+		struct mem_src m = { .p = (const uint8_t *)"x", .len = 1 };
+
+		snprintf(path, sizeof(path), "/Windows/Big/f%04d.dat", i);
+		cr_assert_eq(gp_ntfs_put_stream(v, path, 1, 0, mem_read, &m, NULL), 0, "%s",
+			     gp_ntfs_error(v)->msg);
+	}
+	for (int i = 0; i < N; i++) {
+		char path[64];
+		struct mem_src m = { .p = (const uint8_t *)"yy", .len = 2 };
+
+		if (i % 7 && i != N - 1)
+			continue;
+		snprintf(path, sizeof(path), "/WINDOWS/big/F%04d.DAT", i);
+		cr_assert_eq(gp_ntfs_put_stream(v, path, 2, 0, mem_read, &m, NULL), 0, "%s",
+			     gp_ntfs_error(v)->msg);
+	}
+	cr_assert_eq(gp_ntfs_stat(v, "/Windows/Big/F2999.Dat", &st), 0);
+	cr_assert_eq(st.size, 2);
+	cr_assert_eq(gp_ntfs_stat(v, "/Windows/Big/f2998.DAT", &st), 0);
+	cr_assert_eq(st.size, 1);
+	cr_assert_eq(gp_ntfs_stat(v, "/Windows/Big/F3000.DAT", &st), GP_ERR_NOTFOUND);
+	cr_assert_eq(gp_ntfs_stat(v, "/Windows/Big/E.DAT", &st), GP_ERR_NOTFOUND);
+	cr_assert_eq(gp_ntfs_stat(v, "/Windows/Big/F1000.DA", &st), GP_ERR_NOTFOUND);
+	cr_assert_eq(gp_ntfs_stat(v, "/Windows/Big/F1000.DATA", &st), GP_ERR_NOTFOUND);
+	close_both(d, v);
+	part = nt_extract(dir, img, off, len);
+	t_run(&r, "ntfsls -p /Windows/Big %s | grep -vc '^\\.\\.\\?$'", part);
+	cr_assert_eq(atoi(r.out), N, "%s", r.out);
+	t_run_free(&r);
+	t_run(&r, "ntfsls -p /Windows/Big %s | grep -c '^f[0-9]*\\.dat$'", part);
+	cr_assert_eq(atoi(r.out), N, "every name keeps its first spelling: %s", r.out);
+	t_run_free(&r);
+	t_run(&r, "ntfscat %s /Windows/Big/f2996.dat", part);
+	cr_assert_str_eq(r.out, "yy");
+	t_run_free(&r);
+	free(part);
+	free(img);
+}
+
 /* A file name Windows cannot open is refused before its parent folders
  * are made: a refused put leaves nothing behind (put_file and put_stream
  * alike). */
