@@ -516,10 +516,14 @@ int gpt_read(struct part_reader *r)
 				  r->path, (unsigned long long)alt,
 				  (unsigned long long)r->sectors);
 		} else if (gp_disk_pread(r->d, sec, r->ss, alt * r->ss)) {
-			part_warn(r, "%s: backup GPT header at LBA %llu: %s", r->path,
-				  (unsigned long long)alt,
-				  gp_error_message(gp_disk_error(r->d)));
+			/* A read error is a failing disk, not a damaged copy:
+			 * not trusted, as for the primary. */
+			rc = gp_error_set(r->err, GP_ERR_IO, "%s: backup GPT header at LBA %llu: %s",
+					  r->path, (unsigned long long)alt,
+					  gp_error_message(gp_disk_error(r->d)));
 			gp_disk_clear_error(r->d);
+			free(sec);
+			goto out;
 		} else if (gpt_header_parse(sec, r->ss, &bh, why, sizeof(why))) {
 			part_warn(r, "%s: backup GPT header at LBA %llu: %s", r->path,
 				  (unsigned long long)alt, why);

@@ -172,10 +172,13 @@ static int read_system(struct gp_ntfs *v, struct gp_guest_facts *f, struct gp_er
 	/* A complete SYSTEM.gpup-new is the newest SYSTEM: gpup's crash-safe
 	 * rewrite of the hive was stopped while SYSTEM itself was written
 	 * (drivers/manifest.h, gp_manifest_write_hive()); the rerun finishes
-	 * it. Anything else by that name is ignored. */
+	 * it. Anything else by that name (an incomplete copy: not a hive) is
+	 * ignored -- but not a failing disk: an I/O error fails the read. */
 	hive_h *h = open_hive(v, SYS32 "\\config\\SYSTEM.gpup-new", &ret, err);
 	uint32_t current = 1;
 
+	if (!h && ret && ret != GP_ERR_CORRUPT)
+		return ret;
 	if (!h) {
 		gp_error_clear(err);
 		h = open_hive(v, SYS32 "\\config\\SYSTEM", &ret, err);

@@ -199,8 +199,12 @@ static int usage_failure(const char *cmd, bool json, const char *fmt, va_list ap
 	if (out.events) { /* only when --progress=json came before the faulty option */
 		cli_error_line("usage", EXIT_USAGE, msg);
 	} else {
+		/* "gpup" itself: a word that is no command. */
+		bool top = !strcmp(cmd, "gpup");
+
 		runlog("error", "usage: %s", msg);
-		fprintf(stderr, "gpup %s: %s\nTry 'gpup %s --help'.\n", cmd, msg, cmd);
+		fprintf(stderr, "gpup%s%s: %s\nTry 'gpup%s%s --help'.\n", top ? "" : " ",
+			top ? "" : cmd, msg, top ? "" : " ", top ? "" : cmd);
 	}
 	if (json || json_on_command_line)
 		print_failure(cmd, NULL, error_json("usage", EXIT_USAGE, msg), false, NULL);

@@ -71,8 +71,8 @@ static int run(int argc, char **argv)
 			cli_output_command(commands[i].name);
 			return commands[i].run(argc - 1, argv + 1);
 		}
-	fprintf(stderr, "gpup: '%s' is not a gpup command. See 'gpup --help'.\n", argv[1]);
-	return EXIT_USAGE;
+	/* With --json, a pipeline still gets its one failure object. */
+	return cli_usage("gpup", "'%s' is not a gpup command", cli_esc(argv[1]));
 }
 
 int main(int argc, char **argv)

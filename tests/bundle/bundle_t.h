@@ -17,9 +17,9 @@
 /* The NVIDIA GPU of mkstore.sh (resolves to the newer nv_dispi package). */
 #define T_NV_GPU "PCI\\VEN_10DE&DEV_2860&SUBSYS_252D1043&REV_A1"
 
-/* $GPUP_BUILD/fixtures/bundle-store: mkstore.sh's output, built once (under
- * a lock: Criterion runs tests in parallel) and only read afterwards.
- * Returns a malloc'ed path. */
+/* mkstore.sh's output (t_fixture(): built once per state of
+ * tests/fixtures, under a lock) and only read afterwards. Returns a
+ * malloc'ed path. */
 char *t_store(void);
 
 /* One archive entry to write. type: AE_IFREG (data/len), AE_IFLNK (link),

@@ -76,14 +76,27 @@ Test(drivers_bundle, same_set_as_the_driverstore_for_the_build)
 
 		cr_assert(strstr(from_store, "Windows/System32/nvml.dll 16384\n"), "%s", from_store);
 		cr_assert_str_eq(from_bundle, from_store, "build %s", builds[i]);
-		/* The build matters: only Windows 11's TargetOS gives the ASUS
-		 * section, which copies AsusOverlay.dll into System32. */
-		cr_assert_eq(!!strstr(from_bundle, "Windows/System32/AsusOverlay.dll "),
-			     !strcmp(builds[i], "22631"), "build %s: %s", builds[i], from_bundle);
+		/* Both decorations (17098 and 22621) name the ASUS subsystem:
+		 * its exact match outranks VEN&DEV on every build, so
+		 * Section_Asus copies AsusOverlay.dll into System32. */
+		cr_assert(strstr(from_bundle, "Windows/System32/AsusOverlay.dll "), "build %s: %s",
+			  builds[i], from_bundle);
 		free(a1);
 		free(a2);
 		free(from_store);
 		free(from_bundle);
+	}
+	/* The build matters: before 17098 no models section applies, and the
+	 * bundle refuses that guest as the DriverStore does. */
+	for (int k = 0; k < 2; k++) {
+		struct t_run r;
+
+		t_gpup(&r, k ? "drivers --bundle '%s' --build 15063" :
+			       "drivers --driverstore '%s' --gpu '" T_NV_GPU "' --build 15063",
+		       k ? bundle : store);
+		cr_assert_eq(r.status, 1, "%s", r.err);
+		cr_assert(strstr(r.err, "build 15063"), "%s", r.err);
+		t_run_free(&r);
 	}
 }
 

@@ -11,7 +11,6 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -20,32 +19,9 @@
 
 char *t_store(void)
 {
-	char *dir = t_strdup_printf("%s/fixtures", t_env("GPUP_BUILD"));
-	char *store = t_strdup_printf("%s/bundle-store", dir);
-	char *lock = t_strdup_printf("%s/bundle-store.lock", dir);
-	struct stat st;
-	int fd;
-
-	mkdir(dir, 0755);
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	cr_assert(fd >= 0, "%s: %s", lock, strerror(errno));
-	cr_assert_eq(flock(fd, LOCK_EX), 0);
-	if (stat(store, &st) != 0) {
-		char *tmp = t_strdup_printf("%s.tmp-%d", store, (int)getpid());
-		struct t_run r;
-
-		t_rm_rf(tmp);
-		t_run(&r, "sh '%s/tests/fixtures/mkstore.sh' '%s'", t_env("GPUP_SRC"), tmp);
-		cr_assert_eq(r.status, 0, "mkstore.sh failed: %s", r.err);
-		t_run_free(&r);
-		cr_assert_eq(rename(tmp, store), 0, "rename: %s", strerror(errno));
-		free(tmp);
-	}
-	flock(fd, LOCK_UN);
-	close(fd);
-	free(dir);
-	free(lock);
-	return store;
+	/* Through t_fixture(): rebuilt when a fixture source changes (a copy
+	 * of its own, built once, kept an old mkstore.sh's store). */
+	return t_fixture("mkstore.sh", "");
 }
 
 /* ---- archives ---------------------------------------------------------- */

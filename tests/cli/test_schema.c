@@ -454,6 +454,17 @@ Test(schema, unknown_option_is_a_json_usage_failure, .init = setup, .fini = tear
 	}
 }
 
+/* A word that is no command: a pipeline asking for --json still gets one
+ * failure object (command "gpup"). */
+Test(schema, unknown_command_is_a_json_usage_failure, .init = setup, .fini = teardown)
+{
+	struct t_run r = expect_json("failure", 2, "frobnicate x.vhdx --json");
+
+	cr_expect(strstr(r.out, "\"command\":\"gpup\""), "%s", r.out);
+	cr_expect(strstr(r.err, "'frobnicate' is not a gpup command"), "%s", r.err);
+	t_run_free(&r);
+}
+
 /* --progress=json: the progress events of the commands that report
  * progress validate, line by line (runs without warnings: a bundle holds
  * no broken package to warn about). */
