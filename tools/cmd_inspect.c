@@ -279,7 +279,7 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 		    json_object_array_length(chain) > 0) {
 			for (size_t i = 0; i < json_object_array_length(chain); i++)
 				printf("%-18s%zu. %s\n", i ? "" : "Parent chain:", i + 1,
-				       json_object_get_string(json_object_array_get_idx(chain, i)));
+				       cli_esc(json_object_get_string(json_object_array_get_idx(chain, i))));
 		}
 	}
 
@@ -294,6 +294,7 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 	if (pt->kind != GP_PT_NONE)
 		printf(", %" PRIu32 "-byte sectors", pt->sector_size);
 	printf("\n");
+	/* Partition names and the parent chain come from the image: escaped. */
 	if (pt->count) {
 		printf("  %-3s %-22s %14s %14s  %-10s %s\n", "#", "Type", "Offset", "Length",
 		       "Volume", "Name");
@@ -301,7 +302,7 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 			const struct gp_partition *p = &pt->parts[i];
 			human_size(p->length, sz, sizeof(sz));
 			printf("  %-3u %-22s %14" PRIu64 " %14s  %-10s %s%s\n", p->number,
-			       p->type_name, p->offset, sz, gp_volsig_name(p->volsig), p->name,
+			       p->type_name, p->offset, sz, gp_volsig_name(p->volsig), cli_esc(p->name),
 			       p->bootable && pt->kind == GP_PT_MBR ? " (active)" : "");
 		}
 	}
@@ -321,7 +322,8 @@ static void print_human(struct gp_disk *d, json_object *vhdx,
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 				continue;
 			}
-			printf("  %-18s %s\n", key, val ? json_object_get_string(val) : "-");
+			/* Hive strings: escaped (cli_esc()). */
+			printf("  %-18s %s\n", key, val ? cli_esc(json_object_get_string(val)) : "-");
 		}
 	}
 }
