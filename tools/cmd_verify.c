@@ -11,16 +11,20 @@
  *   "manifest": {found, files, bad: ["PATH: what"]} }
  * The guest's record of gpup's changes (manifest.h) is checked too: every
  * file it records is there with the recorded SHA-256, every backup with
- * the original's.
+ * the original's, every recorded fix-up still in place ("NAME: what" in
+ * manifest.bad).
  * First `gpup check` (check_report.h): a damaged image (corruption) is
  * reported as such, { "image", "ok": false, "check" }, and its files are
  * not read; other findings go to stderr and the files are checked.
  * Exit status 4 when any file differs or the image is damaged.
  */
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check_report.h"
+#include "fixup.h"
 #include "manifest.h"
 #include "session.h"
 
@@ -34,6 +38,65 @@ static void usage(FILE *f)
 		"size and SHA-256, after checking the image's structures (gpup check). Lists\n"
 		"each difference; exit status 4 on any, or on a damaged image.\n\n");
 	session_help(f, true);
+}
+
+/* Add "@what: @why" to the record's findings; false when out of memory. */
+static bool add_finding(struct gp_manifest_check *mc, const char *what, const char *why)
+{
+	char **bad = realloc(mc->bad, (mc->n_bad + 1) * sizeof(*bad));
+	char *line;
+
+	if (!bad)
+		return false;
+	mc->bad = bad;
+	if (asprintf(&line, "%s: %s", what, why) < 0)
+		return false;
+	mc->bad[mc->n_bad++] = line;
+	return true;
+}
+
+/*
+ * The fix-ups the guest's record lists are still in place: each, planned
+ * again (fixup.h) against the guest, must change nothing -- the service
+ * key with the INF's values, the junction with its target. One finding per
+ * fix-up that would change something, or that can no longer be planned (a
+ * real folder where the junction was, a damaged hive). Returns 0 or
+ * GP_ERR_NOMEM / the volume's I/O codes.
+ */
+static int check_fixups(struct session *s, struct gp_manifest_check *mc, struct gp_error *err)
+{
+	struct gp_inject_report rep = { 0 };
+	struct gp_fixup_plan fp = { 0 };
+	struct gp_manifest m;
+	struct gp_error ferr = { 0 };
+	bool found, ok = true;
+	int ret = gp_manifest_read(s->vol, &m, &found, err);
+
+	if (ret || !found || !m.n_fixups) {
+		gp_manifest_free(&m);
+		return ret;
+	}
+	ret = gp_fixup_plan(s->vol, gp_source_set(s->src), (const char *const *)m.fixups,
+			    m.n_fixups, &rep, &fp, &ferr);
+	if (ret == GP_ERR_NOMEM || ret == GP_ERR_IO) {
+		gp_error_copy(err, &ferr);
+	} else if (ret) {
+		ok = add_finding(mc, "fix-ups", gp_error_message(&ferr));
+		ret = 0;
+	} else {
+		if (fp.service && (fp.n_changed || fp.created_key[0]))
+			ok = add_finding(mc, GP_FIXUP_NVLDDMKM_SERVICE,
+					 "the service key no longer holds the INF's values");
+		if (ok && fp.junction[0] && fp.junction_new)
+			ok = add_finding(mc, GP_FIXUP_NGX_JUNCTION, "the junction is missing");
+	}
+	if (!ok)
+		ret = gp_error_set(err, GP_ERR_NOMEM, "out of memory");
+	gp_error_clear(&ferr);
+	gp_fixup_plan_free(&fp);
+	gp_inject_report_free(&rep);
+	gp_manifest_free(&m);
+	return ret;
 }
 
 static int run(struct session *s)
@@ -112,7 +175,17 @@ static int run(struct session *s)
 		 * are listed either way. */
 		struct gp_error merr = { 0 };
 		int r = gp_manifest_check(s->vol, &mc, &merr);
+		size_t before = mc.n_bad;
 
+		if (!r || r == GP_ERR_MISMATCH) {
+			int f = check_fixups(s, &mc, &merr);
+
+			if (f)
+				r = f;
+			else if (!r && mc.n_bad > before)
+				r = gp_error_set(&merr, GP_ERR_MISMATCH, "%s (%zu findings against %s)",
+						 mc.bad[before], mc.n_bad, GP_MANIFEST_PATH);
+		}
 		if (r && (!ret || r != GP_ERR_MISMATCH)) {
 			if (r != GP_ERR_MISMATCH)
 				gp_error_clear(&err);

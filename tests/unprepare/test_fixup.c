@@ -391,3 +391,40 @@ Test(fixup, doctor_recommends_no_fixup_once_applied)
 	free(st);
 	free(img);
 }
+
+/* verify checks the recorded fix-ups, not only the files: the service key
+ * deleted behind gpup's back (the hive edited and put back, as a tool in
+ * the guest could) is a finding, exit 4. */
+Test(fixup, verify_finds_a_fixup_no_longer_in_place)
+{
+	char *img = t_guest_copy(dir, "--size 1G --vhdx", "g.vhdx"), *st = nv_store();
+	char *sys = t_strdup_printf("%s/SYSTEM", dir);
+	struct t_run r;
+
+	t_gpup(&r, "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q " FIX, img, st);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "'", img, st);
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "cat '%s' Windows/System32/config/SYSTEM > '%s'", img, sys);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_run(&r, "printf '%%s\\n' 'cd ControlSet001\\Services\\nvlddmkm' del commit | "
+		  "hivexsh -w '%s'", sys);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+	t_gpup(&r, "put '%s' '%s' Windows/System32/config", img, sys);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	t_run_free(&r);
+
+	t_gpup(&r, "verify '%s' --driverstore '%s' --gpu '" NV_GPU "'", img, st);
+	cr_assert_eq(r.status, 4, "%s%s", r.out, r.err);
+	cr_assert(strstr(r.out, "nvlddmkm-service: the service key no longer holds the INF's values"),
+		  "%s", r.out);
+	t_run_free(&r);
+	free(sys);
+	free(st);
+	free(img);
+}
