@@ -421,7 +421,8 @@ static long list_dir(const char *dir, char ***out)
 		n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n) /* qsort() of NULL is undefined, even for no elements */
+		qsort(v, n, sizeof(*v), cmp_str);
 	*out = v;
 	return (long)n;
 }
