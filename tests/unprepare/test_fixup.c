@@ -231,7 +231,8 @@ Test(fixup, sigkill_during_the_hive_write)
 	t_run_free(&r);
 	/* How many writes the fix-up run makes. */
 	t_copy(base, img);
-	cr_assert_eq(t_run(&r, "LD_PRELOAD='%s' GPUP_FAULT_FILE='%s' GPUP_FAULT_COUNT='%s' '%s' prepare "
+	cr_assert_eq(t_run(&r, "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\" "
+		      "LD_PRELOAD='%s' GPUP_FAULT_FILE='%s' GPUP_FAULT_COUNT='%s' '%s' prepare "
 			   "'%s' --driverstore '%s' --gpu '" NV_GPU "' -q --no-verify " FIX, so, img,
 			   cf, t_env("GPUP_BIN"), img, st), 0, "%s", r.err);
 	t_run_free(&r);
@@ -247,7 +248,8 @@ Test(fixup, sigkill_during_the_hive_write)
 		char *hive, *got;
 
 		t_copy(base, img);
-		t_run(&r, "LD_PRELOAD='%s' GPUP_FAULT_FILE='%s' GPUP_FAULT='write:%ld:kill' '%s' "
+		t_run(&r, "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\" "
+		      "LD_PRELOAD='%s' GPUP_FAULT_FILE='%s' GPUP_FAULT='write:%ld:kill' '%s' "
 			  "prepare '%s' --driverstore '%s' --gpu '" NV_GPU "' -q --no-verify " FIX,
 		      so, img, n, t_env("GPUP_BIN"), img, st);
 		cr_assert_eq(r.status, 128 + 9, "write %ld: not killed (exit %d): %s", n, r.status,
